@@ -1,0 +1,103 @@
+# percore — build, run and test. See README.md.
+#   make            build the server, the load generator and the test tools
+#   make run        install missing packages, build, start on the defaults
+#   make test       install missing packages, build, run every test
+#   make asan|tsan  sanitizer builds in build-asan/ and build-tsan/
+
+CC      ?= cc
+O       ?= build
+SAN     ?=
+WERROR  ?= -Werror
+OPT     ?= -O2
+CFLAGS  += -std=gnu11 $(OPT) -g -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wno-unused-parameter -D_GNU_SOURCE -Isrc -pthread
+LDLIBS  += -pthread -lm
+
+ifeq ($(SAN),asan)
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SAN),tsan)
+  CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=thread
+endif
+
+# Optional backends: built when the library is present.
+HAVE_URING := $(shell test -e /usr/include/liburing.h && echo 1)
+ifeq ($(HAVE_URING),1)
+  CFLAGS += -DHAVE_LIBURING
+  LDLIBS += -luring
+endif
+
+SRV_SRCS   := $(filter-out src/core/main.c,$(wildcard src/core/*.c src/net/*.c src/proto/*.c src/store/*.c))
+SRV_OBJS   := $(SRV_SRCS:%.c=$(O)/%.o)
+MAIN_OBJ   := $(O)/src/core/main.o
+BENCH_SRCS := $(wildcard bench/percore-bench/*.c)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(O)/%.o)
+BENCH_LIB_OBJS := $(filter-out $(O)/bench/percore-bench/main.o,$(BENCH_OBJS))
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
+TOOL_SRCS  := $(wildcard tests/tools/*.c)
+TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(O)/tools/%)
+
+ALL := $(O)/percore $(UNIT_BINS) $(TOOL_BINS)
+ifneq ($(BENCH_SRCS),)
+  ALL += $(O)/percore-bench
+endif
+ifneq ($(wildcard bench/floor.c),)
+  ALL += $(O)/percore-floor
+endif
+
+.PHONY: all run test deps unit integration asan tsan clean install uninstall
+all: $(ALL)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(O)/percore: $(MAIN_OBJ) $(SRV_OBJS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(O)/percore-bench: $(BENCH_OBJS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(O)/percore-floor: $(O)/bench/floor.o
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# Unit tests of the load generator link its objects; all others the server's.
+$(O)/tests/test_bench_%: $(O)/tests/unit/test_bench_%.o $(BENCH_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
+
+$(O)/tests/%: $(O)/tests/unit/%.o $(SRV_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
+
+$(O)/tools/%: $(O)/tests/tools/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)
+
+deps:
+	@bash scripts/deps.sh
+
+run: deps all
+	./$(O)/percore $(ARGS)
+
+unit: all
+	@bash tests/run-unit.sh $(O)
+
+integration: all
+	@bash tests/run-integration.sh $(O)
+
+asan:
+	$(MAKE) O=build-asan SAN=asan OPT=-O1 all
+tsan:
+	$(MAKE) O=build-tsan SAN=tsan OPT=-O1 all
+
+test: deps
+	@bash tests/run-all.sh
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

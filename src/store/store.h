@@ -1,0 +1,140 @@
+/*
+ * store.h — the per-worker item store: index, segment log, TTL buckets,
+ * eviction. One instance per worker; only that worker's thread ever calls
+ * into it, so nothing here locks. The store knows no sockets and no wire
+ * format: it stores (key, value, client flags, exptime) and answers
+ * lookups. Times are "relative seconds" (see core/clock.h): 0 means "never
+ * expires"; any other value is the relative second at which the item dies.
+ */
+#ifndef PERCORE_STORE_H
+#define PERCORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_KEY_MAX 250
+
+enum store_status {
+    ST_OK = 0,        /* hit / stored / deleted / touched */
+    ST_MISS,          /* key not found (or expired / flushed) */
+    ST_NOT_STORED,    /* add on existing key, replace/append/prepend on missing */
+    ST_EXISTS,        /* cas mismatch */
+    ST_NOT_FOUND,     /* cas on missing key */
+    ST_TOO_LARGE,     /* item larger than item_max */
+    ST_NO_MEMORY,     /* could not free room for the item */
+    ST_NON_NUMERIC,   /* incr/decr on a value that is not a decimal u64 */
+};
+
+enum store_mode {
+    SM_SET, SM_ADD, SM_REPLACE, SM_APPEND, SM_PREPEND, SM_CAS,
+};
+
+/* Meta-protocol item bits (mg/ms/md): kept per item, returned in views. */
+#define ITEM_FETCHED   0x01u   /* read at least once since stored */
+#define ITEM_STALE     0x02u   /* invalidated (md I / ms I): serve as stale */
+#define ITEM_WIN_SENT  0x04u   /* a W (win) token was handed out for it */
+
+struct store_config {
+    size_t   mem_limit;   /* bytes for this shard: segments AND index */
+    size_t   item_max;    /* largest key+value accepted (-I) */
+    size_t   seg_size;    /* segment size in bytes; 0 = store picks */
+    unsigned shard_id;    /* 0..255, mixed into CAS values so they are unique */
+    bool     use_cas;     /* false with -C: cas values are 0 */
+};
+
+/* A read-only view of an item. Pointers stay valid only until the next call
+ * that may modify this store (any store_* other than store_peek/stats). */
+struct item_view {
+    const char *key;
+    const char *val;
+    uint32_t    klen;
+    uint32_t    vlen;
+    uint32_t    flags;    /* the 32-bit client flags */
+    uint32_t    exptime;  /* relative seconds, 0 = never */
+    uint32_t    atime;    /* relative second of the last access before this one */
+    uint64_t    cas;
+    uint8_t     mbits;    /* ITEM_* bits as they were before this access */
+};
+
+struct store_stats {
+    uint64_t curr_items;        /* live items (approximate for expired-unreclaimed) */
+    uint64_t total_items;       /* items ever stored */
+    uint64_t bytes;             /* bytes of live items (key + value + header) */
+    uint64_t mem_limit;         /* = config mem_limit */
+    uint64_t mem_used;          /* segments in use + index, exact */
+    uint64_t index_bytes;       /* bytes used by the hash index */
+    uint64_t seg_size;
+    uint64_t segs_total;        /* segments the limit allows */
+    uint64_t segs_used;
+    uint64_t evictions;         /* live items dropped to make room */
+    uint64_t evicted_segments;
+    uint64_t expired_reclaimed; /* expired items freed by proactive reclaim */
+    uint64_t expired_unfetched;
+    uint64_t evicted_unfetched;
+    uint64_t reclaim_segments;  /* segments freed whole because all expired */
+    uint64_t merged_items;      /* live items kept alive by eviction merge */
+    uint64_t large_items;       /* items stored outside regular segments */
+    uint64_t flushes;
+    uint64_t hash_power;        /* log2 of the index's bucket count */
+    uint64_t hash_expanding;    /* 1 while an incremental resize is running */
+};
+
+struct store;
+
+struct store *store_create(const struct store_config *cfg);
+void store_destroy(struct store *s);
+
+/* Set the store's notion of "now" (relative seconds); the worker calls it
+ * once per loop iteration. */
+void store_clock(struct store *s, uint32_t now);
+
+/* Lookup. ST_OK fills *iv and marks the item fetched / updates atime;
+ * ST_MISS otherwise. */
+int store_get(struct store *s, const char *key, size_t klen, struct item_view *iv);
+/* Lookup without side effects (no fetched bit, no atime update). */
+int store_peek(struct store *s, const char *key, size_t klen, struct item_view *iv);
+/* Get-and-touch: like store_get, then sets exptime. */
+int store_gat(struct store *s, const char *key, size_t klen, uint32_t exptime,
+              struct item_view *iv);
+
+/* set/add/replace/append/prepend/cas. For append/prepend, flags and exptime
+ * are ignored (the old item's are kept). cas_in is used by SM_CAS only.
+ * On ST_OK *cas_out (if non-NULL) receives the new item's CAS. Returns
+ * ST_OK, ST_NOT_STORED, ST_EXISTS, ST_NOT_FOUND, ST_TOO_LARGE, ST_NO_MEMORY.
+ * A store that fails for ST_TOO_LARGE/ST_NO_MEMORY removes any old value of
+ * the key, as memcached does. */
+int store_put(struct store *s, enum store_mode mode, const char *key, size_t klen,
+              const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
+              uint64_t cas_in, uint64_t *cas_out);
+
+/* delete: ST_OK or ST_MISS. If cas_in != 0, only deletes when CAS matches
+ * (else ST_EXISTS). */
+int store_delete(struct store *s, const char *key, size_t klen, uint64_t cas_in);
+
+/* touch: ST_OK or ST_MISS. */
+int store_touch(struct store *s, const char *key, size_t klen, uint32_t exptime);
+
+/* incr/decr by delta with memcached's rules: incr wraps at 2^64, decr floors
+ * at 0; the value must be a decimal u64 (ST_NON_NUMERIC otherwise). On
+ * ST_OK *result is the new value and *cas_out the new CAS. ST_MISS if absent. */
+int store_arith(struct store *s, const char *key, size_t klen, bool incr,
+                uint64_t delta, uint64_t *result, uint64_t *cas_out);
+
+/* Set / clear ITEM_* bits on a live item (meta protocol). ST_OK or ST_MISS. */
+int store_set_mbits(struct store *s, const char *key, size_t klen,
+                    uint8_t set, uint8_t clear);
+
+/* Drop every item (flush_all). */
+void store_flush(struct store *s);
+
+/* Background work, called by the worker when idle and at least once a second:
+ * reclaims expired segments/items and advances an incremental index resize.
+ * Does at most `budget` units of work; returns true if more is pending. */
+bool store_maintain(struct store *s, unsigned budget);
+
+void store_get_stats(const struct store *s, struct store_stats *out);
+
+const char *store_status_str(int st);
+
+#endif
