@@ -33,6 +33,7 @@ struct config {
     double timeout;         /* seconds */
     enum proto_kind proto;
     int quiet;
+    int spin_us;            /* open loop: busy-poll this long before each arrival */
     uint64_t seed;
 };
 

@@ -427,6 +427,7 @@ static void run_phase(struct worker *w, enum phase ph)
     uint64_t t_end = ph == PH_MEASURE ? sh->t_end : now + 120000000000ull; /* warmup: 2 min at most */
     uint64_t deadline = 0, next_tcheck = now;
     uint64_t tmo = (uint64_t)(c->timeout * 1e9);
+    uint64_t spin = (uint64_t)c->spin_us * 1000u;
     int open = ph == PH_MEASURE && !c->closed;
     if (!open)
         for (int i = 0; i < w->nconns; i++)
@@ -499,6 +500,8 @@ static void run_phase(struct worker *w, enum phase ph)
                 wake = t_end;
             if (open) {
                 uint64_t nx = held ? now + 1000000ull : sched_peek(&w->sched);
+                /* --spin-us: sleep until shortly before the arrival, then poll */
+                nx = nx > spin ? nx - spin : 0;
                 if (nx < wake)
                     wake = nx;
             }

@@ -27,6 +27,8 @@ static void usage(FILE *f)
 "  -c, --conns C          connections per thread (default 4)\n"
 "  -d, --duration S       measured seconds (default 10)\n"
 "  -n, --requests N       stop after N requests instead (bounded by --duration if given, else 600 s)\n"
+"      --spin-us N        open loop: wake N us early and busy-poll to send on time\n"
+"                         (costs a core; removes timer wake-up lateness, default 0)\n"
 "      --timeout S        a request unanswered S seconds counts as timeout (default 1)\n"
 "      --sweep R1,R2,...  open loop at each rate in turn (per server); see --csv\n"
 "      --csv FILE         append CSV rows (server,offered,achieved,p50..max in us,errors,timeouts)\n"
@@ -105,7 +107,7 @@ static int parse_rates(const char *s, double *rates)
 
 enum {
     O_PROTO = 256, O_CLOSED, O_DEPTH, O_MAXOUT, O_TIMEOUT, O_SWEEP, O_CSV, O_KEYS, O_KSIZE, O_VSIZE,
-    O_VMAX, O_GETR, O_DIST, O_SKEW, O_MULTI, O_WARM, O_MISS, O_SEED, O_JSON, O_HOST, O_PORT
+    O_VMAX, O_GETR, O_DIST, O_SKEW, O_MULTI, O_WARM, O_MISS, O_SEED, O_JSON, O_HOST, O_PORT, O_SPIN
 };
 
 int main(int argc, char **argv)
@@ -127,6 +129,7 @@ int main(int argc, char **argv)
         { "dist", required_argument, 0, O_DIST },   { "skew", required_argument, 0, O_SKEW },
         { "multiget", required_argument, 0, O_MULTI }, { "warmup", no_argument, 0, O_WARM },
         { "miss-set", no_argument, 0, O_MISS },     { "seed", required_argument, 0, O_SEED },
+        { "spin-us", required_argument, 0, O_SPIN },
         { "json", no_argument, 0, O_JSON },         { "quiet", no_argument, 0, 'q' },
         { "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 }
     };
@@ -197,6 +200,7 @@ int main(int argc, char **argv)
         case O_MISS: c.miss_set = 1; break;
         case O_SEED: c.seed = strtoull(optarg, NULL, 10); break;
         case O_JSON: json = 1; break;
+        case O_SPIN: c.spin_us = atoi(optarg); break;
         case 'q': c.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
