@@ -1,0 +1,52 @@
+/*
+ * clock.c — relative seconds and exptime conversion (see clock.h). The start
+ * instants are written once by main() before any worker starts.
+ */
+#include "core/clock.h"
+
+static struct timespec mono_start;
+static time_t unix_start;
+
+void clock_setup(void)
+{
+    clock_gettime(CLOCK_MONOTONIC, &mono_start);
+    unix_start = time(NULL);
+}
+
+uint32_t clock_rel_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)(ts.tv_sec - mono_start.tv_sec) + CLOCK_REL_BASE;
+}
+
+time_t clock_started(void)
+{
+    return unix_start - CLOCK_REL_BASE;
+}
+
+uint32_t clock_exptime(int64_t exptime, uint32_t now)
+{
+    if (exptime == 0)
+        return 0;
+    if (exptime < 0)
+        return now - 1;                       /* already expired */
+    if (exptime > EXPTIME_REL_MAX) {
+        /* Absolute unix time. */
+        int64_t rel = exptime - (int64_t)clock_started();
+        if (rel <= (int64_t)now)
+            return now - 1;
+        if (rel > UINT32_MAX)
+            return UINT32_MAX;
+        return (uint32_t)rel;
+    }
+    uint64_t t = (uint64_t)now + (uint64_t)exptime;
+    return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+int64_t clock_ttl_left(uint32_t exptime, uint32_t now)
+{
+    if (exptime == 0)
+        return -1;
+    return exptime > now ? (int64_t)(exptime - now) : 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * clock.h — "relative seconds", the time unit of the store, and memcached's
+ * exptime rules. The process start instant is written once by main() before
+ * workers start; every worker keeps its own cached `now` (worker.h).
+ */
+#ifndef PERCORE_CLOCK_H
+#define PERCORE_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Relative time starts here so that "now - 1" is always a valid, past,
+ * non-zero expiry (0 means "never"). */
+#define CLOCK_REL_BASE 1000u
+/* memcached: exptimes above 30 days are absolute unix times. */
+#define EXPTIME_REL_MAX (60 * 60 * 24 * 30)
+
+void clock_setup(void);
+/* Current relative second (monotonic). */
+uint32_t clock_rel_now(void);
+/* Unix time of process start (for converting absolute exptimes). */
+time_t clock_started(void);
+/* Convert a client exptime into a store exptime (0 = never). */
+uint32_t clock_exptime(int64_t exptime, uint32_t now);
+/* Remaining seconds of a store exptime as the meta protocol reports (-1 = never). */
+int64_t clock_ttl_left(uint32_t exptime, uint32_t now);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * hash.h — the key hash and the slot table that map a key to its owning
+ * worker. Pure functions plus a table written once at start-up (before any
+ * worker runs) and read-only afterwards, so every thread may read it.
+ *
+ * The hash is FNV-1a (32-bit) over at most 250 bytes: cheap, and simple
+ * enough to run unchanged inside the eBPF steering program (src/bpf), which
+ * must pick the same owner. tests/unit/test_hash.c proves both agree.
+ */
+#ifndef PERCORE_HASH_H
+#define PERCORE_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SLOT_COUNT 1024u
+#define KEY_HASH_MAX 250u
+
+static inline uint32_t key_hash(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint32_t h = 2166136261u;
+    if (len > KEY_HASH_MAX)
+        len = KEY_HASH_MAX;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static inline uint32_t key_slot(uint32_t hash)
+{
+    /* Fold the high bits in: FNV's low bits alone are weak for short keys. */
+    return (hash ^ (hash >> 16)) & (SLOT_COUNT - 1);
+}
+
+/* slot -> worker, filled by slots_init() before workers start. */
+extern uint8_t slot_owner[SLOT_COUNT];
+
+void slots_init(unsigned nworkers);
+
+static inline unsigned key_owner(const void *key, size_t len)
+{
+    return slot_owner[key_slot(key_hash(key, len))];
+}
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * main.c — start-up and shut-down, in order: options, clock, workers (rings,
+ * stores, sockets), privileges, threads; then the main thread waits for a
+ * signal and stops the workers. The main thread owns no data-path state.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/options.h"
+#include "core/worker.h"
+#include "net/udp.h"
+
+static int drop_privileges(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        log_err("unknown user '%s' (-u)", user);
+        return -1;
+    }
+    if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+        log_err("cannot become user '%s': %s", user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    return 0;
+}
+
+static void write_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        log_warn("cannot write pid file %s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    if (options_parse(argc, argv) != 0)
+        return 0;
+    log_verbosity = settings.verbose;
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Workers inherit this mask; only the main thread takes signals. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    clock_setup();
+    if (settings.daemonize && daemonize() < 0) {
+        log_err("cannot daemonize: %s", strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    if (workers_setup() < 0) {
+        workers_teardown();
+        return EXIT_RUNTIME;
+    }
+    if (settings.user && drop_privileges(settings.user) < 0) {
+        workers_teardown();
+        return EXIT_RUNTIME;
+    }
+    if (settings.daemonize && settings.pidfile)
+        write_pidfile(settings.pidfile);
+
+    log_info("listening on %s port %d, %d workers, %zu MiB, item max %zu bytes, max %d connections",
+             settings.listen[0], settings.port, settings.nworkers, settings.maxbytes >> 20,
+             settings.item_max, settings.maxconns);
+    if (settings.udp_port)
+        log_info("UDP port %d, steering: %s", settings.udp_port, udp_steering_name());
+
+    if (workers_start() < 0)
+        return EXIT_RUNTIME;
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_info("SIGHUP: nothing to reopen (logs go to stderr); ignored");
+            continue;
+        }
+        log_info("signal %d: shutting down", sig);
+        break;
+    }
+    workers_stop();
+    workers_teardown();
+    if (settings.daemonize && settings.pidfile)
+        unlink(settings.pidfile);
+    return 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * msg.h — a message between workers. A request message is allocated by the
+ * worker that read the request (the origin), carries a copy of the key and
+ * value, is executed by the key's owner, which fills `reply`, and comes back
+ * on the reverse ring; the origin frees it. Ownership moves with the message:
+ * exactly one thread touches a message's fields at a time, except `next` and
+ * `done`, which only the origin ever touches.
+ */
+#ifndef PERCORE_MSG_H
+#define PERCORE_MSG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/buf.h"
+#include "proto/request.h"
+
+enum msg_kind {
+    MSG_REQ,          /* keyed request; comes back with its reply */
+    MSG_LOCAL,        /* origin-only: a chunk of local replies in a conn's queue */
+    MSG_FLUSH,        /* flush_all broadcast (arg = relative time, 0 = now) */
+    MSG_STATS_RESET,  /* stats reset broadcast */
+    MSG_UDP,          /* request from a UDP datagram; the reply is sent by its origin */
+};
+
+struct conn;
+
+struct msg {
+    struct msg  *next;      /* origin: link in a connection's reply queue */
+    struct msg  *qnext;     /* holder: link in an overflow queue */
+    uint8_t      kind;
+    uint8_t      from;      /* origin worker */
+    bool         done;      /* origin: reply has arrived */
+    struct conn *conn;      /* origin's connection; never dereferenced elsewhere */
+    uint64_t     arg;
+    struct req   req;       /* key/val/aux point into data[] */
+    struct buf   reply;     /* written by the owner, freed by the origin */
+    char         data[];
+};
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * options.h — the server's settings, parsed from the command line by the
+ * main thread before any worker starts and read-only afterwards.
+ */
+#ifndef PERCORE_OPTIONS_H
+#define PERCORE_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define MAX_WORKERS 64
+#define MAX_LISTEN 8
+
+/* Exit codes: usage errors versus failures at run time. */
+#define EXIT_USAGE 64
+#define EXIT_RUNTIME 1
+
+struct settings {
+    int      port;             /* -p */
+    int      udp_port;         /* -U (0 = off) */
+    char    *listen[MAX_LISTEN];
+    int      nlisten;          /* -l (comma-separated list) */
+    size_t   maxbytes;         /* -m, bytes */
+    int      maxconns;         /* -c */
+    int      nworkers;         /* -t */
+    size_t   item_max;         /* -I */
+    int      verbose;          /* -v count */
+    bool     shutdown_ok;      /* -A */
+    bool     use_cas;          /* !-C */
+    bool     flush_ok;         /* !-F */
+    bool     daemonize;        /* -d */
+    char    *user;             /* -u */
+    char    *pidfile;          /* -P */
+    int      backlog;          /* -b */
+    int      cpus[MAX_WORKERS];/* --cpus: cpu of each worker, -1 = unpinned */
+    int      ncpus;
+    int      io;               /* --io */
+    int      steering;         /* --steering */
+    int      idle_timeout;     /* --idle-timeout seconds, 0 = off */
+    size_t   conn_out_max;     /* --max-conn-output: back-pressure threshold */
+    unsigned max_get_keys;     /* --max-get-keys */
+    size_t   seg_size;         /* --segment-size, 0 = store picks */
+};
+
+enum io_backend { IO_EPOLL, IO_POLL, IO_URING };
+enum steering_mode { STEER_AUTO, STEER_EBPF, STEER_CBPF, STEER_OFF };
+
+extern struct settings settings;
+
+/* Parses argv into `settings`. Returns 0 to run, 1 when --help/--version was
+ * printed, or exits with EXIT_USAGE on a bad flag. */
+int options_parse(int argc, char **argv);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * stats_report.c — `stats`, `stats settings|items|slabs|conns|reset` (see
+ * stats_report.h). Reads other workers' counters with relaxed atomic loads;
+ * writes only to the asking connection's output buffer.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include "core/clock.h"
+#include "core/options.h"
+#include "core/stats_report.h"
+#include "net/udp.h"
+
+static void stat(struct buf *o, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void stat(struct buf *o, const char *name, const char *fmt, ...)
+{
+    char val[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(val, sizeof val, fmt, ap);
+    va_end(ap);
+    buf_adds(o, "STAT ");
+    buf_adds(o, name);
+    buf_add(o, " ", 1);
+    buf_adds(o, val);
+    buf_add(o, "\r\n", 2);
+}
+
+static void sum_stores(struct store_stats *t)
+{
+    memset(t, 0, sizeof *t);
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct store_stats s;
+        worker_store_stats(&workers[i], &s);
+        uint64_t *a = (uint64_t *)t;
+        const uint64_t *b = (const uint64_t *)&s;
+        for (size_t k = 0; k < STORE_STATS_WORDS; k++)
+            a[k] += b[k];
+    }
+}
+
+static const char *io_name(void)
+{
+    switch (settings.io) {
+    case IO_POLL:  return "poll";
+    case IO_URING: return "uring";
+    default:       return "epoll";
+    }
+}
+
+static void general(struct worker *w, struct buf *o)
+{
+    struct wstats sum;
+    memset(&sum, 0, sizeof sum);
+#define SUM(f) \
+    for (unsigned i = 0; i < nworkers; i++) \
+        STAT_ADD(&sum, f, stat_get(&workers[i].stats.f));
+    WORKER_COUNTERS(SUM)
+    WORKER_OWN_COUNTERS(SUM)
+#undef SUM
+    struct store_stats ss;
+    sum_stores(&ss);
+    uint64_t hp = 0, hexp = 0;
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct store_stats s;
+        worker_store_stats(&workers[i], &s);
+        if (s.hash_power > hp)
+            hp = s.hash_power;
+        hexp |= s.hash_expanding;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    time_t now = time(NULL);
+
+    stat(o, "pid", "%d", (int)getpid());
+    stat(o, "uptime", "%u", w->now - CLOCK_REL_BASE);
+    stat(o, "time", "%ld", (long)now);
+    stat(o, "version", "%s", PROTO_VERSION);
+    stat(o, "libevent", "none");
+    stat(o, "pointer_size", "%d", (int)(8 * sizeof(void *)));
+    stat(o, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    stat(o, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
+    stat(o, "max_connections", "%d", settings.maxconns);
+    stat(o, "curr_connections", "%llu", (unsigned long long)stat_get(&sum.curr_connections));
+    stat(o, "total_connections", "%llu", (unsigned long long)stat_get(&sum.total_connections));
+    stat(o, "rejected_connections", "%llu", (unsigned long long)stat_get(&sum.rejected_connections));
+    stat(o, "connection_structures", "%llu", (unsigned long long)stat_get(&sum.curr_connections));
+    stat(o, "reserved_fds", "%u", 5 + nworkers * 2);
+#define PRINT(f) \
+    if (strcmp(#f, "curr_connections") && strcmp(#f, "total_connections") && \
+        strcmp(#f, "rejected_connections") && strcmp(#f, "conn_yields")) \
+        stat(o, #f, "%llu", (unsigned long long)stat_get(&sum.f));
+    WORKER_COUNTERS(PRINT)
+#undef PRINT
+    stat(o, "limit_maxbytes", "%zu", settings.maxbytes);
+    stat(o, "accepting_conns", "1");
+    stat(o, "listen_disabled_num", "0");
+    stat(o, "time_in_listen_disabled_us", "0");
+    stat(o, "threads", "%u", nworkers);
+    stat(o, "conn_yields", "%llu", (unsigned long long)stat_get(&sum.conn_yields));
+    stat(o, "hash_power_level", "%llu", (unsigned long long)hp);
+    stat(o, "hash_bytes", "%llu", (unsigned long long)ss.index_bytes);
+    stat(o, "hash_is_expanding", "%llu", (unsigned long long)(hexp ? 1 : 0));
+    stat(o, "bytes", "%llu", (unsigned long long)ss.bytes);
+    stat(o, "curr_items", "%llu", (unsigned long long)ss.curr_items);
+    stat(o, "total_items", "%llu", (unsigned long long)ss.total_items);
+    stat(o, "expired_unfetched", "%llu", (unsigned long long)ss.expired_unfetched);
+    stat(o, "evicted_unfetched", "%llu", (unsigned long long)ss.evicted_unfetched);
+    stat(o, "evicted_active", "0");
+    stat(o, "evictions", "%llu", (unsigned long long)ss.evictions);
+    stat(o, "reclaimed", "%llu", (unsigned long long)ss.expired_reclaimed);
+    stat(o, "malloced_bytes", "%llu", (unsigned long long)ss.mem_used);
+    /* percore's own. */
+    stat(o, "io_backend", "%s", io_name());
+    stat(o, "steering", "%s", settings.udp_port ? udp_steering_name() : "off");
+    stat(o, "store_mem_used", "%llu", (unsigned long long)ss.mem_used);
+    stat(o, "store_segments_total", "%llu", (unsigned long long)ss.segs_total);
+    stat(o, "store_segments_used", "%llu", (unsigned long long)ss.segs_used);
+    stat(o, "store_segment_size", "%llu", (unsigned long long)(nworkers ? ss.seg_size / nworkers : 0));
+    stat(o, "store_evicted_segments", "%llu", (unsigned long long)ss.evicted_segments);
+    stat(o, "store_reclaimed_segments", "%llu", (unsigned long long)ss.reclaim_segments);
+    stat(o, "store_merged_items", "%llu", (unsigned long long)ss.merged_items);
+    stat(o, "store_large_items", "%llu", (unsigned long long)ss.large_items);
+#define OWN(f) stat(o, #f, "%llu", (unsigned long long)stat_get(&sum.f));
+    WORKER_OWN_COUNTERS(OWN)
+#undef OWN
+    for (unsigned i = 0; i < nworkers; i++) {
+        char name[64];
+#define PERW(f) \
+        snprintf(name, sizeof name, "worker_%u_" #f, i); \
+        stat(o, name, "%llu", (unsigned long long)stat_get(&workers[i].stats.f));
+        PERW(req_local)
+        PERW(req_forwarded)
+        PERW(req_remote_served)
+        PERW(curr_connections)
+        PERW(cmd_get)
+        PERW(cmd_set)
+        PERW(udp_requests)
+        PERW(udp_forwarded)
+#undef PERW
+        struct store_stats s;
+        worker_store_stats(&workers[i], &s);
+        snprintf(name, sizeof name, "worker_%u_curr_items", i);
+        stat(o, name, "%llu", (unsigned long long)s.curr_items);
+        snprintf(name, sizeof name, "worker_%u_cpu", i);
+        stat(o, name, "%d", workers[i].cpu);
+    }
+}
+
+static void settings_report(struct buf *o)
+{
+    stat(o, "maxbytes", "%zu", settings.maxbytes);
+    stat(o, "maxconns", "%d", settings.maxconns);
+    stat(o, "tcpport", "%d", settings.port);
+    stat(o, "udpport", "%d", settings.udp_port);
+    stat(o, "inter", "%s", settings.listen[0] ? settings.listen[0] : "NULL");
+    stat(o, "verbosity", "%d", settings.verbose);
+    stat(o, "oldest", "0");
+    stat(o, "evictions", "on");
+    stat(o, "domain_socket", "NULL");
+    stat(o, "umask", "700");
+    stat(o, "shutdown_command", "%s", settings.shutdown_ok ? "yes" : "no");
+    stat(o, "growth_factor", "1.00");
+    stat(o, "chunk_size", "0");
+    stat(o, "num_threads", "%d", settings.nworkers);
+    stat(o, "num_threads_per_udp", "%d", settings.nworkers);
+    stat(o, "stat_key_prefix", ":");
+    stat(o, "detail_enabled", "no");
+    stat(o, "reqs_per_event", "20");
+    stat(o, "cas_enabled", "%s", settings.use_cas ? "yes" : "no");
+    stat(o, "tcp_backlog", "%d", settings.backlog);
+    stat(o, "binding_protocol", "auto-negotiate");
+    stat(o, "auth_enabled_sasl", "no");
+    stat(o, "auth_enabled_ascii", "no");
+    stat(o, "item_size_max", "%zu", settings.item_max);
+    stat(o, "maxconns_fast", "yes");
+    stat(o, "hashpower_init", "0");
+    stat(o, "slab_reassign", "no");
+    stat(o, "slab_automove", "0");
+    stat(o, "lru_crawler", "no");
+    stat(o, "lru_maintainer_thread", "no");
+    stat(o, "flush_enabled", "%s", settings.flush_ok ? "yes" : "no");
+    stat(o, "dump_enabled", "no");
+    stat(o, "idle_timeout", "%d", settings.idle_timeout);
+    stat(o, "io_backend", "%s", io_name());
+    stat(o, "max_conn_output", "%zu", settings.conn_out_max);
+    stat(o, "max_get_keys", "%u", settings.max_get_keys);
+}
+
+/* One "class" stands for the whole segment log: see docs/storage.md. */
+static void items_report(struct buf *o)
+{
+    struct store_stats ss;
+    sum_stores(&ss);
+    if (ss.curr_items == 0)
+        return;
+    stat(o, "items:1:number", "%llu", (unsigned long long)ss.curr_items);
+    stat(o, "items:1:number_hot", "0");
+    stat(o, "items:1:number_warm", "0");
+    stat(o, "items:1:number_cold", "%llu", (unsigned long long)ss.curr_items);
+    stat(o, "items:1:age_hot", "0");
+    stat(o, "items:1:age_warm", "0");
+    stat(o, "items:1:age", "0");
+    stat(o, "items:1:mem_requested", "%llu", (unsigned long long)ss.bytes);
+    stat(o, "items:1:evicted", "%llu", (unsigned long long)ss.evictions);
+    stat(o, "items:1:evicted_nonzero", "0");
+    stat(o, "items:1:evicted_time", "0");
+    stat(o, "items:1:outofmemory", "0");
+    stat(o, "items:1:tailrepairs", "0");
+    stat(o, "items:1:reclaimed", "%llu", (unsigned long long)ss.expired_reclaimed);
+    stat(o, "items:1:expired_unfetched", "%llu", (unsigned long long)ss.expired_unfetched);
+    stat(o, "items:1:evicted_unfetched", "%llu", (unsigned long long)ss.evicted_unfetched);
+    stat(o, "items:1:evicted_active", "0");
+    stat(o, "items:1:crawler_reclaimed", "0");
+    stat(o, "items:1:crawler_items_checked", "0");
+    stat(o, "items:1:lrutail_reflocked", "0");
+    stat(o, "items:1:moves_to_cold", "0");
+    stat(o, "items:1:moves_to_warm", "0");
+    stat(o, "items:1:moves_within_lru", "0");
+    stat(o, "items:1:direct_reclaims", "0");
+    stat(o, "items:1:hits_to_hot", "0");
+    stat(o, "items:1:hits_to_warm", "0");
+    stat(o, "items:1:hits_to_cold", "0");
+    stat(o, "items:1:hits_to_temp", "0");
+}
+
+static void slabs_report(struct buf *o)
+{
+    struct store_stats ss;
+    sum_stores(&ss);
+    uint64_t seg = nworkers ? ss.seg_size / nworkers : 0;
+    if (ss.segs_used) {
+        stat(o, "1:chunk_size", "%llu", (unsigned long long)seg);
+        stat(o, "1:chunks_per_page", "1");
+        stat(o, "1:total_pages", "%llu", (unsigned long long)ss.segs_used);
+        stat(o, "1:total_chunks", "%llu", (unsigned long long)ss.segs_used);
+        stat(o, "1:used_chunks", "%llu", (unsigned long long)ss.segs_used);
+        stat(o, "1:free_chunks", "0");
+        stat(o, "1:free_chunks_end", "0");
+        stat(o, "1:get_hits", "0");
+        stat(o, "1:cmd_set", "0");
+        stat(o, "1:delete_hits", "0");
+        stat(o, "1:incr_hits", "0");
+        stat(o, "1:decr_hits", "0");
+        stat(o, "1:cas_hits", "0");
+        stat(o, "1:cas_badval", "0");
+        stat(o, "1:touch_hits", "0");
+    }
+    stat(o, "active_slabs", "%d", ss.segs_used ? 1 : 0);
+    stat(o, "total_malloced", "%llu", (unsigned long long)ss.mem_used);
+}
+
+static void conns_report(struct buf *o)
+{
+    stat(o, "curr_connections", "%d", atomic_load(&global_conns));
+}
+
+void stats_report(struct worker *w, const char *arg, size_t len, struct buf *o)
+{
+    while (len && arg[len - 1] == ' ')
+        len--;
+#define IS(s) (len == strlen(s) && memcmp(arg, s, len) == 0)
+    if (len == 0)
+        general(w, o);
+    else if (IS("reset")) {
+        worker_stats_reset(w);
+        buf_adds(o, "RESET\r\n");
+        return;
+    } else if (IS("settings"))
+        settings_report(o);
+    else if (IS("items"))
+        items_report(o);
+    else if (IS("slabs"))
+        slabs_report(o);
+    else if (IS("conns"))
+        conns_report(o);
+    else if (IS("sizes"))
+        stat(o, "sizes_status", "disabled");
+    else if (len >= 6 && memcmp(arg, "detail", 6) == 0) {
+        buf_adds(o, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+        return;
+    } else {
+        buf_adds(o, "ERROR\r\n");
+        return;
+    }
+#undef IS
+    buf_adds(o, "END\r\n");
+}

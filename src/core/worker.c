@@ -1,0 +1,443 @@
+/*
+ * worker.c — worker threads: set-up of rings, stores and sockets (main
+ * thread, before start), the event loop (each worker's own thread), message
+ * passing between workers and the doorbell protocol:
+ *
+ *   sleeper: sleeping = 1; fence; if any inbound ring non-empty: don't sleep
+ *   sender:  push to ring;  fence; if target sleeping: write its eventfd
+ *
+ * Either the sleeper sees the message or the sender sees the sleeper, so a
+ * message is never stranded. Rings are drained completely each iteration.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "core/clock.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "net/conn.h"
+#include "net/listener.h"
+#include "net/udp.h"
+
+struct worker *workers;
+unsigned nworkers;
+struct proto_conf proto_conf;
+_Atomic int server_stopping;
+_Atomic int global_conns;
+
+static struct ring *rings;   /* nworkers * nworkers; [from * n + to] */
+
+/* ---- messaging ---------------------------------------------------------- */
+
+void worker_send(struct worker *w, unsigned to, struct msg *m)
+{
+    if (w->ovf_head[to] || !ring_push(w->out[to], m)) {
+        m->qnext = NULL;
+        if (w->ovf_tail[to])
+            w->ovf_tail[to]->qnext = m;
+        else
+            w->ovf_head[to] = m;
+        w->ovf_tail[to] = m;
+        w->ovf_pending = true;
+        STAT_INC(&w->stats, ring_full);
+    }
+    w->bell |= 1ull << to;
+}
+
+static void flush_overflow(struct worker *w)
+{
+    if (!w->ovf_pending)
+        return;
+    bool left = false;
+    for (unsigned p = 0; p < nworkers; p++) {
+        while (w->ovf_head[p]) {
+            struct msg *m = w->ovf_head[p];
+            if (!ring_push(w->out[p], m)) {
+                left = true;
+                break;
+            }
+            w->ovf_head[p] = m->qnext;
+            if (!w->ovf_head[p])
+                w->ovf_tail[p] = NULL;
+            w->bell |= 1ull << p;
+        }
+    }
+    w->ovf_pending = left;
+}
+
+static void ring_bells(struct worker *w)
+{
+    if (!w->bell)
+        return;
+    atomic_thread_fence(memory_order_seq_cst);
+    for (unsigned p = 0; p < nworkers; p++) {
+        if (!(w->bell & (1ull << p)))
+            continue;
+        if (atomic_load_explicit(&workers[p].sleeping, memory_order_relaxed)) {
+            uint64_t one = 1;
+            ssize_t n = write(workers[p].doorbell.fd, &one, sizeof one);
+            (void)n;
+            STAT_INC(&w->stats, doorbells);
+        }
+    }
+    w->bell = 0;
+}
+
+static void apply_flush(struct worker *w, uint32_t at)
+{
+    if (at == 0 || at <= w->now) {
+        store_flush(w->store);
+        w->flush_at = 0;
+    } else {
+        w->flush_at = at;
+    }
+}
+
+void worker_flush_all(struct worker *w, int64_t delay)
+{
+    uint32_t at = delay > 0 ? clock_exptime(delay, w->now) : 0;
+    STAT_INC(&w->stats, cmd_flush);
+    for (unsigned p = 0; p < nworkers; p++) {
+        if (p == w->id)
+            continue;
+        struct msg *m = calloc(1, sizeof *m);
+        if (!m)
+            abort();
+        m->kind = MSG_FLUSH;
+        m->from = (uint8_t)w->id;
+        m->arg = at;
+        worker_send(w, p, m);
+    }
+    apply_flush(w, at);
+}
+
+static void reset_own_stats(struct worker *w)
+{
+    /* Gauges survive a reset, as in memcached. */
+    uint64_t curr = stat_get(&w->stats.curr_connections);
+    memset(&w->stats, 0, sizeof w->stats);
+    STAT_ADD(&w->stats, curr_connections, curr);
+}
+
+void worker_stats_reset(struct worker *w)
+{
+    for (unsigned p = 0; p < nworkers; p++) {
+        if (p == w->id)
+            continue;
+        struct msg *m = calloc(1, sizeof *m);
+        if (!m)
+            abort();
+        m->kind = MSG_STATS_RESET;
+        m->from = (uint8_t)w->id;
+        worker_send(w, p, m);
+    }
+    reset_own_stats(w);
+}
+
+static void handle_msg(struct worker *w, unsigned from, struct msg *m)
+{
+    switch (m->kind) {
+    case MSG_REQ:
+    case MSG_UDP:
+        if (m->from == w->id) {
+            if (m->kind == MSG_REQ)
+                conn_reply_arrived(m);
+            else
+                udp_reply_arrived(w, m);
+            return;
+        }
+        STAT_INC(&w->stats, req_remote_served);
+        proto_exec(&w->x, &m->req, &m->reply);
+        worker_send(w, from, m);
+        return;
+    case MSG_FLUSH:
+        apply_flush(w, (uint32_t)m->arg);
+        free(m);
+        return;
+    case MSG_STATS_RESET:
+        reset_own_stats(w);
+        free(m);
+        return;
+    default:
+        free(m);
+        return;
+    }
+}
+
+static bool drain_rings(struct worker *w)
+{
+    bool any = false;
+    for (unsigned p = 0; p < nworkers; p++) {
+        if (p == w->id)
+            continue;
+        struct msg *m;
+        while ((m = ring_pop(w->in[p])) != NULL) {
+            handle_msg(w, p, m);
+            any = true;
+        }
+    }
+    return any;
+}
+
+static bool rings_empty(struct worker *w)
+{
+    for (unsigned p = 0; p < nworkers; p++)
+        if (p != w->id && !ring_empty(w->in[p]))
+            return false;
+    return true;
+}
+
+static void flush_dirty(struct worker *w)
+{
+    while (w->dirty) {
+        struct conn *c = w->dirty;
+        w->dirty = c->dirty_next;
+        c->in_dirty = false;
+        conn_flush(c);
+    }
+}
+
+static void publish_stats(struct worker *w)
+{
+    struct store_stats ss;
+    store_get_stats(w->store, &ss);
+    const uint64_t *v = (const uint64_t *)&ss;
+    for (size_t i = 0; i < STORE_STATS_WORDS; i++)
+        atomic_store_explicit(&w->store_pub[i], v[i], memory_order_relaxed);
+}
+
+void worker_store_stats(struct worker *w, struct store_stats *out)
+{
+    uint64_t *v = (uint64_t *)out;
+    for (size_t i = 0; i < STORE_STATS_WORDS; i++)
+        v[i] = atomic_load_explicit(&w->store_pub[i], memory_order_relaxed);
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct revent ev[256];
+    uint32_t last_tick = 0;
+    bool more_maint = false;
+
+    if (w->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->cpu, &set);
+        if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+            log_warn("worker %u: cannot pin to CPU %d", w->id, w->cpu);
+    }
+    char name[16];
+    snprintf(name, sizeof name, "percore-w%u", w->id);
+    pthread_setname_np(pthread_self(), name);
+
+    while (!atomic_load_explicit(&server_stopping, memory_order_relaxed)) {
+        w->now = clock_rel_now();
+        w->x.now = w->now;
+        store_clock(w->store, w->now);
+        if (w->flush_at && w->now >= w->flush_at)
+            apply_flush(w, 0);
+
+        int timeout = (w->ovf_pending || more_maint) ? 0 : 1000;
+        if (timeout) {
+            atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
+            atomic_thread_fence(memory_order_seq_cst);
+            if (!rings_empty(w))
+                timeout = 0;
+        }
+        int n = reactor_wait(&w->reactor, ev, 256, timeout);
+        atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+
+        for (int i = 0; i < n; i++) {
+            struct evsrc *src = ev[i].ptr;
+            switch (src->type) {
+            case SRC_CONN:
+                conn_event((struct conn *)src, ev[i].events);
+                break;
+            case SRC_LISTEN:
+                conn_accept(w, src);
+                break;
+            case SRC_UDP:
+                udp_read(w, src);
+                break;
+            case SRC_DOORBELL: {
+                uint64_t v;
+                ssize_t r = read(src->fd, &v, sizeof v);
+                (void)r;
+                break;
+            }
+            }
+        }
+        /* Replies and requests from other workers; replies make their
+         * connections dirty, so drain before flushing. */
+        drain_rings(w);
+        flush_dirty(w);
+        flush_overflow(w);
+        ring_bells(w);
+
+        if (w->now != last_tick) {
+            last_tick = w->now;
+            conn_idle_sweep(w);
+            more_maint = store_maintain(w->store, 64);
+        } else if (more_maint && n == 0) {
+            more_maint = store_maintain(w->store, 64);
+        }
+        publish_stats(w);
+    }
+    /* Shutting down: answer what we can, then close. */
+    drain_rings(w);
+    flush_dirty(w);
+    conn_close_all(w);
+    flush_dirty(w);
+    return NULL;
+}
+
+/* ---- set-up and tear-down (main thread) --------------------------------- */
+
+int workers_setup(void)
+{
+    nworkers = (unsigned)settings.nworkers;
+    workers = calloc(nworkers, sizeof *workers);
+    rings = calloc((size_t)nworkers * nworkers, sizeof *rings);
+    if (!workers || !rings)
+        return -1;
+    slots_init(nworkers);
+    proto_conf = (struct proto_conf){
+        .item_max = settings.item_max, .use_cas = settings.use_cas,
+        .flush_ok = settings.flush_ok, .shutdown_ok = settings.shutdown_ok,
+        .max_get_keys = settings.max_get_keys,
+    };
+    for (unsigned i = 0; i < nworkers; i++)
+        for (unsigned j = 0; j < nworkers; j++)
+            if (i != j && ring_init(&rings[i * nworkers + j], RING_CAPACITY) < 0)
+                return -1;
+
+    for (int a = 0; a < settings.nlisten; a++)
+        if (listener_check_free(settings.listen[a], settings.port, false) < 0)
+            return -1;
+
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        w->id = i;
+        w->cpu = settings.ncpus > 0 ? settings.cpus[i % (unsigned)settings.ncpus] : -1;
+        for (unsigned p = 0; p < nworkers; p++) {
+            if (p == i)
+                continue;
+            w->in[p] = &rings[p * nworkers + i];
+            w->out[p] = &rings[i * nworkers + p];
+        }
+        struct store_config sc = {
+            .mem_limit = settings.maxbytes / nworkers,
+            .item_max = settings.item_max + KEY_MAX_LENGTH + 64,
+            .seg_size = settings.seg_size,
+            .shard_id = i,
+            .use_cas = settings.use_cas,
+        };
+        w->store = store_create(&sc);
+        if (!w->store) {
+            log_err("worker %u: cannot create store (%zu bytes)", i, sc.mem_limit);
+            return -1;
+        }
+        w->now = clock_rel_now();
+        store_clock(w->store, w->now);
+        w->x = (struct exec_ctx){ .store = w->store, .stats = &w->stats, .now = w->now };
+        if (reactor_init(&w->reactor, settings.io == IO_POLL) < 0)
+            return -1;
+        w->doorbell.type = SRC_DOORBELL;
+        w->doorbell.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->doorbell.fd < 0 || reactor_add(&w->reactor, w->doorbell.fd, EV_READ, &w->doorbell) < 0)
+            return -1;
+        for (int a = 0; a < settings.nlisten; a++) {
+            int fd = listener_open(settings.listen[a], settings.port, settings.backlog, false, w->cpu);
+            if (fd < 0)
+                return -1;
+            w->listen[a].type = SRC_LISTEN;
+            w->listen[a].fd = fd;
+            if (reactor_add(&w->reactor, fd, EV_READ, &w->listen[a]) < 0)
+                return -1;
+            w->nlisten++;
+        }
+    }
+    if (settings.udp_port > 0 && udp_setup() < 0)
+        return -1;
+    return 0;
+}
+
+int workers_start(void)
+{
+    for (unsigned i = 0; i < nworkers; i++) {
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+            log_err("cannot start worker %u", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void workers_stop(void)
+{
+    atomic_store(&server_stopping, 1);
+    for (unsigned i = 0; i < nworkers; i++) {
+        uint64_t one = 1;
+        ssize_t n = write(workers[i].doorbell.fd, &one, sizeof one);
+        (void)n;
+    }
+    for (unsigned i = 0; i < nworkers; i++)
+        pthread_join(workers[i].thread, NULL);
+}
+
+/* After all workers stopped: free messages still in rings or queues. */
+static void free_stranded(struct msg *m)
+{
+    if (m->kind == MSG_REQ) {
+        struct conn *c = m->conn;
+        if (--c->inflight == 0 && c->closed && !c->in_dirty)
+            free(c);
+    }
+    buf_free(&m->reply);
+    free(m);
+}
+
+void workers_teardown(void)
+{
+    if (!workers)
+        return;
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        for (unsigned p = 0; p < nworkers; p++) {
+            if (p == i)
+                continue;
+            struct msg *m;
+            while ((m = ring_pop(w->in[p])) != NULL)
+                free_stranded(m);
+            while ((m = w->ovf_head[p]) != NULL) {
+                w->ovf_head[p] = m->qnext;
+                free_stranded(m);
+            }
+        }
+    }
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        for (int a = 0; a < w->nlisten; a++)
+            close(w->listen[a].fd);
+        for (int a = 0; a < w->nudp; a++)
+            close(w->udp[a].fd);
+        if (w->doorbell.fd > 0)
+            close(w->doorbell.fd);
+        reactor_fini(&w->reactor);
+        if (w->store)
+            store_destroy(w->store);
+    }
+    for (unsigned i = 0; i < nworkers * nworkers; i++)
+        ring_free(&rings[i]);
+    free(rings);
+    free(workers);
+    workers = NULL;
+}

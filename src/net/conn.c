@@ -1,0 +1,414 @@
+/*
+ * conn.c — TCP connections: accept, read, parse, dispatch, ordered replies,
+ * write, back-pressure and close. Everything here runs on the worker that
+ * accepted the connection. Requests for keys owned elsewhere become messages
+ * (core/msg.h); their replies take their place in the connection's reply
+ * queue, and only the completed prefix of that queue is ever written.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/stats_report.h"
+#include "net/conn.h"
+
+#define READ_CHUNK    16384
+#define MAX_INFLIGHT  1024          /* per connection, then stop parsing */
+#define BUF_KEEP      (64 * 1024)   /* larger idle buffers are released */
+
+static void conn_update_events(struct conn *c);
+static void conn_process(struct conn *c);
+void bin_conn_free(struct conn *c) __attribute__((weak));
+ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
+                  const char *data, size_t len, size_t *need) __attribute__((weak));
+
+/* ---- the reply queue ---------------------------------------------------- */
+
+static struct msg *msg_local_new(void)
+{
+    struct msg *m = calloc(1, sizeof *m);
+    if (!m)
+        abort();
+    m->kind = MSG_LOCAL;
+    m->done = true;
+    return m;
+}
+
+static void queue_append(struct conn *c, struct msg *m)
+{
+    m->next = NULL;
+    if (c->q_tail)
+        c->q_tail->next = m;
+    else
+        c->q_head = m;
+    c->q_tail = m;
+}
+
+static void msg_free(struct msg *m)
+{
+    buf_free(&m->reply);
+    free(m);
+}
+
+static void mark_dirty(struct conn *c)
+{
+    if (!c->in_dirty) {
+        c->in_dirty = true;
+        c->dirty_next = c->w->dirty;
+        c->w->dirty = c;
+    }
+}
+
+/* ---- the sink the parsers call ------------------------------------------ */
+
+static struct buf *sink_output(void *s)
+{
+    struct conn *c = s;
+    if (!c->q_tail)
+        return &c->wbuf;
+    if (c->q_tail->kind != MSG_LOCAL)
+        queue_append(c, msg_local_new());
+    return &c->q_tail->reply;
+}
+
+static void sink_request(void *s, struct req *r)
+{
+    struct conn *c = s;
+    struct worker *w = c->w;
+    unsigned owner = key_owner(r->key, r->klen);
+    if (owner == w->id) {
+        STAT_INC(&w->stats, req_local);
+        proto_exec(&w->x, r, sink_output(c));
+        return;
+    }
+    size_t n = (size_t)r->klen + r->vlen + r->auxlen;
+    struct msg *m = malloc(sizeof *m + n);
+    if (!m)
+        abort();
+    memset(m, 0, sizeof *m);
+    m->kind = MSG_REQ;
+    m->from = (uint8_t)w->id;
+    m->conn = c;
+    m->req = *r;
+    char *p = m->data;
+    memcpy(p, r->key, r->klen);
+    m->req.key = p;
+    p += r->klen;
+    if (r->vlen) {
+        memcpy(p, r->val, r->vlen);
+        m->req.val = p;
+        p += r->vlen;
+    }
+    if (r->auxlen) {
+        memcpy(p, r->aux, r->auxlen);
+        m->req.aux = p;
+    }
+    queue_append(c, m);
+    c->inflight++;
+    STAT_INC(&w->stats, req_forwarded);
+    worker_send(w, owner, m);
+}
+
+static void sink_stats(void *s, const char *arg, size_t len)
+{
+    struct conn *c = s;
+    stats_report(c->w, arg, len, sink_output(c));
+}
+
+static void sink_flush_all(void *s, int64_t delay, bool noreply)
+{
+    struct conn *c = s;
+    worker_flush_all(c->w, delay);
+    if (!noreply)
+        buf_add(sink_output(c), "OK\r\n", 4);
+}
+
+static void sink_quit(void *s)
+{
+    struct conn *c = s;
+    c->closing = true;
+}
+
+static void sink_shutdown(void *s, bool graceful)
+{
+    struct conn *c = s;
+    c->closing = true;
+    kill(getpid(), graceful ? SIGUSR1 : SIGINT);
+}
+
+static bool sink_busy(void *s)
+{
+    struct conn *c = s;
+    return c->closing || c->inflight >= MAX_INFLIGHT ||
+           c->wbuf.len - c->woff > settings.conn_out_max;
+}
+
+const struct proto_sink conn_sink = {
+    .request = sink_request, .output = sink_output, .stats = sink_stats,
+    .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
+    .busy = sink_busy,
+};
+
+/* ---- accept ------------------------------------------------------------- */
+
+void conn_accept(struct worker *w, struct evsrc *ls)
+{
+    static const char too_many[] = "ERROR Too many open connections\r\n";
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        if (atomic_fetch_add(&global_conns, 1) >= settings.maxconns) {
+            atomic_fetch_sub(&global_conns, 1);
+            STAT_INC(&w->stats, rejected_connections);
+            ssize_t wr = send(fd, too_many, sizeof too_many - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)wr;
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            atomic_fetch_sub(&global_conns, 1);
+            continue;
+        }
+        c->src.type = SRC_CONN;
+        c->src.fd = fd;
+        c->w = w;
+        c->last_active = w->now;
+        c->events = EV_READ;
+        if (reactor_add(&w->reactor, fd, c->events, c) < 0) {
+            close(fd);
+            free(c);
+            atomic_fetch_sub(&global_conns, 1);
+            continue;
+        }
+        c->next = w->conns;
+        if (w->conns)
+            w->conns->prev = c;
+        w->conns = c;
+        w->nconns++;
+        STAT_INC(&w->stats, curr_connections);
+        STAT_INC(&w->stats, total_connections);
+    }
+}
+
+/* ---- close -------------------------------------------------------------- */
+
+static void conn_free(struct conn *c)
+{
+    for (struct msg *m = c->q_head, *n; m; m = n) {
+        n = m->next;
+        if (m->kind == MSG_LOCAL || m->done)
+            msg_free(m);
+        /* In-flight messages are freed when they come home. */
+    }
+    c->q_head = c->q_tail = NULL;
+    buf_free(&c->rbuf);
+    buf_free(&c->wbuf);
+    if (c->bin && bin_conn_free)
+        bin_conn_free(c);
+    if (c->inflight == 0)
+        free(c);
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->closed)
+        return;
+    struct worker *w = c->w;
+    reactor_del(&w->reactor, c->src.fd);
+    close(c->src.fd);
+    c->src.fd = -1;
+    c->closed = true;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    STAT_DEC(&w->stats, curr_connections);
+    atomic_fetch_sub(&global_conns, 1);
+    /* Freed from the dirty pass, so callers up the stack may still look. */
+    mark_dirty(c);
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+void conn_flush(struct conn *c)
+{
+    if (c->closed) {
+        conn_free(c);
+        return;
+    }
+    while (c->q_head && c->q_head->done) {
+        struct msg *m = c->q_head;
+        c->q_head = m->next;
+        if (!c->q_head)
+            c->q_tail = NULL;
+        if (c->wbuf.len == c->woff && c->wbuf.len == 0 && m->reply.len > c->wbuf.cap) {
+            /* Steal the buffer instead of copying a large reply. */
+            buf_free(&c->wbuf);
+            c->wbuf = m->reply;
+            m->reply = (struct buf){0};
+        } else {
+            buf_add(&c->wbuf, m->reply.data, m->reply.len);
+        }
+        msg_free(m);
+    }
+    while (c->woff < c->wbuf.len) {
+        ssize_t n = send(c->src.fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            c->woff += (size_t)n;
+            STAT_ADD(&c->w->stats, bytes_written, (uint64_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        conn_close(c);   /* peer gone */
+        return;
+    }
+    if (c->woff == c->wbuf.len) {
+        c->woff = c->wbuf.len = 0;
+        if (c->wbuf.cap > BUF_KEEP)
+            buf_free(&c->wbuf);
+        if (c->closing && !c->q_head) {
+            conn_close(c);
+            return;
+        }
+    }
+    conn_update_events(c);
+    /* Output drained or replies came home: requests held back may now run. */
+    if (c->stalled && !sink_busy(c))
+        conn_process(c);
+}
+
+static void conn_update_events(struct conn *c)
+{
+    if (c->closed)
+        return;
+    uint32_t ev = 0;
+    if (!sink_busy(c))
+        ev |= EV_READ;
+    if (c->woff < c->wbuf.len)
+        ev |= EV_WRITE;
+    if (ev != c->events) {
+        if (!(ev & EV_READ) && (c->events & EV_READ))
+            STAT_INC(&c->w->stats, conn_output_paused);
+        c->events = ev;
+        reactor_mod(&c->w->reactor, c->src.fd, ev, c);
+    }
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+static void conn_process(struct conn *c)
+{
+    if (c->proto == CP_UNKNOWN && c->rbuf.len)
+        c->proto = ((unsigned char)c->rbuf.data[0] == 0x80 && bin_parse) ? CP_BINARY : CP_TEXT;
+    size_t need = 0;
+    ssize_t used;
+    if (c->proto == CP_BINARY)
+        used = bin_parse(c, &proto_conf, &conn_sink, c->rbuf.data, c->rbuf.len, &need);
+    else
+        used = text_parse(&c->tp, &proto_conf, &conn_sink, c, c->rbuf.data, c->rbuf.len, &need);
+    if (used < 0) {
+        conn_close(c);
+        return;
+    }
+    buf_consume(&c->rbuf, (size_t)used);
+    c->rneed = need;
+    c->stalled = c->rbuf.len > 0 && sink_busy(c);
+    if (c->rbuf.len == 0 && c->rbuf.cap > BUF_KEEP)
+        buf_free(&c->rbuf);
+    mark_dirty(c);
+}
+
+static void conn_read(struct conn *c)
+{
+    for (int round = 0; round < 4; round++) {
+        size_t want = READ_CHUNK;
+        if (c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
+            want = c->rneed - c->rbuf.len;
+        if (!buf_reserve(&c->rbuf, want)) {
+            conn_close(c);
+            return;
+        }
+        size_t room = c->rbuf.cap - c->rbuf.len;
+        ssize_t n = recv(c->src.fd, c->rbuf.data + c->rbuf.len, room, MSG_DONTWAIT);
+        if (n == 0) {
+            /* Peer closed. Replies to what it already sent are lost anyway. */
+            conn_close(c);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            conn_close(c);
+            return;
+        }
+        c->rbuf.len += (size_t)n;
+        c->last_active = c->w->now;
+        STAT_ADD(&c->w->stats, bytes_read, (uint64_t)n);
+        conn_process(c);
+        if (c->closed || sink_busy(c) || (size_t)n < room)
+            break;
+    }
+}
+
+void conn_event(struct conn *c, uint32_t events)
+{
+    if (c->closed)
+        return;
+    if (events & EV_READ)
+        conn_read(c);
+    if (!c->closed && (events & (EV_WRITE | EV_ERROR)))
+        mark_dirty(c);
+}
+
+void conn_reply_arrived(struct msg *m)
+{
+    struct conn *c = m->conn;
+    c->inflight--;
+    if (c->closed) {
+        msg_free(m);
+        if (c->inflight == 0 && !c->in_dirty)
+            free(c);
+        return;
+    }
+    m->done = true;
+    mark_dirty(c);
+}
+
+void conn_idle_sweep(struct worker *w)
+{
+    if (settings.idle_timeout <= 0)
+        return;
+    for (struct conn *c = w->conns, *n; c; c = n) {
+        n = c->next;
+        if (w->now - c->last_active >= (uint32_t)settings.idle_timeout && c->inflight == 0 &&
+            c->woff == c->wbuf.len) {
+            STAT_INC(&w->stats, conn_idle_closed);
+            conn_close(c);
+        }
+    }
+}
+
+void conn_close_all(struct worker *w)
+{
+    while (w->conns)
+        conn_close(w->conns);
+}

@@ -1,0 +1,51 @@
+/*
+ * conn.h — a TCP client connection. Owned entirely by the worker that
+ * accepted it: buffers, parser state and the ordered reply queue. Other
+ * workers only ever hold messages that point back at it, and never
+ * dereference that pointer; a connection closed with messages in flight
+ * stays allocated (fd closed) until the last one comes home.
+ */
+#ifndef PERCORE_CONN_H
+#define PERCORE_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/buf.h"
+#include "core/worker.h"
+#include "proto/proto.h"
+
+enum conn_proto { CP_UNKNOWN, CP_TEXT, CP_BINARY };
+
+struct conn {
+    struct evsrc   src;          /* type + fd; first member */
+    struct worker *w;
+    struct conn   *prev, *next;  /* worker's list of open connections */
+    struct conn   *dirty_next;
+    bool           in_dirty;
+    bool           closing;      /* quit / fatal: close once output drained */
+    bool           closed;       /* fd gone; waiting for in-flight replies */
+    bool           stalled;      /* input left unparsed because of back-pressure */
+    uint8_t        proto;
+    uint32_t       events;       /* current reactor interest */
+    uint32_t       last_active;
+    unsigned       inflight;     /* requests out at other workers */
+    size_t         rneed;        /* bytes the parser needs to make progress */
+    struct buf     rbuf;
+    struct buf     wbuf;
+    size_t         woff;         /* bytes of wbuf already sent */
+    struct msg    *q_head, *q_tail;  /* replies not yet in wbuf, in order */
+    struct text_parser tp;
+    void          *bin;          /* binary protocol state, when in use */
+};
+
+void conn_accept(struct worker *w, struct evsrc *ls);
+void conn_event(struct conn *c, uint32_t events);
+/* A reply for this connection came back from another worker. */
+void conn_reply_arrived(struct msg *m);
+/* Send what completed replies allow; called for connections in w->dirty. */
+void conn_flush(struct conn *c);
+void conn_close(struct conn *c);
+void conn_idle_sweep(struct worker *w);
+void conn_close_all(struct worker *w);
+
+#endif

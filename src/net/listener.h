@@ -1,0 +1,16 @@
+/*
+ * listener.h — listening sockets: one SO_REUSEPORT socket per worker and
+ * address, so the kernel spreads connections over workers with no listener
+ * thread. Created by the main thread at start-up.
+ */
+#ifndef PERCORE_LISTENER_H
+#define PERCORE_LISTENER_H
+
+#include <stdbool.h>
+
+/* Fails early, with a clear message, if another process holds the port. */
+int listener_check_free(const char *addr, int port, bool udp);
+/* Returns a bound, non-blocking socket (listening, for TCP), or -1. */
+int listener_open(const char *addr, int port, int backlog, bool udp, int cpu);
+
+#endif

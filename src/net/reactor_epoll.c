@@ -1,0 +1,74 @@
+/*
+ * reactor_epoll.c — epoll backend of the reactor (reactor.h). Level
+ * triggered, so a connection that stops reading under back-pressure simply
+ * drops EV_READ from its interest set. Owned by one worker thread.
+ */
+#include <errno.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+#include "net/reactor.h"
+
+static uint32_t to_epoll(uint32_t ev)
+{
+    uint32_t e = 0;
+    if (ev & EV_READ)
+        e |= EPOLLIN | EPOLLRDHUP;
+    if (ev & EV_WRITE)
+        e |= EPOLLOUT;
+    return e;
+}
+
+int reactor_init(struct reactor *r, bool busy_poll)
+{
+    r->busy_poll = busy_poll;
+    r->fd = epoll_create1(EPOLL_CLOEXEC);
+    return r->fd < 0 ? -1 : 0;
+}
+
+void reactor_fini(struct reactor *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+}
+
+int reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr)
+{
+    struct epoll_event e = { .events = to_epoll(events), .data.ptr = ptr };
+    return epoll_ctl(r->fd, EPOLL_CTL_ADD, fd, &e);
+}
+
+int reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr)
+{
+    struct epoll_event e = { .events = to_epoll(events), .data.ptr = ptr };
+    return epoll_ctl(r->fd, EPOLL_CTL_MOD, fd, &e);
+}
+
+int reactor_del(struct reactor *r, int fd)
+{
+    return epoll_ctl(r->fd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+int reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
+{
+    struct epoll_event es[256];
+    if (max > 256)
+        max = 256;
+    if (r->busy_poll)
+        timeout_ms = 0;
+    int n = epoll_wait(r->fd, es, max, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -1;
+    for (int i = 0; i < n; i++) {
+        uint32_t e = 0;
+        if (es[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
+            e |= EV_READ;
+        if (es[i].events & EPOLLOUT)
+            e |= EV_WRITE;
+        if (es[i].events & (EPOLLERR | EPOLLHUP))
+            e |= EV_ERROR;
+        ev[i].ptr = es[i].data.ptr;
+        ev[i].events = e;
+    }
+    return n;
+}

@@ -1,0 +1,74 @@
+/*
+ * proto.h — the protocol layer's interface. A parser turns bytes into
+ * requests and hands them to a sink (the connection, or a fuzz harness);
+ * proto_exec() runs a keyed request against a store and encodes the reply.
+ * Nothing here knows sockets or reactors, and nothing here keeps state
+ * outside the structs passed in: parsers' state belongs to the connection's
+ * worker, exec runs on the key owner's worker.
+ */
+#ifndef PERCORE_PROTO_H
+#define PERCORE_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include "core/buf.h"
+#include "core/stats.h"
+#include "proto/request.h"
+#include "store/store.h"
+
+#define PROTO_VERSION "1.6.18-percore-0.1.0"
+#define KEY_MAX_LENGTH 250
+
+struct proto_conf {
+    size_t item_max;       /* -I: largest value accepted */
+    bool   use_cas;        /* !-C */
+    bool   flush_ok;       /* !-F */
+    bool   shutdown_ok;    /* -A */
+    unsigned max_get_keys; /* keys allowed in one get (0 = unlimited) */
+};
+
+/* What a parser calls. `s` is the caller's session (a connection). */
+struct proto_sink {
+    /* A keyed request: execute locally or forward; its reply takes the next
+     * position in the session's reply order. */
+    void (*request)(void *s, struct req *r);
+    /* Where a locally produced reply goes, in order. */
+    struct buf *(*output)(void *s);
+    void (*stats)(void *s, const char *arg, size_t len);
+    void (*flush_all)(void *s, int64_t delay, bool noreply);
+    void (*quit)(void *s);
+    void (*shutdown)(void *s, bool graceful);
+    /* True when the session wants no more requests for now (back-pressure). */
+    bool (*busy)(void *s);
+};
+
+struct exec_ctx {
+    struct store  *store;
+    struct wstats *stats;
+    uint32_t       now;
+};
+
+/* Text protocol parser state, one per connection. */
+struct text_parser {
+    uint64_t swallow;      /* data bytes still to discard after an error */
+};
+
+/* Parse as many complete commands as `data` holds. Returns the bytes
+ * consumed, or -1 when the connection must be closed. *need is set to the
+ * total size the input must reach before more progress is possible (0 if
+ * unknown), so the caller can grow its buffer for a large value. */
+ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
+                   const struct proto_sink *sk, void *s,
+                   const char *data, size_t len, size_t *need);
+
+/* Execute a keyed request on the owner's store; append its reply to out. */
+void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
+void text_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
+
+/* Parse helpers shared by the text and meta parsers (memcached's safe_strto*). */
+bool parse_u32_trunc(const char *s, size_t n, uint32_t *out);
+bool parse_i32(const char *s, size_t n, int32_t *out);
+bool parse_u64(const char *s, size_t n, uint64_t *out);
+
+#endif

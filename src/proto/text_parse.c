@@ -1,0 +1,445 @@
+/*
+ * text_parse.c — the memcached text protocol parser: splits input into
+ * command lines (and data blocks), validates them exactly as memcached does
+ * and hands keyed requests to the sink. State: struct text_parser, owned by
+ * the connection's worker. Meta commands (mg/ms/...) go to meta_parse.c.
+ */
+#include <string.h>
+#include "proto/proto.h"
+#include "proto/text_internal.h"
+
+/* memcached tokenizes at most 23 words at a time; commands with more are
+ * judged on that count, so we count the same way. */
+#define MAX_TOKENS 24
+/* Without a newline after this many bytes the line is junk (memcached). */
+#define LINE_JUNK 2048
+/* Upper bound on one get line (memcached's is unbounded; ours is not). */
+#define LINE_GET_MAX (2u << 20)
+
+static size_t tokenize(const char *line, size_t len, struct tok *t, bool *more)
+{
+    size_t n = 0, i = 0;
+    *more = false;
+    while (i < len) {
+        while (i < len && line[i] == ' ')
+            i++;
+        if (i >= len)
+            break;
+        if (n == MAX_TOKENS - 1) {
+            *more = true;
+            break;
+        }
+        size_t s = i;
+        while (i < len && line[i] != ' ')
+            i++;
+        t[n].v = line + s;
+        t[n].n = i - s;
+        n++;
+    }
+    return n;
+}
+
+static bool tok_is(const struct tok *t, const char *s)
+{
+    size_t n = strlen(s);
+    return t->n == n && memcmp(t->v, s, n) == 0;
+}
+
+void text_reply(const struct proto_sink *sk, void *s, const char *str)
+{
+    struct buf *o = sk->output(s);
+    buf_adds(o, str);
+    buf_add(o, "\r\n", 2);
+}
+
+/* memcached's set_noreply_maybe: the last word decides. */
+static bool noreply_last(const struct tok *t, size_t n)
+{
+    return n > 0 && tok_is(&t[n - 1], "noreply");
+}
+
+static void out(const struct proto_sink *sk, void *s, bool noreply, const char *str)
+{
+    if (!noreply)
+        text_reply(sk, s, str);
+}
+
+/* get/gets/gat/gats: keys may run past the 23-word tokenizer window, so the
+ * whole line is scanned here. All keys are checked before any is dispatched,
+ * so a bad key yields only the error, as in memcached. */
+static void do_get(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+                   const char *line, size_t len, const struct tok *t, size_t nt,
+                   enum req_op op)
+{
+    bool touch = (op == OP_GAT || op == OP_GATS);
+    int32_t exptime = 0;
+    size_t first = 1;
+    if (touch) {
+        if (!parse_i32(t[1].v, t[1].n, &exptime)) {
+            text_reply(sk, s, "CLIENT_ERROR invalid exptime argument");
+            return;
+        }
+        first = 2;
+    }
+    const char *p = (first < nt) ? t[first].v : line + len;
+    const char *end = line + len;
+    unsigned nkeys = 0;
+    for (const char *q = p; q < end;) {
+        while (q < end && *q == ' ')
+            q++;
+        const char *k = q;
+        while (q < end && *q != ' ')
+            q++;
+        if (q > k) {
+            if ((size_t)(q - k) > KEY_MAX_LENGTH) {
+                text_reply(sk, s, "CLIENT_ERROR bad command line format");
+                return;
+            }
+            nkeys++;
+        }
+    }
+    if (cf->max_get_keys && nkeys > cf->max_get_keys) {
+        text_reply(sk, s, "CLIENT_ERROR too many keys in one request");
+        return;
+    }
+    for (const char *q = p; q < end;) {
+        while (q < end && *q == ' ')
+            q++;
+        const char *k = q;
+        while (q < end && *q != ' ')
+            q++;
+        if (q > k) {
+            struct req r = {0};
+            r.op = (uint8_t)op;
+            r.proto = PROTO_TEXT;
+            r.key = k;
+            r.klen = (uint8_t)(q - k);
+            r.exptime = exptime;
+            sk->request(s, &r);
+        }
+    }
+    buf_add(sk->output(s), "END\r\n", 5);
+}
+
+/* Storage commands. Returns the bytes of data block this command consumes
+ * (value + CRLF), or 0 when it consumes none; sets *wait when the data
+ * block has not fully arrived. */
+static size_t do_store(struct text_parser *p, const struct proto_conf *cf,
+                       const struct proto_sink *sk, void *s, const struct tok *t,
+                       size_t nt, enum req_op op, const char *data, size_t avail,
+                       bool *wait)
+{
+    bool cas = (op == OP_CAS);
+    bool noreply = noreply_last(t, nt);
+    uint32_t flags;
+    int32_t exptime, vlen;
+    uint64_t casv = 0;
+
+    if (t[1].n > KEY_MAX_LENGTH) {
+        out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+        return 0;
+    }
+    if (!parse_u32_trunc(t[2].v, t[2].n, &flags) || !parse_i32(t[3].v, t[3].n, &exptime) ||
+        !parse_i32(t[4].v, t[4].n, &vlen)) {
+        out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+        return 0;
+    }
+    if (cas && !parse_u64(t[5].v, t[5].n, &casv)) {
+        out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+        return 0;
+    }
+    if (vlen < 0 || vlen > INT32_MAX - 2) {
+        out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+        return 0;
+    }
+    size_t total = (size_t)vlen + 2;
+    if ((size_t)vlen > cf->item_max) {
+        /* Refuse without buffering it: swallow the block as it streams in.
+         * A failed set also removes the old value, as memcached does. */
+        out(sk, s, noreply, "SERVER_ERROR object too large for cache");
+        if (op == OP_SET) {
+            struct req r = {0};
+            r.op = OP_DELETE;
+            r.proto = PROTO_TEXT;
+            r.noreply = true;
+            r.key = t[1].v;
+            r.klen = (uint8_t)t[1].n;
+            sk->request(s, &r);
+        }
+        p->swallow = total;
+        return 0;
+    }
+    if (avail < total) {
+        *wait = true;
+        return total;
+    }
+    if (data[vlen] != '\r' || data[vlen + 1] != '\n') {
+        out(sk, s, noreply, "CLIENT_ERROR bad data chunk");
+        return total;
+    }
+    struct req r = {0};
+    r.op = (uint8_t)op;
+    r.proto = PROTO_TEXT;
+    r.noreply = noreply;
+    r.key = t[1].v;
+    r.klen = (uint8_t)t[1].n;
+    r.flags = flags;
+    r.exptime = exptime;
+    r.val = data;
+    r.vlen = (uint32_t)vlen;
+    r.cas = casv;
+    sk->request(s, &r);
+    return total;
+}
+
+static void do_arith(const struct proto_sink *sk, void *s, const struct tok *t,
+                     size_t nt, bool incr)
+{
+    bool noreply = noreply_last(t, nt);
+    uint64_t delta;
+    if (t[1].n > KEY_MAX_LENGTH) {
+        out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+        return;
+    }
+    if (!parse_u64(t[2].v, t[2].n, &delta)) {
+        out(sk, s, noreply, "CLIENT_ERROR invalid numeric delta argument");
+        return;
+    }
+    struct req r = {0};
+    r.op = incr ? OP_INCR : OP_DECR;
+    r.proto = PROTO_TEXT;
+    r.noreply = noreply;
+    r.key = t[1].v;
+    r.klen = (uint8_t)t[1].n;
+    r.delta = delta;
+    sk->request(s, &r);
+}
+
+static void do_delete(const struct proto_sink *sk, void *s, const struct tok *t, size_t nt)
+{
+    bool noreply = false;
+    if (nt > 2) {
+        bool hold_zero = tok_is(&t[2], "0");
+        noreply = noreply_last(t, nt);
+        bool valid = (nt == 3 && (hold_zero || noreply)) || (nt == 4 && hold_zero && noreply);
+        if (!valid) {
+            out(sk, s, noreply,
+                "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]");
+            return;
+        }
+    }
+    if (t[1].n > KEY_MAX_LENGTH) {
+        out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+        return;
+    }
+    struct req r = {0};
+    r.op = OP_DELETE;
+    r.proto = PROTO_TEXT;
+    r.noreply = noreply;
+    r.key = t[1].v;
+    r.klen = (uint8_t)t[1].n;
+    sk->request(s, &r);
+}
+
+static void do_touch(const struct proto_sink *sk, void *s, const struct tok *t, size_t nt)
+{
+    bool noreply = noreply_last(t, nt);
+    int32_t exptime;
+    if (t[1].n > KEY_MAX_LENGTH) {
+        out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+        return;
+    }
+    if (!parse_i32(t[2].v, t[2].n, &exptime)) {
+        out(sk, s, noreply, "CLIENT_ERROR invalid exptime argument");
+        return;
+    }
+    struct req r = {0};
+    r.op = OP_TOUCH;
+    r.proto = PROTO_TEXT;
+    r.noreply = noreply;
+    r.key = t[1].v;
+    r.klen = (uint8_t)t[1].n;
+    r.exptime = exptime;
+    sk->request(s, &r);
+}
+
+static void do_flush(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+                     const struct tok *t, size_t nt)
+{
+    bool noreply = noreply_last(t, nt);
+    int32_t delay = 0;
+    if (!cf->flush_ok) {
+        out(sk, s, noreply, "CLIENT_ERROR flush_all not allowed");
+        return;
+    }
+    if (nt != (noreply ? 2u : 1u)) {
+        if (!parse_i32(t[1].v, t[1].n, &delay)) {
+            out(sk, s, noreply, "CLIENT_ERROR invalid exptime argument");
+            return;
+        }
+    }
+    sk->flush_all(s, delay, noreply);
+}
+
+/* Executes one command line. Returns data-block bytes consumed after the
+ * line; sets *wait if the data block is incomplete, *close to drop the
+ * connection. */
+static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
+                       const struct proto_sink *sk, void *s, const char *line,
+                       size_t len, const char *data, size_t avail, bool *wait,
+                       bool *close)
+{
+    struct tok t[MAX_TOKENS];
+    bool more;
+    size_t nt = tokenize(line, len, t, &more);
+    /* memcached's ntokens counts a terminal token; "nt" here does not. */
+    if (more)
+        nt = MAX_TOKENS;   /* judged as "too many" by every fixed-arity command */
+
+    if (nt < 1 || t[0].n < 2) {
+        text_reply(sk, s, "ERROR");
+        return 0;
+    }
+    const struct tok *c = &t[0];
+    char first = c->v[0];
+
+    if (first == 'm' && c->n == 2)
+        return meta_dispatch(p, cf, sk, s, line, len, t, more ? MAX_TOKENS - 1 : nt,
+                             data, avail, wait);
+
+    if (first == 'g') {
+        if (nt < 2) {
+            text_reply(sk, s, "ERROR");
+            return 0;
+        }
+        if (tok_is(c, "get"))
+            do_get(cf, sk, s, line, len, t, nt, OP_GET);
+        else if (tok_is(c, "gets"))
+            do_get(cf, sk, s, line, len, t, nt, OP_GETS);
+        else if (tok_is(c, "gat"))
+            do_get(cf, sk, s, line, len, t, nt, OP_GAT);
+        else if (tok_is(c, "gats"))
+            do_get(cf, sk, s, line, len, t, nt, OP_GATS);
+        else
+            text_reply(sk, s, "ERROR");
+        return 0;
+    }
+
+    static const struct { const char *name; enum req_op op; } stores[] = {
+        { "set", OP_SET }, { "add", OP_ADD }, { "replace", OP_REPLACE },
+        { "append", OP_APPEND }, { "prepend", OP_PREPEND }, { "cas", OP_CAS },
+    };
+    for (size_t i = 0; i < sizeof stores / sizeof stores[0]; i++) {
+        if (!tok_is(c, stores[i].name))
+            continue;
+        size_t base = stores[i].op == OP_CAS ? 6 : 5;
+        if (nt != base && nt != base + 1) {
+            text_reply(sk, s, "ERROR");
+            return 0;
+        }
+        return do_store(p, cf, sk, s, t, nt, stores[i].op, data, avail, wait);
+    }
+
+    if (tok_is(c, "incr") || tok_is(c, "decr")) {
+        if (nt != 3 && nt != 4)
+            text_reply(sk, s, "ERROR");
+        else
+            do_arith(sk, s, t, nt, c->v[0] == 'i');
+    } else if (tok_is(c, "delete")) {
+        if (nt < 2 || nt > 4)
+            text_reply(sk, s, "ERROR");
+        else
+            do_delete(sk, s, t, nt);
+    } else if (tok_is(c, "touch")) {
+        if (nt != 3 && nt != 4)
+            text_reply(sk, s, "ERROR");
+        else
+            do_touch(sk, s, t, nt);
+    } else if (tok_is(c, "stats")) {
+        const char *arg = nt > 1 ? t[1].v : line + len;
+        sk->stats(s, arg, (size_t)(line + len - arg));
+    } else if (tok_is(c, "flush_all")) {
+        if (nt > 3)
+            text_reply(sk, s, "ERROR");
+        else
+            do_flush(cf, sk, s, t, nt);
+    } else if (tok_is(c, "version")) {
+        text_reply(sk, s, "VERSION " PROTO_VERSION);
+    } else if (tok_is(c, "verbosity")) {
+        if (nt != 2 && nt != 3) {
+            text_reply(sk, s, "ERROR");
+        } else {
+            bool noreply = noreply_last(t, nt);
+            uint32_t lvl;
+            if (!parse_u32_trunc(t[1].v, t[1].n, &lvl))
+                out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+            else
+                out(sk, s, noreply, "OK");
+        }
+    } else if (tok_is(c, "quit")) {
+        sk->quit(s);
+        *close = true;
+    } else if (tok_is(c, "shutdown")) {
+        if (!cf->shutdown_ok)
+            text_reply(sk, s, "ERROR: shutdown not enabled");
+        else if (nt == 1)
+            sk->shutdown(s, false);
+        else if (nt == 2 && tok_is(&t[1], "graceful"))
+            sk->shutdown(s, true);
+        else
+            text_reply(sk, s, "CLIENT_ERROR invalid shutdown mode");
+    } else {
+        text_reply(sk, s, "ERROR");
+    }
+    return 0;
+}
+
+ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
+                   const struct proto_sink *sk, void *s,
+                   const char *data, size_t len, size_t *need)
+{
+    size_t off = 0;
+    *need = 0;
+    while (off < len) {
+        if (p->swallow) {
+            size_t n = len - off < p->swallow ? len - off : (size_t)p->swallow;
+            off += n;
+            p->swallow -= n;
+            continue;
+        }
+        if (sk->busy(s))
+            break;
+        const char *start = data + off;
+        size_t avail = len - off;
+        const char *nl = memchr(start, '\n', avail);
+        if (!nl) {
+            if (avail > LINE_JUNK) {
+                const char *q = start;
+                while (q < start + avail && *q == ' ')
+                    q++;
+                size_t rest = (size_t)(start + avail - q);
+                bool is_get = (rest >= 4 && memcmp(q, "get ", 4) == 0) ||
+                              (rest >= 5 && memcmp(q, "gets ", 5) == 0);
+                if (q - start > 100 || !is_get || avail > LINE_GET_MAX)
+                    return -1;
+            }
+            break;
+        }
+        size_t linelen = (size_t)(nl - start);
+        if (linelen > 1 && nl[-1] == '\r')
+            linelen--;
+        const char *next = nl + 1;
+        size_t after = (size_t)(data + len - next);
+        bool wait = false, close = false;
+        size_t used = dispatch(p, cf, sk, s, start, linelen, next, after, &wait, &close);
+        if (wait) {
+            /* Whole command not here yet: leave it for the next call. */
+            *need = (size_t)(next - start) + used;
+            break;
+        }
+        off = (size_t)(next - data) + used;
+        if (close)
+            break;   /* quit: the sink has marked the session closing */
+    }
+    return (ssize_t)off;
+}
