@@ -79,6 +79,9 @@ $(O)/tools/%: $(O)/tests/tools/%.o
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
 
+# Feature fragments (eBPF programs, install rules, fuzzing) live in mk/.
+-include $(wildcard mk/*.mk)
+
 deps:
 	@bash scripts/deps.sh
 
