@@ -1,0 +1,356 @@
+/*
+ * evict.c — making room. Memory is freed a whole segment at a time, but hot
+ * items survive: eviction merges N consecutive sealed segments of one TTL
+ * bucket into the spare segment (Segcache's merge-based eviction). From each
+ * source segment only the items whose index frequency counter shows reuse
+ * are copied, at most 1/N of a segment per source, with a per-segment cutoff
+ * chosen from a histogram of the counters; the copies' counters are halved,
+ * so an item must keep being read to keep surviving. Dead bytes (deleted or
+ * overwritten items) and expired items are simply not copied. A per-bucket
+ * cursor walks the chain like a clock hand; the bucket whose next window is
+ * oldest is merged first, and segments that are at least 3/4 dead are queued
+ * and merged first, as they give back the most memory for the least copying.
+ * The same merge routine reclaims expired segments (keeping items touched to
+ * live longer, with their CAS) and drops segments outright as a last resort.
+ * State belongs to the store's worker thread.
+ */
+#include <stdlib.h>
+
+#include "store/store_int.h"
+
+#define N_MERGE 4
+
+void evict_note_dirty(struct store *s, uint32_t id)
+{
+    struct seg *g = &s->segs[id];
+    if (g->dirty_queued || s->dirty_n >= s->nsegs)
+        return;
+    g->dirty_queued = 1;
+    s->dirty[(s->dirty_head + s->dirty_n) % s->nsegs] = id;
+    s->dirty_n++;
+}
+
+static uint64_t cas_of_loc(const struct store *s, uint32_t sid, uint32_t off)
+{
+    return ((uint64_t)s->cfg.shard_id << 56)
+           | ((seg_loc_serial(s, sid) & s->serial_mask) << s->off_bits) | off;
+}
+
+/* Count a live item that is being dropped. */
+static void drop_stats(struct store *s, const struct item *it, bool expired)
+{
+    if (expired) {
+        s->c.expired_reclaimed++;
+        if (!(it->bits & ITEM_FETCHED))
+            s->c.expired_unfetched++;
+    } else {
+        s->c.evictions++;
+        if (!(it->bits & ITEM_FETCHED))
+            s->c.evicted_unfetched++;
+    }
+    s->c.bytes -= it->size;
+    s->c.curr_items--;
+}
+
+static bool mslots_reserve(struct store *s, size_t n)
+{
+    if (n <= s->mslots_cap)
+        return true;
+    size_t cap = s->mslots_cap ? s->mslots_cap : 256;
+    while (cap < n)
+        cap *= 2;
+    struct mslot *p = realloc(s->mslots, cap * sizeof(*p));
+    if (!p)
+        return false;
+    s->mslots = p;
+    s->mslots_cap = cap;
+    return true;
+}
+
+/*
+ * Merge src[0..n) into the spare segment and free them. MERGE_EVICT keeps
+ * frequently read items (n >= 2), MERGE_EXPIRE keeps every unexpired item
+ * (adding an explicit CAS field so the relocation keeps the item's CAS),
+ * MERGE_DROP keeps nothing. The sources must be sealed members of TTL
+ * chains. Kept items that do not fit are dropped.
+ */
+void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mode mode)
+{
+    if (s->spare == NONE32) {
+        s->spare = seg_take_free(s);
+        if (s->spare != NONE32)
+            s->segs[s->spare].state = SEG_SPARE;
+    }
+    if (s->spare == NONE32)
+        mode = MERGE_DROP;      /* no target: keep nothing */
+    uint32_t d = s->spare;
+    struct seg dummy;
+    struct seg *dg = d != NONE32 ? &s->segs[d] : &dummy;
+    uint8_t *dbase = d != NONE32 ? s->arena + (size_t)d * s->seg_size : NULL;
+    if (d != NONE32) {
+        seg_init_open(s, d);
+        dg->state = SEG_SPARE;
+    } else {
+        memset(&dummy, 0, sizeof(dummy));
+    }
+    size_t per_src = mode == MERGE_EVICT ? s->seg_size / n : s->seg_size;
+    uint64_t kept = 0;
+    uint32_t atime = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t id = src[i];
+        struct seg *g = &s->segs[id];
+        uint8_t *base = s->arena + (size_t)id * s->seg_size;
+        struct item it;
+        struct mslot *ms = s->mslots;
+        if (g->atime > atime)
+            atime = g->atime;
+        mslots_reserve(s, g->live_items + 1);
+
+        /* pass 1: find each live item's slot, histogram of counters */
+        uint64_t hist[E_FREQ_MAX + 1] = {0};
+        size_t k = 0;
+        for (uint32_t off = 0; off < g->wpos; off += it.size) {
+            item_decode(base + off, &it);
+            if (it.bits & IB_DEAD)
+                continue;
+            uint64_t h = store_hash(it.key, it.klen);
+            uint64_t *slot = index_find_loc(s, h, id, off);
+            if (k >= s->mslots_cap && !mslots_reserve(s, k + 1)) {
+                /* cannot remember it (out of heap): drop it now */
+                it.p[1] |= IB_DEAD;
+                if (slot) {
+                    drop_stats(s, &it, item_expired(s, it.exptime));
+                    index_delete(s, h, slot);
+                }
+                continue;
+            }
+            ms = s->mslots;
+            ms[k].slot = slot;
+            ms[k].h = h;
+            k++;
+            if (slot && !item_expired(s, it.exptime))
+                hist[e_freq(*slot)] += it.size;
+        }
+        unsigned cut = E_FREQ_MAX + 1;
+        if (mode == MERGE_EVICT) {
+            uint64_t acc = 0;
+            for (unsigned f = E_FREQ_MAX; f >= 1; f--) {
+                if (!hist[f])
+                    continue;
+                if (acc && acc + hist[f] > per_src)
+                    break;
+                acc += hist[f];
+                cut = f;
+            }
+        }
+
+        /* pass 2: copy the keepers, drop the rest */
+        size_t kept_here = 0;
+        size_t kk = 0;
+        for (uint32_t off = 0; off < g->wpos; off += it.size) {
+            item_decode(base + off, &it);
+            if (it.bits & IB_DEAD)
+                continue;
+            if (kk >= k)
+                break;
+            uint64_t *slot = ms[kk].slot;
+            uint64_t h = ms[kk].h;
+            kk++;
+            if (!slot)
+                continue;
+            uint64_t e = *slot;
+            unsigned f = e_freq(e);
+            bool expired = item_expired(s, it.exptime);
+            bool keep = false;
+            bool add_cas = false;
+            if (!expired) {
+                if (mode == MERGE_EVICT)
+                    keep = f >= cut && kept_here + it.size <= per_src;
+                else if (mode == MERGE_EXPIRE) {
+                    keep = true;
+                    add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);
+                }
+            }
+            size_t nsize = it.size + (add_cas ? 8 : 0);
+            if (keep && dg->wpos + nsize <= s->seg_size) {
+                uint8_t *dst = dbase + dg->wpos;
+                if (add_cas) {
+                    size_t hl = item_encode(dst, it.klen, it.vlen, it.bits, it.flags,
+                                            it.exptime, it.bits & IB_EXP,
+                                            cas_of_loc(s, id, off));
+                    memcpy(dst + hl, it.key, (size_t)it.klen + it.vlen);
+                    s->c.bytes += 8;
+                } else {
+                    memcpy(dst, it.p, it.size);
+                }
+                unsigned nf = mode == MERGE_EVICT ? f >> 1 : f;
+                *slot = e_make(e_tag(e), nf, d, dg->wpos);
+                dg->wpos += (uint32_t)nsize;
+                dg->live_bytes += (uint32_t)nsize;
+                dg->live_items++;
+                uint32_t ex = it.exptime ? it.exptime : EXP_NEVER;
+                if (ex > dg->exp_max)
+                    dg->exp_max = ex;
+                kept_here += nsize;
+                kept++;
+            } else {
+                drop_stats(s, &it, expired);
+                index_delete(s, h, slot);
+            }
+        }
+    }
+
+    /* splice: the merged segment takes the sources' place in the chain */
+    uint32_t bucket = s->segs[src[0]].bucket;
+    uint32_t after = s->segs[src[n - 1]].next;
+    if (dg->wpos > 0) {
+        dg->state = SEG_SEALED;
+        dg->atime = atime;
+        if (mode == MERGE_EVICT) {
+            ttl_link_before(s, bucket, d, src[0]);
+        } else {
+            unsigned b2 = ttl_bucket_of(s, dg->exp_max == EXP_NEVER ? 0 : dg->exp_max);
+            ttl_link_before(s, b2, d, s->ttl[b2].open);
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        ttl_unlink(s, src[i]);
+        s->segs[src[i]].dirty_queued = 0;
+        seg_release(s, src[i]);
+    }
+    if (mode == MERGE_EVICT) {
+        s->ttl[bucket].cursor = after;
+        s->c.merged_items += kept;
+    }
+    if (mode == MERGE_EXPIRE)
+        s->c.reclaim_segments += n;
+    else
+        s->c.evicted_segments += n;
+    if (dg->wpos > 0) {
+        s->spare = seg_take_free(s);   /* room: n segments were just freed */
+        if (s->spare != NONE32)
+            s->segs[s->spare].state = SEG_SPARE;
+    } else {
+        dg->serial = 0;
+        dg->state = SEG_SPARE;
+    }
+}
+
+static uint32_t first_sealed(const struct store *s, uint32_t id)
+{
+    while (id != NONE32 && s->segs[id].state != SEG_SEALED)
+        id = s->segs[id].next;
+    return id;
+}
+
+static unsigned window_from(const struct store *s, uint32_t id, uint32_t *w)
+{
+    unsigned n = 0;
+    while (id != NONE32 && n < N_MERGE && s->segs[id].state == SEG_SEALED) {
+        w[n++] = id;
+        id = s->segs[id].next;
+    }
+    return n;
+}
+
+/* A window around a mostly-dead segment: it and its sealed neighbours. */
+static unsigned dirty_window(const struct store *s, uint32_t id, uint32_t *w)
+{
+    uint32_t start = id;
+    unsigned fwd = 0;
+    for (uint32_t x = id; x != NONE32 && fwd < N_MERGE && s->segs[x].state == SEG_SEALED;
+         x = s->segs[x].next)
+        fwd++;
+    while (fwd < N_MERGE && s->segs[start].prev != NONE32 &&
+           s->segs[s->segs[start].prev].state == SEG_SEALED) {
+        start = s->segs[start].prev;
+        fwd++;
+    }
+    return window_from(s, start, w);
+}
+
+bool evict_one(struct store *s)
+{
+    uint32_t w[N_MERGE];
+    unsigned n;
+
+    if (s->spare == NONE32) {
+        /* only after a failed re-take of the spare; take it back first */
+        s->spare = seg_take_free(s);
+        if (s->spare != NONE32)
+            s->segs[s->spare].state = SEG_SPARE;
+    }
+    if (s->spare != NONE32 && ttl_reclaim_one(s))
+        return true;
+
+    while (s->dirty_n && s->spare != NONE32) {
+        uint32_t id = s->dirty[s->dirty_head];
+        s->dirty_head = (s->dirty_head + 1) % s->nsegs;
+        s->dirty_n--;
+        struct seg *g = &s->segs[id];
+        if (!g->dirty_queued)
+            continue;
+        g->dirty_queued = 0;
+        if (g->state != SEG_SEALED)
+            continue;
+        n = dirty_window(s, id, w);
+        if (n >= 2) {
+            evict_merge(s, w, n, MERGE_EVICT);
+            return true;
+        }
+    }
+
+    /* the bucket whose next window is the oldest */
+    uint32_t best = NONE32;
+    for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
+        struct ttl_bucket *tb = &s->ttl[b];
+        if (tb->head == NONE32)
+            continue;
+        uint32_t st = first_sealed(s, tb->cursor);
+        if (st == NONE32)
+            st = first_sealed(s, tb->head);
+        if (st == NONE32)
+            continue;
+        tb->cursor = st;
+        if (best == NONE32 || s->segs[st].create_at < s->segs[best].create_at)
+            best = st;
+    }
+    if (s->nlarge && (best == NONE32 ||
+                      s->larges[s->large_head].create_at <= s->segs[best].create_at))
+        if (large_evict_one(s))
+            return true;
+    if (best != NONE32 && s->spare != NONE32) {
+        n = window_from(s, best, w);
+        if (n < N_MERGE) {
+            uint32_t h = first_sealed(s, s->ttl[s->segs[best].bucket].head);
+            if (h != best) {
+                uint32_t w2[N_MERGE];
+                unsigned n2 = window_from(s, h, w2);
+                if (n2 > n) {
+                    memcpy(w, w2, sizeof(w));
+                    n = n2;
+                }
+            }
+        }
+        evict_merge(s, w, n, n >= 2 ? MERGE_EVICT : MERGE_DROP);
+        return true;
+    }
+    if (s->nlarge && large_evict_one(s))
+        return true;
+
+    /* last resort: the oldest open segment */
+    uint32_t old = NONE32;
+    for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
+        uint32_t o = s->ttl[b].open;
+        if (o != NONE32 && (old == NONE32 || s->segs[o].create_at < s->segs[old].create_at))
+            old = o;
+    }
+    if (old != NONE32 && s->spare != NONE32) {
+        s->ttl[s->segs[old].bucket].open = NONE32;
+        s->segs[old].state = SEG_SEALED;
+        evict_merge(s, &old, 1, MERGE_DROP);
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,235 @@
+/*
+ * seg.c — the segment arena and the item encoding. One arena per store,
+ * reserved as PROT_NONE address space at create time; a segment is made
+ * readable/writable (committed) the first time it is handed out, so resident
+ * memory only grows as segments are used. Freed segments go to a LIFO free
+ * list and are reused before fresh ones are committed. The state belongs to
+ * the store's worker thread.
+ */
+#include <sys/mman.h>
+
+#include "store/store_int.h"
+
+bool store_commit(void *p, size_t len)
+{
+    return mprotect(p, len, PROT_READ | PROT_WRITE) == 0;
+}
+
+bool seg_setup(struct store *s)
+{
+    s->arena_len = (size_t)s->nsegs * s->seg_size;
+    void *a = mmap(NULL, s->arena_len, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (a == MAP_FAILED)
+        return false;
+    s->arena = a;
+    s->free_head = NONE32;
+    for (uint32_t i = 0; i < s->nsegs; i++) {
+        s->segs[i].state = SEG_FREE;
+        s->segs[i].prev = s->segs[i].next = NONE32;
+    }
+    s->spare = seg_take_free(s);
+    if (s->spare == NONE32)
+        return false;
+    s->segs[s->spare].state = SEG_SPARE;
+    return true;
+}
+
+void seg_teardown(struct store *s)
+{
+    if (s->arena)
+        munmap(s->arena, s->arena_len);
+    s->arena = NULL;
+}
+
+uint64_t seg_next_serial(struct store *s)
+{
+    uint64_t v = s->next_serial++;
+    if ((v & s->serial_mask) == 0)      /* never produce CAS 0 */
+        v = s->next_serial++;
+    return v;
+}
+
+/* A free segment if the memory limit allows one, without evicting. */
+uint32_t seg_take_free(struct store *s)
+{
+    if (!store_room(s, s->seg_size))
+        return NONE32;
+    uint32_t id;
+    if (s->free_head != NONE32) {
+        id = s->free_head;
+        s->free_head = s->segs[id].next;
+        s->nfree--;
+    } else if (s->seg_fresh < s->nsegs) {
+        id = s->seg_fresh;
+        if (!store_commit(s->arena + (size_t)id * s->seg_size, s->seg_size))
+            return NONE32;
+        s->seg_fresh++;
+    } else {
+        return NONE32;
+    }
+    struct seg *g = &s->segs[id];
+    memset(g, 0, sizeof(*g));
+    g->prev = g->next = NONE32;
+    g->state = SEG_SPARE;       /* caller decides */
+    s->segs_used++;
+    return id;
+}
+
+uint32_t seg_get(struct store *s)
+{
+    for (;;) {
+        uint32_t id = seg_take_free(s);
+        if (id != NONE32)
+            return id;
+        if (!evict_one(s))
+            return NONE32;
+    }
+}
+
+void seg_init_open(struct store *s, uint32_t id)
+{
+    struct seg *g = &s->segs[id];
+    g->serial = seg_next_serial(s);
+    g->wpos = g->live_bytes = g->live_items = 0;
+    g->create_at = g->atime = s->now;
+    g->exp_max = 0;
+    g->dirty_queued = 0;
+    g->state = SEG_OPEN;
+}
+
+void seg_release(struct store *s, uint32_t id)
+{
+    struct seg *g = &s->segs[id];
+    g->state = SEG_FREE;
+    g->serial = 0;
+    g->prev = NONE32;
+    g->next = s->free_head;
+    s->free_head = id;
+    s->nfree++;
+    s->segs_used--;
+}
+
+uint8_t *seg_loc_ptr(const struct store *s, uint32_t sid, uint32_t off)
+{
+    if (sid < s->nsegs)
+        return s->arena + (size_t)sid * s->seg_size + off;
+    return s->larges[sid - s->nsegs].mem;
+}
+
+uint64_t seg_loc_serial(const struct store *s, uint32_t sid)
+{
+    return sid < s->nsegs ? s->segs[sid].serial : s->larges[sid - s->nsegs].serial;
+}
+
+uint32_t seg_loc_atime(const struct store *s, uint32_t sid)
+{
+    return sid < s->nsegs ? s->segs[sid].atime : s->larges[sid - s->nsegs].atime;
+}
+
+void seg_loc_touch_atime(struct store *s, uint32_t sid)
+{
+    if (sid < s->nsegs)
+        s->segs[sid].atime = s->now;
+    else
+        s->larges[sid - s->nsegs].atime = s->now;
+}
+
+/* An item in segment sid stopped being live (overwritten, deleted, expired
+ * lazily): its bytes become dead; a mostly-dead segment is queued so that
+ * eviction reclaims it early. */
+void seg_item_died(struct store *s, uint32_t sid, uint32_t size)
+{
+    struct seg *g = &s->segs[sid];
+    g->live_bytes -= size;
+    g->live_items--;
+    if (g->state == SEG_SEALED && !g->dirty_queued &&
+        (size_t)(g->wpos - g->live_bytes) * 4 >= s->seg_size * 3)
+        evict_note_dirty(s, sid);
+}
+
+/* --- item encoding --------------------------------------------------------- */
+
+static unsigned varint_len(uint32_t v)
+{
+    unsigned n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+size_t item_hdr_size(uint32_t vlen, uint32_t flags, uint32_t exptime, bool exp_field,
+                     bool cas_field)
+{
+    return 2 + varint_len(vlen) + (flags ? 4 : 0) + ((exptime || exp_field) ? 4 : 0)
+           + (cas_field ? 8 : 0);
+}
+
+size_t item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
+                   uint32_t flags, uint32_t exptime, bool exp_field, uint64_t cas)
+{
+    size_t i = 2;
+    bits &= IB_MBITS;
+    uint32_t v = vlen;
+    while (v >= 0x80) {
+        p[i++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[i++] = (uint8_t)v;
+    if (flags) {
+        bits |= IB_FLAGS;
+        memcpy(p + i, &flags, 4);
+        i += 4;
+    }
+    if (exptime || exp_field) {
+        bits |= IB_EXP;
+        memcpy(p + i, &exptime, 4);
+        i += 4;
+    }
+    if (cas) {
+        bits |= IB_CAS;
+        memcpy(p + i, &cas, 8);
+        i += 8;
+    }
+    p[0] = (uint8_t)klen;
+    p[1] = bits;
+    return i;
+}
+
+void item_decode(uint8_t *p, struct item *it)
+{
+    size_t i = 2;
+    uint32_t v = 0;
+    unsigned sh = 0;
+    uint8_t b;
+    do {
+        b = p[i++];
+        v |= (uint32_t)(b & 0x7f) << sh;
+        sh += 7;
+    } while (b & 0x80);
+    it->p = p;
+    it->klen = p[0];
+    it->bits = p[1];
+    it->vlen = v;
+    it->flags = 0;
+    it->exptime = 0;
+    it->cas = 0;
+    if (it->bits & IB_FLAGS) {
+        memcpy(&it->flags, p + i, 4);
+        i += 4;
+    }
+    if (it->bits & IB_EXP) {
+        memcpy(&it->exptime, p + i, 4);
+        i += 4;
+    }
+    if (it->bits & IB_CAS) {
+        memcpy(&it->cas, p + i, 8);
+        i += 8;
+    }
+    it->hlen = (uint32_t)i;
+    it->key = (char *)p + i;
+    it->val = it->key + it->klen;
+    it->size = (uint32_t)(i + it->klen + v);
+}

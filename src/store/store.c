@@ -1,0 +1,628 @@
+/*
+ * store.c — the public store API (store.h): lookups, the write path with
+ * memcached's set/add/replace/append/prepend/cas/incr/decr/touch semantics,
+ * lazy expiry, CAS derivation, stats and sizing at create time. One store
+ * per worker; only that worker's thread calls in, so nothing locks. Calls
+ * down into index.c, seg.c, ttl.c, evict.c and large.c.
+ *
+ * CAS: an item's CAS is derived from where it was written,
+ *   shard id (8 bits) | segment serial | offset within the segment,
+ * so it costs no bytes: every write lands at a new (serial, offset) and
+ * serials are never reused (until the serial field wraps: 2^36 segment
+ * openings with 1 MiB segments). touch and relocation on expiry keep the CAS
+ * (stored explicitly, 8 bytes, in the moved copy); relocation by an eviction
+ * merge changes it, so a later `cas` fails safely with EXISTS.
+ */
+#include <stdlib.h>
+
+#include "store/store_int.h"
+
+/* --- hashing ---------------------------------------------------------------- */
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+static inline uint64_t fmix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= UINT64_C(0xff51afd7ed558ccd);
+    k ^= k >> 33;
+    k *= UINT64_C(0xc4ceb9fe1a85ec53);
+    k ^= k >> 33;
+    return k;
+}
+
+/* 64-bit key hash for the index. Deliberately unrelated to the server's
+ * partition hash: every key a worker sees shares that hash's slot bits, so
+ * reusing it would leave most index buckets empty. */
+uint64_t store_hash(const void *key, size_t len)
+{
+    const uint8_t *p = key;
+    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ (len * UINT64_C(0x87c37b91114253d5));
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        w *= UINT64_C(0x87c37b91114253d5);
+        w = rotl64(w, 31) * UINT64_C(0x4cf5ad432745937f);
+        h = rotl64(h ^ w, 27) * 5 + UINT64_C(0x52dce729);
+        p += 8;
+        len -= 8;
+    }
+    if (len) {
+        uint64_t w = 0;
+        memcpy(&w, p, len);
+        w *= UINT64_C(0x87c37b91114253d5);
+        w = rotl64(w, 31) * UINT64_C(0x4cf5ad432745937f);
+        h ^= w;
+    }
+    return fmix64(h);
+}
+
+static uint64_t rng_next(struct store *s)
+{
+    uint64_t x = s->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return s->rng = x;
+}
+
+/* --- create / destroy --------------------------------------------------------- */
+
+static size_t pow2_floor(size_t v)
+{
+    size_t p = 1;
+    while (p * 2 <= v)
+        p *= 2;
+    return p;
+}
+
+struct store *store_create(const struct store_config *cfg)
+{
+    struct store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    if (s->cfg.item_max == 0)
+        s->cfg.item_max = 1024 * 1024;
+    s->now = 1;
+    s->rng = UINT64_C(0x2545f4914f6cdd1d) ^ ((uint64_t)cfg->shard_id << 32);
+    size_t mem = cfg->mem_limit;
+
+    size_t seg = cfg->seg_size;
+    if (seg == 0) {
+        seg = pow2_floor(mem / 64);
+        if (seg < 64 * 1024)
+            seg = 64 * 1024;
+        if (seg > 1024 * 1024)
+            seg = 1024 * 1024;
+        while (seg > 4096 && mem / seg < 16)
+            seg /= 2;
+    }
+    if (seg < 1024)
+        seg = 1024;
+    if (seg > SEG_SIZE_MAX)
+        seg = SEG_SIZE_MAX;
+    s->seg_size = seg;
+    s->large_min = seg / 2;
+    s->off_bits = 0;
+    while (((size_t)1 << s->off_bits) < seg)
+        s->off_bits++;
+    s->serial_mask = (UINT64_C(1) << (56 - s->off_bits)) - 1;
+    s->next_serial = 1;
+
+    /* fixed overhead depends on the segment count; size it for the upper
+     * bound, then fit the segments in what is left */
+    size_t nmax = mem / seg + 1;
+    if (nmax > SEG_ID_MAX / 4)
+        nmax = SEG_ID_MAX / 4;
+    s->nsegs = (uint32_t)nmax;
+    s->nlarge_cap = (uint32_t)(2 * nmax + 16);
+    s->fixed_bytes = sizeof(*s) + nmax * (sizeof(struct seg) + sizeof(uint32_t))
+                     + s->nlarge_cap * sizeof(struct large);
+    size_t index_min = 64 * 64;
+    if (mem < s->fixed_bytes + index_min + 2 * seg) {
+        free(s);
+        return NULL;
+    }
+    s->nsegs = (uint32_t)((mem - s->fixed_bytes - index_min) / seg);
+    s->segs = calloc(nmax, sizeof(struct seg));
+    s->dirty = calloc(nmax, sizeof(uint32_t));
+    s->larges = calloc(s->nlarge_cap, sizeof(struct large));
+    for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
+        s->ttl[b].head = s->ttl[b].tail = NONE32;
+        s->ttl[b].open = s->ttl[b].cursor = NONE32;
+    }
+    if (!s->segs || !s->dirty || !s->larges || !index_setup(s) || !large_setup(s) ||
+        !seg_setup(s)) {
+        store_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+void store_destroy(struct store *s)
+{
+    if (!s)
+        return;
+    if (s->larges)
+        large_teardown(s);
+    seg_teardown(s);
+    index_teardown(s);
+    free(s->segs);
+    free(s->dirty);
+    free(s->larges);
+    free(s->mslots);
+    free(s);
+}
+
+void store_clock(struct store *s, uint32_t now)
+{
+    s->now = now;
+}
+
+bool store_make_room(struct store *s, size_t bytes)
+{
+    while (!store_room(s, bytes))
+        if (!evict_one(s))
+            return false;
+    return true;
+}
+
+/* --- item helpers ----------------------------------------------------------- */
+
+static uint64_t item_cas(const struct store *s, uint64_t e, const struct item *it)
+{
+    if (!s->cfg.use_cas)
+        return 0;
+    if (it->bits & IB_CAS)
+        return it->cas;
+    return ((uint64_t)s->cfg.shard_id << 56)
+           | ((seg_loc_serial(s, e_seg(e)) & s->serial_mask) << s->off_bits) | e_off(e);
+}
+
+/* The item at *slot stops being live: mark it dead, account its bytes. The
+ * slot itself is left for the caller (overwrite or index_delete). */
+static void item_kill(struct store *s, uint64_t e, struct item *it)
+{
+    it->p[1] |= IB_DEAD;
+    s->c.bytes -= it->size;
+    if (loc_is_large(s, e_seg(e)))
+        large_free(s, e_seg(e));
+    else
+        seg_item_died(s, e_seg(e), it->size);
+}
+
+static void item_remove(struct store *s, uint64_t h, uint64_t *slot, struct item *it)
+{
+    item_kill(s, *slot, it);
+    index_delete(s, h, slot);
+    s->c.curr_items--;
+}
+
+/* Find a live item; expired ones are removed on the way (unless peeking). */
+static uint64_t *lookup(struct store *s, const char *key, size_t klen, uint64_t h,
+                        struct item *it, bool remove_expired)
+{
+    uint64_t *slot = index_find(s, key, klen, h, it);
+    if (slot && item_expired(s, it->exptime)) {
+        if (remove_expired) {
+            if (!(it->bits & ITEM_FETCHED))
+                s->c.expired_unfetched++;
+            item_remove(s, h, slot, it);
+        }
+        return NULL;
+    }
+    return slot;
+}
+
+static void fill_view(const struct store *s, uint64_t e, const struct item *it,
+                      struct item_view *iv)
+{
+    iv->key = it->key;
+    iv->val = it->val;
+    iv->klen = it->klen;
+    iv->vlen = it->vlen;
+    iv->flags = it->flags;
+    iv->exptime = it->exptime;
+    iv->atime = seg_loc_atime(s, e_seg(e));
+    iv->cas = item_cas(s, e, it);
+    iv->mbits = it->bits & IB_MBITS;
+}
+
+/* A read hit: fetched bit, atime, probabilistic frequency bump (exact up to
+ * 3, then with probability 2^-(f-2), so 15 means "read thousands of times"). */
+static void note_hit(struct store *s, uint64_t *slot, struct item *it)
+{
+    it->p[1] |= ITEM_FETCHED;
+    seg_loc_touch_atime(s, e_seg(*slot));
+    unsigned f = e_freq(*slot);
+    if (f < E_FREQ_MAX && (f < 3 || (rng_next(s) & ((UINT64_C(1) << (f - 2)) - 1)) == 0))
+        *slot = e_with_freq(*slot, f + 1);
+}
+
+struct wsrc {
+    const void *a, *b;
+    size_t alen, blen;
+};
+
+/*
+ * Write key -> value (a || b) as a new item and point the index at it,
+ * killing any old item of the key. keep_cas != 0 stores that CAS explicitly
+ * (relocation that must keep it). May evict; never touches a value pointer
+ * into this store after evicting, so callers copy such values first.
+ */
+static int item_write(struct store *s, uint64_t h, const char *key, size_t klen,
+                      const struct wsrc *v, uint32_t flags, uint32_t exptime,
+                      uint64_t keep_cas, uint8_t mbits, unsigned freq, bool fresh,
+                      uint64_t *cas_out)
+{
+    size_t vlen = v->alen + v->blen;
+    bool large = false;
+    size_t size = item_hdr_size((uint32_t)vlen, flags, exptime, false, keep_cas != 0)
+                  + klen + vlen;
+    if (size > s->large_min) {
+        large = true;
+        size = item_hdr_size((uint32_t)vlen, flags, exptime, true, keep_cas != 0) + klen + vlen;
+    }
+    if (!index_prepare(s, h))
+        return ST_NO_MEMORY;
+    uint32_t sid, off = 0;
+    uint8_t *p = large ? large_alloc(s, size, &sid) : ttl_append(s, size, exptime, &sid, &off);
+    if (!p)
+        return ST_NO_MEMORY;
+    size_t hl = item_encode(p, (uint32_t)klen, (uint32_t)vlen, mbits, flags, exptime, large,
+                            keep_cas);
+    memcpy(p + hl, key, klen);
+    if (v->alen)
+        memcpy(p + hl + klen, v->a, v->alen);
+    if (v->blen)
+        memcpy(p + hl + klen + v->alen, v->b, v->blen);
+    s->c.bytes += size;
+    if (fresh)
+        s->c.total_items++;
+
+    struct item old;
+    uint64_t *slot = index_find(s, key, klen, h, &old);
+    uint64_t e = e_make(hash_tag(h), freq, sid, off);
+    if (slot) {
+        item_kill(s, *slot, &old);
+        *slot = e;
+    } else {
+        index_insert(s, h, e);
+        s->c.curr_items++;
+    }
+    if (cas_out) {
+        struct item it;
+        item_decode(p, &it);
+        *cas_out = item_cas(s, e, &it);
+    }
+    return ST_OK;
+}
+
+static void delete_key(struct store *s, const char *key, size_t klen, uint64_t h)
+{
+    struct item it;
+    uint64_t *slot = index_find(s, key, klen, h, &it);
+    if (slot)
+        item_remove(s, h, slot, &it);
+}
+
+/* --- public API ------------------------------------------------------------------ */
+
+int store_get(struct store *s, const char *key, size_t klen, struct item_view *iv)
+{
+    uint64_t h = store_hash(key, klen);
+    struct item it;
+    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    if (!slot)
+        return ST_MISS;
+    fill_view(s, *slot, &it, iv);
+    note_hit(s, slot, &it);
+    return ST_OK;
+}
+
+int store_peek(struct store *s, const char *key, size_t klen, struct item_view *iv)
+{
+    uint64_t h = store_hash(key, klen);
+    struct item it;
+    uint64_t *slot = lookup(s, key, klen, h, &it, false);
+    if (!slot)
+        return ST_MISS;
+    fill_view(s, *slot, &it, iv);
+    return ST_OK;
+}
+
+/* Set a live item's exptime: in place when it has the field, else by
+ * rewriting it with the field (and its CAS kept). Returns the slot of the
+ * item afterwards (NULL if it could not be rewritten: then it is gone). */
+static uint64_t *set_exptime(struct store *s, const char *key, size_t klen, uint64_t h,
+                             uint64_t *slot, struct item *it, uint32_t exptime)
+{
+    if (it->bits & IB_EXP) {
+        uint8_t *f = it->p + it->hlen - 4 - ((it->bits & IB_CAS) ? 8 : 0);
+        memcpy(f, &exptime, 4);
+        it->exptime = exptime;
+        /* the segment may now be reclaimed before the item dies: reclaim
+         * relocates items that outlive their segment */
+        return slot;
+    }
+    if (exptime == 0)
+        return slot;
+    /* rewrite with an exptime field; copy first, the write may evict */
+    uint64_t cas = item_cas(s, *slot, it);
+    size_t n = (size_t)it->klen + it->vlen;
+    char *tmp = malloc(n ? n : 1);
+    if (!tmp) {
+        item_remove(s, h, slot, it);
+        return NULL;
+    }
+    memcpy(tmp, it->key, n);
+    struct wsrc v = {tmp + klen, NULL, it->vlen, 0};
+    uint32_t flags = it->flags;
+    uint8_t mbits = it->bits & IB_MBITS;
+    unsigned freq = e_freq(*slot);
+    int rc = item_write(s, h, tmp, klen, &v, flags, exptime, cas, mbits, freq, false, NULL);
+    free(tmp);
+    if (rc != ST_OK) {
+        delete_key(s, key, klen, h);
+        return NULL;
+    }
+    return index_find(s, key, klen, h, it);
+}
+
+int store_gat(struct store *s, const char *key, size_t klen, uint32_t exptime,
+              struct item_view *iv)
+{
+    uint64_t h = store_hash(key, klen);
+    struct item it;
+    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    if (!slot)
+        return ST_MISS;
+    uint8_t mbits = it.bits & IB_MBITS;
+    uint32_t atime = seg_loc_atime(s, e_seg(*slot));
+    slot = set_exptime(s, key, klen, h, slot, &it, exptime);
+    if (!slot)
+        return ST_MISS;
+    fill_view(s, *slot, &it, iv);
+    iv->mbits = mbits;
+    iv->atime = atime;
+    note_hit(s, slot, &it);
+    return ST_OK;
+}
+
+int store_touch(struct store *s, const char *key, size_t klen, uint32_t exptime)
+{
+    uint64_t h = store_hash(key, klen);
+    struct item it;
+    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    if (!slot)
+        return ST_MISS;
+    return set_exptime(s, key, klen, h, slot, &it, exptime) ? ST_OK : ST_MISS;
+}
+
+int store_put(struct store *s, enum store_mode mode, const char *key, size_t klen,
+              const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
+              uint64_t cas_in, uint64_t *cas_out)
+{
+    if (klen == 0 || klen > STORE_KEY_MAX)
+        return ST_NOT_STORED;
+    uint64_t h = store_hash(key, klen);
+    struct item it;
+    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+
+    switch (mode) {
+    case SM_ADD:
+        if (slot) {
+            note_hit(s, slot, &it);   /* memcached bumps an add-refused item */
+            return ST_NOT_STORED;
+        }
+        break;
+    case SM_REPLACE:
+    case SM_APPEND:
+    case SM_PREPEND:
+        if (!slot)
+            return ST_NOT_STORED;
+        break;
+    case SM_CAS:
+        if (!slot)
+            return ST_NOT_FOUND;
+        if (item_cas(s, *slot, &it) != cas_in)
+            return ST_EXISTS;
+        break;
+    case SM_SET:
+        break;
+    }
+
+    size_t total = klen + vlen;
+    if (mode == SM_APPEND || mode == SM_PREPEND)
+        total += it.vlen;
+    if (total > s->cfg.item_max || total > UINT32_MAX / 2) {
+        if (slot)
+            item_remove(s, h, slot, &it);
+        return ST_TOO_LARGE;
+    }
+    unsigned freq = slot ? e_freq(*slot) : 0;
+    struct wsrc v = {val, NULL, vlen, 0};
+    char *tmp = NULL;
+    if (mode == SM_APPEND || mode == SM_PREPEND) {
+        flags = it.flags;
+        exptime = it.exptime;
+        tmp = malloc(it.vlen ? it.vlen : 1);
+        if (!tmp) {
+            item_remove(s, h, slot, &it);
+            return ST_NO_MEMORY;
+        }
+        memcpy(tmp, it.val, it.vlen);
+        if (mode == SM_APPEND)
+            v = (struct wsrc){tmp, val, it.vlen, vlen};
+        else
+            v = (struct wsrc){val, tmp, vlen, it.vlen};
+    }
+    int rc = item_write(s, h, key, klen, &v, flags, exptime, 0, 0, freq, true, cas_out);
+    free(tmp);
+    if (rc != ST_OK)
+        delete_key(s, key, klen, h);
+    return rc;
+}
+
+int store_delete(struct store *s, const char *key, size_t klen, uint64_t cas_in)
+{
+    uint64_t h = store_hash(key, klen);
+    struct item it;
+    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    if (!slot)
+        return ST_MISS;
+    if (cas_in && item_cas(s, *slot, &it) != cas_in)
+        return ST_EXISTS;
+    item_remove(s, h, slot, &it);
+    return ST_OK;
+}
+
+/* memcached accepts a decimal u64, optionally followed by spaces (its own
+ * in-place decr pads with them). */
+static bool parse_u64(const char *p, size_t n, uint64_t *out)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+    if (n == 0 || p[0] < '0' || p[0] > '9')
+        return false;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    for (; i < n; i++)
+        if (p[i] != ' ')
+            return false;
+    *out = v;
+    return true;
+}
+
+int store_arith(struct store *s, const char *key, size_t klen, bool incr,
+                uint64_t delta, uint64_t *result, uint64_t *cas_out)
+{
+    uint64_t h = store_hash(key, klen);
+    struct item it;
+    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    if (!slot)
+        return ST_MISS;
+    uint64_t v;
+    if (!parse_u64(it.val, it.vlen, &v))
+        return ST_NON_NUMERIC;
+    if (incr)
+        v += delta;     /* wraps at 2^64 */
+    else
+        v = v > delta ? v - delta : 0;
+    char buf[24];
+    size_t n = 0;
+    char rev[24];
+    uint64_t t = v;
+    do {
+        rev[n++] = (char)('0' + t % 10);
+        t /= 10;
+    } while (t);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = rev[n - 1 - i];
+    struct wsrc w = {buf, NULL, n, 0};
+    int rc = item_write(s, h, key, klen, &w, it.flags, it.exptime, 0,
+                        it.bits & IB_MBITS, e_freq(*slot), false, cas_out);
+    if (rc != ST_OK) {
+        delete_key(s, key, klen, h);
+        return rc;
+    }
+    if (result)
+        *result = v;
+    return ST_OK;
+}
+
+int store_set_mbits(struct store *s, const char *key, size_t klen, uint8_t set, uint8_t clear)
+{
+    uint64_t h = store_hash(key, klen);
+    struct item it;
+    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    if (!slot)
+        return ST_MISS;
+    it.p[1] = (uint8_t)((it.p[1] & ~(clear & IB_MBITS)) | (set & IB_MBITS));
+    return ST_OK;
+}
+
+void store_flush(struct store *s)
+{
+    for (uint32_t i = 0; i < s->nlarge_cap; i++)
+        if (s->larges[i].mem)
+            large_free(s, s->nsegs + i);
+    for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
+        struct ttl_bucket *tb = &s->ttl[b];
+        while (tb->head != NONE32) {
+            uint32_t id = tb->head;
+            ttl_unlink(s, id);
+            seg_release(s, id);
+        }
+        tb->open = tb->cursor = NONE32;
+    }
+    s->dirty_n = 0;
+    for (uint32_t i = 0; i < s->nsegs; i++)
+        s->segs[i].dirty_queued = 0;
+    index_reset(s);
+    s->c.curr_items = 0;
+    s->c.bytes = 0;
+    s->c.flushes++;
+}
+
+bool store_maintain(struct store *s, unsigned budget)
+{
+    bool more = false;
+    if (budget == 0)
+        return true;
+    unsigned used = ttl_reclaim_scan(s, budget, &more);
+    if (used < budget)
+        used += large_reclaim_expired(s, budget - used);
+    while (used < budget && index_grow_step(s))
+        used++;
+    if (used >= budget && s->idx.nitems > 5 * (uint64_t)s->idx.nb)
+        more = true;
+    return more;
+}
+
+void store_get_stats(const struct store *s, struct store_stats *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->curr_items = s->c.curr_items;
+    o->total_items = s->c.total_items;
+    o->bytes = s->c.bytes;
+    o->mem_limit = s->cfg.mem_limit;
+    o->mem_used = store_mem_used(s);
+    o->index_bytes = index_bytes(s);
+    o->seg_size = s->seg_size;
+    o->segs_total = s->nsegs;
+    o->segs_used = s->segs_used;
+    o->evictions = s->c.evictions;
+    o->evicted_segments = s->c.evicted_segments;
+    o->expired_reclaimed = s->c.expired_reclaimed;
+    o->expired_unfetched = s->c.expired_unfetched;
+    o->evicted_unfetched = s->c.evicted_unfetched;
+    o->reclaim_segments = s->c.reclaim_segments;
+    o->merged_items = s->c.merged_items;
+    o->large_items = s->nlarge;
+    o->flushes = s->c.flushes;
+    o->hash_power = s->idx.level;
+    o->hash_expanding = s->idx.nb != ((size_t)1 << s->idx.level);
+}
+
+const char *store_status_str(int st)
+{
+    static const char *const names[] = {
+        [ST_OK] = "OK",
+        [ST_MISS] = "MISS",
+        [ST_NOT_STORED] = "NOT_STORED",
+        [ST_EXISTS] = "EXISTS",
+        [ST_NOT_FOUND] = "NOT_FOUND",
+        [ST_TOO_LARGE] = "TOO_LARGE",
+        [ST_NO_MEMORY] = "NO_MEMORY",
+        [ST_NON_NUMERIC] = "NON_NUMERIC",
+    };
+    if (st < 0 || st >= (int)(sizeof(names) / sizeof(names[0])) || !names[st])
+        return "UNKNOWN";
+    return names[st];
+}

@@ -1,0 +1,274 @@
+/*
+ * store_int.h — private layout of one store instance, shared by the files of
+ * src/store only. Every structure here belongs to exactly one worker thread
+ * (the one that called store_create); nothing is locked or atomic.
+ *
+ * Memory map of one store (all of it counted in mem_used):
+ *
+ *   fixed    struct store + segment/large/TTL tables (calloc, at create)
+ *   index    primary buckets + overflow buckets, 64 B each (reserved address
+ *            space, committed 4 KiB at a time as the index grows)
+ *   arena    nsegs * seg_size (reserved PROT_NONE, a segment is committed the
+ *            first time it is used, so resident memory grows with use)
+ *   large    one private mmap per item too big for a segment, page rounded
+ *
+ * Item layout inside a segment (no alignment, no padding):
+ *
+ *   +------+------+-------------+---------+---------+--------+-----+-------+
+ *   | klen | bits | vlen varint | [flags] | [exptm] | [cas]  | key | value |
+ *   |  1   |  1   |    1..5     |   4?    |   4?    |   8?   |     |       |
+ *   +------+------+-------------+---------+---------+--------+-----+-------+
+ *
+ * flags/exptime are present only when non-zero (IB_FLAGS, IB_EXP), cas only
+ * when an item was relocated and had to keep its CAS (IB_CAS). A 20-byte key
+ * with a 100-byte value and no flags/exptime therefore has a 3-byte header.
+ *
+ * Index entry (64 bits, 0 = empty):
+ *
+ *   63      52 51  48 47        24 23         0
+ *   |  tag    | freq |  seg id    |  offset    |
+ *
+ * seg id < nsegs names a regular segment; nsegs + i names large item i.
+ */
+#ifndef PERCORE_STORE_INT_H
+#define PERCORE_STORE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "store/store.h"
+
+#define NONE32     UINT32_MAX
+#define EXP_NEVER  UINT32_MAX   /* seg->exp_max when an item never expires */
+#define PAGE_SZ    4096u
+
+/* item header bits (the low three are the meta-protocol ITEM_* bits) */
+#define IB_MBITS   0x07u
+#define IB_FLAGS   0x08u
+#define IB_EXP     0x10u
+#define IB_CAS     0x20u
+#define IB_DEAD    0x40u
+
+/* index entry fields */
+#define E_OFF_BITS   24
+#define E_SEG_BITS   24
+#define E_LOC_MASK   ((UINT64_C(1) << 48) - 1)
+#define E_FREQ_SHIFT 48
+#define E_FREQ_MAX   15u
+#define E_TAG_SHIFT  52
+#define SEG_ID_MAX   ((1u << E_SEG_BITS) - 1)
+#define SEG_SIZE_MAX (1u << E_OFF_BITS)
+
+static inline uint32_t e_seg(uint64_t e) { return (uint32_t)(e >> E_OFF_BITS) & SEG_ID_MAX; }
+static inline uint32_t e_off(uint64_t e) { return (uint32_t)e & ((1u << E_OFF_BITS) - 1); }
+static inline unsigned e_freq(uint64_t e) { return (unsigned)(e >> E_FREQ_SHIFT) & 0xfu; }
+static inline unsigned e_tag(uint64_t e) { return (unsigned)(e >> E_TAG_SHIFT); }
+static inline uint64_t e_loc(uint32_t sid, uint32_t off)
+{
+    return ((uint64_t)sid << E_OFF_BITS) | off;
+}
+static inline uint64_t e_make(unsigned tag, unsigned freq, uint32_t sid, uint32_t off)
+{
+    return ((uint64_t)tag << E_TAG_SHIFT) | ((uint64_t)freq << E_FREQ_SHIFT) | e_loc(sid, off);
+}
+static inline uint64_t e_with_freq(uint64_t e, unsigned freq)
+{
+    return (e & ~(UINT64_C(0xf) << E_FREQ_SHIFT)) | ((uint64_t)freq << E_FREQ_SHIFT);
+}
+/* 12-bit tag from the top of the hash, never 0 so that 0 means "empty". */
+static inline unsigned hash_tag(uint64_t h)
+{
+    unsigned t = (unsigned)(h >> E_TAG_SHIFT);
+    return t ? t : 1;
+}
+
+enum seg_state { SEG_FREE = 0, SEG_OPEN, SEG_SEALED, SEG_SPARE };
+
+struct seg {
+    uint64_t serial;      /* opening number, mixed into CAS; 0 while free */
+    uint32_t prev, next;  /* TTL bucket chain; next doubles as free list link */
+    uint32_t wpos;        /* bytes appended */
+    uint32_t live_bytes;  /* bytes of items still indexed */
+    uint32_t live_items;
+    uint32_t create_at;   /* relative second the segment was opened */
+    uint32_t atime;       /* last read of any item in it */
+    uint32_t exp_max;     /* latest exptime written here, EXP_NEVER if any 0 */
+    uint16_t bucket;      /* TTL bucket while OPEN/SEALED */
+    uint8_t  state;       /* enum seg_state */
+    uint8_t  dirty_queued;
+};
+
+struct large {
+    uint8_t *mem;         /* NULL while the slot is free */
+    size_t   maplen;      /* page-rounded length, counted in mem_used */
+    uint64_t serial;
+    uint32_t prev, next;  /* FIFO of live large items; next = free list link */
+    uint32_t create_at, atime;
+};
+
+#define TTL_NBUCKETS 978
+#define TTL_NEVER    (TTL_NBUCKETS - 1)
+
+struct ttl_bucket {
+    uint32_t head, tail;  /* chain of segments, oldest first */
+    uint32_t open;        /* segment receiving appends, NONE32 if none */
+    uint32_t cursor;      /* where the next eviction merge starts */
+    uint32_t nseg;
+};
+
+struct index {
+    uint64_t *prim;       /* primary bucket i = prim[8i .. 8i+7] */
+    uint64_t *ovf;        /* overflow bucket j (1-based) = ovf[8(j-1) ..] */
+    size_t    nb;         /* primary buckets in use */
+    size_t    nb_max;     /* reserved */
+    size_t    nb_commit;  /* committed (readable/writable) */
+    unsigned  level;      /* 2^level <= nb < 2^(level+1) */
+    uint32_t  ovf_hwm, ovf_max, ovf_commit;
+    uint32_t  ovf_free, ovf_nfree;
+    uint64_t  nitems;
+    uint64_t *tmp;        /* scratch for splits */
+    size_t    tmp_cap;
+};
+
+struct mslot {
+    uint64_t *slot;
+    uint64_t  h;
+};
+
+struct store_counters {
+    uint64_t total_items, evictions, evicted_segments, expired_reclaimed;
+    uint64_t expired_unfetched, evicted_unfetched, reclaim_segments;
+    uint64_t merged_items, flushes, bytes, curr_items;
+};
+
+struct store {
+    struct store_config cfg;
+    uint32_t now;
+    uint64_t rng;
+
+    size_t   seg_size;
+    size_t   large_min;   /* items bigger than this go to a large allocation */
+    unsigned off_bits;    /* CAS: bits for the offset */
+    uint64_t serial_mask; /* CAS: bits for the segment serial */
+    uint64_t next_serial;
+
+    uint8_t    *arena;
+    size_t      arena_len;
+    uint32_t    nsegs;
+    uint32_t    seg_fresh;   /* segments [0, seg_fresh) have been committed */
+    uint32_t    free_head;
+    uint32_t    nfree;
+    uint32_t    spare;       /* empty segment kept as eviction merge target */
+    uint64_t    segs_used;   /* not FREE (includes the spare) */
+    struct seg *segs;
+
+    struct large *larges;
+    uint32_t      nlarge_cap, large_free, large_head, large_tail, nlarge;
+    uint64_t      large_bytes;
+
+    struct ttl_bucket ttl[TTL_NBUCKETS];
+    uint32_t          maint_bucket;
+
+    uint32_t *dirty;         /* ring of (seg id) whose bytes are mostly dead */
+    uint32_t  dirty_head, dirty_n;
+
+    struct index idx;
+
+    size_t fixed_bytes;
+    struct store_counters c;
+
+    /* transient scratch (not counted: freed size-bounded buffers) */
+    struct mslot *mslots;    /* per-item index slot during a merge */
+    size_t     mslots_cap;
+};
+
+/* decoded item header */
+struct item {
+    uint8_t  *p;          /* first byte */
+    uint32_t  hlen, size;
+    uint32_t  klen, vlen;
+    uint32_t  flags, exptime;
+    uint64_t  cas;        /* explicit CAS (IB_CAS), else 0 */
+    uint8_t   bits;
+    char     *key, *val;
+};
+
+/* store.c */
+static inline size_t store_mem_used(const struct store *s)
+{
+    return s->fixed_bytes + (size_t)(s->idx.nb_commit + s->idx.ovf_commit) * 64
+           + (size_t)s->segs_used * s->seg_size + s->large_bytes;
+}
+static inline bool store_room(const struct store *s, size_t bytes)
+{
+    return store_mem_used(s) + bytes <= s->cfg.mem_limit;
+}
+bool store_make_room(struct store *s, size_t bytes);
+uint64_t store_hash(const void *key, size_t len);
+static inline bool item_expired(const struct store *s, uint32_t exptime)
+{
+    return exptime != 0 && exptime <= s->now;
+}
+
+/* seg.c — arena, segments, item encoding */
+bool     seg_setup(struct store *s);
+void     seg_teardown(struct store *s);
+uint32_t seg_get(struct store *s);                   /* may evict; NONE32 on failure */
+uint32_t seg_take_free(struct store *s);             /* never evicts */
+void     seg_init_open(struct store *s, uint32_t id);
+void     seg_release(struct store *s, uint32_t id);  /* back to the free list */
+uint8_t *seg_loc_ptr(const struct store *s, uint32_t sid, uint32_t off);
+void     seg_item_died(struct store *s, uint32_t sid, uint32_t size);
+uint64_t seg_loc_serial(const struct store *s, uint32_t sid);
+uint32_t seg_loc_atime(const struct store *s, uint32_t sid);
+void     seg_loc_touch_atime(struct store *s, uint32_t sid);
+uint64_t seg_next_serial(struct store *s);
+
+size_t   item_hdr_size(uint32_t vlen, uint32_t flags, uint32_t exptime, bool exp_field,
+                       bool cas_field);
+void     item_decode(uint8_t *p, struct item *it);
+size_t   item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
+                     uint32_t flags, uint32_t exptime, bool exp_field, uint64_t cas);
+
+/* large.c */
+bool     large_setup(struct store *s);
+void     large_teardown(struct store *s);
+uint8_t *large_alloc(struct store *s, size_t size, uint32_t *sid);
+void     large_free(struct store *s, uint32_t sid);
+bool     large_evict_one(struct store *s);
+unsigned large_reclaim_expired(struct store *s, unsigned budget);
+static inline bool loc_is_large(const struct store *s, uint32_t sid) { return sid >= s->nsegs; }
+
+/* ttl.c */
+unsigned ttl_bucket_of(const struct store *s, uint32_t exptime);
+void     ttl_link_tail(struct store *s, uint32_t b, uint32_t id);
+void     ttl_link_before(struct store *s, uint32_t b, uint32_t id, uint32_t before);
+void     ttl_unlink(struct store *s, uint32_t id);
+uint8_t *ttl_append(struct store *s, size_t size, uint32_t exptime, uint32_t *sid, uint32_t *off);
+bool     ttl_reclaim_one(struct store *s);
+unsigned ttl_reclaim_scan(struct store *s, unsigned budget, bool *more);
+
+/* evict.c */
+bool     evict_one(struct store *s);
+void     evict_note_dirty(struct store *s, uint32_t id);
+enum merge_mode { MERGE_EVICT, MERGE_EXPIRE, MERGE_DROP };
+void     evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mode mode);
+
+/* index.c */
+bool      index_setup(struct store *s);
+void      index_teardown(struct store *s);
+void      index_reset(struct store *s);
+uint64_t *index_find(struct store *s, const char *key, size_t klen, uint64_t h, struct item *it);
+uint64_t *index_find_loc(struct store *s, uint64_t h, uint32_t sid, uint32_t off);
+bool      index_prepare(struct store *s, uint64_t h);
+void      index_insert(struct store *s, uint64_t h, uint64_t entry);
+void      index_delete(struct store *s, uint64_t h, uint64_t *slot);
+bool      index_grow_step(struct store *s);
+size_t    index_bytes(const struct store *s);
+
+/* commit a PROT_NONE range for read/write; false if the OS refuses */
+bool store_commit(void *p, size_t len);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * ttl.c — TTL buckets. Items whose remaining TTL falls in the same bucket
+ * are appended to the same open segment, so a segment holds items that die
+ * at about the same time and can be freed whole once its latest exptime
+ * (seg->exp_max) has passed, without scanning the index. Bucket width grows
+ * with the TTL (as in Segcache):
+ *
+ *   TTL (s)              width   buckets
+ *   [0, 2048)              8 s   0 .. 255
+ *   [2048, 32768)        128 s   256 .. 495
+ *   [32768, 524288)     2048 s   496 .. 735
+ *   [524288, 8388608)  32768 s   736 .. 975
+ *   >= 8388608          one      976
+ *   never expires       one      977 (TTL_NEVER)
+ *
+ * Each bucket chains its segments oldest first; the tail is normally the
+ * open one. State belongs to the store's worker thread.
+ */
+#include "store/store_int.h"
+
+unsigned ttl_bucket_of(const struct store *s, uint32_t exptime)
+{
+    if (exptime == 0)
+        return TTL_NEVER;
+    uint32_t ttl = exptime > s->now ? exptime - s->now : 0;
+    if (ttl < 2048)
+        return ttl / 8;
+    if (ttl < 32768)
+        return 256 + (ttl - 2048) / 128;
+    if (ttl < 524288)
+        return 496 + (ttl - 32768) / 2048;
+    if (ttl < 8388608)
+        return 736 + (ttl - 524288) / 32768;
+    return 976;
+}
+
+void ttl_link_tail(struct store *s, uint32_t b, uint32_t id)
+{
+    struct ttl_bucket *tb = &s->ttl[b];
+    struct seg *g = &s->segs[id];
+    g->bucket = (uint16_t)b;
+    g->next = NONE32;
+    g->prev = tb->tail;
+    if (tb->tail != NONE32)
+        s->segs[tb->tail].next = id;
+    else
+        tb->head = id;
+    tb->tail = id;
+    tb->nseg++;
+}
+
+void ttl_link_before(struct store *s, uint32_t b, uint32_t id, uint32_t before)
+{
+    if (before == NONE32) {
+        ttl_link_tail(s, b, id);
+        return;
+    }
+    struct ttl_bucket *tb = &s->ttl[b];
+    struct seg *g = &s->segs[id], *n = &s->segs[before];
+    g->bucket = (uint16_t)b;
+    g->next = before;
+    g->prev = n->prev;
+    if (n->prev != NONE32)
+        s->segs[n->prev].next = id;
+    else
+        tb->head = id;
+    n->prev = id;
+    tb->nseg++;
+}
+
+void ttl_unlink(struct store *s, uint32_t id)
+{
+    struct seg *g = &s->segs[id];
+    struct ttl_bucket *tb = &s->ttl[g->bucket];
+    if (g->prev != NONE32)
+        s->segs[g->prev].next = g->next;
+    else
+        tb->head = g->next;
+    if (g->next != NONE32)
+        s->segs[g->next].prev = g->prev;
+    else
+        tb->tail = g->prev;
+    if (tb->open == id)
+        tb->open = NONE32;
+    if (tb->cursor == id)
+        tb->cursor = g->next;
+    g->prev = g->next = NONE32;
+    tb->nseg--;
+}
+
+/* Reserve size bytes for an item expiring at exptime: in the open segment of
+ * its TTL bucket, or a new one (which may evict). NULL if out of memory. */
+uint8_t *ttl_append(struct store *s, size_t size, uint32_t exptime, uint32_t *sid,
+                    uint32_t *off)
+{
+    unsigned b = ttl_bucket_of(s, exptime);
+    struct ttl_bucket *tb = &s->ttl[b];
+    uint32_t id = tb->open;
+    if (id == NONE32 || s->segs[id].wpos + size > s->seg_size) {
+        if (id != NONE32) {
+            s->segs[id].state = SEG_SEALED;
+            tb->open = NONE32;
+            if ((size_t)(s->segs[id].wpos - s->segs[id].live_bytes) * 4 >= s->seg_size * 3)
+                evict_note_dirty(s, id);
+        }
+        id = seg_get(s);
+        if (id == NONE32)
+            return NULL;
+        seg_init_open(s, id);
+        ttl_link_tail(s, b, id);
+        tb->open = id;
+    }
+    struct seg *g = &s->segs[id];
+    *sid = id;
+    *off = g->wpos;
+    g->wpos += (uint32_t)size;
+    g->live_bytes += (uint32_t)size;
+    g->live_items++;
+    uint32_t e = exptime ? exptime : EXP_NEVER;
+    if (e > g->exp_max)
+        g->exp_max = e;
+    return s->arena + (size_t)id * s->seg_size + *off;
+}
+
+static bool seg_expired(const struct store *s, uint32_t id)
+{
+    const struct seg *g = &s->segs[id];
+    return g->exp_max != EXP_NEVER && g->exp_max <= s->now && g->wpos > 0;
+}
+
+/* Reclaim the run of expired segments at the head of bucket b (at most 8).
+ * Items touched to live longer than their segment are relocated. */
+static bool reclaim_bucket(struct store *s, unsigned b)
+{
+    struct ttl_bucket *tb = &s->ttl[b];
+    uint32_t src[8];
+    unsigned n = 0;
+    for (uint32_t id = tb->head; id != NONE32 && n < 8 && seg_expired(s, id);
+         id = s->segs[id].next)
+        src[n++] = id;
+    if (!n)
+        return false;
+    for (unsigned i = 0; i < n; i++)
+        if (tb->open == src[i]) {
+            tb->open = NONE32;
+            s->segs[src[i]].state = SEG_SEALED;
+        }
+    evict_merge(s, src, n, MERGE_EXPIRE);
+    return true;
+}
+
+/* Free one run of expired segments, if any bucket has one. */
+bool ttl_reclaim_one(struct store *s)
+{
+    for (unsigned b = 0; b < TTL_NEVER; b++)
+        if (s->ttl[b].head != NONE32 && seg_expired(s, s->ttl[b].head))
+            return reclaim_bucket(s, b);
+    return false;
+}
+
+/* Proactive expiry for store_maintain: looks at up to 64 buckets per unit of
+ * budget, reclaiming expired heads; *more is set when work remains. */
+unsigned ttl_reclaim_scan(struct store *s, unsigned budget, bool *more)
+{
+    unsigned used = 0, looked = 0;
+    while (used < budget && looked < TTL_NEVER) {
+        unsigned b = s->maint_bucket;
+        if (s->ttl[b].head != NONE32 && seg_expired(s, s->ttl[b].head)) {
+            reclaim_bucket(s, b);
+            used++;
+            continue;   /* the next head may be expired too */
+        }
+        s->maint_bucket = (b + 1) % TTL_NEVER;
+        if (++looked % 64 == 0)
+            used++;
+    }
+    if (used >= budget) {
+        for (unsigned b = 0; b < TTL_NEVER; b++)
+            if (s->ttl[b].head != NONE32 && seg_expired(s, s->ttl[b].head)) {
+                *more = true;
+                break;
+            }
+    }
+    return used;
+}
