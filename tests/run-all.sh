@@ -1,0 +1,50 @@
+#!/bin/bash
+# The whole test suite, as `make test` and CI run it:
+#   1. release build with -Werror, unit tests, integration tests (real server,
+#      real clients, memcached side by side)
+#   2. ASan+UBSan build: unit tests + integration tests
+#   3. TSan build: integration tests of the cross-worker paths
+#   4. fuzz targets for a bounded time each (when clang's libFuzzer is present)
+# Knobs: SKIP_SAN=1, SKIP_FUZZ=1, FUZZ_SECONDS=N.
+set -u
+cd "$(dirname "$0")/.."
+JOBS=$(nproc)
+status=0
+step() { echo; echo "==== $*"; }
+fail() { echo "==== FAILED: $*"; status=1; }
+
+step "build (release, -Werror)"
+make -j"$JOBS" all >/dev/null || { fail "release build"; exit 1; }
+
+step "unit tests"
+bash tests/run-unit.sh build || fail "unit tests"
+
+step "integration tests (release build)"
+bash tests/run-integration.sh build || fail "integration tests"
+
+if [ -z "${SKIP_SAN:-}" ]; then
+    step "ASan+UBSan build"
+    if make -j"$JOBS" asan >/dev/null; then
+        bash tests/run-unit.sh build-asan || fail "unit tests (asan)"
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+            bash tests/run-integration.sh build-asan -m "not slow" || fail "integration tests (asan)"
+    else
+        fail "asan build"
+    fi
+    step "TSan build"
+    if make -j"$JOBS" tsan >/dev/null; then
+        TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+            bash tests/run-integration.sh build-tsan -m "not slow and not nosan" || fail "integration tests (tsan)"
+    else
+        fail "tsan build"
+    fi
+fi
+
+if [ -z "${SKIP_FUZZ:-}" ] && [ -f mk/fuzz.mk ]; then
+    step "fuzzing (${FUZZ_SECONDS:-30}s per target)"
+    make fuzz-run FUZZ_SECONDS="${FUZZ_SECONDS:-30}" || fail "fuzzing"
+fi
+
+echo
+if [ $status -eq 0 ]; then echo "==== ALL TESTS PASSED"; else echo "==== SOME TESTS FAILED"; fi
+exit $status
