@@ -435,8 +435,23 @@ static void run_phase(struct worker *w, enum phase ph)
     struct epoll_event ev[64];
     for (;;) {
         now = now_ns();
+        int held = 0, more_due = 0;
+        if (open && !w->stopping) {
+            /* send every arrival that is due (up to the end of the window) */
+            uint64_t lim = now < t_end ? now : t_end;
+            int budget = 512;
+            for (; budget && sched_peek(&w->sched) <= lim; budget--) {
+                struct conn *cn = pick_conn(w);
+                if (!cn) {
+                    held = 1;
+                    break;
+                }
+                gen(w, cn, sched_take(&w->sched));
+            }
+            more_due = !budget && sched_peek(&w->sched) <= lim;
+        }
         if (!w->stopping) {
-            int done = now >= t_end || pb_stop;
+            int done = (now >= t_end && !more_due) || pb_stop;
             if (ph == PH_WARM)
                 done |= w->wnext >= w->wend && !w->inflight;
             else if (open)
@@ -449,17 +464,6 @@ static void run_phase(struct worker *w, enum phase ph)
                 if (open)
                     w->r.unsent += sched_drain_before(&w->sched, w->stop_at);
                 deadline = pb_stop >= 2 ? now : now + tmo;
-            }
-        }
-        int held = 0;
-        if (open && !w->stopping) {
-            for (int budget = 512; budget && sched_peek(&w->sched) <= now; budget--) {
-                struct conn *cn = pick_conn(w);
-                if (!cn) {
-                    held = 1;
-                    break;
-                }
-                gen(w, cn, sched_take(&w->sched));
             }
         }
         for (int i = 0; i < w->ndirty; i++) {
@@ -491,7 +495,7 @@ static void run_phase(struct worker *w, enum phase ph)
         atomic_store_explicit(&w->p_err, w->r.errors + w->r.timeouts, memory_order_relaxed);
         atomic_store_explicit(&w->p_sent, w->r.sent, memory_order_relaxed);
 
-        uint64_t wake = now + 100000000ull;
+        uint64_t wake = more_due ? now : now + 100000000ull;
         if (w->stopping) {
             if (deadline < wake)
                 wake = deadline;

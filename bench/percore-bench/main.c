@@ -55,11 +55,13 @@ static void on_sigint(int sig)
     pb_stop = pb_stop ? 2 : 1;
 }
 
-struct target { char *name, *host; int port; };
+struct target { char *name, *host; int port; char *mem[2]; };
 
 static int parse_target(const char *arg, struct target *t)
 {
     char *s = strdup(arg);
+    t->mem[0] = s;
+    t->mem[1] = NULL;
     char *eq = strchr(s, '=');
     char *hp = s;
     if (eq) {
@@ -81,7 +83,7 @@ static int parse_target(const char *arg, struct target *t)
     if (eq) {
         t->name = s;
     } else {
-        t->name = strdup(arg);
+        t->name = t->mem[1] = strdup(arg);
     }
     return 0;
 }
@@ -234,8 +236,12 @@ int main(int argc, char **argv)
             char *nm = malloc(300);
             snprintf(nm, 300, "%s:%d", targets[ntargets].host, targets[ntargets].port);
             targets[ntargets].name = nm;
+            targets[ntargets].mem[0] = nm;
+            targets[ntargets].mem[1] = NULL;
             if (!ntargets || host || port)
                 ntargets++;
+            else
+                free(nm);
         }
     }
     if (nrates && c.closed) {
@@ -293,5 +299,9 @@ int main(int argc, char **argv)
     if (cf && cf != stdout)
         fclose(cf);
     free(r);
+    for (int s = 0; s < ntargets; s++) {
+        free(targets[s].mem[0]);
+        free(targets[s].mem[1]);
+    }
     return rc;
 }

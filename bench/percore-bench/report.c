@@ -18,7 +18,7 @@ static double hit_ratio(const struct result *r)
 
 void report_human(FILE *f, const struct config *c, const struct result *r)
 {
-    fprintf(f, "percore-bench: %s loop%s, %s %s:%d, proto %s, %d thread(s) x %d conn(s)",
+    fprintf(f, "percore-bench: %s loop%s, %s (%s:%d), proto %s, %d thread(s) x %d conn(s)",
             r->mode, r->interrupted ? " (INTERRUPTED: partial results)" : "", c->name, c->host, c->port,
             proto_name(c->proto), c->threads, c->conns);
     if (c->closed)
