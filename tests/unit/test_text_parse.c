@@ -1,0 +1,212 @@
+/*
+ * test_text_parse.c — the text protocol parser against a recording sink:
+ * framing (partial lines, partial data blocks, values containing CRLF),
+ * memcached's error replies and what is swallowed after them, noreply.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+#include "proto/proto.h"
+
+struct rec {
+    struct buf out;           /* replies + a line per request */
+    int nreq;
+    bool quit, busy;
+};
+
+static void s_request(void *s, struct req *r)
+{
+    struct rec *rc = s;
+    char line[512];
+    int n = snprintf(line, sizeof line, "<op=%d key=%.*s vlen=%u flags=%u exp=%lld cas=%llu d=%llu nr=%d>",
+                     r->op, r->klen, r->key, r->vlen, r->flags, (long long)r->exptime,
+                     (unsigned long long)r->cas, (unsigned long long)r->delta, r->noreply);
+    buf_add(&rc->out, line, (size_t)n);
+    if (r->vlen) {
+        buf_add(&rc->out, "[", 1);
+        buf_add(&rc->out, r->val, r->vlen);
+        buf_add(&rc->out, "]", 1);
+    }
+    rc->nreq++;
+}
+static struct buf *s_output(void *s) { return &((struct rec *)s)->out; }
+static void s_stats(void *s, const char *a, size_t n) { buf_adds(s_output(s), "<stats>"); }
+static void s_flush(void *s, int64_t d, bool nr)
+{
+    char t[64];
+    snprintf(t, sizeof t, "<flush %lld %d>", (long long)d, nr);
+    buf_adds(s_output(s), t);
+}
+static void s_quit(void *s) { ((struct rec *)s)->quit = true; }
+static void s_shutdown(void *s, bool g) { buf_adds(s_output(s), "<shutdown>"); }
+static bool s_busy(void *s) { return ((struct rec *)s)->busy || ((struct rec *)s)->quit; }
+
+static const struct proto_sink sink = {
+    s_request, s_output, s_stats, s_flush, s_quit, s_shutdown, s_busy,
+};
+static const struct proto_conf conf = { .item_max = 1024, .use_cas = true, .flush_ok = true };
+
+/* Feed `in` in chunks of `step` bytes, as a connection would. */
+static char *run(struct rec *rc, const char *in, size_t len, size_t step)
+{
+    static char res[65536];
+    struct text_parser p = {0};
+    struct buf pending = {0};
+    memset(rc, 0, sizeof *rc);
+    for (size_t off = 0; off < len; off += step) {
+        size_t n = len - off < step ? len - off : step;
+        buf_add(&pending, in + off, n);
+        size_t need;
+        ssize_t used = text_parse(&p, &conf, &sink, rc, pending.data, pending.len, &need);
+        if (used < 0) {
+            buf_adds(&rc->out, "<close>");
+            break;
+        }
+        buf_consume(&pending, (size_t)used);
+    }
+    snprintf(res, sizeof res, "%.*s", (int)rc->out.len, rc->out.data ? rc->out.data : "");
+    buf_free(&rc->out);
+    buf_free(&pending);
+    return res;
+}
+
+#define RUN(in, step) run(&rc, in, sizeof(in) - 1, step)
+
+static void test_set_any_split(void **state)
+{
+    struct rec rc;
+    const char in[] = "set k 5 100 4\r\na\r\nb\r\nget k\r\n";
+    for (size_t step = 1; step <= sizeof in; step++) {
+        char *o = RUN(in, step);
+        assert_string_equal(o, "<op=4 key=k vlen=4 flags=5 exp=100 cas=0 d=0 nr=0>[a\r\nb]"
+                               "<op=0 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>END\r\n");
+    }
+}
+
+static void test_multiget(void **state)
+{
+    struct rec rc;
+    char *o = RUN("gets a  bb ccc\r\n", 100);
+    assert_string_equal(o, "<op=1 key=a vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>"
+                           "<op=1 key=bb vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>"
+                           "<op=1 key=ccc vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>END\r\n");
+    assert_int_equal(rc.nreq, 3);
+}
+
+static void test_long_key(void **state)
+{
+    struct rec rc;
+    char in[600];
+    char key[252];
+    memset(key, 'k', 251);
+    key[251] = 0;
+    int n = snprintf(in, sizeof in, "get a %s\r\nset %s 0 0 1\r\nx\r\n", key, key);
+    char *o = run(&rc, in, (size_t)n, 1000);
+    /* No request for "a": a bad key voids the whole get. The set's data
+     * line is then parsed as a command, as in memcached. */
+    assert_string_equal(o, "CLIENT_ERROR bad command line format\r\n"
+                           "CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    assert_int_equal(rc.nreq, 0);
+}
+
+static void test_bad_data_chunk(void **state)
+{
+    struct rec rc;
+    char *o = RUN("set k 0 0 2\r\nabcd\r\nget k\r\n", 3);
+    assert_string_equal(o, "CLIENT_ERROR bad data chunk\r\nERROR\r\n"
+                           "<op=0 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>END\r\n");
+}
+
+static void test_too_large_swallowed(void **state)
+{
+    struct rec rc;
+    char in[4096];
+    int n = snprintf(in, sizeof in, "set big 0 0 2000\r\n");
+    memset(in + n, 'v', 2000);
+    n += 2000;
+    n += snprintf(in + n, sizeof in - (size_t)n, "\r\nget big\r\n");
+    for (size_t step = 7; step < 3000; step += 997) {
+        char *o = run(&rc, in, (size_t)n, step);
+        /* The old value is removed (a delete with noreply), the block is
+         * swallowed and the next command parses normally. */
+        assert_string_equal(o, "SERVER_ERROR object too large for cache\r\n"
+                               "<op=10 key=big vlen=0 flags=0 exp=0 cas=0 d=0 nr=1>"
+                               "<op=0 key=big vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>END\r\n");
+    }
+}
+
+static void test_errors(void **state)
+{
+    struct rec rc;
+    assert_string_equal(RUN("bogus\r\n", 100), "ERROR\r\n");
+    assert_string_equal(RUN("\r\n", 100), "ERROR\r\n");
+    assert_string_equal(RUN("get\r\n", 100), "ERROR\r\n");
+    assert_string_equal(RUN("set k 0 0\r\n", 100), "ERROR\r\n");
+    assert_string_equal(RUN("set k abc 0 1\r\n", 100), "CLIENT_ERROR bad command line format\r\n");
+    assert_string_equal(RUN("set k 0 0 -1\r\n", 100), "CLIENT_ERROR bad command line format\r\n");
+    assert_string_equal(RUN("set k 0 0 1 noreply\r\nx\r\n", 100),
+                        "<op=4 key=k vlen=1 flags=0 exp=0 cas=0 d=0 nr=1>[x]");
+    assert_string_equal(RUN("set k 0 0 z noreply\r\n", 100), "");
+    assert_string_equal(RUN("incr k abc\r\n", 100), "CLIENT_ERROR invalid numeric delta argument\r\n");
+    assert_string_equal(RUN("incr k -1\r\n", 100), "CLIENT_ERROR invalid numeric delta argument\r\n");
+    assert_string_equal(RUN("delete k 5\r\n", 100),
+                        "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n");
+    assert_string_equal(RUN("touch k x\r\n", 100), "CLIENT_ERROR invalid exptime argument\r\n");
+    assert_string_equal(RUN("gat x k\r\n", 100), "CLIENT_ERROR invalid exptime argument\r\n");
+    assert_string_equal(RUN("flush_all x\r\n", 100), "CLIENT_ERROR invalid exptime argument\r\n");
+    assert_string_equal(RUN("verbosity\r\n", 100), "ERROR\r\n");
+    assert_string_equal(RUN("verbosity 1\r\n", 100), "OK\r\n");
+    assert_string_equal(RUN("shutdown\r\n", 100), "ERROR: shutdown not enabled\r\n");
+}
+
+static void test_commands(void **state)
+{
+    struct rec rc;
+    assert_string_equal(RUN("flush_all\r\nflush_all 10 noreply\r\n", 100),
+                        "<flush 0 0><flush 10 1>");
+    assert_string_equal(RUN("incr n 18446744073709551615\r\n", 100),
+                        "<op=11 key=n vlen=0 flags=0 exp=0 cas=0 d=18446744073709551615 nr=0>");
+    assert_string_equal(RUN("cas k 4294967295 -1 1 99\r\nx\r\n", 100),
+                        "<op=9 key=k vlen=1 flags=4294967295 exp=-1 cas=99 d=0 nr=0>[x]");
+    assert_string_equal(RUN("delete k 0 noreply\r\n", 100),
+                        "<op=10 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=1>");
+    assert_string_equal(RUN("stats\r\nversion\r\n", 100),
+                        "<stats>VERSION " PROTO_VERSION "\r\n");
+    /* A bare LF ends a line too. */
+    assert_string_equal(RUN("get k\n", 100), "<op=0 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>END\r\n");
+}
+
+static void test_quit_stops(void **state)
+{
+    struct rec rc;
+    assert_string_equal(RUN("quit\r\nget k\r\n", 100), "");
+    assert_true(rc.quit);
+}
+
+static void test_junk_line_closes(void **state)
+{
+    struct rec rc;
+    char in[3000];
+    memset(in, 'x', sizeof in);
+    assert_string_equal(run(&rc, in, sizeof in, 3000), "<close>");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_set_any_split),
+        cmocka_unit_test(test_multiget),
+        cmocka_unit_test(test_long_key),
+        cmocka_unit_test(test_bad_data_chunk),
+        cmocka_unit_test(test_too_large_swallowed),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_quit_stops),
+        cmocka_unit_test(test_junk_line_closes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
