@@ -524,7 +524,17 @@ int store_arith(struct store *s, const char *key, size_t klen, bool incr,
     } while (t);
     for (size_t i = 0; i < n; i++)
         buf[i] = rev[n - 1 - i];
-    struct wsrc w = {buf, NULL, n, 0};
+    /* memcached rewrites a shorter result in place, padded with spaces to
+     * the old length ("10" decr 1 reads back as "9 "); clients see that. */
+    char padded[64];
+    const char *src = buf;
+    if (n < it.vlen && it.vlen <= sizeof padded) {
+        memcpy(padded, buf, n);
+        memset(padded + n, ' ', it.vlen - n);
+        n = it.vlen;
+        src = padded;
+    }
+    struct wsrc w = {src, NULL, n, 0};
     int rc = item_write(s, h, key, klen, &w, it.flags, it.exptime, 0,
                         it.bits & IB_MBITS, e_freq(*slot), false, cas_out);
     if (rc != ST_OK) {
