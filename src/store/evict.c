@@ -93,7 +93,16 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
     } else {
         memset(&dummy, 0, sizeof(dummy));
     }
-    size_t per_src = mode == MERGE_EVICT ? s->seg_size / n : s->seg_size;
+    /* when every live byte fits in the target, this is plain compaction:
+     * keep everything, leave the counters alone */
+    bool compact = false;
+    if (mode == MERGE_EVICT) {
+        size_t live = 0;
+        for (unsigned i = 0; i < n; i++)
+            live += s->segs[src[i]].live_bytes;
+        compact = live <= s->seg_size;
+    }
+    size_t per_src = mode == MERGE_EVICT && !compact ? s->seg_size / n : s->seg_size;
     uint64_t kept = 0;
     uint32_t atime = 0;
 
@@ -133,7 +142,9 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                 hist[e_freq(*slot)] += it.size;
         }
         unsigned cut = E_FREQ_MAX + 1;
-        if (mode == MERGE_EVICT) {
+        if (compact)
+            cut = 0;
+        else if (mode == MERGE_EVICT) {
             uint64_t acc = 0;
             for (unsigned f = E_FREQ_MAX; f >= 1; f--) {
                 if (!hist[f])
@@ -184,7 +195,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                 } else {
                     memcpy(dst, it.p, it.size);
                 }
-                unsigned nf = mode == MERGE_EVICT ? f >> 1 : f;
+                unsigned nf = mode == MERGE_EVICT && !compact ? f >> 1 : f;
                 *slot = e_make(e_tag(e), nf, d, dg->wpos);
                 dg->wpos += (uint32_t)nsize;
                 dg->live_bytes += (uint32_t)nsize;
@@ -254,20 +265,30 @@ static unsigned window_from(const struct store *s, uint32_t id, uint32_t *w)
     return n;
 }
 
-/* A window around a mostly-dead segment: it and its sealed neighbours. */
+/* A window around a mostly-dead segment: it and as many sealed neighbours
+ * as still fit, live bytes together, in one segment (so the merge only
+ * compacts, evicting nothing). */
 static unsigned dirty_window(const struct store *s, uint32_t id, uint32_t *w)
 {
-    uint32_t start = id;
-    unsigned fwd = 0;
-    for (uint32_t x = id; x != NONE32 && fwd < N_MERGE && s->segs[x].state == SEG_SEALED;
-         x = s->segs[x].next)
-        fwd++;
-    while (fwd < N_MERGE && s->segs[start].prev != NONE32 &&
-           s->segs[s->segs[start].prev].state == SEG_SEALED) {
-        start = s->segs[start].prev;
-        fwd++;
+    uint32_t first = id, last = id;
+    size_t live = s->segs[id].live_bytes;
+    unsigned n = 1;
+    while (n < N_MERGE) {
+        uint32_t nx = s->segs[last].next, pv = s->segs[first].prev;
+        if (nx != NONE32 && s->segs[nx].state == SEG_SEALED &&
+            live + s->segs[nx].live_bytes <= s->seg_size) {
+            live += s->segs[nx].live_bytes;
+            last = nx;
+        } else if (pv != NONE32 && s->segs[pv].state == SEG_SEALED &&
+                   live + s->segs[pv].live_bytes <= s->seg_size) {
+            live += s->segs[pv].live_bytes;
+            first = pv;
+        } else {
+            break;
+        }
+        n++;
     }
-    return window_from(s, start, w);
+    return window_from(s, first, w) >= n ? n : 0;
 }
 
 bool evict_one(struct store *s)
