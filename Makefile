@@ -97,7 +97,7 @@ integration: all
 asan:
 	$(MAKE) O=build-asan SAN=asan OPT=-O1 all
 tsan:
-	$(MAKE) O=build-tsan SAN=tsan OPT=-O1 all
+	$(MAKE) O=build-tsan SAN=tsan OPT=-O1 CC=clang all   # gcc rejects fences under TSan
 
 test: deps
 	@bash tests/run-all.sh

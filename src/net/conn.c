@@ -206,15 +206,22 @@ void conn_accept(struct worker *w, struct evsrc *ls)
 
 /* ---- close -------------------------------------------------------------- */
 
-static void conn_free(struct conn *c)
+/* Drop the reply queue. In-flight messages belong to their owners until
+ * they come home (conn_reply_arrived frees them), so they are only unlinked;
+ * this must run when the connection closes, before any of them returns. */
+static void queue_drop(struct conn *c)
 {
     for (struct msg *m = c->q_head, *n; m; m = n) {
         n = m->next;
         if (m->kind == MSG_LOCAL || m->done)
             msg_free(m);
-        /* In-flight messages are freed when they come home. */
     }
     c->q_head = c->q_tail = NULL;
+}
+
+static void conn_free(struct conn *c)
+{
+    queue_drop(c);
     buf_free(&c->rbuf);
     buf_free(&c->wbuf);
     if (c->bin && bin_conn_free)
@@ -232,6 +239,7 @@ void conn_close(struct conn *c)
     close(c->src.fd);
     c->src.fd = -1;
     c->closed = true;
+    queue_drop(c);
     if (c->prev)
         c->prev->next = c->next;
     else
