@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "core/clock.h"
 #include "core/log.h"
@@ -33,13 +34,36 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
+/* Write end of the pipe on which a daemon tells its parent it is serving. */
+static int ready_fd = -1;
+
+/* The parent stays until the child has started (one byte on the pipe) and
+ * exits 0, or exits with the child's status if it died first: `percore -d`
+ * then fails visibly (port in use, unknown user) instead of exiting 0. */
 static int daemonize(void)
 {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
-    if (pid > 0)
-        _exit(0);
+    if (pid > 0) {
+        char c;
+        ssize_t n;
+        close(p[1]);
+        do
+            n = read(p[0], &c, 1);
+        while (n < 0 && errno == EINTR);
+        int st = 0;
+        if (n == 1)
+            _exit(0);
+        if (waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st))
+            _exit(WEXITSTATUS(st));
+        _exit(EXIT_RUNTIME);
+    }
+    close(p[0]);
+    ready_fd = p[1];
     if (setsid() < 0)
         return -1;
     int fd = open("/dev/null", O_RDWR);
@@ -103,6 +127,11 @@ int main(int argc, char **argv)
 
     if (workers_start() < 0)
         return EXIT_RUNTIME;
+    if (ready_fd >= 0) {
+        ssize_t w = write(ready_fd, "", 1);
+        (void)w;
+        close(ready_fd);
+    }
 
     for (;;) {
         int sig = 0;

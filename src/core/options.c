@@ -198,13 +198,14 @@ int options_parse(int argc, char **argv)
     if (settings.nworkers == 0)
         settings.nworkers = settings.ncpus > 0 ? settings.ncpus : 1;
     /* memcached's start-up checks, with its wording. */
+    /* The memory limit first: the item size checks below are relative to it. */
+    if (settings.maxbytes < (1u << 20))
+        die_usage("%s", "Memory limit (-m) must be at least 1 megabyte.");
     if (settings.item_max < 1024)
         die_usage("%s", "Item max size cannot be less than 1024 bytes.");
     if (settings.item_max > settings.maxbytes / 2)
         die_usage("%s", "Cannot set item size limit higher than 1/2 of memory max.");
     if (settings.item_max > (128u << 20))
         die_usage("%s", "Cannot set item size limit higher than 128 MiB.");
-    if (settings.maxbytes < (1u << 20))
-        die_usage("%s", "Memory limit (-m) must be at least 1 megabyte.");
     return 0;
 }
