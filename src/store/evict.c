@@ -141,7 +141,12 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
             if (slot && !item_expired(s, it.exptime))
                 hist[e_freq(*slot)] += it.size;
         }
+        /* this source's share of what is left in the target; a source
+         * that used less leaves more to the next */
+        if (mode == MERGE_EVICT && !compact)
+            per_src = (s->seg_size - dg->wpos) / (n - i);
         unsigned cut = E_FREQ_MAX + 1;
+        size_t partial = 0;     /* bytes allowed from level cut - 1 */
         if (compact)
             cut = 0;
         else if (mode == MERGE_EVICT) {
@@ -149,8 +154,11 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
             for (unsigned f = E_FREQ_MAX; f >= 1; f--) {
                 if (!hist[f])
                     continue;
-                if (acc && acc + hist[f] > per_src)
+                if (acc + hist[f] > per_src) {
+                    partial = per_src - acc;
+                    cut = f + 1;
                     break;
+                }
                 acc += hist[f];
                 cut = f;
             }
@@ -176,8 +184,15 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
             bool keep = false;
             bool add_cas = false;
             if (!expired) {
-                if (mode == MERGE_EVICT)
-                    keep = f >= cut && kept_here + it.size <= per_src;
+                if (mode == MERGE_EVICT) {
+                    if (f >= cut)
+                        keep = kept_here + it.size <= per_src;
+                    else if (f + 1 == cut && f >= 1 && it.size <= partial) {
+                        keep = kept_here + it.size <= per_src;
+                        if (keep)
+                            partial -= it.size;
+                    }
+                }
                 else if (mode == MERGE_EXPIRE) {
                     keep = true;
                     add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);

@@ -16,6 +16,7 @@
 
 #include "store/store.h"
 #include "store/store_int.h"
+#include "test_store_check.h"
 
 #define KB 1024u
 #define MB (1024u * 1024u)
@@ -53,54 +54,6 @@ static void expect_miss(struct store *s, const char *k)
     assert_int_equal(store_get(s, k, strlen(k), &iv), ST_MISS);
 }
 
-static void check_mem(struct store *s)
-{
-    struct store_stats st;
-    store_get_stats(s, &st);
-    assert_true(st.mem_used <= st.mem_limit);
-}
-
-/* Walks every segment and large item and checks that the index and the
- * counters agree with what is stored. */
-static void check_consistency(struct store *s)
-{
-    uint64_t live = 0, bytes = 0;
-    for (uint32_t id = 0; id < s->nsegs; id++) {
-        struct seg *g = &s->segs[id];
-        if (g->state == SEG_FREE || g->state == SEG_SPARE)
-            continue;
-        uint32_t n = 0, lb = 0;
-        struct item it;
-        for (uint32_t off = 0; off < g->wpos; off += it.size) {
-            item_decode(s->arena + (size_t)id * s->seg_size + off, &it);
-            assert_true(it.size > 0);
-            if (it.bits & IB_DEAD)
-                continue;
-            n++;
-            lb += it.size;
-            uint64_t h = store_hash(it.key, it.klen);
-            assert_non_null(index_find_loc(s, h, id, off));
-        }
-        assert_int_equal(n, g->live_items);
-        assert_int_equal(lb, g->live_bytes);
-        live += n;
-        bytes += lb;
-    }
-    for (uint32_t i = 0; i < s->nlarge_cap; i++) {
-        if (!s->larges[i].mem)
-            continue;
-        struct item it;
-        item_decode(s->larges[i].mem, &it);
-        uint64_t h = store_hash(it.key, it.klen);
-        assert_non_null(index_find_loc(s, h, s->nsegs + i, 0));
-        live++;
-        bytes += it.size;
-    }
-    assert_int_equal(live, s->idx.nitems);
-    assert_int_equal(live, s->c.curr_items);
-    assert_int_equal(bytes, s->c.bytes);
-    check_mem(s);
-}
 
 /* ---------------------------------------------------------------------------- */
 

@@ -1,0 +1,86 @@
+/*
+ * test_store_check.h — white-box consistency check of a store, shared by the
+ * store unit tests: walks every segment and large item and checks that the
+ * index and the counters agree with what is stored, and that mem_used is
+ * within the limit. Include after cmocka.h and store_int.h.
+ */
+#ifndef TEST_STORE_CHECK_H
+#define TEST_STORE_CHECK_H
+
+static inline void check_mem(struct store *s)
+{
+    struct store_stats st;
+    store_get_stats(s, &st);
+    assert_true(st.mem_used <= st.mem_limit);
+}
+
+/* Walks every segment and large item and checks that the index and the
+ * counters agree with what is stored. */
+static inline void check_consistency(struct store *s)
+{
+    uint64_t live = 0, bytes = 0;
+    for (uint32_t id = 0; id < s->nsegs; id++) {
+        struct seg *g = &s->segs[id];
+        if (g->state == SEG_FREE || g->state == SEG_SPARE)
+            continue;
+        uint32_t n = 0, lb = 0;
+        struct item it;
+        for (uint32_t off = 0; off < g->wpos; off += it.size) {
+            item_decode(s->arena + (size_t)id * s->seg_size + off, &it);
+            assert_true(it.size > 0);
+            if (it.bits & IB_DEAD)
+                continue;
+            n++;
+            lb += it.size;
+            uint64_t h = store_hash(it.key, it.klen);
+            assert_non_null(index_find_loc(s, h, id, off));
+        }
+        assert_int_equal(n, g->live_items);
+        assert_int_equal(lb, g->live_bytes);
+        live += n;
+        bytes += lb;
+    }
+    for (uint32_t i = 0; i < s->nlarge_cap; i++) {
+        if (!s->larges[i].mem)
+            continue;
+        struct item it;
+        item_decode(s->larges[i].mem, &it);
+        uint64_t h = store_hash(it.key, it.klen);
+        assert_non_null(index_find_loc(s, h, s->nsegs + i, 0));
+        live++;
+        bytes += it.size;
+    }
+    /* every index entry points at a live item of a used segment */
+    uint64_t entries = 0;
+    for (size_t b = 0; b < s->idx.nb; b++) {
+        for (uint64_t *bk = s->idx.prim + 8 * b; bk;
+             bk = bk[7] ? s->idx.ovf + 8 * (size_t)(bk[7] - 1) : NULL) {
+            for (int i = 0; i < 7; i++) {
+                uint64_t e = bk[i];
+                if (!e)
+                    continue;
+                entries++;
+                uint32_t sid = e_seg(e);
+                if (sid < s->nsegs) {
+                    assert_true(s->segs[sid].state == SEG_OPEN ||
+                                s->segs[sid].state == SEG_SEALED);
+                    assert_true(e_off(e) < s->segs[sid].wpos);
+                } else {
+                    assert_true(sid - s->nsegs < s->nlarge_cap);
+                    assert_non_null(s->larges[sid - s->nsegs].mem);
+                }
+                struct item it;
+                item_decode(seg_loc_ptr(s, sid, e_off(e)), &it);
+                assert_int_equal(it.bits & IB_DEAD, 0);
+                assert_int_equal(hash_tag(store_hash(it.key, it.klen)), e_tag(e));
+            }
+        }
+    }
+    assert_int_equal(entries, s->idx.nitems);
+    assert_int_equal(live, s->idx.nitems);
+    assert_int_equal(live, s->c.curr_items);
+    assert_int_equal(bytes, s->c.bytes);
+    check_mem(s);
+}
+
+#endif
