@@ -51,6 +51,7 @@ struct result {
     double warmup_s;
     int interrupted;
     struct hist all, get, set;
+    struct hist late;       /* open loop: actual send - scheduled send (the tool's own lag) */
 };
 
 /* Set by the SIGINT handler: 1 = stop and drain, 2 = stop now. */

@@ -446,7 +446,9 @@ static void run_phase(struct worker *w, enum phase ph)
                     held = 1;
                     break;
                 }
-                gen(w, cn, sched_take(&w->sched));
+                uint64_t t0 = sched_take(&w->sched);
+                hist_record(&w->r.late, now > t0 ? now - t0 : 0);
+                gen(w, cn, t0);
             }
             more_due = !budget && sched_peek(&w->sched) <= lim;
         }
@@ -625,6 +627,7 @@ int bench_run(const struct config *c, struct result *out)
         hist_init(&w->r.all);
         hist_init(&w->r.get);
         hist_init(&w->r.set);
+        hist_init(&w->r.late);
         pthread_create(&w->th, NULL, worker_main, w);
     }
     pthread_barrier_wait(&sh.bar); /* 1 */
@@ -667,6 +670,7 @@ int bench_run(const struct config *c, struct result *out)
     hist_init(&out->all);
     hist_init(&out->get);
     hist_init(&out->set);
+    hist_init(&out->late);
     uint64_t stop_at = sh.t_start;
     for (int t = 0; t < c->threads; t++) {
         struct worker *w = ws[t];
@@ -690,6 +694,7 @@ int bench_run(const struct config *c, struct result *out)
         hist_merge(&out->all, &r->all);
         hist_merge(&out->get, &r->get);
         hist_merge(&out->set, &r->set);
+        hist_merge(&out->late, &r->late);
         if (w->stop_at > stop_at)
             stop_at = w->stop_at;
         for (int i = 0; i < w->nconns; i++) {

@@ -56,6 +56,13 @@ void report_human(FILE *f, const struct config *c, const struct result *r)
             fprintf(f, " %10.1f", us(hist_percentile(h, pcts[j])));
         fprintf(f, " %10.1f\n", us(h->max));
     }
+    if (!c->closed && r->late.count) {
+        const struct hist *h = &r->late;
+        fprintf(f, "    %-5s %10llu %10.1f", "lag", (unsigned long long)h->count, hist_mean(h) / 1000.0);
+        for (int j = 0; j < 5; j++)
+            fprintf(f, " %10.1f", us(hist_percentile(h, pcts[j])));
+        fprintf(f, " %10.1f   (generator's own send lag, included above)\n", us(h->max));
+    }
     (void)pct_names;
 }
 
@@ -110,6 +117,8 @@ void report_json(FILE *f, const struct config *c, const struct result *r)
     json_hist(f, &r->get);
     fprintf(f, ", \"set_latency_us\": ");
     json_hist(f, &r->set);
+    fprintf(f, ", \"send_lag_us\": ");
+    json_hist(f, &r->late);
     fprintf(f, "}\n");
 }
 
