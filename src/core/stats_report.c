@@ -115,6 +115,16 @@ static void general(struct worker *w, struct buf *o)
     stat(o, "evictions", "%llu", (unsigned long long)ss.evictions);
     stat(o, "reclaimed", "%llu", (unsigned long long)ss.expired_reclaimed);
     stat(o, "malloced_bytes", "%llu", (unsigned long long)ss.mem_used);
+    /* memcached's LRU crawler and segmented-LRU counters, which exporters
+     * (Prometheus' memcached_exporter) read: percore has neither, so 0. */
+    stat(o, "lru_crawler_running", "0");
+    stat(o, "lru_crawler_starts", "0");
+    stat(o, "crawler_reclaimed", "0");
+    stat(o, "crawler_items_checked", "0");
+    stat(o, "direct_reclaims", "0");
+    stat(o, "moves_to_cold", "0");
+    stat(o, "moves_to_warm", "0");
+    stat(o, "moves_within_lru", "0");
     /* percore's own. */
     stat(o, "io_backend", "%s", io_name());
     stat(o, "steering", "%s", settings.udp_port ? udp_steering_name() : "off");
