@@ -120,7 +120,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
         uint64_t hist[E_FREQ_MAX + 1] = {0};
         size_t k = 0;
         for (uint32_t off = 0; off < g->wpos; off += it.size) {
-            item_decode(base + off, &it);
+            seg_item_decode(base + off, &it);
             if (it.bits & IB_DEAD)
                 continue;
             uint64_t h = store_hash(it.key, it.klen);
@@ -168,7 +168,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
         size_t kept_here = 0;
         size_t kk = 0;
         for (uint32_t off = 0; off < g->wpos; off += it.size) {
-            item_decode(base + off, &it);
+            seg_item_decode(base + off, &it);
             if (it.bits & IB_DEAD)
                 continue;
             if (kk >= k)
@@ -202,7 +202,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
             if (keep && dg->wpos + nsize <= s->seg_size) {
                 uint8_t *dst = dbase + dg->wpos;
                 if (add_cas) {
-                    size_t hl = item_encode(dst, it.klen, it.vlen, it.bits, it.flags,
+                    size_t hl = seg_item_encode(dst, it.klen, it.vlen, it.bits, it.flags,
                                             it.exptime, it.bits & IB_EXP,
                                             cas_of_loc(s, id, off));
                     memcpy(dst + hl, it.key, (size_t)it.klen + it.vlen);
@@ -354,7 +354,7 @@ bool evict_one(struct store *s)
     }
     if (s->nlarge && (best == NONE32 ||
                       s->larges[s->large_head].create_at <= s->segs[best].create_at))
-        if (large_evict_one(s))
+        if (seg_large_evict_one(s))
             return true;
     if (best != NONE32 && s->spare != NONE32) {
         n = window_from(s, best, w);
@@ -372,7 +372,7 @@ bool evict_one(struct store *s)
         evict_merge(s, w, n, n >= 2 ? MERGE_EVICT : MERGE_DROP);
         return true;
     }
-    if (s->nlarge && large_evict_one(s))
+    if (s->nlarge && seg_large_evict_one(s))
         return true;
 
     /* last resort: the oldest open segment */

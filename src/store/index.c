@@ -166,7 +166,7 @@ static bool chain_has_hole(const struct index *x, size_t b)
 static uint64_t entry_hash(struct store *s, uint64_t e)
 {
     struct item it;
-    item_decode(seg_loc_ptr(s, e_seg(e), e_off(e)), &it);
+    seg_item_decode(seg_loc_ptr(s, e_seg(e), e_off(e)), &it);
     return store_hash(it.key, it.klen);
 }
 
@@ -217,10 +217,10 @@ static bool split_one(struct store *s)
             /* cannot happen (a split never needs more overflow buckets
              * than it freed), but stay consistent if it does */
             struct item it;
-            item_decode(seg_loc_ptr(s, e_seg(e), e_off(e)), &it);
+            seg_item_decode(seg_loc_ptr(s, e_seg(e), e_off(e)), &it);
             it.p[1] |= IB_DEAD;
             if (loc_is_large(s, e_seg(e)))
-                large_free(s, e_seg(e));
+                seg_large_free(s, e_seg(e));
             else
                 seg_item_died(s, e_seg(e), it.size);
             s->c.bytes -= it.size;
@@ -284,7 +284,7 @@ uint64_t *index_find(struct store *s, const char *key, size_t klen, uint64_t h,
             uint64_t e = bk[i];
             if (!e || e_tag(e) != tag)
                 continue;
-            item_decode(seg_loc_ptr(s, e_seg(e), e_off(e)), it);
+            seg_item_decode(seg_loc_ptr(s, e_seg(e), e_off(e)), it);
             if (it->klen == klen && memcmp(it->key, key, klen) == 0)
                 return &bk[i];
         }

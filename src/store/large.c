@@ -12,44 +12,44 @@
 
 #include "store/store_int.h"
 
-bool large_setup(struct store *s)
+bool seg_large_setup(struct store *s)
 {
-    s->large_free = NONE32;
+    s->seg_large_free = NONE32;
     s->large_head = s->large_tail = NONE32;
     for (uint32_t i = s->nlarge_cap; i-- > 0;) {
         s->larges[i].mem = NULL;
-        s->larges[i].next = s->large_free;
-        s->large_free = i;
+        s->larges[i].next = s->seg_large_free;
+        s->seg_large_free = i;
     }
     return true;
 }
 
-void large_teardown(struct store *s)
+void seg_large_teardown(struct store *s)
 {
     for (uint32_t i = 0; i < s->nlarge_cap; i++)
         if (s->larges[i].mem)
             munmap(s->larges[i].mem, s->larges[i].maplen);
 }
 
-uint8_t *large_alloc(struct store *s, size_t size, uint32_t *sid)
+uint8_t *seg_large_alloc(struct store *s, size_t size, uint32_t *sid)
 {
     size_t len = (size + PAGE_SZ - 1) & ~(size_t)(PAGE_SZ - 1);
     if (len > s->cfg.mem_limit)
         return NULL;
-    while (s->large_free == NONE32)     /* table full: make a slot */
-        if (!large_evict_one(s))
+    while (s->seg_large_free == NONE32)     /* table full: make a slot */
+        if (!seg_large_evict_one(s))
             return NULL;
     if (!store_make_room(s, len))
         return NULL;
-    if (s->large_free == NONE32)
+    if (s->seg_large_free == NONE32)
         return NULL;
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    uint32_t i = s->large_free;
+    uint32_t i = s->seg_large_free;
     struct large *l = &s->larges[i];
-    s->large_free = l->next;
+    s->seg_large_free = l->next;
     l->mem = p;
     l->maplen = len;
     l->serial = seg_next_serial(s);
@@ -81,7 +81,7 @@ static void fifo_unlink(struct store *s, uint32_t i)
 }
 
 /* Free large item sid (its index entry is already gone). */
-void large_free(struct store *s, uint32_t sid)
+void seg_large_free(struct store *s, uint32_t sid)
 {
     uint32_t i = sid - s->nsegs;
     struct large *l = &s->larges[i];
@@ -90,8 +90,8 @@ void large_free(struct store *s, uint32_t sid)
     s->large_bytes -= l->maplen;
     l->mem = NULL;
     l->serial = 0;
-    l->next = s->large_free;
-    s->large_free = i;
+    l->next = s->seg_large_free;
+    s->seg_large_free = i;
     s->nlarge--;
 }
 
@@ -100,7 +100,7 @@ static void large_drop(struct store *s, uint32_t i, bool expired)
 {
     struct item it;
     uint32_t sid = s->nsegs + i;
-    item_decode(s->larges[i].mem, &it);
+    seg_item_decode(s->larges[i].mem, &it);
     uint64_t h = store_hash(it.key, it.klen);
     uint64_t *slot = index_find_loc(s, h, sid, 0);
     if (slot) {
@@ -117,16 +117,16 @@ static void large_drop(struct store *s, uint32_t i, bool expired)
         s->c.bytes -= it.size;
         s->c.curr_items--;
     }
-    large_free(s, sid);
+    seg_large_free(s, sid);
 }
 
-bool large_evict_one(struct store *s)
+bool seg_large_evict_one(struct store *s)
 {
     for (uint64_t tries = 0; s->large_head != NONE32 && tries < 16 * (uint64_t)s->nlarge + 16;
          tries++) {
         uint32_t i = s->large_head;
         struct item it;
-        item_decode(s->larges[i].mem, &it);
+        seg_item_decode(s->larges[i].mem, &it);
         uint64_t h = store_hash(it.key, it.klen);
         uint64_t *slot = index_find_loc(s, h, s->nsegs + i, 0);
         bool expired = item_expired(s, it.exptime);
@@ -151,14 +151,14 @@ bool large_evict_one(struct store *s)
 }
 
 /* Proactive expiry of large items: checks up to budget of them. */
-unsigned large_reclaim_expired(struct store *s, unsigned budget)
+unsigned seg_large_reclaim_expired(struct store *s, unsigned budget)
 {
     unsigned n = 0;
     uint32_t i = s->large_head;
     while (i != NONE32 && n < budget) {
         uint32_t nx = s->larges[i].next;
         struct item it;
-        item_decode(s->larges[i].mem, &it);
+        seg_item_decode(s->larges[i].mem, &it);
         if (item_expired(s, it.exptime))
             large_drop(s, i, true);
         n++;

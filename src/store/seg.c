@@ -160,14 +160,14 @@ static unsigned varint_len(uint32_t v)
     return n;
 }
 
-size_t item_hdr_size(uint32_t vlen, uint32_t flags, uint32_t exptime, bool exp_field,
+size_t seg_item_hdr_size(uint32_t vlen, uint32_t flags, uint32_t exptime, bool exp_field,
                      bool cas_field)
 {
     return 2 + varint_len(vlen) + (flags ? 4 : 0) + ((exptime || exp_field) ? 4 : 0)
            + (cas_field ? 8 : 0);
 }
 
-size_t item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
+size_t seg_item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
                    uint32_t flags, uint32_t exptime, bool exp_field, uint64_t cas)
 {
     size_t i = 2;
@@ -198,7 +198,7 @@ size_t item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
     return i;
 }
 
-void item_decode(uint8_t *p, struct item *it)
+void seg_item_decode(uint8_t *p, struct item *it)
 {
     size_t i = 2;
     uint32_t v = 0;

@@ -132,7 +132,7 @@ struct store *store_create(const struct store_config *cfg)
         s->ttl[b].head = s->ttl[b].tail = NONE32;
         s->ttl[b].open = s->ttl[b].cursor = NONE32;
     }
-    if (!s->segs || !s->dirty || !s->larges || !index_setup(s) || !large_setup(s) ||
+    if (!s->segs || !s->dirty || !s->larges || !index_setup(s) || !seg_large_setup(s) ||
         !seg_setup(s)) {
         store_destroy(s);
         return NULL;
@@ -145,7 +145,7 @@ void store_destroy(struct store *s)
     if (!s)
         return;
     if (s->larges)
-        large_teardown(s);
+        seg_large_teardown(s);
     seg_teardown(s);
     index_teardown(s);
     free(s->segs);
@@ -187,7 +187,7 @@ static void item_kill(struct store *s, uint64_t e, struct item *it)
     it->p[1] |= IB_DEAD;
     s->c.bytes -= it->size;
     if (loc_is_large(s, e_seg(e)))
-        large_free(s, e_seg(e));
+        seg_large_free(s, e_seg(e));
     else
         seg_item_died(s, e_seg(e), it->size);
 }
@@ -258,19 +258,19 @@ static int item_write(struct store *s, uint64_t h, const char *key, size_t klen,
 {
     size_t vlen = v->alen + v->blen;
     bool large = false;
-    size_t size = item_hdr_size((uint32_t)vlen, flags, exptime, false, keep_cas != 0)
+    size_t size = seg_item_hdr_size((uint32_t)vlen, flags, exptime, false, keep_cas != 0)
                   + klen + vlen;
     if (size > s->large_min) {
         large = true;
-        size = item_hdr_size((uint32_t)vlen, flags, exptime, true, keep_cas != 0) + klen + vlen;
+        size = seg_item_hdr_size((uint32_t)vlen, flags, exptime, true, keep_cas != 0) + klen + vlen;
     }
     if (!index_prepare(s, h))
         return ST_NO_MEMORY;
     uint32_t sid, off = 0;
-    uint8_t *p = large ? large_alloc(s, size, &sid) : ttl_append(s, size, exptime, &sid, &off);
+    uint8_t *p = large ? seg_large_alloc(s, size, &sid) : ttl_append(s, size, exptime, &sid, &off);
     if (!p)
         return ST_NO_MEMORY;
-    size_t hl = item_encode(p, (uint32_t)klen, (uint32_t)vlen, mbits, flags, exptime, large,
+    size_t hl = seg_item_encode(p, (uint32_t)klen, (uint32_t)vlen, mbits, flags, exptime, large,
                             keep_cas);
     memcpy(p + hl, key, klen);
     if (v->alen)
@@ -293,7 +293,7 @@ static int item_write(struct store *s, uint64_t h, const char *key, size_t klen,
     }
     if (cas_out) {
         struct item it;
-        item_decode(p, &it);
+        seg_item_decode(p, &it);
         *cas_out = item_cas(s, e, &it);
     }
     return ST_OK;
@@ -561,7 +561,7 @@ void store_flush(struct store *s)
 {
     for (uint32_t i = 0; i < s->nlarge_cap; i++)
         if (s->larges[i].mem)
-            large_free(s, s->nsegs + i);
+            seg_large_free(s, s->nsegs + i);
     for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
         struct ttl_bucket *tb = &s->ttl[b];
         while (tb->head != NONE32) {
@@ -587,7 +587,7 @@ bool store_maintain(struct store *s, unsigned budget)
         return true;
     unsigned used = ttl_reclaim_scan(s, budget, &more);
     if (used < budget)
-        used += large_reclaim_expired(s, budget - used);
+        used += seg_large_reclaim_expired(s, budget - used);
     while (used < budget && index_grow_step(s))
         used++;
     if (used >= budget && s->idx.nitems > 5 * (uint64_t)s->idx.nb)

@@ -135,6 +135,26 @@ bool store_maintain(struct store *s, unsigned budget);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
 
+/* One "class" for `stats slabs` / `stats items`: a TTL bucket that holds
+ * segments, or (large = true) the items kept outside segments. See
+ * docs/storage.md. */
+struct store_class_stats {
+    uint32_t id;          /* 1.. TTL bucket + 1; the large class is last */
+    bool     large;
+    uint32_t ttl_min;     /* TTL range of the bucket in seconds; 0/0 = never */
+    uint32_t ttl_max;     /* expires (upper bound, exclusive) */
+    uint64_t segments;    /* segments (large: allocations) */
+    uint64_t mem_bytes;   /* memory they take: segments * seg_size, or mapped */
+    uint64_t live_items;
+    uint64_t live_bytes;  /* bytes of live items (header + key + value) */
+    uint64_t dead_bytes;  /* written but no longer live, plus unused tail */
+    uint32_t oldest_age;  /* seconds since the oldest segment was opened */
+};
+
+/* Fills up to max classes in id order; returns how many were filled. */
+unsigned store_get_class_stats(const struct store *s, struct store_class_stats *out,
+                               unsigned max);
+
 const char *store_status_str(int st);
 
 #endif

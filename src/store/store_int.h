@@ -165,7 +165,7 @@ struct store {
     struct seg *segs;
 
     struct large *larges;
-    uint32_t      nlarge_cap, large_free, large_head, large_tail, nlarge;
+    uint32_t      nlarge_cap, seg_large_free, large_head, large_tail, nlarge;
     uint64_t      large_bytes;
 
     struct ttl_bucket ttl[TTL_NBUCKETS];
@@ -226,19 +226,19 @@ uint32_t seg_loc_atime(const struct store *s, uint32_t sid);
 void     seg_loc_touch_atime(struct store *s, uint32_t sid);
 uint64_t seg_next_serial(struct store *s);
 
-size_t   item_hdr_size(uint32_t vlen, uint32_t flags, uint32_t exptime, bool exp_field,
+size_t   seg_item_hdr_size(uint32_t vlen, uint32_t flags, uint32_t exptime, bool exp_field,
                        bool cas_field);
-void     item_decode(uint8_t *p, struct item *it);
-size_t   item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
+void     seg_item_decode(uint8_t *p, struct item *it);
+size_t   seg_item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
                      uint32_t flags, uint32_t exptime, bool exp_field, uint64_t cas);
 
 /* large.c */
-bool     large_setup(struct store *s);
-void     large_teardown(struct store *s);
-uint8_t *large_alloc(struct store *s, size_t size, uint32_t *sid);
-void     large_free(struct store *s, uint32_t sid);
-bool     large_evict_one(struct store *s);
-unsigned large_reclaim_expired(struct store *s, unsigned budget);
+bool     seg_large_setup(struct store *s);
+void     seg_large_teardown(struct store *s);
+uint8_t *seg_large_alloc(struct store *s, size_t size, uint32_t *sid);
+void     seg_large_free(struct store *s, uint32_t sid);
+bool     seg_large_evict_one(struct store *s);
+unsigned seg_large_reclaim_expired(struct store *s, unsigned budget);
 static inline bool loc_is_large(const struct store *s, uint32_t sid) { return sid >= s->nsegs; }
 
 /* ttl.c */

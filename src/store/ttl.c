@@ -183,3 +183,73 @@ unsigned ttl_reclaim_scan(struct store *s, unsigned budget, bool *more)
     }
     return used;
 }
+
+/* TTL range [min, max) of bucket b, for stats; 0/0 for "never". */
+static void bucket_range(unsigned b, uint32_t *lo, uint32_t *hi)
+{
+    if (b == TTL_NEVER) {
+        *lo = *hi = 0;
+    } else if (b < 256) {
+        *lo = b * 8;
+        *hi = *lo + 8;
+    } else if (b < 496) {
+        *lo = 2048 + (b - 256) * 128;
+        *hi = *lo + 128;
+    } else if (b < 736) {
+        *lo = 32768 + (b - 496) * 2048;
+        *hi = *lo + 2048;
+    } else if (b < 976) {
+        *lo = 524288 + (b - 736) * 32768;
+        *hi = *lo + 32768;
+    } else {
+        *lo = 8388608;
+        *hi = UINT32_MAX;
+    }
+}
+
+unsigned store_get_class_stats(const struct store *s, struct store_class_stats *out,
+                               unsigned max)
+{
+    unsigned n = 0;
+    for (unsigned b = 0; b < TTL_NBUCKETS && n < max; b++) {
+        const struct ttl_bucket *tb = &s->ttl[b];
+        if (tb->head == NONE32)
+            continue;
+        struct store_class_stats *c = &out[n++];
+        memset(c, 0, sizeof(*c));
+        c->id = b + 1;
+        bucket_range(b, &c->ttl_min, &c->ttl_max);
+        uint32_t oldest = s->now;
+        for (uint32_t id = tb->head; id != NONE32; id = s->segs[id].next) {
+            const struct seg *g = &s->segs[id];
+            c->segments++;
+            c->live_items += g->live_items;
+            c->live_bytes += g->live_bytes;
+            if (g->create_at < oldest)
+                oldest = g->create_at;
+        }
+        c->mem_bytes = c->segments * s->seg_size;
+        c->dead_bytes = c->mem_bytes - c->live_bytes;
+        c->oldest_age = s->now - oldest;
+    }
+    if (s->nlarge && n < max) {
+        struct store_class_stats *c = &out[n++];
+        memset(c, 0, sizeof(*c));
+        c->id = TTL_NBUCKETS + 1;
+        c->large = true;
+        uint32_t oldest = s->now;
+        for (uint32_t i = s->large_head; i != NONE32; i = s->larges[i].next) {
+            struct item it;
+            seg_item_decode(s->larges[i].mem, &it);
+            c->segments++;
+            c->live_items++;
+            c->live_bytes += it.size;
+            c->mem_bytes += s->larges[i].maplen;
+            if (s->larges[i].create_at < oldest)
+                oldest = s->larges[i].create_at;
+        }
+        c->dead_bytes = c->mem_bytes - c->live_bytes;
+        c->oldest_age = s->now - oldest;
+    }
+    return n;
+}

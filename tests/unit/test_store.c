@@ -290,6 +290,21 @@ static void test_ttl_reclaim(void **state)
     assert_int_equal(iv.vlen, 150);
     assert_memory_equal(iv.val, val, 150);
     check_consistency(s);
+    /* per-class stats: the never-expiring bucket and the relocated item's */
+    struct store_class_stats cs[8];
+    unsigned nc = store_get_class_stats(s, cs, 8);
+    assert_true(nc >= 1);
+    uint64_t items = 0;
+    bool never = false;
+    for (unsigned i = 0; i < nc; i++) {
+        items += cs[i].live_items;
+        assert_true(cs[i].mem_bytes == cs[i].segments * 64 * KB);
+        assert_true(cs[i].live_bytes + cs[i].dead_bytes == cs[i].mem_bytes);
+        if (cs[i].ttl_min == 0 && cs[i].ttl_max == 0)
+            never = true;
+    }
+    assert_true(never);
+    assert_int_equal(items, 201);
     /* TTL bucket mapping: width grows with TTL */
     assert_int_equal(ttl_bucket_of(s, 0), TTL_NEVER);
     assert_int_equal(ttl_bucket_of(s, 1100 + 7), ttl_bucket_of(s, 1100));
@@ -422,6 +437,11 @@ static void test_large(void **state)
     store_get_stats(s, &st);
     assert_int_equal(st.large_items, 1);
     size_t used_with = st.mem_used;
+    struct store_class_stats cs[4];
+    unsigned nc = store_get_class_stats(s, cs, 4);
+    assert_true(nc >= 1 && cs[nc - 1].large);
+    assert_int_equal(cs[nc - 1].segments, 1);
+    assert_true(cs[nc - 1].mem_bytes >= n + 4 && cs[nc - 1].mem_bytes < n + 4 + 8192);
     /* overwrite with a small value frees the allocation */
     assert_int_equal(store_put(s, SM_SET, "big", 3, "small", 5, 0, 0, 0, NULL), ST_OK);
     store_get_stats(s, &st);

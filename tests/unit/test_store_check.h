@@ -26,7 +26,7 @@ static inline void check_consistency(struct store *s)
         uint32_t n = 0, lb = 0;
         struct item it;
         for (uint32_t off = 0; off < g->wpos; off += it.size) {
-            item_decode(s->arena + (size_t)id * s->seg_size + off, &it);
+            seg_item_decode(s->arena + (size_t)id * s->seg_size + off, &it);
             assert_true(it.size > 0);
             if (it.bits & IB_DEAD)
                 continue;
@@ -44,7 +44,7 @@ static inline void check_consistency(struct store *s)
         if (!s->larges[i].mem)
             continue;
         struct item it;
-        item_decode(s->larges[i].mem, &it);
+        seg_item_decode(s->larges[i].mem, &it);
         uint64_t h = store_hash(it.key, it.klen);
         assert_non_null(index_find_loc(s, h, s->nsegs + i, 0));
         live++;
@@ -70,7 +70,7 @@ static inline void check_consistency(struct store *s)
                     assert_non_null(s->larges[sid - s->nsegs].mem);
                 }
                 struct item it;
-                item_decode(seg_loc_ptr(s, sid, e_off(e)), &it);
+                seg_item_decode(seg_loc_ptr(s, sid, e_off(e)), &it);
                 assert_int_equal(it.bits & IB_DEAD, 0);
                 assert_int_equal(hash_tag(store_hash(it.key, it.klen)), e_tag(e));
             }
