@@ -118,6 +118,7 @@ def test_floor_open_loop(floor):
     assert lat["count"] == r["completed"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["p9999"] <= lat["max"]
     assert r["misses"] == r["gets"]  # the floor stores nothing
+    assert r["send_lag_us"]["count"] == r["sent"]  # the generator's own lag is reported
 
 
 def test_floor_closed_loop_pipelined(floor):
@@ -275,3 +276,24 @@ def test_throughput_agrees_with_memcaslap(memcached):
     clean(r)
     ratio = r["achieved_rps"] / ref
     assert 1 / 1.5 <= ratio <= 1.5, (r["achieved_rps"], ref)
+
+
+def test_compare_script_skips_missing_server(tmp_path):
+    """compare.sh with a build folder that has no percore: it says so and still
+    measures the floor (tiny durations, no docs touched)."""
+    need(BENCH)
+    need(FLOOR)
+    b = tmp_path / "build"
+    b.mkdir()
+    os.symlink(os.path.abspath(BENCH), b / "percore-bench")
+    os.symlink(os.path.abspath(FLOOR), b / "percore-floor")
+    env = dict(os.environ, PERCORE_BUILD=str(b))
+    p = subprocess.run(["bash", os.path.join(REPO, "bench", "compare.sh"), "--servers", "percore,floor",
+                        "--duration", "0.3", "--peak-duration", "0.3", "--loads", "50", "--keys", "500",
+                        "--out", str(tmp_path / "out"), "--no-doc", "--server-cpus", "0",
+                        "--bench-cpus", "0-1"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "SKIP percore" in p.stderr
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| floor |" in summary
