@@ -413,7 +413,10 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
     switch (mode) {
     case SM_ADD:
         if (slot) {
-            note_hit(s, slot, &it);   /* memcached bumps an add-refused item */
+            /* memcached bumps an add-refused item in its LRU; count it as a
+             * use, but it was not fetched */
+            if (e_freq(*slot) < 3)
+                *slot = e_with_freq(*slot, e_freq(*slot) + 1);
             return ST_NOT_STORED;
         }
         break;
