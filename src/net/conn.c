@@ -20,6 +20,8 @@
 
 #define READ_CHUNK    16384
 #define MAX_INFLIGHT  1024          /* per connection, then stop parsing */
+#define INFLIGHT_START  64          /* ... until the first reply shows its size */
+#define INFLIGHT_MIN    16          /* never fewer, however large replies are */
 #define BUF_KEEP      (64 * 1024)   /* larger idle buffers are released */
 
 static void conn_update_events(struct conn *c);
@@ -84,7 +86,17 @@ static void sink_request(void *s, struct req *r)
     unsigned owner = key_owner(r->key, r->klen);
     if (owner == w->id) {
         STAT_INC(&w->stats, req_local);
-        proto_exec(&w->x, r, sink_output(c));
+        struct buf *o = sink_output(c);
+        size_t before = o->len;
+        proto_exec(&w->x, r, o);
+        size_t n = o->len - before;
+        if (n > c->reply_est)
+            c->reply_est = n;
+        if (o != &c->wbuf) {
+            /* Queued behind a forwarded request: count it against the cap. */
+            c->qbytes += n;
+            c->q_tail->arg += n;
+        }
         return;
     }
     size_t n = (size_t)r->klen + r->vlen + r->auxlen;
@@ -142,11 +154,24 @@ static void sink_shutdown(void *s, bool graceful)
     kill(getpid(), graceful ? SIGUSR1 : SIGINT);
 }
 
+/* Back-pressure. Output not yet sent counts (wbuf, and replies queued behind
+ * a forwarded request), and so does output still to come: forwarded requests
+ * are limited to what the cap leaves room for at the largest reply size seen
+ * on this connection (a window of INFLIGHT_START until one is seen), so a
+ * client that pipelines gets of large values without reading holds about
+ * --max-conn-output plus INFLIGHT_MIN replies, not MAX_INFLIGHT of them. */
 static bool sink_busy(void *s)
 {
     struct conn *c = s;
-    return c->closing || c->inflight >= MAX_INFLIGHT ||
-           c->wbuf.len - c->woff > settings.conn_out_max;
+    size_t cap = settings.conn_out_max;
+    size_t out = c->wbuf.len - c->woff + c->qbytes;
+    if (c->closing || c->inflight >= MAX_INFLIGHT || out > cap)
+        return true;
+    if (c->inflight < INFLIGHT_MIN)
+        return false;
+    if (c->reply_est == 0)
+        return c->inflight >= INFLIGHT_START;
+    return (cap - out) / c->reply_est <= c->inflight;
 }
 
 const struct proto_sink conn_sink = {
@@ -274,6 +299,7 @@ void conn_flush(struct conn *c)
         } else {
             buf_add(&c->wbuf, m->reply.data, m->reply.len);
         }
+        c->qbytes -= m->arg;
         msg_free(m);
     }
     while (c->woff < c->wbuf.len) {
@@ -398,6 +424,10 @@ void conn_reply_arrived(struct msg *m)
         return;
     }
     m->done = true;
+    m->arg = m->reply.len;   /* origin-only from here: bytes counted in qbytes */
+    c->qbytes += m->arg;
+    if (m->reply.len > c->reply_est)
+        c->reply_est = m->reply.len;
     mark_dirty(c);
 }
 

@@ -29,6 +29,8 @@ struct conn {
     uint32_t       events;       /* current reactor interest */
     uint32_t       last_active;
     unsigned       inflight;     /* requests out at other workers */
+    size_t         qbytes;       /* reply bytes queued (q_head..) not yet in wbuf */
+    size_t         reply_est;    /* largest keyed reply seen here (0 = none yet) */
     size_t         rneed;        /* bytes the parser needs to make progress */
     struct buf     rbuf;
     struct buf     wbuf;
