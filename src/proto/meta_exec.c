@@ -1,0 +1,529 @@
+/*
+ * meta_exec.c — executes a meta request (mg/ms/md/ma/me, parsed by
+ * meta_parse.c) against the owner's store and encodes memcached 1.6's
+ * reply. Runs on the worker that owns the key; every step of one request
+ * (look-up, compare, write, flag bits) happens in one call on that thread,
+ * so what memcached does under its item lock is atomic here by
+ * construction.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include "core/clock.h"
+#include "proto/meta.h"
+#include "proto/proto.h"
+
+void meta_exec(struct exec_ctx *x, const struct req *r, struct buf *o);
+
+struct mctx {
+    struct meta_hdr h;
+    const char *text;     /* compacted flags, h.ntext bytes */
+    const struct req *r;
+};
+
+static void add_char(struct buf *o, char c)
+{
+    char sp[2] = {' ', c};
+    buf_add(o, sp, 2);
+}
+
+static void add_key(struct buf *o, const struct mctx *m)
+{
+    add_char(o, 'k');
+    if (m->h.bits & MF_BINKEY) {
+        char tmp[KEY_MAX_LENGTH * 2];
+        size_t n = meta_b64_encode((const unsigned char *)m->r->key, m->r->klen, tmp, sizeof tmp);
+        buf_add(o, tmp, n);
+        buf_add(o, " b", 2);
+    } else {
+        buf_add(o, m->r->key, m->r->klen);
+    }
+}
+
+/* Iterates the compacted flags: each flag letter, O tokens whole. */
+struct fiter {
+    const char *p, *e;
+};
+
+static struct fiter fiter(const struct mctx *m)
+{
+    return (struct fiter){m->text, m->text + m->h.ntext};
+}
+
+static bool fnext(struct fiter *it, const char **tok, size_t *n)
+{
+    if (it->p >= it->e)
+        return false;
+    const char *q = memchr(it->p, ' ', (size_t)(it->e - it->p));
+    if (!q)
+        q = it->e;
+    *tok = it->p;
+    *n = (size_t)(q - it->p);
+    it->p = q + 1;
+    return true;
+}
+
+/* O and k only: what every reply carries back, hit or miss. */
+static void add_echo(struct buf *o, const struct mctx *m)
+{
+    const char *p;
+    size_t n;
+    for (struct fiter it = fiter(m); fnext(&it, &p, &n);) {
+        if (*p == 'O') {
+            buf_add(o, " ", 1);
+            buf_add(o, p, n);
+        } else if (*p == 'k') {
+            add_key(o, m);
+        }
+    }
+}
+
+static void add_ttl(struct buf *o, uint32_t exp, uint32_t now)
+{
+    add_char(o, 't');
+    if (exp == 0)
+        buf_add(o, "-1", 2);
+    else
+        buf_add_u64(o, (uint32_t)(exp - now));   /* wraps like memcached's */
+}
+
+static void end_line(struct buf *o)
+{
+    buf_add(o, "\r\n", 2);
+}
+
+/* ---- mg ---------------------------------------------------------------- */
+
+static void exec_mg(struct exec_ctx *x, const struct mctx *m, struct buf *o)
+{
+    const struct req *r = m->r;
+    struct wstats *st = x->stats;
+    struct item_view iv;
+    bool nobump = m->h.bits & MF_NOBUMP;
+    bool created = false, won = false, ttl_set = false;
+    int rc = nobump ? store_peek(x->store, r->key, r->klen, &iv)
+                    : store_get(x->store, r->key, r->klen, &iv);
+    if (rc != ST_OK && (m->h.bits & MF_VIVIFY)) {
+        /* memcached links a zero-byte item, then sets its TTL from N. */
+        if (store_put(x->store, SM_ADD, r->key, r->klen, "", 0, 0, 0, 0, NULL) == ST_OK) {
+            rc = nobump ? store_peek(x->store, r->key, r->klen, &iv)
+                        : store_get(x->store, r->key, r->klen, &iv);
+            created = rc == ST_OK;
+            iv.atime = x->now;
+        }
+    }
+    if (rc != ST_OK) {
+        if (m->h.bits & MF_NEWTTL) {
+            STAT_INC(st, cmd_touch);
+            STAT_INC(st, touch_misses);
+        } else {
+            STAT_INC(st, cmd_get);
+            STAT_INC(st, get_misses);
+        }
+        if (r->noreply)
+            return;
+        buf_add(o, "EN", 2);
+        add_echo(o, m);
+        end_line(o);
+        return;
+    }
+
+    buf_reserve(o, iv.vlen + 128);
+    if (m->h.bits & MF_VALUE) {
+        buf_add(o, "VA ", 3);
+        buf_add_u64(o, iv.vlen);
+    } else {
+        buf_add(o, "HD", 2);
+    }
+    uint32_t exp = iv.exptime;
+    const char *p;
+    size_t n;
+    for (struct fiter it = fiter(m); fnext(&it, &p, &n);) {
+        switch (*p) {
+        case 'T':
+            ttl_set = true;
+            exp = clock_exptime(m->h.ttl, x->now);
+            break;
+        case 'N':
+            if (created) {
+                exp = clock_exptime(m->h.viv_ttl, x->now);
+                won = true;
+            }
+            break;
+        case 'R':
+            if (!(iv.mbits & ITEM_WIN_SENT) && !created && exp != 0 &&
+                exp < clock_exptime(m->h.recache, x->now))
+                won = true;
+            break;
+        case 's':
+            add_char(o, 's');
+            buf_add_u64(o, iv.vlen);
+            break;
+        case 't':
+            add_ttl(o, exp, x->now);
+            break;
+        case 'c':
+            add_char(o, 'c');
+            buf_add_u64(o, iv.cas);
+            break;
+        case 'f':
+            add_char(o, 'f');
+            buf_add_u64(o, iv.flags);
+            break;
+        case 'l':
+            add_char(o, 'l');
+            buf_add_u64(o, (uint32_t)(x->now - iv.atime));
+            break;
+        case 'h':
+            add_char(o, 'h');
+            buf_add(o, (iv.mbits & ITEM_FETCHED) ? "1" : "0", 1);
+            break;
+        case 'O':
+            buf_add(o, " ", 1);
+            buf_add(o, p, n);
+            break;
+        case 'k':
+            add_key(o, m);
+            break;
+        default:
+            break;
+        }
+    }
+    if (iv.mbits & ITEM_WIN_SENT)
+        add_char(o, 'Z');
+    if (iv.mbits & ITEM_STALE) {
+        add_char(o, 'X');
+        if (!(iv.mbits & ITEM_WIN_SENT))
+            won = true;
+    }
+    if (won)
+        add_char(o, 'W');
+    end_line(o);
+    if (m->h.bits & MF_VALUE) {
+        buf_add(o, iv.val, iv.vlen);
+        end_line(o);
+    }
+    /* The view is dead after these. */
+    if (exp != iv.exptime)
+        store_touch(x->store, r->key, r->klen, exp);
+    if (won)
+        store_set_mbits(x->store, r->key, r->klen, ITEM_WIN_SENT, 0);
+    if (ttl_set) {
+        STAT_INC(st, cmd_touch);
+        STAT_INC(st, touch_hits);
+    } else {
+        STAT_INC(st, cmd_get);
+        STAT_INC(st, get_hits);
+    }
+}
+
+/* ---- ms ---------------------------------------------------------------- */
+
+/* Rewrite a live item with a new CAS, keeping value, flags and (unless
+ * given) exptime, then set its meta bits. Used by md I and ms I. */
+static int restore_stale(struct exec_ctx *x, const struct req *r, const void *val,
+                         size_t vlen, uint32_t flags, uint32_t exp, uint8_t bits,
+                         uint64_t *cas)
+{
+    int rc = store_put(x->store, SM_SET, r->key, r->klen, val, vlen, flags, exp, 0, cas);
+    if (rc == ST_OK)
+        store_set_mbits(x->store, r->key, r->klen, bits, (uint8_t)~bits);
+    return rc;
+}
+
+static void exec_ms(struct exec_ctx *x, const struct mctx *m, struct buf *o)
+{
+    const struct req *r = m->r;
+    struct wstats *st = x->stats;
+    enum store_mode mode = SM_SET;
+    switch (m->h.mode) {
+    case 'E': mode = SM_ADD; break;
+    case 'A': mode = SM_APPEND; break;
+    case 'P': mode = SM_PREPEND; break;
+    case 'R': mode = SM_REPLACE; break;
+    default:  break;
+    }
+    bool has_cas = m->h.bits & MF_CAS;
+    if (has_cas && (mode == SM_SET || mode == SM_REPLACE))
+        mode = SM_CAS;
+    uint32_t exp = clock_exptime((m->h.bits & MF_NEWTTL) ? m->h.ttl : 0, x->now);
+    uint64_t cas = 0;
+    int rc;
+    struct item_view iv;
+    STAT_INC(st, cmd_set);
+
+    if (mode == SM_CAS) {
+        /* memcached: CAS 0 never matches; with I a lower CAS stores the
+         * value as stale, keeping the old TTL and win-token bit. */
+        if (store_peek(x->store, r->key, r->klen, &iv) != ST_OK) {
+            rc = ST_NOT_FOUND;
+            STAT_INC(st, cas_misses);
+        } else if (m->h.cas != 0 && m->h.cas == iv.cas) {
+            rc = store_put(x->store, SM_SET, r->key, r->klen, r->val, r->vlen,
+                           m->h.client_flags, exp, 0, &cas);
+            STAT_INC(st, cas_hits);
+        } else if (m->h.cas != 0 && (m->h.bits & MF_STALE) && m->h.cas < iv.cas) {
+            uint8_t bits = (uint8_t)(ITEM_STALE | (iv.mbits & ITEM_WIN_SENT));
+            rc = restore_stale(x, r, r->val, r->vlen, m->h.client_flags, iv.exptime, bits, &cas);
+            STAT_INC(st, cas_hits);
+        } else {
+            rc = ST_EXISTS;
+            STAT_INC(st, cas_badval);
+        }
+    } else {
+        rc = ST_OK;
+        if (has_cas && m->h.cas != 0 && (mode == SM_APPEND || mode == SM_PREPEND) &&
+            store_peek(x->store, r->key, r->klen, &iv) == ST_OK && iv.cas != m->h.cas)
+            rc = ST_EXISTS;
+        if (rc == ST_OK)
+            rc = store_put(x->store, mode, r->key, r->klen, r->val, r->vlen,
+                           m->h.client_flags, exp, 0, &cas);
+    }
+
+    const char *code;
+    switch (rc) {
+    case ST_OK:
+        if (r->noreply)
+            return;
+        code = "HD";
+        break;
+    case ST_EXISTS:    code = "EX"; break;
+    case ST_NOT_FOUND: code = "NF"; break;
+    case ST_NOT_STORED: code = "NS"; break;
+    case ST_TOO_LARGE:
+        STAT_INC(st, store_too_large);
+        buf_adds(o, "SERVER_ERROR object too large for cache\r\n");
+        return;
+    default:
+        STAT_INC(st, store_no_memory);
+        buf_adds(o, "SERVER_ERROR out of memory storing object\r\n");
+        return;
+    }
+    buf_add(o, code, 2);
+    const char *p;
+    size_t n;
+    for (struct fiter it = fiter(m); fnext(&it, &p, &n);) {
+        if (*p == 'O') {
+            buf_add(o, " ", 1);
+            buf_add(o, p, n);
+        } else if (*p == 'k') {
+            add_key(o, m);
+        } else if (*p == 'c') {
+            add_char(o, 'c');
+            buf_add_u64(o, rc == ST_OK ? cas : 0);
+        }
+    }
+    end_line(o);
+}
+
+/* ---- md ---------------------------------------------------------------- */
+
+static void exec_md(struct exec_ctx *x, const struct mctx *m, struct buf *o)
+{
+    const struct req *r = m->r;
+    struct wstats *st = x->stats;
+    struct item_view iv;
+    const char *code;
+    if (store_peek(x->store, r->key, r->klen, &iv) != ST_OK) {
+        STAT_INC(st, delete_misses);
+        code = "NF";
+    } else if ((m->h.bits & MF_CAS) && iv.cas != m->h.cas) {
+        STAT_INC(st, delete_misses);
+        code = "EX";
+    } else if (m->h.bits & MF_STALE) {
+        /* Invalidate: keep the item, new CAS, stale, win token cleared. */
+        uint32_t exp = (m->h.bits & MF_NEWTTL) ? clock_exptime(m->h.ttl, x->now) : iv.exptime;
+        uint8_t bits = (uint8_t)(ITEM_STALE | (iv.mbits & ITEM_FETCHED));
+        char *copy = malloc(iv.vlen ? iv.vlen : 1);
+        if (!copy) {
+            buf_adds(o, "SERVER_ERROR out of memory\r\n");
+            return;
+        }
+        memcpy(copy, iv.val, iv.vlen);
+        restore_stale(x, r, copy, iv.vlen, iv.flags, exp, bits, NULL);
+        free(copy);
+        code = "HD";
+    } else {
+        store_delete(x->store, r->key, r->klen, 0);
+        STAT_INC(st, delete_hits);
+        code = "HD";
+    }
+    if (code[0] == 'H' && r->noreply)
+        return;
+    buf_add(o, code, 2);
+    add_echo(o, m);
+    end_line(o);
+}
+
+/* ---- ma ---------------------------------------------------------------- */
+
+static void exec_ma(struct exec_ctx *x, const struct mctx *m, struct buf *o)
+{
+    const struct req *r = m->r;
+    struct wstats *st = x->stats;
+    bool incr = !(m->h.mode == 'D' || m->h.mode == '-');
+    struct item_view iv;
+    uint64_t value = 0, cas = 0;
+    bool have = false, created = false;
+    uint32_t exp = 0;
+    const char *code = NULL;
+
+    if (store_peek(x->store, r->key, r->klen, &iv) == ST_OK) {
+        exp = iv.exptime;
+        if ((m->h.bits & MF_CAS) && m->h.cas != 0 && iv.cas != m->h.cas) {
+            code = "EX";
+        } else {
+            int rc = store_arith(x->store, r->key, r->klen, incr, m->h.delta, &value, &cas);
+            if (rc == ST_NON_NUMERIC) {
+                buf_adds(o, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+                return;
+            }
+            if (rc != ST_OK) {
+                buf_adds(o, "SERVER_ERROR out of memory\r\n");
+                return;
+            }
+            if (incr)
+                STAT_INC(st, incr_hits);
+            else
+                STAT_INC(st, decr_hits);
+            have = true;
+        }
+    } else if (m->h.bits & MF_VIVIFY) {
+        char num[24];
+        int n = snprintf(num, sizeof num, "%llu", (unsigned long long)m->h.initial);
+        int rc = store_put(x->store, SM_ADD, r->key, r->klen, num, (size_t)n, 0, 0, 0, &cas);
+        if (rc == ST_OK) {
+            value = m->h.initial;
+            have = created = true;
+        } else if (rc == ST_NOT_STORED) {
+            code = "NS";
+        } else {
+            buf_adds(o, "SERVER_ERROR Out of memory allocating new item\r\n");
+            return;
+        }
+    } else {
+        if (incr)
+            STAT_INC(st, incr_misses);
+        else
+            STAT_INC(st, decr_misses);
+        code = "NF";
+    }
+
+    if (!have) {
+        buf_add(o, code, 2);
+        add_echo(o, m);
+        end_line(o);
+        return;
+    }
+    char num[24];
+    int vlen = snprintf(num, sizeof num, "%llu", (unsigned long long)value);
+    uint32_t exp0 = exp;
+    size_t start = o->len;
+    if (m->h.bits & MF_VALUE) {
+        buf_add(o, "VA ", 3);
+        buf_add_u64(o, (uint64_t)vlen);
+    } else {
+        buf_add(o, "HD", 2);
+    }
+    const char *p;
+    size_t n;
+    for (struct fiter it = fiter(m); fnext(&it, &p, &n);) {
+        switch (*p) {
+        case 'c':
+            add_char(o, 'c');
+            buf_add_u64(o, cas);
+            break;
+        case 't':
+            add_ttl(o, exp, x->now);
+            break;
+        case 'T':
+            exp = clock_exptime(m->h.ttl, x->now);
+            break;
+        case 'N':
+            if (created)
+                exp = clock_exptime(m->h.viv_ttl, x->now);
+            break;
+        case 'O':
+            buf_add(o, " ", 1);
+            buf_add(o, p, n);
+            break;
+        case 'k':
+            add_key(o, m);
+            break;
+        default:
+            break;
+        }
+    }
+    if (m->h.bits & MF_VALUE) {
+        end_line(o);
+        buf_add(o, num, (size_t)vlen);
+    }
+    end_line(o);
+    if (exp != exp0)
+        store_touch(x->store, r->key, r->klen, exp);
+    /* memcached hides a quiet success, but not an auto-created item. */
+    if (r->noreply && !created)
+        o->len = start;
+}
+
+/* ---- me ---------------------------------------------------------------- */
+
+/* memcached's slab class for an item of `total` bytes (-n 48, -f 1.25,
+ * 1 MiB items): what "me" reports as cls. */
+static unsigned slab_class(size_t total)
+{
+    size_t size = 96;
+    unsigned cls = 1;
+    while (cls < 63 && size < 512 * 1024) {
+        if (total <= size)
+            return cls;
+        size = (size_t)((double)size * 1.25);
+        size = (size + 7) & ~(size_t)7;
+        cls++;
+    }
+    return cls;
+}
+
+static void exec_me(struct exec_ctx *x, const struct mctx *m, struct buf *o)
+{
+    const struct req *r = m->r;
+    struct item_view iv;
+    if (store_peek(x->store, r->key, r->klen, &iv) != ST_OK) {
+        buf_add(o, "EN\r\n", 4);
+        return;
+    }
+    /* memcached's item header is 48 bytes, plus CAS, key + NUL, flags
+     * when non-zero, and the value's CRLF. */
+    size_t total = 48 + (iv.cas ? 8 : 0) + iv.klen + 1 + (iv.flags ? 4 : 0) + iv.vlen + 2;
+    char line[160];
+    buf_add(o, "ME ", 3);
+    if (m->h.bits & MF_BINKEY) {
+        char tmp[KEY_MAX_LENGTH * 2];
+        size_t n = meta_b64_encode((const unsigned char *)r->key, r->klen, tmp, sizeof tmp);
+        buf_add(o, tmp, n);
+    } else {
+        buf_add(o, r->key, r->klen);
+    }
+    int n = snprintf(line, sizeof line, " exp=%d la=%llu cas=%llu fetch=%s cls=%u size=%zu\r\n",
+                     iv.exptime == 0 ? -1 : (int)(x->now - iv.exptime),
+                     (unsigned long long)(uint32_t)(x->now - iv.atime),
+                     (unsigned long long)iv.cas,
+                     (iv.mbits & ITEM_FETCHED) ? "yes" : "no", slab_class(total), total);
+    buf_add(o, line, (size_t)n);
+}
+
+void meta_exec(struct exec_ctx *x, const struct req *r, struct buf *o)
+{
+    struct mctx m;
+    memcpy(&m.h, r->aux, sizeof m.h);
+    m.text = r->aux + sizeof m.h;
+    m.r = r;
+    STAT_INC(x->stats, cmd_meta);
+    switch (m.h.cmd) {
+    case 'g': exec_mg(x, &m, o); break;
+    case 's': exec_ms(x, &m, o); break;
+    case 'd': exec_md(x, &m, o); break;
+    case 'a': exec_ma(x, &m, o); break;
+    case 'e': exec_me(x, &m, o); break;
+    default:  buf_adds(o, "SERVER_ERROR unhandled request\r\n"); break;
+    }
+}
