@@ -10,7 +10,14 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SERVER = os.path.abspath(os.environ.get("PERCORE_SERVER", os.path.join(REPO, "build", "percore")))
+# Same convention as conftest.py: unset -> build/percore, "memcached" -> the
+# reference server (tests of percore-only behaviour are marked percore_only).
+_env = os.environ.get("PERCORE_SERVER", "").strip()
+if _env == "memcached":
+    SERVER = "/usr/bin/memcached"
+else:
+    SERVER = os.path.abspath(_env or os.path.join(REPO, "build", "percore"))
+IS_MEMCACHED = os.path.basename(SERVER) == "memcached"
 
 
 def free_port():
@@ -54,6 +61,8 @@ class Percore:
         self.port = port or free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="percore-", suffix=".log", delete=False)
         self.argv = [SERVER, "-p", str(self.port), "-l", "127.0.0.1", "-t", str(threads)] + list(args)
+        if IS_MEMCACHED and os.geteuid() == 0 and "-u" not in args:
+            self.argv += ["-u", "root"]     # memcached refuses to run as root otherwise
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=self.log)
         if wait:
             self.wait_ready()

@@ -17,6 +17,7 @@ BUILD = os.path.dirname(SERVER)
 O = os.path.relpath(BUILD, REPO)
 
 pytestmark = [
+    pytest.mark.percore_only,
     pytest.mark.skipif(not os.access(SERVER, os.X_OK), reason="no server binary at %s" % SERVER),
     pytest.mark.skipif(shutil.which("make") is None, reason="no make"),
 ]
