@@ -1,16 +1,543 @@
 /*
- * udp.c — placeholder for the UDP protocol: refuses -U at start-up until
- * UDP support lands. Main thread only.
+ * udp.c — memcached's UDP protocol (-U). Each worker owns one SO_REUSEPORT
+ * UDP socket per listen address and everything behind it: the receive
+ * batch, the per-datagram request contexts and the send batch. The main
+ * thread creates the sockets and attaches steering (net/steer.c) before the
+ * workers start; after that only the owning worker touches its `udp_worker`.
+ *
+ * One datagram is one request: an 8-byte frame header (request id,
+ * sequence number, datagram count, reserved) and one or more complete
+ * commands. Commands are parsed by the ordinary text parser against a sink
+ * whose session is a `udp_req`. Keyed requests run here when this worker
+ * owns the key (what eBPF steering arranges) and otherwise travel to the
+ * owner as MSG_UDP messages; the reply is sent once every part is home.
+ *
+ * Reply framing follows memcached 1.6.18 (checked against its binary):
+ * every response object (one per command, one per key of a multi-key get,
+ * with END attached to the last) is sent as its own run of datagrams of at
+ * most 1400 bytes (1392 payload) numbered 0..n-1 with count n. A get miss
+ * that is not the last key and `quit` produce a header-only datagram with
+ * count 0; noreply responses produce nothing. Frames of 8 bytes or less,
+ * frames announcing more than one datagram, and datagrams whose last
+ * command is incomplete are dropped without a reply and counted in
+ * udp_dropped, as memcached drops them silently.
  */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "core/hash.h"
 #include "core/log.h"
+#include "core/stats_report.h"
+#include "net/listener.h"
+#include "net/steer.h"
 #include "net/udp.h"
+
+#define UDP_HDR        8
+#define UDP_DATAGRAM   1400                    /* memcached's UDP_MAX_PAYLOAD_SIZE */
+#define UDP_PAYLOAD    (UDP_DATAGRAM - UDP_HDR)
+#define UDP_RX_BATCH   16
+#define UDP_RX_SIZE    65536                   /* largest IPv4/IPv6 UDP payload fits */
+#define UDP_RX_ROUNDS  4                       /* batches per event: bounds one socket's turn */
+#define UDP_TX_BATCH   64
+#define UDP_PARTS_INLINE 8
+#define UDP_SEND_WAIT_MS 20                    /* total wait for socket buffer space */
+
+/* A run of reply bytes: either local bytes in req->out from `off` up to the
+ * next local part, or the reply of a request executed by another worker. */
+struct udp_part {
+    struct msg *remote;
+    uint32_t    off;
+    bool        start;       /* first part of a response object */
+    bool        keep_empty;  /* an empty response still sends a header-only datagram */
+};
+
+/* One datagram's request; lives until its last forwarded part is home. */
+struct udp_req {
+    struct udp_req *next, *prev;   /* worker's free list / in-flight list */
+    struct worker  *w;
+    int             fd;
+    uint16_t        id;
+    bool            cmd_open;      /* the command being parsed has produced a part */
+    bool            quit;
+    bool            discard;       /* dropped: free when home, send nothing */
+    unsigned        inflight;
+    unsigned        nparts, cap;
+    struct udp_part *parts;
+    struct udp_part inline_parts[UDP_PARTS_INLINE];
+    struct buf      out;
+    socklen_t       alen;
+    struct sockaddr_storage addr;
+};
+
+struct udp_worker {
+    struct mmsghdr   rx[UDP_RX_BATCH];
+    struct iovec     rxiov[UDP_RX_BATCH];
+    struct sockaddr_storage rxaddr[UDP_RX_BATCH];
+    char            *rxbuf;                 /* UDP_RX_BATCH * UDP_RX_SIZE */
+    struct mmsghdr   tx[UDP_TX_BATCH];
+    struct iovec     txiov[UDP_TX_BATCH][2];
+    unsigned char    txhdr[UDP_TX_BATCH][UDP_HDR];
+    unsigned         ntx;
+    struct buf       scratch;               /* a response gathered from several parts */
+    struct udp_req  *free;
+    struct udp_req  *pending;               /* waiting for replies; reachable for LSan */
+};
+
+/* One element per worker, allocated by the main thread; each worker then
+ * touches only its own. */
+static struct udp_worker *uws;
+static int steer_level = STEER_LEVEL_HASH;   /* written once at set-up */
+
+/* ---- request contexts --------------------------------------------------- */
+
+static struct udp_req *req_new(struct worker *w)
+{
+    struct udp_worker *u = &uws[w->id];
+    struct udp_req *q = u->free;
+    if (q) {
+        u->free = q->next;
+    } else {
+        q = calloc(1, sizeof *q);
+        if (!q)
+            abort();
+    }
+    q->w = w;
+    q->cmd_open = q->quit = q->discard = false;
+    q->inflight = 0;
+    q->nparts = 0;
+    q->parts = q->inline_parts;
+    q->cap = UDP_PARTS_INLINE;
+    q->out.len = 0;
+    q->next = q->prev = NULL;
+    return q;
+}
+
+static void req_free(struct udp_req *q)
+{
+    struct udp_worker *u = &uws[q->w->id];
+    for (unsigned i = 0; i < q->nparts; i++) {
+        struct msg *m = q->parts[i].remote;
+        if (m) {
+            buf_free(&m->reply);
+            free(m);
+        }
+    }
+    if (q->parts != q->inline_parts)
+        free(q->parts);
+    q->parts = q->inline_parts;
+    if (q->out.cap > UDP_RX_SIZE)
+        buf_free(&q->out);
+    q->next = u->free;
+    u->free = q;
+}
+
+static void pending_add(struct udp_req *q)
+{
+    struct udp_worker *u = &uws[q->w->id];
+    q->prev = NULL;
+    q->next = u->pending;
+    if (u->pending)
+        u->pending->prev = q;
+    u->pending = q;
+}
+
+static void pending_del(struct udp_req *q)
+{
+    struct udp_worker *u = &uws[q->w->id];
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        u->pending = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+}
+
+static struct udp_part *part_add(struct udp_req *q, bool start, bool keep_empty)
+{
+    if (q->nparts == q->cap) {
+        unsigned cap = q->cap * 2;
+        struct udp_part *p = malloc(cap * sizeof *p);
+        if (!p)
+            abort();
+        memcpy(p, q->parts, q->nparts * sizeof *p);
+        if (q->parts != q->inline_parts)
+            free(q->parts);
+        q->parts = p;
+        q->cap = cap;
+    }
+    struct udp_part *p = &q->parts[q->nparts++];
+    *p = (struct udp_part){ .remote = NULL, .off = (uint32_t)q->out.len,
+                            .start = start, .keep_empty = keep_empty };
+    q->cmd_open = true;
+    return p;
+}
+
+/* ---- the sink the text parser calls ------------------------------------- */
+
+static struct buf *sink_output(void *s)
+{
+    struct udp_req *q = s;
+    /* Output after a request of the same command (END after get keys) joins
+     * that request's response, as memcached tags END onto the last one. */
+    if (!q->cmd_open)
+        part_add(q, true, false);
+    else if (q->parts[q->nparts - 1].remote)
+        part_add(q, false, false);
+    return &q->out;
+}
+
+static void sink_request(void *s, struct req *r)
+{
+    struct udp_req *q = s;
+    struct worker *w = q->w;
+    /* memcached sends a get miss's empty response as a count-0 datagram. */
+    bool is_get = r->op <= OP_GATS && r->proto == PROTO_TEXT;
+    struct udp_part *p = part_add(q, true, is_get);
+    unsigned owner = key_owner(r->key, r->klen);
+    if (owner == w->id) {
+        STAT_INC(&w->stats, req_local);
+        proto_exec(&w->x, r, &q->out);
+        return;
+    }
+    size_t n = (size_t)r->klen + r->vlen + r->auxlen;
+    struct msg *m = malloc(sizeof *m + n);
+    if (!m)
+        abort();
+    memset(m, 0, sizeof *m);
+    m->kind = MSG_UDP;
+    m->from = (uint8_t)w->id;
+    m->arg = (uint64_t)(uintptr_t)q;
+    m->req = *r;
+    char *d = m->data;
+    memcpy(d, r->key, r->klen);
+    m->req.key = d;
+    d += r->klen;
+    if (r->vlen) {
+        memcpy(d, r->val, r->vlen);
+        m->req.val = d;
+        d += r->vlen;
+    }
+    if (r->auxlen) {
+        memcpy(d, r->aux, r->auxlen);
+        m->req.aux = d;
+    }
+    p->remote = m;
+    q->inflight++;
+    STAT_INC(&w->stats, req_forwarded);
+    STAT_INC(&w->stats, udp_forwarded);
+    worker_send(w, owner, m);
+}
+
+static void sink_stats(void *s, const char *arg, size_t len)
+{
+    struct udp_req *q = s;
+    stats_report(q->w, arg, len, sink_output(q));
+}
+
+static void sink_flush_all(void *s, int64_t delay, bool noreply)
+{
+    struct udp_req *q = s;
+    worker_flush_all(q->w, delay);
+    struct buf *o = sink_output(q);
+    if (!noreply)
+        buf_add(o, "OK\r\n", 4);
+}
+
+static void sink_quit(void *s)
+{
+    struct udp_req *q = s;
+    part_add(q, true, true);
+    q->quit = true;
+}
+
+static void sink_shutdown(void *s, bool graceful)
+{
+    (void)s;
+    kill(getpid(), graceful ? SIGUSR1 : SIGINT);
+}
+
+/* One command per text_parse() call, so each command's output can be told
+ * apart from the next one's (memcached's response objects). */
+static bool sink_busy(void *s)
+{
+    struct udp_req *q = s;
+    return q->cmd_open || q->quit;
+}
+
+static const struct proto_sink udp_sink = {
+    .request = sink_request, .output = sink_output, .stats = sink_stats,
+    .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
+    .busy = sink_busy,
+};
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void tx_flush(struct udp_worker *u, struct udp_req *q)
+{
+    unsigned done = 0;
+    int waited = 0;
+    while (done < u->ntx) {
+        int n = sendmmsg(q->fd, u->tx + done, u->ntx - done, MSG_DONTWAIT);
+        if (n > 0) {
+            done += (unsigned)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == ENOBUFS) && waited < UDP_SEND_WAIT_MS) {
+            /* A large reply can outrun the socket buffer; UDP may drop, but
+             * a short wait keeps large values deliverable. */
+            struct pollfd pfd = { .fd = q->fd, .events = POLLOUT };
+            poll(&pfd, 1, 1);
+            waited++;
+            continue;
+        }
+        log_debug("udp: reply to request %u lost: %s", q->id, n < 0 ? strerror(errno) : "short");
+        break;
+    }
+    u->ntx = 0;
+}
+
+static void tx_add(struct udp_worker *u, struct udp_req *q, const char *data, size_t len,
+                   unsigned seq, unsigned total)
+{
+    if (u->ntx == UDP_TX_BATCH)
+        tx_flush(u, q);
+    unsigned i = u->ntx++;
+    unsigned char *h = u->txhdr[i];
+    h[0] = (unsigned char)(q->id >> 8);
+    h[1] = (unsigned char)q->id;
+    h[2] = (unsigned char)(seq >> 8);
+    h[3] = (unsigned char)seq;
+    h[4] = (unsigned char)(total >> 8);
+    h[5] = (unsigned char)total;
+    h[6] = h[7] = 0;
+    u->txiov[i][0] = (struct iovec){ .iov_base = h, .iov_len = UDP_HDR };
+    u->txiov[i][1] = (struct iovec){ .iov_base = (void *)data, .iov_len = len };
+    u->tx[i].msg_hdr = (struct msghdr){
+        .msg_name = &q->addr, .msg_namelen = q->alen,
+        .msg_iov = u->txiov[i], .msg_iovlen = len ? 2 : 1,
+    };
+}
+
+/* Bytes of part i: local parts end where the next local part begins. */
+static void part_bytes(const struct udp_req *q, unsigned i, const char **p, size_t *n)
+{
+    const struct udp_part *pt = &q->parts[i];
+    if (pt->remote) {
+        *p = pt->remote->reply.data;
+        *n = pt->remote->reply.len;
+        return;
+    }
+    size_t end = q->out.len;
+    for (unsigned j = i + 1; j < q->nparts; j++) {
+        if (!q->parts[j].remote) {
+            end = q->parts[j].off;
+            break;
+        }
+    }
+    *p = q->out.data + pt->off;
+    *n = end - pt->off;
+}
+
+static void send_response(struct udp_worker *u, struct udp_req *q, const char *data,
+                          size_t len, bool keep_empty)
+{
+    if (len == 0) {
+        if (keep_empty)
+            tx_add(u, q, NULL, 0, 0, 0);
+        return;
+    }
+    size_t total = (len + UDP_PAYLOAD - 1) / UDP_PAYLOAD;
+    if (total > 65535)
+        total = 65535;   /* memcached's cap; the count field is 16 bits */
+    for (size_t seq = 0, off = 0; off < len; seq++, off += UDP_PAYLOAD) {
+        size_t n = len - off < UDP_PAYLOAD ? len - off : UDP_PAYLOAD;
+        tx_add(u, q, data + off, n, (unsigned)seq, (unsigned)total);
+    }
+}
+
+static void req_send(struct udp_req *q)
+{
+    struct udp_worker *u = &uws[q->w->id];
+    unsigned i = 0;
+    while (i < q->nparts) {
+        unsigned j = i + 1;
+        while (j < q->nparts && !q->parts[j].start)
+            j++;
+        const char *data;
+        size_t len;
+        part_bytes(q, i, &data, &len);
+        if (j > i + 1) {
+            /* A response made of several parts is gathered so that its
+             * datagrams can be cut at 1392-byte boundaries. */
+            tx_flush(u, q);   /* scratch may move */
+            u->scratch.len = 0;
+            for (unsigned k = i; k < j; k++) {
+                const char *d;
+                size_t n;
+                part_bytes(q, k, &d, &n);
+                buf_add(&u->scratch, d, n);
+            }
+            data = u->scratch.data;
+            len = u->scratch.len;
+            send_response(u, q, data, len, q->parts[i].keep_empty);
+            tx_flush(u, q);
+        } else {
+            send_response(u, q, data, len, q->parts[i].keep_empty);
+        }
+        STAT_ADD(&q->w->stats, bytes_written, len);
+        i = j;
+    }
+    tx_flush(u, q);
+    if (u->scratch.cap > UDP_RX_SIZE)
+        buf_free(&u->scratch);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static void datagram(struct worker *w, int fd, const char *d, size_t len,
+                     const struct sockaddr_storage *from, socklen_t alen)
+{
+    STAT_ADD(&w->stats, bytes_read, len);
+    /* memcached ignores the sequence number and the reserved field. */
+    if (len <= UDP_HDR || d[4] != 0 || d[5] != 1) {
+        STAT_INC(&w->stats, udp_dropped);
+        return;
+    }
+    STAT_INC(&w->stats, udp_requests);
+    struct udp_req *q = req_new(w);
+    q->fd = fd;
+    q->id = (uint16_t)((unsigned char)d[0] << 8 | (unsigned char)d[1]);
+    q->alen = alen;
+    memcpy(&q->addr, from, alen);
+
+    const char *body = d + UDP_HDR;
+    size_t n = len - UDP_HDR, off = 0;
+    struct text_parser tp = {0};
+    bool complete = true;
+    while (off < n && !q->quit) {
+        size_t need = 0;
+        q->cmd_open = false;
+        ssize_t used = text_parse(&tp, &proto_conf, &udp_sink, q, body + off, n - off, &need);
+        if (used <= 0) {
+            complete = false;   /* a command cut short by the datagram's end */
+            break;
+        }
+        off += (size_t)used;
+    }
+    if (tp.swallow)
+        complete = false;       /* a refused value larger than the datagram */
+    if (!complete) {
+        STAT_INC(&w->stats, udp_dropped);
+        q->discard = true;
+    }
+    if (q->inflight) {
+        pending_add(q);
+        return;
+    }
+    if (!q->discard)
+        req_send(q);
+    req_free(q);
+}
+
+void udp_read(struct worker *w, struct evsrc *src)
+{
+    struct udp_worker *u = &uws[w->id];
+    for (int round = 0; round < UDP_RX_ROUNDS; round++) {
+        for (unsigned i = 0; i < UDP_RX_BATCH; i++) {
+            u->rx[i].msg_hdr.msg_namelen = sizeof u->rxaddr[i];
+            u->rx[i].msg_hdr.msg_flags = 0;
+        }
+        int n = recvmmsg(src->fd, u->rx, UDP_RX_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN && errno != EINTR)
+                log_debug("udp: recvmmsg: %s", strerror(errno));
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            if (u->rx[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                STAT_INC(&w->stats, udp_dropped);
+                continue;
+            }
+            datagram(w, src->fd, u->rxiov[i].iov_base, u->rx[i].msg_len, &u->rxaddr[i],
+                     u->rx[i].msg_hdr.msg_namelen);
+        }
+        if (n < UDP_RX_BATCH)
+            return;
+    }
+}
+
+void udp_reply_arrived(struct worker *w, struct msg *m)
+{
+    struct udp_req *q = (struct udp_req *)(uintptr_t)m->arg;
+    (void)w;
+    if (--q->inflight)
+        return;
+    pending_del(q);
+    if (!q->discard)
+        req_send(q);
+    req_free(q);
+}
+
+/* ---- set-up (main thread) ----------------------------------------------- */
 
 int udp_setup(void)
 {
-    log_err("UDP (-U) is not supported yet; run with -U 0");
-    return -1;
+    uws = calloc(nworkers, sizeof *uws);
+    if (!uws)
+        return -1;
+    for (int a = 0; a < settings.nlisten; a++)
+        if (listener_check_free(settings.listen[a], settings.udp_port, true) < 0)
+            return -1;
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct udp_worker *u = &uws[i];
+        u->rxbuf = malloc((size_t)UDP_RX_BATCH * UDP_RX_SIZE);
+        if (!u->rxbuf)
+            return -1;
+        for (unsigned k = 0; k < UDP_RX_BATCH; k++) {
+            u->rxiov[k] = (struct iovec){ u->rxbuf + (size_t)k * UDP_RX_SIZE, UDP_RX_SIZE };
+            u->rx[k].msg_hdr = (struct msghdr){
+                .msg_name = &u->rxaddr[k], .msg_namelen = sizeof u->rxaddr[k],
+                .msg_iov = &u->rxiov[k], .msg_iovlen = 1,
+            };
+        }
+    }
+    int level = STEER_LEVEL_EBPF;
+    for (int a = 0; a < settings.nlisten; a++) {
+        /* Sockets join the reuseport group in worker order, so index i in
+         * the group is worker i: the cBPF fallback relies on it. */
+        int fds[MAX_WORKERS];
+        for (unsigned i = 0; i < nworkers; i++) {
+            struct worker *w = &workers[i];
+            int fd = listener_open(settings.listen[a], settings.udp_port, 0, true, w->cpu);
+            if (fd < 0)
+                return -1;
+            w->udp[a].type = SRC_UDP;
+            w->udp[a].fd = fd;
+            w->nudp++;
+            fds[i] = fd;
+            if (reactor_add(&w->reactor, fd, EV_READ, &w->udp[a]) < 0)
+                return -1;
+        }
+        int got = steer_attach(fds, nworkers, settings.steering);
+        if (got < 0)
+            return -1;
+        if (got < level)
+            level = got;
+    }
+    steer_level = level;
+    if (settings.steering == STEER_AUTO && level != STEER_LEVEL_EBPF)
+        log_warn("UDP steering: %s (eBPF not available); requests for other workers' keys "
+                 "are forwarded between workers", steer_level_name(level));
+    return 0;
 }
 
-void udp_read(struct worker *w, struct evsrc *src) { (void)w; (void)src; }
-void udp_reply_arrived(struct worker *w, struct msg *m) { (void)w; (void)m; }
-const char *udp_steering_name(void) { return "off"; }
+const char *udp_steering_name(void)
+{
+    return steer_level_name(steer_level);
+}
