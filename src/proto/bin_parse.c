@@ -1,0 +1,369 @@
+/*
+ * bin_parse.c — the memcached binary protocol's parser: frames 24-byte
+ * headers, validates them as memcached 1.6 does (same checks, same status
+ * codes, same "close after this reply" cases), sends keyed commands to the
+ * key's owner through the sink and answers the others (noop, version,
+ * stat, flush, quit, verbosity, SASL) itself, in order. State: a struct
+ * bin_state hanging off the connection (c->bin), owned by the connection's
+ * worker; nothing else of the connection is touched.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "net/conn.h"
+#include "proto/bin.h"
+#include "proto/proto.h"
+
+ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
+                  const char *data, size_t len, size_t *need);
+void bin_conn_free(struct conn *c);
+
+struct bin_state {
+    uint64_t swallow;     /* body bytes still to discard (refused value, unknown command) */
+};
+
+struct bin_hdr {
+    uint8_t  opcode;
+    uint8_t  extlen;
+    uint16_t keylen;
+    uint32_t bodylen;
+    uint32_t opaque;      /* raw */
+    uint64_t cas;
+    const unsigned char *ext, *key;
+};
+
+static uint16_t get16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+/* The quiet variant's base command, or the opcode itself. */
+static uint8_t base_cmd(uint8_t op, bool *quiet)
+{
+    static const uint8_t q[][2] = {
+        { BIN_SETQ, BIN_SET }, { BIN_ADDQ, BIN_ADD }, { BIN_REPLACEQ, BIN_REPLACE },
+        { BIN_DELETEQ, BIN_DELETE }, { BIN_INCRQ, BIN_INCR }, { BIN_DECRQ, BIN_DECR },
+        { BIN_QUITQ, BIN_QUIT }, { BIN_FLUSHQ, BIN_FLUSH }, { BIN_APPENDQ, BIN_APPEND },
+        { BIN_PREPENDQ, BIN_PREPEND }, { BIN_GETQ, BIN_GET }, { BIN_GETKQ, BIN_GETK },
+        { BIN_GATQ, BIN_GAT }, { BIN_GATKQ, BIN_GATK },
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        if (q[i][0] == op) {
+            *quiet = true;
+            return q[i][1];
+        }
+    }
+    *quiet = false;
+    return op;
+}
+
+/* Turn the text `stats` output appended at o[start..] into one binary
+ * packet per STAT line and the empty terminator (or an error). */
+static void stats_to_binary(struct buf *o, size_t start, const struct bin_hdr *h)
+{
+    size_t n = o->len - start;
+    char *txt = malloc(n ? n : 1);
+    if (!txt) {
+        o->len = start;
+        bin_error(o, h->opcode, h->opaque, BS_ENOMEM);
+        return;
+    }
+    memcpy(txt, o->data + start, n);
+    o->len = start;
+    for (size_t i = 0; i < n;) {
+        const char *ln = txt + i;
+        const char *nl = memchr(ln, '\n', n - i);
+        size_t ll = nl ? (size_t)(nl - ln) : n - i;
+        i += ll + 1;
+        if (ll && ln[ll - 1] == '\r')
+            ll--;
+        if (ll > 5 && memcmp(ln, "STAT ", 5) == 0) {
+            const char *name = ln + 5;
+            const char *sp = memchr(name, ' ', ll - 5);
+            size_t nl_ = sp ? (size_t)(sp - name) : ll - 5;
+            const char *val = sp ? sp + 1 : ln + ll;
+            size_t vl = (size_t)(ln + ll - val);
+            bin_header(o, h->opcode, BS_OK, 0, (uint16_t)nl_, (uint32_t)(nl_ + vl), h->opaque, 0);
+            buf_add(o, name, nl_);
+            buf_add(o, val, vl);
+        } else if ((ll == 3 && memcmp(ln, "END", 3) == 0) ||
+                   (ll == 5 && memcmp(ln, "RESET", 5) == 0)) {
+            bin_header(o, h->opcode, BS_OK, 0, 0, 0, h->opaque, 0);
+            break;
+        } else {
+            /* unknown group: memcached answers "not found" */
+            o->len = start;
+            bin_error(o, h->opcode, h->opaque, BS_ENOENT);
+            break;
+        }
+    }
+    free(txt);
+}
+
+static void submit(const struct proto_sink *sk, void *s, const struct bin_hdr *h, uint8_t cmd,
+                   bool quiet, const char *val, uint32_t vlen)
+{
+    struct bin_aux a = {0};
+    a.opcode = h->opcode;
+    a.cmd = cmd;
+    a.quiet = quiet;
+    a.opaque = h->opaque;
+    struct req r = {0};
+    r.op = OP_BINARY;
+    r.proto = PROTO_BINARY;
+    r.noreply = quiet;
+    r.key = (const char *)h->key;
+    r.klen = (uint8_t)h->keylen;
+    r.cas = h->cas;
+    r.val = val;
+    r.vlen = vlen;
+    switch (cmd) {
+    case BIN_SET: case BIN_ADD: case BIN_REPLACE:
+        r.flags = get32(h->ext);
+        r.exptime = get32(h->ext + 4);
+        break;
+    case BIN_INCR: case BIN_DECR:
+        r.delta = get64(h->ext);
+        a.initial = get64(h->ext + 8);
+        a.exptime = get32(h->ext + 16);
+        r.exptime = a.exptime;
+        break;
+    case BIN_TOUCH: case BIN_GAT: case BIN_GATK:
+        r.exptime = get32(h->ext);
+        break;
+    default:
+        break;
+    }
+    r.aux = (const char *)&a;
+    r.auxlen = sizeof a;
+    sk->request(s, &r);
+}
+
+enum verdict { V_NEXT, V_WAIT, V_CLOSE };
+
+/* Handle one packet whose header, extras and key are in p[0..avail).
+ * Sets *used to the bytes consumed (the rest of a body may be left to
+ * st->swallow) or *need when more input is required. */
+static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
+                        const struct proto_sink *sk, void *s, const unsigned char *p,
+                        size_t avail, size_t *used, size_t *need)
+{
+    struct bin_hdr h;
+    h.opcode = p[1];
+    h.keylen = get16(p + 2);
+    h.extlen = p[4];
+    h.bodylen = get32(p + 8);
+    memcpy(&h.opaque, p + 12, 4);
+    h.cas = get64(p + 16);
+    h.ext = p + BIN_HDR_LEN;
+    h.key = h.ext + h.extlen;
+    size_t head = BIN_HDR_LEN + (size_t)h.extlen + h.keylen;
+    if (avail < head) {
+        *need = head;
+        return V_WAIT;
+    }
+    struct buf *o;
+    uint32_t kl = h.keylen, el = h.extlen, bl = h.bodylen;
+    if (kl > bl || kl + el > bl) {
+        bin_error(sk->output(s), h.opcode, h.opaque, BS_UNKNOWN);
+        return V_CLOSE;
+    }
+    if (kl > KEY_MAX_LENGTH) {
+        bin_error(sk->output(s), h.opcode, h.opaque, BS_EINVAL);
+        return V_CLOSE;
+    }
+    bool quiet;
+    uint8_t cmd = base_cmd(h.opcode, &quiet);
+    bool valid = true;
+    *used = head;
+    switch (cmd) {
+    case BIN_VERSION:
+        if ((valid = el == 0 && kl == 0 && bl == 0)) {
+            o = sk->output(s);
+            bin_header(o, h.opcode, BS_OK, 0, 0, sizeof PROTO_VERSION - 1, h.opaque, 0);
+            buf_add(o, PROTO_VERSION, sizeof PROTO_VERSION - 1);
+        }
+        break;
+    case BIN_NOOP:
+        if ((valid = el == 0 && kl == 0 && bl == 0))
+            bin_header(sk->output(s), h.opcode, BS_OK, 0, 0, 0, h.opaque, 0);
+        break;
+    case BIN_VERBOSITY:
+        /* memcached 1.6 dropped this opcode (and then mis-frames the next
+         * packet); answer as 1.4/1.5 did. */
+        if ((valid = el == 4 && kl == 0 && bl == 4))
+            bin_header(sk->output(s), h.opcode, BS_OK, 0, 0, 0, h.opaque, 0);
+        break;
+    case BIN_QUIT:
+        if ((valid = el == 0 && kl == 0 && bl == 0)) {
+            if (!quiet)
+                bin_header(sk->output(s), h.opcode, BS_OK, 0, 0, 0, h.opaque, 0);
+            sk->quit(s);
+            return V_CLOSE;
+        }
+        break;
+    case BIN_FLUSH:
+        if ((valid = kl == 0 && bl == el && (el == 0 || el == 4))) {
+            if (!cf->flush_ok) {
+                bin_error(sk->output(s), h.opcode, h.opaque, BS_AUTH_ERROR);
+                break;
+            }
+            sk->flush_all(s, el == 4 ? (int64_t)get32(h.ext) : 0, true);
+            if (!quiet)
+                bin_header(sk->output(s), h.opcode, BS_OK, 0, 0, 0, h.opaque, 0);
+        }
+        break;
+    case BIN_STAT:
+        if ((valid = el == 0)) {
+            o = sk->output(s);
+            size_t start = o->len;
+            sk->stats(s, (const char *)h.key, kl);
+            struct buf *o2 = sk->output(s);
+            stats_to_binary(o2, o2 == o ? start : 0, &h);
+        }
+        break;
+    case BIN_SASL_LIST:
+        if ((valid = el == 0 && kl == 0 && bl == 0))
+            bin_error(sk->output(s), h.opcode, h.opaque, BS_UNKNOWN);
+        break;
+    case BIN_SASL_AUTH:
+    case BIN_SASL_STEP:
+        /* No SASL here: unknown command, as memcached without -S. */
+        if ((valid = el == 0 && kl != 0)) {
+            bin_error(sk->output(s), h.opcode, h.opaque, BS_UNKNOWN);
+            st->swallow = bl - kl;
+        }
+        break;
+    case BIN_GET:
+    case BIN_GETK:
+        if ((valid = el == 0 && bl == kl && kl > 0))
+            submit(sk, s, &h, cmd, quiet, NULL, 0);
+        break;
+    case BIN_DELETE:
+        if ((valid = kl > 0 && el == 0 && bl == kl))
+            submit(sk, s, &h, cmd, quiet, NULL, 0);
+        break;
+    case BIN_INCR:
+    case BIN_DECR:
+        if ((valid = kl > 0 && el == 20 && bl == kl + el))
+            submit(sk, s, &h, cmd, quiet, NULL, 0);
+        break;
+    case BIN_TOUCH:
+    case BIN_GAT:
+    case BIN_GATK:
+        /* memcached checks neither bodylen nor consumes more than this. */
+        if ((valid = el == 4 && kl != 0))
+            submit(sk, s, &h, cmd, quiet, NULL, 0);
+        break;
+    case BIN_SET:
+    case BIN_ADD:
+    case BIN_REPLACE:
+    case BIN_APPEND:
+    case BIN_PREPEND: {
+        bool concat = cmd == BIN_APPEND || cmd == BIN_PREPEND;
+        if (concat ? !(kl > 0 && el == 0) : !(el == 8 && kl != 0 && bl >= kl + 8)) {
+            valid = false;
+            break;
+        }
+        size_t vlen = bl - kl - el;
+        if (vlen > cf->item_max) {
+            bin_error(sk->output(s), h.opcode, h.opaque, BS_E2BIG);
+            if (cmd == BIN_SET) {
+                /* a refused set drops the old value, as memcached does */
+                struct req r = {0};
+                r.op = OP_DELETE;
+                r.proto = PROTO_TEXT;
+                r.noreply = true;
+                r.key = (const char *)h.key;
+                r.klen = (uint8_t)kl;
+                sk->request(s, &r);
+            }
+            st->swallow = vlen;
+            break;
+        }
+        if (avail < BIN_HDR_LEN + (size_t)bl) {
+            *need = BIN_HDR_LEN + (size_t)bl;
+            return V_WAIT;
+        }
+        submit(sk, s, &h, cmd, quiet, (const char *)h.key + kl, (uint32_t)vlen);
+        *used = BIN_HDR_LEN + (size_t)bl;
+        break;
+    }
+    default:
+        /* memcached also discards the body here, though it starts counting
+         * after the extras and key it already read (and so eats into the
+         * next packet); we discard exactly the body. */
+        bin_error(sk->output(s), h.opcode, h.opaque, BS_UNKNOWN);
+        st->swallow = bl - kl - el;
+        break;
+    }
+    if (!valid) {
+        /* memcached: "Invalid arguments", then close the connection */
+        bin_error(sk->output(s), h.opcode, h.opaque, BS_EINVAL);
+        return V_CLOSE;
+    }
+    return V_NEXT;
+}
+
+ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
+                  const char *data, size_t len, size_t *need)
+{
+    struct bin_state *st = c->bin;
+    if (!st) {
+        st = calloc(1, sizeof *st);
+        if (!st)
+            return -1;
+        c->bin = st;
+    }
+    size_t off = 0;
+    *need = 0;
+    while (off < len) {
+        if (st->swallow) {
+            size_t n = len - off < st->swallow ? len - off : (size_t)st->swallow;
+            off += n;
+            st->swallow -= n;
+            continue;
+        }
+        if (sk->busy(c))
+            break;
+        const unsigned char *p = (const unsigned char *)data + off;
+        size_t avail = len - off;
+        if (avail < BIN_HDR_LEN) {
+            *need = BIN_HDR_LEN;
+            break;
+        }
+        if (p[0] != BIN_REQ_MAGIC) {
+            /* memcached drops the connection without a reply; replies
+             * already queued still go out first. */
+            sk->quit(c);
+            return (ssize_t)len;
+        }
+        size_t used = 0, want = 0;
+        enum verdict v = one(st, cf, sk, c, p, avail, &used, &want);
+        if (v == V_WAIT) {
+            *need = want;
+            break;
+        }
+        if (v == V_CLOSE) {
+            sk->quit(c);
+            return (ssize_t)len;
+        }
+        off += used;
+    }
+    return (ssize_t)off;
+}
+
+void bin_conn_free(struct conn *c)
+{
+    free(c->bin);
+    c->bin = NULL;
+}
