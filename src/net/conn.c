@@ -182,9 +182,48 @@ const struct proto_sink conn_sink = {
 
 /* ---- accept ------------------------------------------------------------- */
 
-void conn_accept(struct worker *w, struct evsrc *ls)
+/* A freshly accepted socket, from accept4() or an io_uring multishot accept. */
+void conn_accept_fd(struct worker *w, int fd)
 {
     static const char too_many[] = "ERROR Too many open connections\r\n";
+    if (atomic_fetch_add(&global_conns, 1) >= settings.maxconns) {
+        atomic_fetch_sub(&global_conns, 1);
+        STAT_INC(&w->stats, rejected_connections);
+        ssize_t wr = send(fd, too_many, sizeof too_many - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)wr;
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        atomic_fetch_sub(&global_conns, 1);
+        return;
+    }
+    c->src.type = SRC_CONN;
+    c->src.fd = fd;
+    c->w = w;
+    c->last_active = w->now;
+    c->events = EV_READ;
+    if (reactor_add(&w->reactor, fd, c->events, c) < 0) {
+        close(fd);
+        free(c);
+        atomic_fetch_sub(&global_conns, 1);
+        return;
+    }
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    STAT_INC(&w->stats, curr_connections);
+    STAT_INC(&w->stats, total_connections);
+}
+
+void conn_accept(struct worker *w, struct evsrc *ls)
+{
     for (int i = 0; i < 64; i++) {
         int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -192,40 +231,7 @@ void conn_accept(struct worker *w, struct evsrc *ls)
                 log_warn("accept: %s", strerror(errno));
             return;
         }
-        if (atomic_fetch_add(&global_conns, 1) >= settings.maxconns) {
-            atomic_fetch_sub(&global_conns, 1);
-            STAT_INC(&w->stats, rejected_connections);
-            ssize_t wr = send(fd, too_many, sizeof too_many - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)wr;
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
-            atomic_fetch_sub(&global_conns, 1);
-            continue;
-        }
-        c->src.type = SRC_CONN;
-        c->src.fd = fd;
-        c->w = w;
-        c->last_active = w->now;
-        c->events = EV_READ;
-        if (reactor_add(&w->reactor, fd, c->events, c) < 0) {
-            close(fd);
-            free(c);
-            atomic_fetch_sub(&global_conns, 1);
-            continue;
-        }
-        c->next = w->conns;
-        if (w->conns)
-            w->conns->prev = c;
-        w->conns = c;
-        w->nconns++;
-        STAT_INC(&w->stats, curr_connections);
-        STAT_INC(&w->stats, total_connections);
+        conn_accept_fd(w, fd);
     }
 }
 
@@ -302,7 +308,15 @@ void conn_flush(struct conn *c)
         c->qbytes -= m->arg;
         msg_free(m);
     }
-    while (c->woff < c->wbuf.len) {
+    if (reactor_sends(&c->w->reactor)) {
+        /* io_uring: the backend takes the bytes; its completion raises
+         * EV_WRITE, which brings us back here for the next batch. */
+        if (c->woff < c->wbuf.len &&
+            reactor_send(&c->w->reactor, c->src.fd, &c->wbuf, &c->woff) < 0) {
+            conn_close(c);
+            return;
+        }
+    } else while (c->woff < c->wbuf.len) {
         ssize_t n = send(c->src.fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
@@ -371,6 +385,31 @@ static void conn_process(struct conn *c)
     mark_dirty(c);
 }
 
+/* n new bytes are at the end of rbuf. */
+static void conn_received(struct conn *c, size_t n)
+{
+    c->last_active = c->w->now;
+    STAT_ADD(&c->w->stats, bytes_read, (uint64_t)n);
+    conn_process(c);
+}
+
+/* Bytes received by the reactor itself (io_uring): same path as conn_read. */
+void conn_feed(struct conn *c, const char *data, size_t n)
+{
+    if (c->closed)
+        return;
+    size_t want = n;
+    if (c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
+        want = c->rneed - c->rbuf.len;
+    if (!buf_reserve(&c->rbuf, want)) {
+        conn_close(c);
+        return;
+    }
+    memcpy(c->rbuf.data + c->rbuf.len, data, n);
+    c->rbuf.len += n;
+    conn_received(c, n);
+}
+
 static void conn_read(struct conn *c)
 {
     for (int round = 0; round < 4; round++) {
@@ -395,9 +434,7 @@ static void conn_read(struct conn *c)
             return;
         }
         c->rbuf.len += (size_t)n;
-        c->last_active = c->w->now;
-        STAT_ADD(&c->w->stats, bytes_read, (uint64_t)n);
-        conn_process(c);
+        conn_received(c, (size_t)n);
         if (c->closed || sink_busy(c) || (size_t)n < room)
             break;
     }

@@ -41,6 +41,10 @@ struct conn {
 };
 
 void conn_accept(struct worker *w, struct evsrc *ls);
+/* Completion-based reactors (io_uring) hand over accepted sockets and
+ * received bytes directly; the rest of the path is shared with epoll. */
+void conn_accept_fd(struct worker *w, int fd);
+void conn_feed(struct conn *c, const char *data, size_t n);
 void conn_event(struct conn *c, uint32_t events);
 /* A reply for this connection came back from another worker. */
 void conn_reply_arrived(struct msg *m);
