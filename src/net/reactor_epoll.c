@@ -1,7 +1,8 @@
 /*
- * reactor_epoll.c — epoll backend of the reactor (reactor.h). Level
- * triggered, so a connection that stops reading under back-pressure simply
- * drops EV_READ from its interest set. Owned by one worker thread.
+ * reactor_epoll.c — epoll backend of the reactor (reactor.h), also used for
+ * busy-poll. Level triggered, so a connection that stops reading under
+ * back-pressure simply drops EV_READ from its interest set. Owned by one
+ * worker thread.
  */
 #include <errno.h>
 #include <sys/epoll.h>
@@ -18,38 +19,38 @@ static uint32_t to_epoll(uint32_t ev)
     return e;
 }
 
-int reactor_init(struct reactor *r, bool busy_poll)
+int epoll_reactor_init(struct reactor *r, bool busy_poll)
 {
     r->busy_poll = busy_poll;
     r->fd = epoll_create1(EPOLL_CLOEXEC);
     return r->fd < 0 ? -1 : 0;
 }
 
-void reactor_fini(struct reactor *r)
+void epoll_reactor_fini(struct reactor *r)
 {
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
 }
 
-int reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr)
+int epoll_reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr)
 {
     struct epoll_event e = { .events = to_epoll(events), .data.ptr = ptr };
     return epoll_ctl(r->fd, EPOLL_CTL_ADD, fd, &e);
 }
 
-int reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr)
+int epoll_reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr)
 {
     struct epoll_event e = { .events = to_epoll(events), .data.ptr = ptr };
     return epoll_ctl(r->fd, EPOLL_CTL_MOD, fd, &e);
 }
 
-int reactor_del(struct reactor *r, int fd)
+int epoll_reactor_del(struct reactor *r, int fd)
 {
     return epoll_ctl(r->fd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-int reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
+int epoll_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
 {
     struct epoll_event es[256];
     if (max > 256)

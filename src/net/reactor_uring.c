@@ -1,0 +1,578 @@
+/*
+ * reactor_uring.c — io_uring backend of the reactor (reactor.h, uring.h).
+ * One ring per worker: created disabled by the main thread at start-up,
+ * then enabled, submitted to and reaped only by its worker's thread, so it
+ * can run with IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
+ * (completions are posted only when the worker asks, in its one
+ * io_uring_enter per loop iteration, which also submits that iteration's
+ * sends and re-arms).
+ *
+ * Every fd the reactor knows has a `struct uio`:
+ *   connection  multishot recv into the provided-buffer ring (uring_bufs.h),
+ *               bytes copied to conn_feed() and the buffer given back at
+ *               once; at most one send in flight, from the uio's own buffer
+ *   listener    multishot accept, sockets to conn_accept_fd()
+ *   doorbell    read of the eventfd, re-armed after each wake-up
+ *   other (UDP) multishot poll, returned from reactor_wait() as EV_READ
+ * A uio outlives its connection: reactor_del() detaches it (src = NULL) and
+ * cancels what is outstanding; it is freed when the last CQE naming it has
+ * arrived (`refs`), so the kernel never writes into freed memory and the
+ * connection itself can be freed by conn.c as with epoll.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/options.h"
+#include "core/worker.h"
+#include "net/conn.h"
+#include "net/uring.h"
+
+#ifndef HAVE_LIBURING
+
+int uring_reactor_init(struct reactor *r, const char **why)
+{
+    (void)r;
+    *why = "built without liburing";
+    return -ENOSYS;
+}
+void uring_reactor_fini(struct reactor *r) { (void)r; }
+int uring_reactor_add(struct reactor *r, int fd, uint32_t e, void *p) { return -1; }
+int uring_reactor_mod(struct reactor *r, int fd, uint32_t e, void *p) { return -1; }
+int uring_reactor_del(struct reactor *r, int fd) { return -1; }
+int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int t) { return -1; }
+int uring_reactor_send(struct reactor *r, int fd, struct buf *o, size_t *off) { return -1; }
+const char *uring_mode_name(const struct reactor *r) { return "none"; }
+
+#else
+
+#include <liburing.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "net/uring_bufs.h"
+
+#define URING_SQ_ENTRIES  1024
+#define URING_CQ_ENTRIES  8192        /* multishot: many CQEs per SQE */
+#define URING_NBUFS       256         /* provided buffers per worker ... */
+#define URING_BUF_SIZE    16384       /* ... of one read chunk each: 4 MiB */
+#define URING_BGID        0
+#define TX_KEEP           (64 * 1024) /* larger idle send buffers are released */
+
+/* What a CQE completes, in the low bits of user_data (uios are 16-aligned). */
+enum { OP_ARM = 0, OP_SEND = 1, OP_CANCEL = 2 };
+#define OP_MASK 3ull
+
+enum ukind { UK_CONN, UK_LISTEN, UK_DOORBELL, UK_POLL };
+
+struct uio {
+    struct evsrc *src;        /* NULL once reactor_del() detached it */
+    int           fd;
+    uint8_t       kind;
+    bool          want;       /* EV_READ interest */
+    bool          armed;      /* the receiving request is outstanding */
+    bool          cancelling; /* ... and a cancel for it was queued */
+    bool          tx_busy;    /* a send is outstanding */
+    bool          rearm_queued;
+    bool          bell_poll;  /* this kernel makes us poll the doorbell */
+    unsigned      refs;       /* outstanding requests + pending re-arm */
+    struct buf    tx;         /* bytes of the send in flight */
+    size_t        txoff;
+    uint64_t      bell;       /* the doorbell's read target */
+    struct uio   *prev, *next;     /* every uio of the ring, for teardown */
+    struct uio   *rearm_next;
+};
+
+struct uring {
+    struct io_uring   ring;
+    struct uring_bufs bufs;
+    struct worker    *w;
+    struct uio      **byfd;
+    size_t            nbyfd;
+    struct uio       *all;
+    struct uio       *rearm;       /* re-arm after the CQE batch */
+    bool              enabled;
+    unsigned          flags;
+};
+
+/* The reactor is embedded in its worker; the backend needs the worker for
+ * accepted sockets and byte counters. */
+static struct worker *reactor_worker(struct reactor *r)
+{
+    return (struct worker *)((char *)r - offsetof(struct worker, reactor));
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static int read_sysctl(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int v = -1;
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static int ring_create(struct io_uring *ring, unsigned *used)
+{
+    /* Best first; older kernels refuse newer flags with EINVAL. */
+    static const unsigned modes[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        0,
+    };
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        /* Disabled until the worker thread enables it: the single issuer
+         * is whoever enables the ring, not the main thread creating it. */
+        p.flags = modes[i] | IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED;
+        p.cq_entries = URING_CQ_ENTRIES;
+        rc = io_uring_queue_init_params(URING_SQ_ENTRIES, ring, &p);
+        if (rc == 0) {
+            *used = modes[i];
+            return 0;
+        }
+        if (rc != -EINVAL)
+            return rc;
+    }
+    return rc;
+}
+
+int uring_reactor_init(struct reactor *r, const char **why)
+{
+    if (getenv("PERCORE_NO_URING")) {
+        *why = "PERCORE_NO_URING is set";
+        return -EPERM;
+    }
+    if (read_sysctl("/proc/sys/kernel/io_uring_disabled") == 2) {
+        *why = "kernel.io_uring_disabled = 2";
+        return -EPERM;
+    }
+    struct uring *u = calloc(1, sizeof *u);
+    if (!u) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    int rc = ring_create(&u->ring, &u->flags);
+    if (rc < 0) {
+        *why = rc == -EPERM ? "io_uring_setup not permitted (kernel.io_uring_disabled, seccomp?)"
+             : rc == -ENOSYS ? "kernel without io_uring" : "io_uring_setup failed";
+        free(u);
+        return rc == -EINVAL ? -EOPNOTSUPP : rc;
+    }
+    /* Multishot recv came with kernel 6.0, as did SEND_ZC: use it as the
+     * probe, since older kernels reject the recv only when it runs. */
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
+    bool ok = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+    if (probe)
+        io_uring_free_probe(probe);
+    if (!ok) {
+        *why = "kernel older than 6.0 (no multishot recv)";
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        return -EOPNOTSUPP;
+    }
+    rc = uring_bufs_init(&u->ring, &u->bufs, URING_NBUFS, URING_BUF_SIZE, URING_BGID);
+    if (rc < 0) {
+        *why = "cannot register a provided-buffer ring";
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        return rc == -EINVAL ? -EOPNOTSUPP : rc;
+    }
+    u->w = reactor_worker(r);
+    r->uring = u;
+    r->fd = -1;
+    return 0;
+}
+
+const char *uring_mode_name(const struct reactor *r)
+{
+    unsigned f = r->uring->flags;
+    if (f & IORING_SETUP_DEFER_TASKRUN)
+        return "single issuer, deferred task work";
+    if (f & IORING_SETUP_COOP_TASKRUN)
+        return "cooperative task work";
+    return "plain";
+}
+
+void uring_reactor_fini(struct reactor *r)
+{
+    struct uring *u = r->uring;
+    if (!u)
+        return;
+    /* Cancels and waits for everything in flight: no CQE can follow. */
+    io_uring_queue_exit(&u->ring);
+    for (struct uio *x = u->all, *n; x; x = n) {
+        n = x->next;
+        buf_free(&x->tx);
+        free(x);
+    }
+    uring_bufs_free(&u->bufs);
+    free(u->byfd);
+    free(u);
+    r->uring = NULL;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static struct io_uring_sqe *sqe_get(struct uring *u)
+{
+    struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
+    if (!s && u->enabled) {
+        /* SQ full within one iteration: pass this batch to the kernel. */
+        io_uring_submit(&u->ring);
+        s = io_uring_get_sqe(&u->ring);
+    }
+    if (!s)
+        abort();
+    return s;
+}
+
+static void uio_put(struct uring *u, struct uio *x)
+{
+    if (--x->refs > 0 || x->src)
+        return;
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        u->all = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    buf_free(&x->tx);
+    free(x);
+}
+
+static void arm(struct uring *u, struct uio *x)
+{
+    struct io_uring_sqe *s = sqe_get(u);
+    switch (x->kind) {
+    case UK_CONN:
+        io_uring_prep_recv_multishot(s, x->fd, NULL, 0, 0);
+        s->flags |= IOSQE_BUFFER_SELECT;
+        s->buf_group = URING_BGID;
+        break;
+    case UK_LISTEN:
+        io_uring_prep_multishot_accept(s, x->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+    case UK_DOORBELL:
+        if (x->bell_poll)
+            io_uring_prep_poll_add(s, x->fd, POLLIN);
+        else
+            io_uring_prep_read(s, x->fd, &x->bell, sizeof x->bell, 0);
+        break;
+    default:
+        io_uring_prep_poll_multishot(s, x->fd, POLLIN);
+        break;
+    }
+    io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_ARM);
+    x->armed = true;
+    x->cancelling = false;
+    x->refs++;
+}
+
+static void cancel(struct uring *u, struct uio *x, unsigned op)
+{
+    struct io_uring_sqe *s = sqe_get(u);
+    io_uring_prep_cancel64(s, (uint64_t)(uintptr_t)x | op, 0);
+    io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_CANCEL);
+    x->refs++;
+}
+
+static void send_tx(struct uring *u, struct uio *x)
+{
+    struct io_uring_sqe *s = sqe_get(u);
+    /* WAITALL: the kernel retries a short send on a stream socket itself,
+     * so a completion means all sent or the connection failed. */
+    io_uring_prep_send(s, x->fd, x->tx.data + x->txoff, x->tx.len - x->txoff,
+                       MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_SEND);
+}
+
+/* Re-arming waits for the end of the CQE batch, so every buffer that batch
+ * consumed is back in the ring first (a recv ended by -ENOBUFS would
+ * otherwise end again at once). */
+static void queue_rearm(struct uring *u, struct uio *x)
+{
+    if (x->rearm_queued)
+        return;
+    x->rearm_queued = true;
+    x->refs++;
+    x->rearm_next = u->rearm;
+    u->rearm = x;
+}
+
+static void run_rearms(struct uring *u)
+{
+    while (u->rearm) {
+        struct uio *x = u->rearm;
+        u->rearm = x->rearm_next;
+        x->rearm_queued = false;
+        if (x->src && x->want && !x->armed)
+            arm(u, x);
+        uio_put(u, x);
+    }
+}
+
+/* ---- the reactor interface --------------------------------------------- */
+
+static int byfd_set(struct uring *u, int fd, struct uio *x)
+{
+    if ((size_t)fd >= u->nbyfd) {
+        size_t n = u->nbyfd ? u->nbyfd : 256;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct uio **p = realloc(u->byfd, n * sizeof *p);
+        if (!p)
+            return -1;
+        memset(p + u->nbyfd, 0, (n - u->nbyfd) * sizeof *p);
+        u->byfd = p;
+        u->nbyfd = n;
+    }
+    u->byfd[fd] = x;
+    return 0;
+}
+
+static struct uio *byfd_get(struct uring *u, int fd)
+{
+    return fd >= 0 && (size_t)fd < u->nbyfd ? u->byfd[fd] : NULL;
+}
+
+int uring_reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr)
+{
+    struct uring *u = r->uring;
+    struct evsrc *src = ptr;
+    struct uio *x = calloc(1, sizeof *x);
+    if (!x || byfd_set(u, fd, x) < 0) {
+        free(x);
+        return -1;
+    }
+    x->src = src;
+    x->fd = fd;
+    x->kind = src->type == SRC_CONN ? UK_CONN : src->type == SRC_LISTEN ? UK_LISTEN
+            : src->type == SRC_DOORBELL ? UK_DOORBELL : UK_POLL;
+    x->want = (events & EV_READ) != 0;
+    x->refs = 1;   /* held by the fd until reactor_del */
+    x->next = u->all;
+    if (u->all)
+        u->all->prev = x;
+    u->all = x;
+    if (x->want)
+        arm(u, x);
+    return 0;
+}
+
+int uring_reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr)
+{
+    struct uring *u = r->uring;
+    struct uio *x = byfd_get(u, fd);
+    if (!x)
+        return -1;
+    /* EV_WRITE means nothing here: sends complete by themselves. */
+    x->want = (events & EV_READ) != 0;
+    if (x->want && !x->armed)
+        arm(u, x);
+    else if (!x->want && x->armed && !x->cancelling) {
+        /* Back-pressure: stop receiving, so the socket buffer and then
+         * the TCP window fill up, as with epoll. */
+        cancel(u, x, OP_ARM);
+        x->cancelling = true;
+    }
+    return 0;
+}
+
+int uring_reactor_del(struct reactor *r, int fd)
+{
+    struct uring *u = r->uring;
+    struct uio *x = byfd_get(u, fd);
+    if (!x)
+        return -1;
+    u->byfd[fd] = NULL;
+    bool closing = x->kind == UK_CONN && ((struct conn *)x->src)->closing;
+    x->src = NULL;
+    x->want = false;
+    if (x->armed && !x->cancelling) {
+        cancel(u, x, OP_ARM);
+        x->cancelling = true;
+    }
+    /* After `quit` the last replies still go out: the send, once issued,
+     * holds the socket open past close(), so issue it before the caller
+     * closes the fd. On any other close they are abandoned. */
+    if (x->tx_busy) {
+        if (closing)
+            io_uring_submit(&u->ring);
+        else
+            cancel(u, x, OP_SEND);
+    }
+    uio_put(u, x);
+    return 0;
+}
+
+int uring_reactor_send(struct reactor *r, int fd, struct buf *out, size_t *off)
+{
+    struct uring *u = r->uring;
+    struct uio *x = byfd_get(u, fd);
+    if (!x)
+        return -1;
+    if (x->tx_busy || *off >= out->len)
+        return 0;
+    /* Swap buffers: the kernel reads from x->tx until the completion, the
+     * connection keeps building replies in the (empty) other one. */
+    struct buf spare = x->tx;
+    x->tx = *out;
+    x->txoff = *off;
+    spare.len = 0;
+    *out = spare;
+    *off = 0;
+    x->tx_busy = true;
+    x->refs++;
+    send_tx(u, x);
+    return 0;
+}
+
+/* ---- completions ------------------------------------------------------- */
+
+static void on_recv(struct uring *u, struct uio *x, struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0 && x->src)
+            conn_feed((struct conn *)x->src, uring_bufs_addr(&u->bufs, bid), (size_t)res);
+        uring_bufs_put(&u->bufs, bid);
+    }
+    if (x->src && (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED)))
+        conn_close((struct conn *)x->src);   /* EOF or error */
+}
+
+static void on_accept(struct uring *u, struct uio *x, int res)
+{
+    if (res >= 0) {
+        if (x->src)
+            conn_accept_fd(u->w, res);
+        else
+            close(res);
+    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
+        log_warn("accept: %s", strerror(-res));
+    }
+}
+
+static void on_doorbell(struct uio *x, int res)
+{
+    /* Some kernels honour the eventfd's O_NONBLOCK for reads: poll then. */
+    if (res == -EAGAIN && !x->bell_poll)
+        x->bell_poll = true;
+    else if (x->bell_poll && res > 0) {
+        ssize_t n = read(x->fd, &x->bell, sizeof x->bell);
+        (void)n;
+    }
+}
+
+static void on_send(struct uring *u, struct uio *x, int res)
+{
+    size_t left = x->tx.len - x->txoff;
+    if (res > 0)
+        STAT_ADD(&u->w->stats, bytes_written, (uint64_t)res);
+    if (x->src && res > 0 && (size_t)res < left) {
+        /* Interrupted part way (a signal): send the rest. */
+        x->txoff += (size_t)res;
+        send_tx(u, x);
+        return;
+    }
+    x->tx_busy = false;
+    x->tx.len = 0;
+    x->txoff = 0;
+    if (x->tx.cap > TX_KEEP)
+        buf_free(&x->tx);
+    if (x->src) {
+        if (res <= 0 && left > 0)
+            conn_close((struct conn *)x->src);   /* peer gone */
+        else
+            conn_event((struct conn *)x->src, EV_WRITE);
+    }
+    uio_put(u, x);
+}
+
+int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
+{
+    struct uring *u = r->uring;
+    if (!u->enabled) {
+        int rc = io_uring_register(u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        if (rc < 0) {
+            log_err("io_uring: cannot enable ring: %s", strerror(-rc));
+            abort();
+        }
+        u->enabled = true;
+    }
+    /* One io_uring_enter: submits this iteration's sends and re-arms, runs
+     * deferred completions, and sleeps only if there are none. */
+    if (timeout_ms != 0 && io_uring_cq_ready(&u->ring) == 0) {
+        struct __kernel_timespec ts = {
+            .tv_sec = timeout_ms / 1000, .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+        };
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+    } else {
+        io_uring_submit_and_get_events(&u->ring);
+    }
+
+    int n = 0;
+    unsigned head, seen = 0;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&u->ring, head, cqe) {
+        struct uio *x = (struct uio *)(uintptr_t)(cqe->user_data & ~OP_MASK);
+        unsigned op = (unsigned)(cqe->user_data & OP_MASK);
+        if (op == OP_ARM && x->kind == UK_POLL && x->src && n == max)
+            break;   /* no room to report it: leave it for the next call */
+        seen++;
+        bool final = !(cqe->flags & IORING_CQE_F_MORE);
+        if (op == OP_CANCEL) {
+            uio_put(u, x);
+            continue;
+        }
+        if (op == OP_SEND) {
+            on_send(u, x, cqe->res);
+            continue;
+        }
+        /* The armed request: hold the uio across callbacks that may
+         * close its connection (and detach it). */
+        x->refs++;
+        if (final) {
+            x->armed = false;
+            x->cancelling = false;
+            x->refs--;   /* the request's own reference; ours remains */
+        }
+        switch (x->kind) {
+        case UK_CONN:
+            on_recv(u, x, cqe);
+            break;
+        case UK_LISTEN:
+            on_accept(u, x, cqe->res);
+            break;
+        case UK_DOORBELL:
+            on_doorbell(x, cqe->res);
+            break;
+        default:
+            if (x->src && cqe->res > 0) {
+                ev[n].ptr = x->src;
+                ev[n].events = EV_READ | ((cqe->res & (POLLERR | POLLHUP)) ? EV_ERROR : 0);
+                n++;
+            }
+            break;
+        }
+        if (final && x->src && x->want)
+            queue_rearm(u, x);
+        uio_put(u, x);
+    }
+    io_uring_cq_advance(&u->ring, seen);
+    run_rearms(u);
+    return n;
+}
+
+#endif
