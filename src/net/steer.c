@@ -131,7 +131,8 @@ static unsigned emit(struct cprog *p, uint16_t code, uint8_t jt, uint8_t jf, uin
  * The classic program. Offsets are from the UDP payload (the kernel pulls
  * the UDP header before running a reuseport cBPF filter); loads are
  * big-endian. Layout:
- *   frame check; command -> key offset (M_OFF); 250 unrolled FNV-1a steps,
+ *   frame check; command -> key offset (M_OFF), walking over gat's
+ *   exptime; 250 unrolled FNV-1a steps,
  *   each ending at a space, CR or LF; fold to a slot; slot % n.
  * Loads past the datagram end the program with 0 (socket 0): only
  * malformed datagrams get there, and workers forward or drop them.
@@ -142,7 +143,7 @@ static int cbpf_build(struct cprog *p, unsigned nworkers)
     /* Key offsets are stored by small stubs placed after the dispatch;
      * dispatch jumps are forward and short (8-bit), so they come first
      * with placeholders patched below. */
-    enum { K3, K4, K5, K6, K7, K8, NK };
+    enum { K3, K4, K5, K6, K7, K8, NK, GAT4 = NK, GAT5, NSTUB };
     static const uint32_t koff[NK] = { 11, 12, 13, 14, 15, 16 };
     unsigned patch[32][2];   /* (insn, stub) pairs: jt to fix */
     unsigned npatch = 0;
@@ -157,6 +158,7 @@ static int cbpf_build(struct cprog *p, unsigned nworkers)
     JEQ_STUB(W4('s', 'e', 't', ' '), K4);
     JEQ_STUB(W4('a', 'd', 'd', ' '), K4);
     JEQ_STUB(W4('c', 'a', 's', ' '), K4);
+    JEQ_STUB(W4('g', 'a', 't', ' '), GAT4);
     /* Four-letter commands: byte 12 must be the space. */
     unsigned j_gets = p->n;
     emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 0, W4('g', 'e', 't', 's'));
@@ -174,6 +176,8 @@ static int cbpf_build(struct cprog *p, unsigned nworkers)
     emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 0, W4('p', 'r', 'e', 'p'));
     unsigned j_touc = p->n;
     emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 0, W4('t', 'o', 'u', 'c'));
+    unsigned j_gats = p->n;
+    emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 0, W4('g', 'a', 't', 's'));
     emit(p, BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xffffff00u);
     JEQ_STUB(W4('m', 'g', ' ', 0), K3);
     JEQ_STUB(W4('m', 's', ' ', 0), K3);
@@ -198,13 +202,44 @@ static int cbpf_build(struct cprog *p, unsigned nworkers)
     SECOND(j_repl, BPF_W, W4('a', 'c', 'e', ' '), 0, K8);
     SECOND(j_prep, BPF_W, W4('e', 'n', 'd', ' '), 0, K8);
     SECOND(j_touc, BPF_H, ('h' << 8) | ' ', 0, K6);
+    SECOND(j_gats, BPF_B, ' ', 0, GAT5);
 #undef SECOND
 #undef JEQ_STUB
 
     /* Stubs: store the key offset and go hash. */
-    unsigned stub_at[NK], stub_ja[NK];
+    unsigned stub_at[NSTUB], stub_ja[NSTUB];
     for (int s = 0; s < NK; s++) {
         stub_at[s] = emit(p, BPF_LD | BPF_IMM, 0, 0, koff[s]);
+        emit(p, BPF_ST, 0, 0, M_OFF);
+        stub_ja[s] = emit(p, BPF_JMP | BPF_JA, 0, 0, 0);
+    }
+    /* gat/gats <exptime> <key>: X walks over an optional '-' and up to 11
+     * digits; the key starts after the space that must follow. */
+    for (int s = GAT4; s < NSTUB; s++) {
+        stub_at[s] = emit(p, BPF_LDX | BPF_IMM, 0, 0, s == GAT4 ? 12 : 13);
+        emit(p, BPF_LD | BPF_B | BPF_IND, 0, 0, 0);
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 3, '-');
+        emit(p, BPF_MISC | BPF_TXA, 0, 0, 0);
+        emit(p, BPF_ALU | BPF_ADD | BPF_K, 0, 0, 1);
+        emit(p, BPF_MISC | BPF_TAX, 0, 0, 0);
+        unsigned digit_out[11];
+        for (int d = 0; d < 11; d++) {
+            emit(p, BPF_LD | BPF_B | BPF_IND, 0, 0, 0);
+            digit_out[d] = emit(p, BPF_JMP | BPF_JGE | BPF_K, 0, 0, '0');
+            emit(p, BPF_JMP | BPF_JGT | BPF_K, 0, 0, '9');   /* jt patched below */
+            emit(p, BPF_MISC | BPF_TXA, 0, 0, 0);
+            emit(p, BPF_ALU | BPF_ADD | BPF_K, 0, 0, 1);
+            emit(p, BPF_MISC | BPF_TAX, 0, 0, 0);
+        }
+        unsigned out = emit(p, BPF_LD | BPF_B | BPF_IND, 0, 0, 0);
+        for (int d = 0; d < 11; d++) {
+            p->f[digit_out[d]].jf = (uint8_t)(out - digit_out[d] - 1);
+            p->f[digit_out[d] + 1].jt = (uint8_t)(out - digit_out[d] - 2);
+        }
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, ' ');
+        emit(p, BPF_RET | BPF_K, 0, 0, CB_FALLBACK);
+        emit(p, BPF_MISC | BPF_TXA, 0, 0, 0);
+        emit(p, BPF_ALU | BPF_ADD | BPF_K, 0, 0, 1);
         emit(p, BPF_ST, 0, 0, M_OFF);
         stub_ja[s] = emit(p, BPF_JMP | BPF_JA, 0, 0, 0);
     }
@@ -215,7 +250,7 @@ static int cbpf_build(struct cprog *p, unsigned nworkers)
         p->f[patch[i][0]].jt = (uint8_t)d;
     }
     unsigned hash_at = emit(p, BPF_LD | BPF_IMM, 0, 0, 2166136261u);
-    for (int s = 0; s < NK; s++)
+    for (int s = 0; s < NSTUB; s++)
         p->f[stub_ja[s]].k = hash_at - stub_ja[s] - 1;
     emit(p, BPF_ST, 0, 0, M_H);
 
