@@ -98,8 +98,8 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
     bool compact = false;
     if (mode == MERGE_EVICT) {
         size_t live = 0;
-        for (unsigned i = 0; i < n; i++)
-            live += s->segs[src[i]].live_bytes;
+        for (unsigned i = 0; i < n; i++)   /* + room for CAS fields kept items gain */
+            live += s->segs[src[i]].live_bytes + (s->cfg.use_cas ? 8u * s->segs[src[i]].live_items : 0);
         compact = live <= s->seg_size;
     }
     size_t per_src = mode == MERGE_EVICT && !compact ? s->seg_size / n : s->seg_size;
@@ -185,6 +185,8 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
             bool add_cas = false;
             if (!expired) {
                 if (mode == MERGE_EVICT) {
+                    /* a kept item keeps its CAS, wherever it moves */
+                    add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);
                     if (f >= cut)
                         keep = kept_here + it.size <= per_src;
                     else if (f + 1 == cut && f >= 1 && it.size <= partial) {
