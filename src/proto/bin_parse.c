@@ -341,12 +341,8 @@ ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct prot
             *need = BIN_HDR_LEN;
             break;
         }
-        if (p[0] != BIN_REQ_MAGIC) {
-            /* memcached drops the connection without a reply; replies
-             * already queued still go out first. */
-            sk->quit(c);
-            return (ssize_t)len;
-        }
+        if (p[0] != BIN_REQ_MAGIC)
+            return -1;   /* memcached drops the connection at once, unanswered */
         size_t used = 0, want = 0;
         enum verdict v = one(st, cf, sk, c, p, avail, &used, &want);
         if (v == V_WAIT) {
