@@ -428,24 +428,44 @@ class Conn:
             expected = expected.encode()
         self.send(data)
         got = self.read_exact(len(expected))
-        assert got == expected, (
-            f"request {bytes_preview(data)}\n expected {expected!r}\n"
-            f"      got {got!r}")
+        assert got == expected, describe_mismatch(data, expected, got)
         return got
 
-    def assert_in_sync(self):
-        """A normal request right after must get exactly its own reply and
-        nothing else must be pending."""
-        self.call(b"set __sync 0 0 4\r\nsync\r\nget __sync\r\n",
-                  b"STORED\r\nVALUE __sync 0 4\r\nsync\r\nEND\r\n")
-        extra = self.read_available(0.05)
-        assert extra == b"", f"unexpected extra bytes: {extra[:200]!r}"
+    def assert_in_sync(self, quiet=0.0):
+        """Normal requests right after must get exactly their own replies
+        (stray bytes from an earlier request would come first and show up
+        as a mismatch). With quiet > 0, also wait that long to make sure
+        nothing else follows."""
+        self.call(b"set __sync 0 0 4\r\nsync\r\nget __sync\r\n"
+                  b"delete __sync\r\n",
+                  b"STORED\r\nVALUE __sync 0 4\r\nsync\r\nEND\r\n"
+                  b"DELETED\r\n")
+        if quiet:
+            extra = self.read_available(quiet)
+            assert extra == b"", f"unexpected extra bytes: {extra[:200]!r}"
 
     def version(self):
         self.send(b"version\r\n")
         line = self.readline()
         assert line.startswith(b"VERSION "), line
         return line
+
+
+def describe_mismatch(request, expected, got, ctx=80):
+    """A readable message for a byte mismatch: where it starts, and context."""
+    if len(expected) + len(got) < 400:
+        return (f"request {bytes_preview(request)}\n expected {expected!r}\n"
+                f"      got {got!r}")
+    i = 0
+    n = min(len(expected), len(got))
+    while i < n and expected[i] == got[i]:
+        i += 1
+    lo = max(0, i - ctx)
+    return (f"request {bytes_preview(request)}\n"
+            f"replies differ at byte {i} (expected {len(expected)} bytes, "
+            f"got {len(got)}):\n"
+            f" expected ...{expected[lo:i + ctx]!r}\n"
+            f"      got ...{got[lo:i + ctx]!r}")
 
 
 def bytes_preview(b, n=200):
