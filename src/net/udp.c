@@ -15,9 +15,12 @@
  * Reply framing follows memcached 1.6.18 (checked against its binary):
  * every response object (one per command, one per key of a multi-key get,
  * with END attached to the last) is sent as its own run of datagrams of at
- * most 1400 bytes (1392 payload) numbered 0..n-1 with count n. A get miss
- * that is not the last key and `quit` produce a header-only datagram with
- * count 0; noreply responses produce nothing. Frames of 8 bytes or less,
+ * most 1400 bytes (1392 payload) numbered 0..n-1 with count n. A miss on a
+ * get's first key (unless it is the only key) and `quit` produce a
+ * header-only datagram with count 0; other empty responses (misses on later
+ * keys, noreply) produce nothing. (memcached also drops the first-key one
+ * when the previous command's reply was built in its write buffer, e.g.
+ * STORED: an accident of its iovec accounting that percore does not copy.) Frames of 8 bytes or less,
  * frames announcing more than one datagram, and datagrams whose last
  * command is incomplete are dropped without a reply and counted in
  * udp_dropped, as memcached drops them silently.
@@ -194,9 +197,11 @@ static void sink_request(void *s, struct req *r)
 {
     struct udp_req *q = s;
     struct worker *w = q->w;
-    /* memcached sends a get miss's empty response as a count-0 datagram. */
-    bool is_get = r->op <= OP_GATS && r->proto == PROTO_TEXT;
-    struct udp_part *p = part_add(q, true, is_get);
+    /* memcached sends the empty response of a get whose first key misses
+     * as a header-only datagram (count 0); later keys' empty responses
+     * vanish into the previous datagram. */
+    bool first_get = r->op <= OP_GATS && r->proto == PROTO_TEXT && !q->cmd_open;
+    struct udp_part *p = part_add(q, true, first_get);
     unsigned owner = key_owner(r->key, r->klen);
     if (owner == w->id) {
         STAT_INC(&w->stats, req_local);

@@ -1,0 +1,555 @@
+"""UDP protocol (-U) and kernel request steering.
+
+Checks, against a real server:
+  * framing: replies split into 1400-byte datagrams (1392 payload) with the
+    right sequence numbers and counts, large values reassembled;
+  * malformed frames dropped and counted (udp_dropped), as memcached does;
+  * replies byte-identical to memcached 1.6.18's for the same datagrams;
+  * eBPF steering: tens of thousands of single-key requests over thousands
+    of keys (short, 250-byte, binary-ish) served with zero forwards;
+  * --steering=off: forwards appear and the replies are identical;
+  * unprivileged runs fall back (cBPF) and still answer; an explicit
+    --steering=ebpf that cannot be honoured exits non-zero.
+
+Self-contained (does not need conftest's fixtures): each test starts its own
+servers on free ports and stops them by PID.
+"""
+import os
+import random
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_env = os.environ.get("PERCORE_SERVER", "").strip()
+PERCORE = os.path.abspath(_env) if _env and _env != "memcached" else os.path.join(REPO, "build", "percore")
+MEMCACHED = "/usr/bin/memcached"
+HOST = "127.0.0.1"
+PAYLOAD = 1392
+
+pytestmark = pytest.mark.skipif(os.path.basename(PERCORE) == "memcached" or not os.path.exists(PERCORE),
+                                reason="percore binary needed")
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind((HOST, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def free_ports():
+    # A TCP and a UDP port, both free.
+    while True:
+        t, u = free_port(), free_port(socket.SOCK_DGRAM)
+        if t != u:
+            return t, u
+
+
+class Srv:
+    def __init__(self, argv, tcp, udp):
+        self.tcp, self.udp = tcp, udp
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + self.proc.stderr.read().decode(errors="replace"))
+            try:
+                # A reply means the workers run, so the UDP sockets (bound
+                # after the TCP ones) and their steering are in place too.
+                s = socket.create_connection((HOST, tcp), timeout=0.5)
+                s.settimeout(5)
+                s.sendall(b"version\r\n")
+                if s.recv(100).startswith(b"VERSION"):
+                    s.close()
+                    return
+                s.close()
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stderr.close()
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+                    "runtime error:"):
+            assert bad not in err, err
+        return err
+
+    def stats(self, arg=""):
+        s = socket.create_connection((HOST, self.tcp), timeout=5)
+        s.sendall(b"stats " + arg.encode() + b"\r\n" if arg else b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = s.recv(65536)
+            assert chunk
+            data += chunk
+        s.close()
+        out = {}
+        for line in data.decode().split("\r\n"):
+            if line.startswith("STAT "):
+                _, k, v = line.split(" ", 2)
+                out[k] = v
+        return out
+
+    def tcp_cmd(self, raw, end=b"\r\n"):
+        s = socket.create_connection((HOST, self.tcp), timeout=5)
+        s.sendall(raw)
+        data = b""
+        while not data.endswith(end):
+            chunk = s.recv(1 << 20)
+            assert chunk
+            data += chunk
+        s.close()
+        return data
+
+
+def percore(threads=4, steering="auto", prefix=(), extra=()):
+    tcp, udp = free_ports()
+    argv = [*prefix, PERCORE, "-p", str(tcp), "-U", str(udp), "-l", HOST, "-t", str(threads),
+            "-m", "64", f"--steering={steering}", *extra]
+    return Srv(argv, tcp, udp)
+
+
+def memcached():
+    tcp, udp = free_ports()
+    argv = [MEMCACHED, "-p", str(tcp), "-U", str(udp), "-l", HOST, "-t", "2", "-m", "64"]
+    if os.geteuid() == 0:
+        argv += ["-u", "root"]
+    return Srv(argv, tcp, udp)
+
+
+def have_ebpf():
+    """eBPF steering needs CAP_BPF: probe once with an explicit request."""
+    if not hasattr(have_ebpf, "ok"):
+        try:
+            s = percore(threads=2, steering="ebpf")
+            s.stop()
+            have_ebpf.ok = True
+        except RuntimeError:
+            have_ebpf.ok = False
+    return have_ebpf.ok
+
+
+def frame(rid, body, seq=0, count=1, reserved=0):
+    return struct.pack(">HHHH", rid, seq, count, reserved) + body
+
+
+class Udp:
+    """A client socket. `raw()` returns every datagram that arrives within a
+    quiet period; `call()` reassembles single-response replies by id."""
+
+    def __init__(self, port, family=socket.AF_INET, host=HOST):
+        self.addr = (host, port)
+        self.s = socket.socket(family, socket.SOCK_DGRAM)
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        try:
+            self.s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)   # SO_RCVBUFFORCE when root
+        except OSError:
+            pass
+
+    def close(self):
+        self.s.close()
+
+    def raw(self, data, quiet=0.3):
+        self.s.sendto(data, self.addr)
+        self.s.settimeout(quiet)
+        out = []
+        while True:
+            try:
+                d, _ = self.s.recvfrom(70000)
+            except socket.timeout:
+                return out
+            out.append(d)
+
+    def pipeline(self, bodies, window=32, timeout=5.0):
+        """Send single-response requests with up to `window` in flight; returns
+        the reassembled reply of each, in order."""
+        replies = [None] * len(bodies)
+        parts = {}
+        inflight = {}
+        nxt = 0
+        done = 0
+        self.s.settimeout(timeout)
+        while done < len(bodies):
+            while nxt < len(bodies) and len(inflight) < window:
+                rid = nxt & 0xFFFF
+                assert rid not in inflight
+                inflight[rid] = nxt
+                self.s.sendto(frame(rid, bodies[nxt]), self.addr)
+                nxt += 1
+            d, _ = self.s.recvfrom(70000)
+            rid, seq, cnt, res = struct.unpack(">HHHH", d[:8])
+            assert res == 0
+            i = inflight[rid]
+            p = parts.setdefault(i, {})
+            assert seq not in p
+            p[seq] = (cnt, d[8:])
+            assert all(c == cnt for c, _ in p.values())
+            if len(p) == cnt:
+                assert all(len(b) == PAYLOAD for s, (c, b) in p.items() if s < cnt - 1)
+                replies[i] = b"".join(p[k][1] for k in range(cnt))
+                del parts[i]
+                del inflight[rid]
+                done += 1
+        return replies
+
+
+# --------------------------------------------------------------------------
+# Key and workload generation
+# --------------------------------------------------------------------------
+
+def gen_keys(n, seed=7):
+    """Short, long (up to 250 bytes) and binary-ish keys: any byte the text
+    protocol accepts in a key (not space, CR, LF, NUL), high bytes included."""
+    rnd = random.Random(seed)
+    alphabet = bytes(b for b in range(1, 256) if b not in (0x20, 0x0D, 0x0A))
+    keys = set()
+    while len(keys) < n:
+        kind = rnd.random()
+        if kind < 0.5:
+            k = b"k:%d" % rnd.randrange(10**9)
+        elif kind < 0.7:
+            k = bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rnd.randrange(200, 251)))
+        else:
+            k = bytes(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 251)))
+        keys.add(k)
+    return sorted(keys)
+
+
+def workload(keys, rounds, seed=11):
+    """Single-key commands, each with exactly one response: sets, then a mix
+    of get/gat/touch/append/prepend/incr/decr/delete/meta."""
+    rnd = random.Random(seed)
+    bodies = []
+    for i, k in enumerate(keys):
+        v = b"%d" % i if i % 4 == 0 else b"v%d-" % i * (1 + i % 7)
+        bodies.append(b"set " + k + b" %d 0 %d\r\n" % (i, len(v)) + v + b"\r\n")
+    for _ in range(rounds):
+        for i in rnd.sample(range(len(keys)), len(keys)):
+            k = keys[i]
+            r = rnd.random()
+            if r < 0.6:
+                bodies.append(b"get " + k + b"\r\n")
+            elif r < 0.65:
+                bodies.append(b"gat 0 " + k + b"\r\n")
+            elif r < 0.7:
+                bodies.append(b"touch " + k + b" 0\r\n")
+            elif r < 0.75:
+                bodies.append(b"append " + k + b" 0 0 1\r\na\r\n")
+            elif r < 0.8:
+                bodies.append(b"prepend " + k + b" 0 0 1\r\np\r\n")
+            elif r < 0.85:
+                bodies.append(b"incr " + k + b" 3\r\n")
+            elif r < 0.9:
+                bodies.append(b"decr " + k + b" 1\r\n")
+            elif r < 0.93:
+                bodies.append(b"mg " + k + b" v f t\r\n")
+            elif r < 0.95:
+                bodies.append(b"ms " + k + b" 2\r\nhi\r\n")
+            elif r < 0.97:
+                bodies.append(b"delete " + k + b"\r\n")
+            else:
+                bodies.append(b"add " + k + b" 5 0 3\r\nnew\r\n")
+    return bodies
+
+
+def ival(st, name):
+    return int(st[name])
+
+
+# --------------------------------------------------------------------------
+# Framing and compatibility
+# --------------------------------------------------------------------------
+
+# Datagram sequences compared byte for byte with memcached (fresh servers).
+COMPAT = [
+    frame(1, b"get foo\r\n"),
+    frame(2, b"set foo 0 0 3\r\nbar\r\n"),
+    frame(3, b"get foo\r\n"),
+    frame(4, b"get nope foo\r\n"),
+    frame(5, b"get nope nope2\r\n"),
+    frame(6, b"get foo nope foo\r\n"),
+    frame(7, b"get foo\r\nget foo\r\n"),
+    frame(8, b"set foo2 0 0 3 noreply\r\nbar\r\n"),
+    frame(9, b"get foo2\r\n"),
+    frame(10, b"delete nope noreply\r\nget foo\r\n"),
+    frame(11, b"get foo\r\nquit\r\n"),
+    frame(12, b"quit\r\nget foo\r\n"),
+    frame(13, b"bogus\r\n"),
+    frame(14, b"\r\n"),
+    frame(15, b"get " + b"k" * 251 + b"\r\n"),
+    frame(16, b"set n 0 0 1\r\n5\r\nincr n 3\r\ndecr n 1\r\ntouch n 10\r\n"),
+    frame(17, b"incr nope 1\r\ntouch nope 1\r\ndelete nope\r\n"),
+    frame(18, b"mn\r\n"),
+    frame(19, b"mg foo v\r\nmg nope v\r\nmg nope v q\r\nmn\r\n"),
+    frame(20, b"ms foo4 2\r\nhi\r\nmg foo4 v f\r\n"),
+    frame(21, b"set big 0 0 5000\r\n" + b"x" * 5000 + b"\r\n"),
+    frame(22, b"get big\r\n"),
+    frame(23, b"get big foo big\r\n"),
+    frame(24, b"add foo 0 0 1\r\nz\r\nreplace foo 0 0 1\r\nz\r\nappend foo 0 0 1\r\nq\r\nprepend foo 0 0 1\r\np\r\nget foo\r\n"),
+    frame(25, b"get foo", seq=3),                 # no end of line: dropped
+    frame(26, b"get foo\r\n", seq=7, reserved=9),  # sequence and reserved ignored
+    frame(28, b"get foo\r\n"),
+    struct.pack(">HHHH", 29, 0, 1, 0),             # header only: dropped
+    b"\x00\x1e\x00",                               # shorter than a header: dropped
+    frame(31, b"get foo\r\n", count=2),            # multi-datagram request: dropped
+    frame(32, b"get foo\r\n", count=0),            # bad count: dropped
+    frame(34, b"flush_all\r\nget foo\r\n"),
+]
+
+
+def run_compat(port):
+    c = Udp(port)
+    out = [c.raw(d, quiet=0.15) for d in COMPAT]
+    c.close()
+    return out
+
+
+def test_replies_match_memcached():
+    m = memcached()
+    try:
+        want = run_compat(m.udp)
+    finally:
+        m.stop()
+    p = percore(threads=4)
+    try:
+        got = run_compat(p.udp)
+        st = p.stats()
+    finally:
+        p.stop()
+    for req, w, g in zip(COMPAT, want, got):
+        assert g == w, f"request {req[:40]!r}: memcached {w!r} percore {g!r}"
+    # 5 malformed datagrams (25, 29-32), none answered.
+    assert ival(st, "udp_dropped") == 5
+
+
+def test_cut_short_data_block_dropped():
+    """A datagram is a whole request: a data block cut short by its end is
+    dropped (memcached instead waits for the next datagram and mixes it in)."""
+    p = percore(threads=2)
+    c = Udp(p.udp)
+    try:
+        assert c.raw(frame(1, b"get a\r\nset a 0 0 10\r\nabc")) == []
+        assert c.raw(frame(2, b"get a\r\n")) == [frame(2, b"END\r\n")]
+        # A value larger than any datagram is refused and the datagram dropped.
+        assert c.raw(frame(3, b"set huge 0 0 2000000\r\nabc\r\n")) == []
+        assert c.raw(frame(4, b"flush_all\r\nget a\r\n")) == [frame(4, b"OK\r\n"), frame(4, b"END\r\n")]
+        assert ival(p.stats(), "udp_dropped") == 2
+    finally:
+        c.close()
+        p.stop()
+
+
+def test_large_values_split_and_reassemble():
+    p = percore(threads=4)
+    c = Udp(p.udp)
+    try:
+        rnd = random.Random(3)
+        sizes = [0, 1, PAYLOAD - 30, PAYLOAD, 5000, 65000, 300000, 1000000]
+        vals = {}
+        for i, n in enumerate(sizes):
+            v = bytes(rnd.randrange(256) for _ in range(min(n, 4096))) * (n // 4096 + 1)
+            v = v[:n]
+            key = b"big:%d" % i
+            vals[key] = v
+            assert p.tcp_cmd(b"set " + key + b" 7 0 %d\r\n" % n + v + b"\r\n") == b"STORED\r\n"
+        # A value that fits in one request datagram can also be set over UDP.
+        v = bytes(range(256)) * 200
+        assert c.pipeline([b"set udpbig 1 0 %d\r\n" % len(v) + v + b"\r\n"]) == [b"STORED\r\n"]
+        vals[b"udpbig"] = v
+        for key, v in vals.items():
+            flags = 1 if key == b"udpbig" else 7
+            want = b"VALUE " + key + b" %d %d\r\n" % (flags, len(v)) + v + b"\r\nEND\r\n"
+            got = c.pipeline([b"get " + key + b"\r\n"], window=1)[0]
+            assert got == want, key
+        # Datagram-level check of one split reply.
+        grams = c.raw(frame(77, b"get big:4\r\n"))
+        total = len(b"VALUE big:4 7 5000\r\n") + 5000 + len(b"\r\nEND\r\n")
+        n = (total + PAYLOAD - 1) // PAYLOAD
+        assert [struct.unpack(">HHHH", g[:8]) for g in grams] == [(77, s, n, 0) for s in range(n)]
+        assert [len(g) for g in grams] == [1400] * (n - 1) + [8 + total - PAYLOAD * (n - 1)]
+        # A multi-key get: one response per key, each split on its own.
+        grams = c.raw(frame(78, b"get big:4 big:1 big:4\r\n"))
+        hdrs = [struct.unpack(">HHHH", g[:8])[1:3] for g in grams]
+        m = (len(b"VALUE big:4 7 5000\r\n") + 5002 + PAYLOAD - 1) // PAYLOAD
+        assert hdrs == [(s, m) for s in range(m)] + [(0, 1)] + [(s, n) for s in range(n)]
+    finally:
+        c.close()
+        p.stop()
+
+
+def test_malformed_frames_counted():
+    p = percore(threads=2)
+    c = Udp(p.udp)
+    try:
+        bad = [b"", b"\x00", b"\x00\x01\x00\x00\x00\x01\x00\x00", frame(1, b"get a\r\n", count=3),
+               frame(2, b"get a\r\n", count=0), frame(3, b"get a"), frame(4, b"set a 0 0 5\r\nab")]
+        for b in bad:
+            assert c.raw(b, quiet=0.1) == []
+        assert c.raw(frame(5, b"get a\r\n")) == [frame(5, b"END\r\n")]
+        st = p.stats()
+        assert ival(st, "udp_dropped") == len(bad)
+        assert ival(st, "udp_requests") == 1 + 2   # the get, and the two cut-short requests
+    finally:
+        c.close()
+        p.stop()
+
+
+def test_two_listen_addresses():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no ::1")
+    p = percore(threads=2, extra=["-l", "127.0.0.1,::1"])
+    try:
+        c4, c6 = Udp(p.udp), Udp(p.udp, socket.AF_INET6, "::1")
+        assert c4.pipeline([b"set a 0 0 1\r\n4\r\n"]) == [b"STORED\r\n"]
+        assert c6.pipeline([b"get a\r\n"]) == [b"VALUE a 0 1\r\n4\r\nEND\r\n"]
+        c4.close()
+        c6.close()
+    finally:
+        p.stop()
+
+
+# --------------------------------------------------------------------------
+# Steering
+# --------------------------------------------------------------------------
+
+def run_workload(srv, bodies, clients=2):
+    """Spread the workload over a few client sockets (different source ports,
+    so the kernel's hash would spread them too) and return every reply."""
+    cs = [Udp(srv.udp) for _ in range(clients)]
+    try:
+        out = []
+        # Keep per-key order: all requests go through the same client in turn.
+        chunk = 256
+        for i in range(0, len(bodies), chunk):
+            out += cs[(i // chunk) % clients].pipeline(bodies[i:i + chunk])
+        return out
+    finally:
+        for c in cs:
+            c.close()
+
+
+@pytest.mark.time_limit(120)
+def test_ebpf_steering_zero_forwards_and_off_identical():
+    if not have_ebpf():
+        pytest.skip("eBPF steering not permitted here (needs CAP_BPF + CAP_NET_ADMIN)")
+    keys = gen_keys(3000)
+    bodies = workload(keys, rounds=9)
+    assert len(bodies) >= 25000
+
+    on = percore(threads=4, steering="ebpf")
+    try:
+        assert on.stats()["steering"] == "ebpf"
+        got_on = run_workload(on, bodies)
+        st = on.stats()
+    finally:
+        on.stop()
+    assert ival(st, "udp_requests") == len(bodies)
+    assert ival(st, "udp_forwarded") == 0
+    assert ival(st, "udp_dropped") == 0
+    for w in range(4):
+        assert ival(st, f"worker_{w}_udp_forwarded") == 0
+        # Every worker got its share straight from the kernel.
+        assert ival(st, f"worker_{w}_udp_requests") > len(bodies) // 8
+
+    off = percore(threads=4, steering="off")
+    try:
+        assert off.stats()["steering"] == "off"
+        got_off = run_workload(off, bodies)
+        st_off = off.stats()
+    finally:
+        off.stop()
+    assert ival(st_off, "udp_requests") == len(bodies)
+    assert ival(st_off, "udp_forwarded") > len(bodies) // 4
+    assert got_on == got_off
+    # And the replies are the right ones (spot-check the sets and gets).
+    assert got_on[:len(keys)] == [b"STORED\r\n"] * len(keys)
+    assert sum(r.startswith(b"VALUE ") for r in got_on) > len(bodies) // 3
+
+
+def test_cbpf_steering_explicit():
+    keys = gen_keys(800, seed=5)
+    bodies = workload(keys, rounds=2)
+    p = percore(threads=4, steering="cbpf")
+    try:
+        assert p.stats()["steering"] == "cbpf"
+        got = run_workload(p, bodies)
+        st = p.stats()
+    finally:
+        p.stop()
+    assert got[:len(keys)] == [b"STORED\r\n"] * len(keys)
+    # cBPF steers everything it parses (all of these commands; meta keys too).
+    assert ival(st, "udp_forwarded") == 0
+
+
+UNPRIV = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def can_setpriv():
+    return os.geteuid() == 0 and subprocess.run(UNPRIV + ["true"]).returncode == 0
+
+
+def test_unprivileged_falls_back_and_answers():
+    if not can_setpriv():
+        pytest.skip("needs root to become nobody")
+    if not os.access(PERCORE, os.X_OK) or subprocess.run(UNPRIV + [PERCORE, "--version"],
+                                                         capture_output=True).returncode != 0:
+        pytest.skip("nobody cannot run the binary")
+    p = percore(threads=4, steering="auto", prefix=UNPRIV)
+    try:
+        st = p.stats()
+        assert st["steering"] in ("cbpf", "off")
+        keys = gen_keys(500, seed=9)
+        got = run_workload(p, workload(keys, rounds=2))
+        assert got[:len(keys)] == [b"STORED\r\n"] * len(keys)
+        c = Udp(p.udp)
+        assert c.pipeline([b"get " + keys[0] + b"\r\n"])[0].startswith(b"VALUE " + keys[0])
+        c.close()
+    finally:
+        err = p.stop()
+    # Said once at start-up, without -v.
+    assert err.count("UDP steering: ") == 1, err
+
+
+def test_explicit_ebpf_fails_clearly_when_not_permitted():
+    if not can_setpriv():
+        pytest.skip("needs root to become nobody")
+    tcp, udp = free_ports()
+    r = subprocess.run(UNPRIV + [PERCORE, "-p", str(tcp), "-U", str(udp), "-l", HOST, "-t", "2",
+                                 "--steering=ebpf"], capture_output=True, timeout=20)
+    assert r.returncode != 0
+    assert b"--steering=ebpf" in r.stderr and b"CAP_BPF" in r.stderr
+
+
+def test_drop_privileges_after_ebpf_setup():
+    """-u drops privileges after the sockets and the program are set up, so
+    eBPF steering stays in force."""
+    if os.geteuid() != 0 or not have_ebpf():
+        pytest.skip("needs root with CAP_BPF")
+    p = percore(threads=2, steering="auto", extra=["-u", "nobody"])
+    try:
+        assert p.stats()["steering"] == "ebpf"
+        c = Udp(p.udp)
+        assert c.pipeline([b"set x 0 0 1\r\n1\r\n", b"get x\r\n"]) == [b"STORED\r\n", b"VALUE x 0 1\r\n1\r\nEND\r\n"]
+        c.close()
+    finally:
+        p.stop()
