@@ -230,6 +230,7 @@ def test_noop_version_flush_misc(pair):
     ]))
 
 
+@pytest.mark.percore_only
 def test_verbosity(pair):
     # memcached 1.6 no longer knows this opcode and mis-frames what follows;
     # percore answers it as memcached 1.4/1.5 did.
