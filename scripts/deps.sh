@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config clang llvm libcmocka-dev liburing-dev libbpf-dev libelf-dev
 zlib1g-dev bpftool memcached python3 python3-pytest python3-pymemcache python3-pylibmc
-libmemcached-tools gnuplot-nox valgrind iproute2 nutcracker ruby-dalli"
+libmemcached-tools gnuplot-nox valgrind iproute2 nutcracker ruby ruby-dalli"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
