@@ -65,6 +65,8 @@ def pytest_configure(config):
         "(own stats fields, memory bounds); skipped against memcached")
     config.addinivalue_line(
         "markers", "time_limit(seconds): per-test wall-clock limit")
+    config.addinivalue_line(
+        "markers", "slow: long-running test (soak and similar)")
 
 
 def pytest_report_header(config):
