@@ -440,7 +440,11 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
     if (mode == SM_APPEND || mode == SM_PREPEND)
         total += it.vlen;
     if (total > s->cfg.item_max || total > UINT32_MAX / 2) {
-        if (slot)
+        /* memcached: an append/prepend that would grow past the limit is
+         * NOT_STORED and keeps the value; only a failed set drops it. */
+        if (mode == SM_APPEND || mode == SM_PREPEND)
+            return ST_NOT_STORED;
+        if (slot && mode == SM_SET)
             item_remove(s, h, slot, &it);
         return ST_TOO_LARGE;
     }
@@ -463,8 +467,10 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
     }
     int rc = item_write(s, h, key, klen, &v, flags, exptime, 0, 0, freq, true, cas_out);
     free(tmp);
-    if (rc != ST_OK)
+    if (rc != ST_OK && mode == SM_SET)
         delete_key(s, key, klen, h);
+    if (rc != ST_OK && (mode == SM_APPEND || mode == SM_PREPEND))
+        rc = ST_NOT_STORED;
     return rc;
 }
 
@@ -487,7 +493,12 @@ static bool parse_u64(const char *p, size_t n, uint64_t *out)
 {
     size_t i = 0;
     uint64_t v = 0;
-    if (n == 0 || p[0] < '0' || p[0] > '9')
+    /* strtoull's leading blanks and '+' are accepted too. */
+    while (i < n && (p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')))
+        i++;
+    if (i < n && p[i] == '+')
+        i++;
+    if (i >= n || p[i] < '0' || p[i] > '9')
         return false;
     for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
         unsigned d = (unsigned)(p[i] - '0');
@@ -495,9 +506,10 @@ static bool parse_u64(const char *p, size_t n, uint64_t *out)
             return false;
         v = v * 10 + d;
     }
-    for (; i < n; i++)
-        if (p[i] != ' ')
-            return false;
+    /* Like safe_strtoull: after the digits, anything from a blank on is
+     * ignored. */
+    if (i < n && !(p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')))
+        return false;
     *out = v;
     return true;
 }

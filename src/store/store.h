@@ -102,8 +102,9 @@ int store_gat(struct store *s, const char *key, size_t klen, uint32_t exptime,
  * are ignored (the old item's are kept). cas_in is used by SM_CAS only.
  * On ST_OK *cas_out (if non-NULL) receives the new item's CAS. Returns
  * ST_OK, ST_NOT_STORED, ST_EXISTS, ST_NOT_FOUND, ST_TOO_LARGE, ST_NO_MEMORY.
- * A store that fails for ST_TOO_LARGE/ST_NO_MEMORY removes any old value of
- * the key, as memcached does. */
+ * As in memcached, a failed set (ST_TOO_LARGE/ST_NO_MEMORY) removes the old
+ * value of the key; an append/prepend that cannot grow the item returns
+ * ST_NOT_STORED and keeps it; other modes keep it too. */
 int store_put(struct store *s, enum store_mode mode, const char *key, size_t klen,
               const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
               uint64_t cas_in, uint64_t *cas_out);

@@ -185,7 +185,15 @@ static void test_arith(void **state)
     assert_int_equal(put(s, SM_SET, "n", "12  ", 0, 0, 0, NULL), ST_OK);   /* padded */
     assert_int_equal(store_arith(s, "n", 1, false, 2, &r, NULL), ST_OK);
     assert_int_equal(r, 10);
-    const char *bad[] = {"abc", "", "-1", "1x", "18446744073709551616", " 1"};
+    /* memcached (strtoull) takes leading blanks and '+', and ignores
+     * anything after a blank that follows the digits. */
+    const char *good[] = {" 1", "+1", "1 x"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(put(s, SM_SET, "g", good[i], 0, 0, 0, NULL), ST_OK);
+        assert_int_equal(store_arith(s, "g", 1, true, 1, &r, NULL), ST_OK);
+        assert_int_equal(r, 2);
+    }
+    const char *bad[] = {"abc", "", "-1", "1x", "18446744073709551616", " ", "+"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(put(s, SM_SET, "b", bad[i], 0, 0, 0, NULL), ST_OK);
         assert_int_equal(store_arith(s, "b", 1, true, 1, &r, NULL), ST_NON_NUMERIC);

@@ -77,16 +77,19 @@ static bool num(const uint8_t *p, size_t n, uint64_t *out)
 {
     uint64_t v = 0;
     size_t i = 0;
-    if (!n || p[0] < '0' || p[0] > '9')
+    while (i < n && (p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')))
+        i++;
+    if (i < n && p[i] == '+')
+        i++;
+    if (i >= n || p[i] < '0' || p[i] > '9')
         return false;
     for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
         if (v > (UINT64_MAX - (p[i] - '0')) / 10)
             return false;
         v = v * 10 + (p[i] - '0');
     }
-    for (; i < n; i++)
-        if (p[i] != ' ')
-            return false;
+    if (i < n && !(p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')))
+        return false;
     *out = v;
     return true;
 }
