@@ -60,6 +60,8 @@ uint32_t seg_take_free(struct store *s)
         id = s->free_head;
         s->free_head = s->segs[id].next;
         s->nfree--;
+        if (!s->segs[id].decommitted)
+            s->nfree_resident--;
     } else if (s->seg_fresh < s->nsegs) {
         id = s->seg_fresh;
         if (!store_commit(s->arena + (size_t)id * s->seg_size, s->seg_size))
@@ -105,9 +107,32 @@ void seg_release(struct store *s, uint32_t id)
     g->serial = 0;
     g->prev = NONE32;
     g->next = s->free_head;
+    g->decommitted = 0;
     s->free_head = id;
     s->nfree++;
+    s->nfree_resident++;
     s->segs_used--;
+}
+
+/* Free segments keep their pages, so reusing one costs no page faults, and
+ * resident memory is mem_used + nfree_resident segments. That stays within
+ * the limit while only segments use memory (a segment is freed as another is
+ * taken), but not when large items or index growth take the budget the free
+ * segments' pages stood for: then give pages of free segments back until it
+ * fits again. Called after every write's allocation. */
+void seg_trim_resident(struct store *s)
+{
+    uint32_t id = s->free_head;
+    while (s->nfree_resident && id != NONE32 &&
+           store_mem_used(s) + (size_t)s->nfree_resident * s->seg_size > s->cfg.mem_limit) {
+        struct seg *g = &s->segs[id];
+        if (!g->decommitted) {
+            (void)madvise(s->arena + (size_t)id * s->seg_size, s->seg_size, MADV_DONTNEED);
+            g->decommitted = 1;
+            s->nfree_resident--;
+        }
+        id = g->next;
+    }
 }
 
 uint8_t *seg_loc_ptr(const struct store *s, uint32_t sid, uint32_t off)

@@ -270,6 +270,7 @@ static int item_write(struct store *s, uint64_t h, const char *key, size_t klen,
     uint8_t *p = large ? seg_large_alloc(s, size, &sid) : ttl_append(s, size, exptime, &sid, &off);
     if (!p)
         return ST_NO_MEMORY;
+    seg_trim_resident(s);
     size_t hl = seg_item_encode(p, (uint32_t)klen, (uint32_t)vlen, mbits, flags, exptime, large,
                             keep_cas);
     memcpy(p + hl, key, klen);

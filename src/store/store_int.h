@@ -98,6 +98,7 @@ struct seg {
     uint16_t bucket;      /* TTL bucket while OPEN/SEALED */
     uint8_t  state;       /* enum seg_state */
     uint8_t  dirty_queued;
+    uint8_t  decommitted; /* FREE and its pages given back (seg_trim_resident) */
 };
 
 struct large {
@@ -160,6 +161,7 @@ struct store {
     uint32_t    seg_fresh;   /* segments [0, seg_fresh) have been committed */
     uint32_t    free_head;
     uint32_t    nfree;
+    uint32_t    nfree_resident; /* free segments whose pages are still resident */
     uint32_t    spare;       /* empty segment kept as eviction merge target */
     uint64_t    segs_used;   /* not FREE (includes the spare) */
     struct seg *segs;
@@ -219,6 +221,7 @@ uint32_t seg_get(struct store *s);                   /* may evict; NONE32 on fai
 uint32_t seg_take_free(struct store *s);             /* never evicts */
 void     seg_init_open(struct store *s, uint32_t id);
 void     seg_release(struct store *s, uint32_t id);  /* back to the free list */
+void     seg_trim_resident(struct store *s); /* free pages of free segments over the limit */
 uint8_t *seg_loc_ptr(const struct store *s, uint32_t sid, uint32_t off);
 void     seg_item_died(struct store *s, uint32_t sid, uint32_t size);
 uint64_t seg_loc_serial(const struct store *s, uint32_t sid);

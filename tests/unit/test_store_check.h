@@ -12,6 +12,13 @@ static inline void check_mem(struct store *s)
     struct store_stats st;
     store_get_stats(s, &st);
     assert_true(st.mem_used <= st.mem_limit);
+    /* resident memory too: free segments that kept their pages count */
+    assert_true(st.mem_used + (uint64_t)s->nfree_resident * s->seg_size <= st.mem_limit);
+    uint32_t n = 0, r = 0;
+    for (uint32_t id = s->free_head; id != NONE32; id = s->segs[id].next, n++)
+        r += !s->segs[id].decommitted;
+    assert_int_equal(n, s->nfree);
+    assert_int_equal(r, s->nfree_resident);
 }
 
 /* Walks every segment and large item and checks that the index and the
