@@ -2,9 +2,12 @@
  * evict.c — making room. Memory is freed a whole segment at a time, but hot
  * items survive: eviction merges N consecutive sealed segments of one TTL
  * bucket into the spare segment (Segcache's merge-based eviction). From each
- * source segment only the items whose index frequency counter shows reuse
- * are copied, at most 1/N of a segment per source, with a per-segment cutoff
- * chosen from a histogram of the counters; the copies' counters are halved,
+ * source segment the items with the highest index frequency counters are
+ * copied, at most 1/N of a segment per source, with a per-segment cutoff
+ * chosen from a histogram of the counters; items never read (counter 0) only
+ * fill what the read ones leave free, so a merged segment is not left part
+ * empty (space lost until its next merge: about 20% of the cache under Zipf
+ * with fill-on-miss, docs/storage.md "Measured"); the copies' counters are halved,
  * so an item must keep being read to keep surviving. Dead bytes (deleted or
  * overwritten items) and expired items are simply not copied. A per-bucket
  * cursor walks the chain like a clock hand; the bucket whose next window is
@@ -151,16 +154,16 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
             cut = 0;
         else if (mode == MERGE_EVICT) {
             uint64_t acc = 0;
-            for (unsigned f = E_FREQ_MAX; f >= 1; f--) {
+            for (int f = E_FREQ_MAX; f >= 0; f--) {
                 if (!hist[f])
                     continue;
                 if (acc + hist[f] > per_src) {
                     partial = per_src - acc;
-                    cut = f + 1;
+                    cut = (unsigned)f + 1;
                     break;
                 }
                 acc += hist[f];
-                cut = f;
+                cut = (unsigned)f;
             }
         }
 
@@ -189,7 +192,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                     add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);
                     if (f >= cut)
                         keep = kept_here + it.size <= per_src;
-                    else if (f + 1 == cut && f >= 1 && it.size <= partial) {
+                    else if (f + 1 == cut && it.size <= partial) {
                         keep = kept_here + it.size <= per_src;
                         if (keep)
                             partial -= it.size;
