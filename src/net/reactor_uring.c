@@ -13,7 +13,7 @@
  *               once; at most one send in flight, from the uio's own buffer
  *   listener    multishot accept, sockets to conn_accept_fd()
  *   doorbell    read of the eventfd, re-armed after each wake-up
- *   other (UDP) multishot poll, returned from reactor_wait() as EV_READ
+ *   other (UDP) poll, returned from reactor_wait() as EV_READ
  * A uio outlives its connection: reactor_del() detaches it (src = NULL) and
  * cancels what is outstanding; it is freed when the last CQE naming it has
  * arrived (`refs`), so the kernel never writes into freed memory and the
@@ -56,8 +56,13 @@ const char *uring_mode_name(const struct reactor *r) { return "none"; }
 
 #define URING_SQ_ENTRIES  1024
 #define URING_CQ_ENTRIES  8192        /* multishot: many CQEs per SQE */
-#define URING_NBUFS       256         /* provided buffers per worker ... */
-#define URING_BUF_SIZE    16384       /* ... of one read chunk each: 4 MiB */
+/* Provided buffers per worker: every one becomes resident (the kernel
+ * cycles through the ring), so the pool is small: 512 KiB. Each recv
+ * completion takes a whole buffer, so more connections than buffers
+ * receiving in one iteration end some multishot recvs with -ENOBUFS;
+ * they are re-armed after the batch. */
+#define URING_NBUFS       128
+#define URING_BUF_SIZE    4096
 #define URING_BGID        0
 #define TX_KEEP           (64 * 1024) /* larger idle send buffers are released */
 
@@ -268,7 +273,9 @@ static void arm(struct uring *u, struct uio *x)
             io_uring_prep_read(s, x->fd, &x->bell, sizeof x->bell, 0);
         break;
     default:
-        io_uring_prep_poll_multishot(s, x->fd, POLLIN);
+        /* One-shot, re-armed after the caller has read: level-triggered like
+         * epoll, so what udp_read() leaves for later raises it again. */
+        io_uring_prep_poll_add(s, x->fd, POLLIN);
         break;
     }
     io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_ARM);
