@@ -49,7 +49,8 @@ the store returned free segments' pages, the peak was idle + -m + 4.5..5 MiB
 this bound catches.
 
 Run against memcached (PERCORE_SERVER=memcached) the value checks apply as
-well; the percore-specific stats and the RSS bound are skipped.
+well; the percore-specific stats and the RSS bound are skipped. The RSS bound
+is also skipped for sanitizer builds (path contains asan/tsan).
 """
 import hashlib
 import os
@@ -62,7 +63,7 @@ import zlib
 
 import pytest
 
-from conftest import HOST, IS_MEMCACHED, parse_stats
+from conftest import HOST, IS_MEMCACHED, SERVER_BIN, parse_stats
 
 MEM_MB = 8
 THREADS = 2
@@ -72,6 +73,8 @@ CLOCK_SLACK = 1.3            # server clock: whole seconds, coarse monotonic
 RSS_ALLOWANCE_MB = 4         # beyond idle RSS + -m: buffers, malloc cache (see docstring)
 IO_TIMEOUT = 10.0
 NKEYS = 3000
+# sanitizer builds: ASan's quarantine and shadow memory make RSS meaningless
+SANITIZED = any(x in SERVER_BIN for x in ("asan", "tsan")) or bool(os.environ.get("ASAN_OPTIONS"))
 
 
 # --------------------------------------------------------------------------
@@ -426,8 +429,7 @@ def test_fill_far_past_limit(small_server):
     assert int(st["evictions"]) > 0, summary
     assert model.hits > 1000, summary
     assert model.expired_checked > 100, summary
-    if not IS_MEMCACHED:
-        assert int(st["store_large_items"]) >= 0
+    if not IS_MEMCACHED and not SANITIZED:
         bound = rss_idle + (MEM_MB + RSS_ALLOWANCE_MB) * 1024
         assert peak_rss <= bound, \
             (f"VmRSS {peak_rss} kB > idle {rss_idle} kB + -m {MEM_MB} MiB + "
@@ -569,7 +571,7 @@ def test_ops_under_eviction(small_server):
         # touch: mostly up to an hour, sometimes down to 1 s
         pending = {t[0] for t in touched_down}
         k = rng.choice([t for t in tch if t not in pending])
-        down = rng.random() < 0.1
+        down = rng.random() < 0.1 and len(pending) < len(tch) // 2
         c.send(b"touch %s %d\r\n" % (k, 1 if down else 3600))
         ln = c.line()
         ops["touch"] += 1
@@ -591,8 +593,14 @@ def test_ops_under_eviction(small_server):
                     model[k] = None
                     setv(k, b"%d" % rng.randint(0, 9) if k in ctr else b"<%s>" % k)
                 else:
-                    assert model.get(k) is not None and got[1] == model[k], \
-                        f"{k!r}: got {got[1][:100]!r}, want {model.get(k)!r}"
+                    want = model.get(k)
+                    assert want is not None, f"{k!r}: found a key we lost? {got[1][:100]!r}"
+                    if IS_MEMCACHED and k in ctr:
+                        # memcached pads in place only when no other thread
+                        # holds a reference to the item; percore always does
+                        got, want = (got[0], got[1].rstrip(b" "), got[2]), want.rstrip(b" ")
+                        model[k] = got[1]
+                    assert got[1] == want, f"{k!r}: got {got[1][:100]!r}, want {want!r}"
         # keys touched down to 1 s: once certainly expired, must miss; then reuse
         now = time.monotonic()
         for k, dl in list(touched_down):
