@@ -47,6 +47,7 @@ struct result {
     uint64_t gets, sets, fills;
     uint64_t hits, misses, notstored;
     uint64_t errors, timeouts, unsent;
+    uint64_t udp_stray;     /* UDP: datagrams matching no request in flight (late, duplicate) */
     uint64_t warmup_sets;
     double warmup_s;
     int interrupted;

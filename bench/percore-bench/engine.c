@@ -2,9 +2,15 @@
  * instance, its connections (output buffer, input buffer, ring of in-flight
  * requests, reply parser), its arrival schedule, RNG and histograms; workers share
  * nothing but a few relaxed atomic progress counters that main() reads once a
- * second, and the start/end times main() writes between two barriers. */
+ * second, and the start/end times main() writes between two barriers.
+ * With --proto udp a connection is a connected UDP socket: in-flight requests sit
+ * in slots indexed by their request id (replies may come in any order, or never),
+ * each request times out on its own, and the socket is never closed (its source
+ * port, which the server's SO_REUSEPORT group hashes, stays the same). */
 #include "bench.h"
 #include "schedule.h"
+#include "udp.h"
+#include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -56,6 +62,8 @@ void config_defaults(struct config *c)
 struct inflight {
     uint64_t t0;      /* scheduled (open loop) or actual (closed loop) send time */
     uint8_t op, nkeys;
+    uint8_t busy;     /* UDP: slot in use */
+    uint16_t id;      /* UDP: request id */
 };
 
 struct conn {
@@ -69,6 +77,14 @@ struct conn {
     uint32_t qhead, qn, qcap;
     struct rparser ps;
     uint64_t retry_at;
+    /* UDP: q[] and qkeys[] are indexed by slot = id & (qcap - 1), and qhead is
+     * unused; tq is a ring of (slot << 16 | id) in send order, for timeouts
+     * (entries of requests already answered are skipped when they reach the head). */
+    struct udp_rx *rx;
+    uint32_t *tq;
+    uint32_t tq_head, tq_n, tq_cap;
+    uint16_t next_id;
+    int refused;          /* UDP: a send was refused once (ICMP error pending) */
 };
 
 struct shared {
@@ -94,6 +110,8 @@ struct worker {
     struct keygen kg;
     char *value;
     int K;                /* keys per slot */
+    int udp;
+    char *rxbuf;          /* UDP: one received datagram */
     int connect_failed;
     /* phase state */
     enum phase ph;
@@ -121,11 +139,11 @@ static uint32_t value_len(const struct config *c, uint64_t id)
     return sizespec_for(&c->vsize, id, 0x76616c);
 }
 
-static int tcp_connect(const struct config *c)
+static int sock_connect(const struct config *c, int type)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", c->port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *ai;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = type }, *res, *ai;
     int e = getaddrinfo(c->host, port, &hints, &res);
     if (e) {
         fprintf(stderr, "percore-bench: %s: %s\n", c->host, gai_strerror(e));
@@ -144,8 +162,13 @@ static int tcp_connect(const struct config *c)
     freeaddrinfo(res);
     if (fd < 0)
         return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (type == SOCK_DGRAM) {
+        int sz = 4 << 20; /* room for bursts of replies (capped by net.core.rmem_max) */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    } else {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     int fl = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     return fd;
@@ -161,7 +184,7 @@ static void mark_dirty(struct worker *w, struct conn *cn)
 
 static int conn_up(struct worker *w, struct conn *cn)
 {
-    int fd = tcp_connect(w->c);
+    int fd = sock_connect(w->c, w->udp ? SOCK_DGRAM : SOCK_STREAM);
     if (fd < 0)
         return -1;
     cn->fd = fd;
@@ -194,45 +217,128 @@ static void conn_fail(struct worker *w, struct conn *cn, int timed_out, uint64_t
     w->ndead++;
 }
 
-static void push(struct worker *w, struct conn *cn, uint8_t op, const uint64_t *keys, int nkeys, uint64_t t0)
+/* ---- UDP slots ---------------------------------------------------------- */
+
+/* A free slot and its request id: ids count up (mod 2^16), skipping those whose
+ * slot is still busy, so a late reply to an id reused too soon is unlikely (a
+ * slot's id repeats only after 65536 / qcap uses). Needs qn < qcap. */
+static uint32_t udp_slot_alloc(struct conn *cn, uint16_t *id)
 {
-    uint32_t slot = (cn->qhead + cn->qn) & (cn->qcap - 1);
-    cn->q[slot] = (struct inflight){ .t0 = t0, .op = op, .nkeys = (uint8_t)nkeys };
+    for (;;) {
+        uint16_t i = cn->next_id++;
+        uint32_t s = i & (cn->qcap - 1);
+        if (!cn->q[s].busy) {
+            *id = i;
+            return s;
+        }
+    }
+}
+
+static void udp_slot_free(struct worker *w, struct conn *cn, uint32_t s)
+{
+    cn->q[s].busy = 0;
+    udp_rx_reset(&cn->rx[s]);
+    cn->qn--;
+    w->inflight--;
+}
+
+static void tq_push(struct conn *cn, uint32_t ent)
+{
+    if (cn->tq_n == cn->tq_cap) {
+        uint32_t nc = cn->tq_cap ? cn->tq_cap * 2 : 1024;
+        uint32_t *nq = malloc(sizeof *nq * nc);
+        if (!nq)
+            abort();
+        for (uint32_t i = 0; i < cn->tq_n; i++)
+            nq[i] = cn->tq[(cn->tq_head + i) & (cn->tq_cap - 1)];
+        free(cn->tq);
+        cn->tq = nq;
+        cn->tq_cap = nc;
+        cn->tq_head = 0;
+    }
+    cn->tq[(cn->tq_head + cn->tq_n) & (cn->tq_cap - 1)] = ent;
+    cn->tq_n++;
+}
+
+/* Requests unanswered for longer than tmo (all of them with tmo == 0) count as
+ * timeouts (or errors: timed_out == 0). The socket stays open. */
+static void udp_expire(struct worker *w, struct conn *cn, uint64_t now, uint64_t tmo, int all, int timed_out)
+{
+    while (cn->tq_n) {
+        uint32_t ent = cn->tq[cn->tq_head];
+        uint32_t s = ent >> 16;
+        struct inflight *e = &cn->q[s];
+        if (e->busy && e->id == (uint16_t)ent) {
+            if (!all && !(now > e->t0 && now - e->t0 > tmo))
+                break;
+            if (timed_out)
+                w->r.timeouts++;
+            else
+                w->r.errors++;
+            udp_slot_free(w, cn, s);
+        }
+        cn->tq_head = (cn->tq_head + 1) & (cn->tq_cap - 1);
+        cn->tq_n--;
+    }
+    if (all && cn->qn) { /* not reachable: every busy slot has a tq entry */
+        for (uint32_t s = 0; s < cn->qcap; s++)
+            if (cn->q[s].busy) {
+                w->r.errors++;
+                udp_slot_free(w, cn, s);
+            }
+    }
+}
+
+/* Queue one request on cn; 0, or -1 when it cannot be encoded (counted as an error). */
+static int push(struct worker *w, struct conn *cn, uint8_t op, const uint64_t *keys, int nkeys, uint64_t t0)
+{
+    uint16_t id = 0;
+    uint32_t slot = w->udp ? udp_slot_alloc(cn, &id) : (cn->qhead + cn->qn) & (cn->qcap - 1);
+    cn->q[slot] = (struct inflight){ .t0 = t0, .op = op, .nkeys = (uint8_t)nkeys, .busy = 1, .id = id };
     uint64_t *qk = cn->qkeys + (size_t)slot * w->K;
     uint32_t kl[PB_MAX_MULTIGET];
     for (int i = 0; i < nkeys; i++) {
         qk[i] = keys[i];
         kl[i] = key_len(w->c, keys[i]);
     }
-    if (op == OP_GET)
+    if (w->udp) {
+        int n = op == OP_GET ? udp_encode_get(&cn->out, id, keys, kl, nkeys)
+                             : udp_encode_set(&cn->out, id, keys[0], kl[0], w->value, value_len(w->c, keys[0]));
+        if (n < 0) { /* larger than a datagram (main() checks the sizes first) */
+            cn->q[slot].busy = 0;
+            w->r.errors++;
+            return -1;
+        }
+        tq_push(cn, slot << 16 | id);
+    } else if (op == OP_GET) {
         proto_encode_get(w->c->proto, &cn->out, keys, kl, nkeys);
-    else
+    } else {
         proto_encode_set(w->c->proto, &cn->out, keys[0], kl[0], w->value, value_len(w->c, keys[0]));
+    }
     cn->qn++;
     w->inflight++;
     if (w->ph == PH_MEASURE)
         w->r.sent++;
     mark_dirty(w, cn);
+    return 0;
 }
 
 /* Generate one measured request (or a warmup set) on cn, sent at t0. */
-static void gen(struct worker *w, struct conn *cn, uint64_t t0)
+static int gen(struct worker *w, struct conn *cn, uint64_t t0)
 {
     const struct config *c = w->c;
     uint64_t keys[PB_MAX_MULTIGET];
     if (w->ph == PH_WARM) {
         keys[0] = w->wnext++;
-        push(w, cn, OP_SET, keys, 1, t0);
-        return;
+        return push(w, cn, OP_SET, keys, 1, t0);
     }
     if (rng_double(&w->rng) < c->get_ratio) {
         for (int i = 0; i < c->multiget; i++)
             keys[i] = keygen_next(&w->kg, &w->rng);
-        push(w, cn, OP_GET, keys, c->multiget, t0);
-    } else {
-        keys[0] = keygen_next(&w->kg, &w->rng);
-        push(w, cn, OP_SET, keys, 1, t0);
+        return push(w, cn, OP_GET, keys, c->multiget, t0);
     }
+    keys[0] = keygen_next(&w->kg, &w->rng);
+    return push(w, cn, OP_SET, keys, 1, t0);
 }
 
 static int closed_want(const struct worker *w)
@@ -255,7 +361,8 @@ static void top_up(struct worker *w, struct conn *cn, uint64_t now)
                 return;
             w->budget--;
         }
-        gen(w, cn, now);
+        if (gen(w, cn, now))
+            return;
     }
 }
 
@@ -289,8 +396,8 @@ static void on_reply(struct worker *w, struct conn *cn, const struct inflight *e
                     continue;
                 if (cn->qn >= cn->qcap)
                     break;
-                push(w, cn, OP_FILL, &keys[i], 1, now);
-                r->sent--; /* fills are not offered load */
+                if (!push(w, cn, OP_FILL, &keys[i], 1, now))
+                    r->sent--; /* fills are not offered load */
             }
         }
     } else if (e->op == OP_SET) {
@@ -361,10 +468,104 @@ static void handle_read(struct worker *w, struct conn *cn)
         top_up(w, cn, now);
 }
 
+/* UDP: read the datagrams waiting on the socket (a bounded batch; epoll is
+ * level-triggered), match each to its request by id, reassemble, and complete
+ * the requests whose replies are whole. */
+static void handle_read_udp(struct worker *w, struct conn *cn)
+{
+    uint64_t now = now_ns();
+    for (int k = 0; k < 64; k++) {
+        ssize_t n = recv(cn->fd, w->rxbuf, UDP_RX_MAX, 0);
+        if (n < 0) {
+            if (errno == EINTR || errno == ECONNREFUSED)
+                continue; /* ICMP port unreachable: those requests will time out */
+            break;
+        }
+        now = now_ns();
+        struct udp_hdr h;
+        if (udp_hdr_get(w->rxbuf, (size_t)n, &h)) {
+            w->r.udp_stray++;
+            continue;
+        }
+        uint32_t s = h.id & (cn->qcap - 1);
+        struct inflight *e = &cn->q[s];
+        if (!e->busy || e->id != h.id) {
+            w->r.udp_stray++; /* late (timed out), duplicate, or not ours */
+            continue;
+        }
+        const uint64_t *keys = cn->qkeys + (size_t)s * w->K;
+        struct preq rq = { .op = e->op == OP_FILL ? OP_SET : e->op, .nkeys = e->nkeys, .keys = keys };
+        int rc = udp_rx_feed(&cn->rx[s], &rq, &h, w->rxbuf + UDP_HDR_LEN, (size_t)n - UDP_HDR_LEN);
+        if (rc == UR_MORE)
+            continue;
+        struct inflight done = *e;
+        uint64_t dkeys[PB_MAX_MULTIGET];
+        memcpy(dkeys, keys, sizeof(uint64_t) * done.nkeys);
+        struct rparser res = cn->rx[s].ps;
+        udp_slot_free(w, cn, s);
+        if (rc == UR_BAD)
+            w->r.errors++; /* unparseable reply: an error, not a latency sample */
+        else
+            on_reply(w, cn, &done, dkeys, &res, now);
+    }
+    if (w->c->closed || w->ph == PH_WARM)
+        top_up(w, cn, now);
+}
+
+/* UDP: send the queued datagrams, one send() each (a datagram is sent whole or
+ * not at all). A datagram the kernel refuses for good costs its request an error. */
+static void flush_udp(struct worker *w, struct conn *cn)
+{
+    while (cn->out.off < cn->out.len) {
+        size_t off = cn->out.off, len;
+        const char *d;
+        udp_next_dgram(&cn->out, &off, &d, &len);
+        ssize_t n = send(cn->fd, d, len, 0);
+        if (n >= 0) {
+            cn->out.off = off;
+            cn->refused = 0;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == ECONNREFUSED && !cn->refused) {
+            cn->refused = 1; /* the error of an earlier datagram: this one was not sent, retry */
+            continue;
+        }
+        if (errno == EAGAIN || errno == ENOBUFS) {
+            if (!cn->writing) {
+                struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)cn->idx };
+                epoll_ctl(w->ep, EPOLL_CTL_MOD, cn->fd, &ev);
+                cn->writing = 1;
+            }
+            return;
+        }
+        cn->refused = 0;
+        cn->out.off = off;
+        struct udp_hdr h;
+        udp_hdr_get(d, len, &h);
+        uint32_t s = h.id & (cn->qcap - 1);
+        if (cn->q[s].busy && cn->q[s].id == h.id) {
+            w->r.errors++;
+            udp_slot_free(w, cn, s);
+        }
+    }
+    cn->out.off = cn->out.len = 0;
+    if (cn->writing) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)cn->idx };
+        epoll_ctl(w->ep, EPOLL_CTL_MOD, cn->fd, &ev);
+        cn->writing = 0;
+    }
+}
+
 static void flush(struct worker *w, struct conn *cn)
 {
     if (!cn->up)
         return;
+    if (w->udp) {
+        flush_udp(w, cn);
+        return;
+    }
     while (cn->out.off < cn->out.len) {
         ssize_t n = send(cn->fd, cn->out.p + cn->out.off, cn->out.len - cn->out.off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -480,7 +681,13 @@ static void run_phase(struct worker *w, enum phase ph)
             next_tcheck = now + 10000000ull;
             for (int i = 0; i < w->nconns; i++) {
                 struct conn *cn = &w->conns[i];
-                if (cn->up && cn->qn && now > cn->q[cn->qhead].t0 && now - cn->q[cn->qhead].t0 > tmo)
+                if (w->udp) {
+                    if (cn->qn) {
+                        udp_expire(w, cn, now, tmo, 0, 1);
+                        if (!open)
+                            top_up(w, cn, now);
+                    }
+                } else if (cn->up && cn->qn && now > cn->q[cn->qhead].t0 && now - cn->q[cn->qhead].t0 > tmo)
                     conn_fail(w, cn, 1, now);
                 else if (!cn->up && !w->stopping && now >= cn->retry_at) {
                     if (!conn_up(w, cn)) {
@@ -514,14 +721,18 @@ static void run_phase(struct worker *w, enum phase ph)
         }
         if (w->inflight && next_tcheck < wake)
             wake = next_tcheck;
-        uint64_t wait = wake > now ? wake - now : 0;
+        uint64_t wait = wake > now && !w->ndirty ? wake - now : 0;
         int n = wait_events(w, ev, 64, wait);
         for (int i = 0; i < n; i++) {
             struct conn *cn = &w->conns[ev[i].data.u32];
             if (!cn->up)
                 continue;
-            if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-                handle_read(w, cn);
+            if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+                if (w->udp)
+                    handle_read_udp(w, cn);
+                else
+                    handle_read(w, cn);
+            }
             if (cn->up && (ev[i].events & EPOLLOUT))
                 flush(w, cn);
         }
@@ -529,7 +740,10 @@ static void run_phase(struct worker *w, enum phase ph)
     /* whatever is still in flight got no reply within the timeout */
     for (int i = 0; i < w->nconns; i++) {
         struct conn *cn = &w->conns[i];
-        if (cn->qn) {
+        if (w->udp) {
+            udp_expire(w, cn, now, 0, 1, ph == PH_MEASURE);
+            cn->out.off = cn->out.len = 0;
+        } else if (cn->qn) {
             if (ph == PH_MEASURE)
                 conn_fail(w, cn, 1, now);
             else
@@ -558,7 +772,7 @@ static void *worker_main(void *arg)
         w->r.warmup_s = (double)(now_ns() - t) / 1e9;
         if (w->r.errors)
             fprintf(stderr, "percore-bench: warmup: %llu errors\n", (unsigned long long)w->r.errors);
-        w->r.errors = w->r.timeouts = 0;
+        w->r.errors = w->r.timeouts = w->r.udp_stray = 0;
     }
     pthread_barrier_wait(&w->sh->bar); /* 3: warm */
     pthread_barrier_wait(&w->sh->bar); /* 4: start/end times set */
@@ -583,8 +797,46 @@ static uint32_t pow2_at_least(uint64_t n)
     return p;
 }
 
+/* UDP has no connection to fail: ask for `version` (3 tries, 300 ms each) so that
+ * a server not listening on UDP is reported instead of measured as all timeouts. */
+static int udp_probe(const struct config *c)
+{
+    int fd = sock_connect(c, SOCK_DGRAM);
+    if (fd < 0)
+        return -1;
+    char req[UDP_HDR_LEN + 9], *rep = malloc(UDP_RX_MAX);
+    struct udp_hdr h = { 0xfffe, 0, 1, 0 };
+    udp_hdr_put(req, &h);
+    memcpy(req + UDP_HDR_LEN, "version\r\n", 9);
+    int ok = 0;
+    for (int tries = 0; tries < 3 && !ok; tries++) {
+        if (send(fd, req, sizeof req, 0) < 0 && errno != ECONNREFUSED)
+            break;
+        uint64_t end = now_ns() + 300000000ull;
+        for (uint64_t now = now_ns(); now < end && !ok; now = now_ns()) {
+            struct pollfd pfd = { .fd = fd, .events = POLLIN };
+            if (poll(&pfd, 1, (int)((end - now) / 1000000 + 1)) <= 0)
+                break;
+            ssize_t n = recv(fd, rep, UDP_RX_MAX, 0);
+            struct udp_hdr rh;
+            if (n >= UDP_HDR_LEN + 7 && !udp_hdr_get(rep, (size_t)n, &rh) && rh.id == h.id &&
+                !memcmp(rep + UDP_HDR_LEN, "VERSION", 7))
+                ok = 1;
+        }
+    }
+    free(rep);
+    close(fd);
+    return ok ? 0 : -1;
+}
+
 int bench_run(const struct config *c, struct result *out)
 {
+    if (c->proto == PROTO_UDP && udp_probe(c)) {
+        fprintf(stderr, "percore-bench: no UDP reply from %s:%d (is the server listening on UDP, e.g. -U %d?)\n",
+                c->host, c->port, c->port);
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
     struct shared sh;
     memset(&sh, 0, sizeof sh);
     pthread_barrier_init(&sh.bar, NULL, (unsigned)c->threads + 1);
@@ -602,6 +854,9 @@ int bench_run(const struct config *c, struct result *out)
         w->sh = &sh;
         w->K = K;
         w->value = value;
+        w->udp = c->proto == PROTO_UDP;
+        if (w->udp)
+            w->rxbuf = malloc(UDP_RX_MAX);
         w->ep = epoll_create1(EPOLL_CLOEXEC);
         w->nconns = c->conns;
         w->conns = calloc((size_t)c->conns, sizeof *w->conns);
@@ -618,6 +873,8 @@ int bench_run(const struct config *c, struct result *out)
             cn->qcap = pow2_at_least(cap);
             cn->q = calloc(cn->qcap, sizeof *cn->q);
             cn->qkeys = calloc((size_t)cn->qcap * K, sizeof *cn->qkeys);
+            if (w->udp)
+                cn->rx = calloc(cn->qcap, sizeof *cn->rx); /* zeroed == udp_rx_init */
         }
         w->wnext = c->keys * (uint64_t)t / (uint64_t)c->threads;
         w->wend = c->keys * (uint64_t)(t + 1) / (uint64_t)c->threads;
@@ -688,6 +945,7 @@ int bench_run(const struct config *c, struct result *out)
         out->errors += r->errors;
         out->timeouts += r->timeouts;
         out->unsent += r->unsent;
+        out->udp_stray += r->udp_stray;
         out->warmup_sets += r->warmup_sets;
         if (r->warmup_s > out->warmup_s)
             out->warmup_s = r->warmup_s;
@@ -705,7 +963,13 @@ int bench_run(const struct config *c, struct result *out)
             free(cn->in);
             free(cn->q);
             free(cn->qkeys);
+            if (cn->rx)
+                for (uint32_t s = 0; s < cn->qcap; s++)
+                    udp_rx_reset(&cn->rx[s]);
+            free(cn->rx);
+            free(cn->tq);
         }
+        free(w->rxbuf);
         close(w->ep);
         free(w->conns);
         free(w->dirty);

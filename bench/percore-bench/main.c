@@ -2,6 +2,7 @@
  * loop over servers and offered loads (sweep). Runs on the main thread; the
  * measuring happens in engine.c's worker threads. */
 #include "bench.h"
+#include "udp.h"
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,7 +18,9 @@ static void usage(FILE *f)
 "Open-loop (default) or closed-loop load generator for memcached-protocol servers.\n"
 "Target:\n"
 "  -s, --server [NAME=]HOST:PORT  server to measure (repeatable; default 127.0.0.1:11211)\n"
-"      --proto text|meta          memcached text (get/set) or meta (mg/ms) protocol\n"
+"      --proto text|meta|udp      memcached text (get/set) or meta (mg/ms) over TCP, or text\n"
+"                                 over UDP (one datagram per request, at most %d bytes:\n"
+"                                 a set's key + value must fit in about 1370)\n"
 "Load:\n"
 "  -r, --rate R           open loop: R requests/s in total, Poisson arrivals (default 10000)\n"
 "      --closed           closed loop: keep --depth requests outstanding per connection\n"
@@ -46,7 +49,7 @@ static void usage(FILE *f)
 "Output:\n"
 "      --json             one JSON object per run on stdout instead of the table\n"
 "  -q, --quiet            no progress line on stderr\n"
-"  -h, --help\n", PB_MAX_MULTIGET);
+"  -h, --help\n", UDP_MAX_DATAGRAM, PB_MAX_MULTIGET);
 }
 
 static void on_sigint(int sig)
@@ -159,8 +162,10 @@ int main(int argc, char **argv)
                 c.proto = PROTO_TEXT;
             else if (!strcmp(optarg, "meta"))
                 c.proto = PROTO_META;
+            else if (!strcmp(optarg, "udp"))
+                c.proto = PROTO_UDP;
             else {
-                fprintf(stderr, "percore-bench: --proto text|meta\n");
+                fprintf(stderr, "percore-bench: --proto text|meta|udp\n");
                 return 2;
             }
             break;
@@ -226,6 +231,32 @@ int main(int argc, char **argv)
         c.timeout <= 0 || c.duration <= 0 || (!c.closed && c.rate <= 0) || c.skew < 0) {
         fprintf(stderr, "percore-bench: option out of range (see --help)\n");
         return 2;
+    }
+    if (c.proto == PROTO_UDP) {
+        /* every request must fit in one datagram; the slot index is part of the 16-bit id */
+        uint32_t kmax = c.ksize.kind == SZ_FIXED ? c.ksize.a : c.ksize.b;
+        uint32_t vmx = c.vsize.kind == SZ_FIXED ? c.vsize.a : c.vsize.b;
+        uint32_t kl[PB_MAX_MULTIGET];
+        for (int i = 0; i < c.multiget; i++)
+            kl[i] = kmax;
+        int sets = c.get_ratio < 1 || c.warmup || c.miss_set;
+        if (sets && udp_set_size(kmax, vmx) > UDP_MAX_DATAGRAM) {
+            fprintf(stderr, "percore-bench: --proto udp: a set of a %u-byte key and a %u-byte value needs %zu "
+                    "bytes, more than one %d-byte datagram (lower --value-size/--value-max/--key-size)\n",
+                    kmax, vmx, udp_set_size(kmax, vmx), UDP_MAX_DATAGRAM);
+            return 2;
+        }
+        if (udp_get_size(kl, c.multiget) > UDP_MAX_DATAGRAM) {
+            fprintf(stderr, "percore-bench: --proto udp: a get of %d keys of %u bytes does not fit in one "
+                    "%d-byte datagram\n", c.multiget, kmax, UDP_MAX_DATAGRAM);
+            return 2;
+        }
+        int64_t cap = c.closed ? (int64_t)c.depth * (c.multiget + 1) : c.max_outstanding;
+        if (cap > 32768) {
+            fprintf(stderr, "percore-bench: --proto udp: at most 32768 requests outstanding per socket "
+                    "(--max-outstanding, --depth)\n");
+            return 2;
+        }
     }
     if (c.requests && !duration_given)
         c.duration = 600; /* --requests: still bounded */

@@ -1,13 +1,13 @@
 /* proto.h - request encoding and streaming reply parsing for percore-bench.
- * Protocols: memcached text (get/set) and meta (mg/ms); the enum leaves room for
- * binary and UDP framing. A struct rparser belongs to one connection and so to the
+ * Protocols: memcached text (get/set), meta (mg/ms), and text over UDP (the
+ * framing is in udp.h; the commands and replies are parsed as text here). A struct rparser belongs to one connection and so to the
  * worker thread owning that connection; nothing here is shared. */
 #ifndef PB_PROTO_H
 #define PB_PROTO_H
 #include <stddef.h>
 #include <stdint.h>
 
-enum proto_kind { PROTO_TEXT, PROTO_META };
+enum proto_kind { PROTO_TEXT, PROTO_META, PROTO_UDP }; /* UDP: text commands, one per datagram */
 enum op { OP_GET, OP_SET, OP_FILL };  /* FILL: a set issued after a get missed */
 
 #define PB_MAX_MULTIGET 64

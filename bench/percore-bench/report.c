@@ -2,7 +2,10 @@
  * rows for sweeps. Called from main() after a run; no state of its own. */
 #include "bench.h"
 
-static const char *proto_name(enum proto_kind k) { return k == PROTO_META ? "meta" : "text"; }
+static const char *proto_name(enum proto_kind k)
+{
+    return k == PROTO_META ? "meta" : k == PROTO_UDP ? "udp" : "text";
+}
 
 static double us(uint64_t ns) { return (double)ns / 1000.0; }
 
@@ -42,6 +45,9 @@ void report_human(FILE *f, const struct config *c, const struct result *r)
     fprintf(f, "  errors:    %llu   timeouts: %llu (of which never sent: %llu)   not stored: %llu\n",
             (unsigned long long)r->errors, (unsigned long long)r->timeouts, (unsigned long long)r->unsent,
             (unsigned long long)r->notstored);
+    if (c->proto == PROTO_UDP)
+        fprintf(f, "  udp:       %llu stray datagrams (replies after their request timed out, duplicates)\n",
+                (unsigned long long)r->udp_stray);
     fprintf(f, "  latency (us)%s:\n", c->closed ? " from send" : " from scheduled send");
     fprintf(f, "    %-5s %10s %10s %10s %10s %10s %10s %10s %10s\n", "op", "count", "mean", "p50", "p90",
             "p99", "p99.9", "p99.99", "max");
@@ -105,12 +111,14 @@ void report_json(FILE *f, const struct config *c, const struct result *r)
             r->window_s, r->interrupted ? "true" : "false");
     fprintf(f, ", \"scheduled\": %llu, \"sent\": %llu, \"completed\": %llu, \"gets\": %llu, \"sets\": %llu, "
                "\"fills\": %llu, \"hits\": %llu, \"misses\": %llu, \"hit_ratio\": %.6f, \"not_stored\": %llu, "
-               "\"errors\": %llu, \"timeouts\": %llu, \"unsent\": %llu, \"warmup_sets\": %llu",
+               "\"errors\": %llu, \"timeouts\": %llu, \"unsent\": %llu, \"warmup_sets\": %llu, "
+               "\"udp_stray\": %llu",
             (unsigned long long)r->scheduled, (unsigned long long)r->sent, (unsigned long long)r->completed,
             (unsigned long long)r->gets, (unsigned long long)r->sets, (unsigned long long)r->fills,
             (unsigned long long)r->hits, (unsigned long long)r->misses, hit_ratio(r),
             (unsigned long long)r->notstored, (unsigned long long)r->errors, (unsigned long long)r->timeouts,
-            (unsigned long long)r->unsent, (unsigned long long)r->warmup_sets);
+            (unsigned long long)r->unsent, (unsigned long long)r->warmup_sets,
+            (unsigned long long)r->udp_stray);
     fprintf(f, ", \"latency_us\": ");
     json_hist(f, &r->all);
     fprintf(f, ", \"get_latency_us\": ");
