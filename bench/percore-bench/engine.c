@@ -770,8 +770,9 @@ static void *worker_main(void *arg)
         uint64_t t = now_ns();
         run_phase(w, PH_WARM);
         w->r.warmup_s = (double)(now_ns() - t) / 1e9;
-        if (w->r.errors)
-            fprintf(stderr, "percore-bench: warmup: %llu errors\n", (unsigned long long)w->r.errors);
+        if (w->r.errors || w->r.timeouts) /* UDP: a lost set is a timeout */
+            fprintf(stderr, "percore-bench: warmup: %llu errors, %llu timeouts\n", (unsigned long long)w->r.errors,
+                    (unsigned long long)w->r.timeouts);
         w->r.errors = w->r.timeouts = w->r.udp_stray = 0;
     }
     pthread_barrier_wait(&w->sh->bar); /* 3: warm */
