@@ -142,6 +142,15 @@ for name in ${servers//,/ }; do
     echo "== $name: loading $items items" >&2
     timeout 300 "${load[@]}" >"$tmp/$name.json"
     sleep 1
+    if [ "$name" = memcached ]; then
+        # memcached grows its hash table in a background thread (2^19 -> 2^20
+        # buckets past 786k items); measure once that is done, up to 30 s
+        for i in $(seq 60); do
+            [ "$(stat_of "$(stats "$port")" hash_is_expanding)" = 0 ] && break
+            sleep 0.5
+        done
+        sleep 1
+    fi
     after=$(rss_kb "$SRV_PID")
     st=$(stats "$port")
     echo "$st" >"$tmp/$name.stats"
