@@ -308,6 +308,11 @@ int workers_setup(void)
     rings = calloc((size_t)nworkers * nworkers, sizeof *rings);
     if (!workers || !rings)
         return -1;
+    /* Teardown may follow a set-up that failed half way: mark what is open. */
+    for (unsigned i = 0; i < nworkers; i++) {
+        workers[i].reactor.fd = -1;
+        workers[i].doorbell.fd = -1;
+    }
     slots_init(nworkers);
     proto_conf = (struct proto_conf){
         .item_max = settings.item_max, .use_cas = settings.use_cas,
@@ -412,7 +417,7 @@ void workers_teardown(void)
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
         for (unsigned p = 0; p < nworkers; p++) {
-            if (p == i)
+            if (p == i || !w->in[p])
                 continue;
             struct msg *m;
             while ((m = ring_pop(w->in[p])) != NULL)
@@ -429,9 +434,10 @@ void workers_teardown(void)
             close(w->listen[a].fd);
         for (int a = 0; a < w->nudp; a++)
             close(w->udp[a].fd);
-        if (w->doorbell.fd > 0)
+        if (w->doorbell.fd >= 0)
             close(w->doorbell.fd);
-        reactor_fini(&w->reactor);
+        if (w->reactor.fd >= 0 || w->reactor.uring)
+            reactor_fini(&w->reactor);
         if (w->store)
             store_destroy(w->store);
     }

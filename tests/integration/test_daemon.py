@@ -146,9 +146,12 @@ def test_help_and_version_exit_0():
     assert r.returncode == 0 and r.stdout.startswith("percore ")
 
 
-def test_port_in_use_is_a_runtime_failure():
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_port_in_use_is_a_runtime_failure(threads):
+    # With several workers, the half-built set-up must be torn down cleanly
+    # (this once crashed with SIGSEGV).
     with Percore() as first:
-        r = run("-p", str(first.port), "-l", "127.0.0.1", "-t", "1")
+        r = run("-p", str(first.port), "-l", "127.0.0.1", "-t", threads)
         assert r.returncode == 1, (r.returncode, r.stderr)
         assert re.search(r"^<3>percore: error: ", r.stderr, re.M), r.stderr
 
