@@ -31,6 +31,7 @@ _Atomic int server_stopping;
 _Atomic int global_conns;
 
 static struct ring *rings;   /* nworkers * nworkers; [from * n + to] */
+static __thread struct worker *current_worker;
 
 /* ---- messaging ---------------------------------------------------------- */
 
@@ -87,6 +88,8 @@ static void ring_bells(struct worker *w)
     }
     w->bell = 0;
 }
+
+static void publish_stats(struct worker *w);
 
 static void apply_flush(struct worker *w, uint32_t at)
 {
@@ -153,6 +156,9 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
         }
         STAT_INC(&w->stats, req_remote_served);
         proto_exec(&w->x, &m->req, &m->reply);
+        /* Publish before replying: a client that saw its reply and then asks
+         * for stats on any worker must see what the request changed. */
+        publish_stats(w);
         worker_send(w, from, m);
         return;
     case MSG_FLUSH:
@@ -213,6 +219,12 @@ static void publish_stats(struct worker *w)
 
 void worker_store_stats(struct worker *w, struct store_stats *out)
 {
+    /* A worker reads its own store directly: what it published may predate
+     * requests it executed earlier in this loop iteration. */
+    if (w == current_worker) {
+        store_get_stats(w->store, out);
+        return;
+    }
     uint64_t *v = (uint64_t *)out;
     for (size_t i = 0; i < STORE_STATS_WORDS; i++)
         v[i] = atomic_load_explicit(&w->store_pub[i], memory_order_relaxed);
@@ -224,6 +236,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct revent ev[256];
+    current_worker = w;
     uint32_t last_tick = 0;
     bool more_maint = false;
 

@@ -151,7 +151,10 @@ class Worker(threading.Thread):
             if not self.evict_ok:
                 self.fail("out of memory in the generous run")
             self.oom += 1
-            self.model.pop(k, None)   # a failed store drops the old value
+            # As in memcached, a failed set drops the old value; a failed
+            # add/replace/append/prepend/cas keeps it.
+            if op == b"set":
+                self.model.pop(k, None)
             return None
         return r
 
@@ -212,7 +215,11 @@ class Worker(threading.Thread):
         elif r == b"NOT_STORED":
             if st == "present" and not self.evict_ok:
                 self.fail("append/prepend to live key %r not stored" % k)
-            self.model.pop(k, None)
+            # Either the key was gone (evicted/expired), or the grown item did
+            # not fit and memcached keeps the old value: the model entry stays
+            # (a later miss is forgiven in the evicting run).
+            if st == "absent":
+                self.model.pop(k, None)
         else:
             self.fail("append %r -> %r" % (k, r))
 
