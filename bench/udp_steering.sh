@@ -95,6 +95,11 @@ st = dict(l.split()[1:3] for l in d.decode().splitlines() if l.startswith("STAT 
 print(" ".join(st.get(k, "n/a") for k in ("udp_requests", "udp_forwarded", "udp_dropped")))' "$1" || echo "n/a n/a n/a"
 }
 
+cpu_ticks() { # utime + stime of the server, in clock ticks (taskset exec'd it: same PID)
+    awk '{ print $14 + $15 }' "/proc/$SPID/stat" 2>/dev/null || echo 0
+}
+HZ=$(getconf CLK_TCK)
+
 SPID=
 stop_server() {
     if [ -n "$SPID" ]; then
@@ -159,9 +164,12 @@ for cfg in "${cfgs[@]}"; do
     for r in "${rate_list[@]}"; do
         log "$label: open loop, gets, $r req/s, ${duration}s"
         read -r q0 f0 d0 < <(stats "$TPORT")
+        load1=$(cut -d' ' -f1 /proc/loadavg)
+        c0=$(cpu_ticks)
         if ! bench "$label" --get-ratio 1 --rate "$r" --duration "$duration" --spin-us "$spin" > "$raw/run.json"; then
             log "$label at $r: run failed"; continue
         fi
+        c1=$(cpu_ticks)
         read -r q1 f1 d1 < <(stats "$TPORT")
         $PY -c '
 import json, sys
@@ -171,7 +179,10 @@ def d(a, b):
 r["srv_udp_requests"] = d(sys.argv[2], sys.argv[5])
 r["srv_udp_forwarded"] = d(sys.argv[3], sys.argv[6])
 r["srv_udp_dropped"] = d(sys.argv[4], sys.argv[7])
-print(json.dumps(r))' "$raw/run.json" "$q0" "$f0" "$d0" "$q1" "$f1" "$d1" >> "$raw/runs.jsonl"
+r["srv_cpu_pct"] = 100.0 * (int(sys.argv[9]) - int(sys.argv[8])) / int(sys.argv[10]) / r["window_s"]
+r["load1_before"] = float(sys.argv[11])
+print(json.dumps(r))' "$raw/run.json" "$q0" "$f0" "$d0" "$q1" "$f1" "$d1" "$c0" "$c1" "$HZ" "$load1" \
+            >> "$raw/runs.jsonl"
     done
     stop_server
 done
@@ -183,15 +194,15 @@ table=$($PY - "$raw/runs.jsonl" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print("| server | offered | achieved | p50 µs | p99 µs | p99.9 µs | max µs | timeouts | errors "
-      "| lag p99 µs | udp_forwarded |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| lag p99 µs | udp_forwarded | server CPU | load1 |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     lat, lag = r["latency_us"], r["send_lag_us"]
     fw, rq = r.get("srv_udp_forwarded"), r.get("srv_udp_requests")
     fws = "n/a" if fw is None else "%d (%.1f%%)" % (fw, 100.0 * fw / rq if rq else 0.0)
-    print("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f | %d | %d | %.1f | %s |" % (
+    print("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f | %d | %d | %.1f | %s | %.0f%% | %.2f |" % (
         r["server"], r["offered_rps"], r["achieved_rps"], lat["p50"], lat["p99"], lat["p999"], lat["max"],
-        r["timeouts"], r["errors"], lag["p99"], fws))
+        r["timeouts"], r["errors"], lag["p99"], fws, r["srv_cpu_pct"], r["load1_before"]))
 EOF
 )
 echo "$table"
@@ -208,7 +219,10 @@ hyper=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1)
     echo "latency from each request's scheduled send time. Every key ($keys, ${value_size}-byte"
     echo "values) was set over UDP first; each load ran ${duration} s, gets only (uniform keys)."
     echo "\`udp_forwarded\`: requests percore's workers forwarded to the key's owner during the"
-    echo "run (from \`stats\`, as a share of \`udp_requests\`); n/a for memcached."
+    echo "run (from \`stats\`, as a share of \`udp_requests\`); n/a for memcached. \`server CPU\`:"
+    echo "the server process's user+system time during the run, % of one CPU (softirq work of the"
+    echo "loopback path is charged to whichever process it interrupts). \`load1\`: 1-minute load"
+    echo "average just before the run (this script's own server and generator included)."
     echo
     echo "$table"
     echo
