@@ -604,6 +604,14 @@ bool store_maintain(struct store *s, unsigned budget)
     unsigned used = ttl_reclaim_scan(s, budget, &more);
     if (used < budget)
         used += seg_large_reclaim_expired(s, budget - used);
+    /* Keep a free segment ready while the worker is idle, so that a write
+     * rarely has to run an eviction merge itself (that merge is the store's
+     * only multi-millisecond step; done here it costs no request latency). */
+    bool can_take = store_room(s, s->seg_size) && (s->nfree > 0 || s->seg_fresh < s->nsegs);
+    if (used < budget && s->segs_used > 0 && !can_take && evict_one(s)) {
+        used += budget / 2 + 1;
+        more = true;
+    }
     while (used < budget && index_grow_step(s))
         used++;
     if (used >= budget && s->idx.nitems > 5 * (uint64_t)s->idx.nb)
