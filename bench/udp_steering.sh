@@ -99,6 +99,12 @@ cpu_ticks() { # utime + stime of the server, in clock ticks (taskset exec'd it: 
     awk '{ print $14 + $15 }' "/proc/$SPID/stat" 2>/dev/null || echo 0
 }
 HZ=$(getconf CLK_TCK)
+machine_busy() { # all CPUs: busy ticks other than irq/softirq (user nice system steal)
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $9 }' /proc/stat
+}
+child_ticks() { # CPU time of this shell's waited-for children (the generator), in ticks
+    times | awk -v hz="$HZ" 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print int(t * hz + 0.5) }'
+}
 
 SPID=
 stop_server() {
@@ -166,9 +172,13 @@ for cfg in "${cfgs[@]}"; do
         read -r q0 f0 d0 < <(stats "$TPORT")
         load1=$(cut -d' ' -f1 /proc/loadavg)
         c0=$(cpu_ticks)
+        m0=$(machine_busy)
+        g0=$(child_ticks)
         if ! bench "$label" --get-ratio 1 --rate "$r" --duration "$duration" --spin-us "$spin" > "$raw/run.json"; then
             log "$label at $r: run failed"; continue
         fi
+        g1=$(child_ticks)
+        m1=$(machine_busy)
         c1=$(cpu_ticks)
         read -r q1 f1 d1 < <(stats "$TPORT")
         $PY -c '
@@ -181,8 +191,12 @@ r["srv_udp_forwarded"] = d(sys.argv[3], sys.argv[6])
 r["srv_udp_dropped"] = d(sys.argv[4], sys.argv[7])
 r["srv_cpu_pct"] = 100.0 * (int(sys.argv[9]) - int(sys.argv[8])) / int(sys.argv[10]) / r["window_s"]
 r["load1_before"] = float(sys.argv[11])
+# CPU used by anything but this server and this generator (other jobs)
+hz, busy = int(sys.argv[10]), int(sys.argv[13]) - int(sys.argv[12])
+ours = (int(sys.argv[9]) - int(sys.argv[8])) + (int(sys.argv[15]) - int(sys.argv[14]))
+r["other_cpu_pct"] = max(0.0, 100.0 * (busy - ours) / hz / r["window_s"])
 print(json.dumps(r))' "$raw/run.json" "$q0" "$f0" "$d0" "$q1" "$f1" "$d1" "$c0" "$c1" "$HZ" "$load1" \
-            >> "$raw/runs.jsonl"
+            "$m0" "$m1" "$g0" "$g1" >> "$raw/runs.jsonl"
     done
     stop_server
 done
@@ -194,15 +208,15 @@ table=$($PY - "$raw/runs.jsonl" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print("| server | offered | achieved | p50 µs | p99 µs | p99.9 µs | max µs | timeouts | errors "
-      "| lag p99 µs | udp_forwarded | server CPU | load1 |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| lag p99 µs | udp_forwarded | server CPU | other CPU | load1 |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     lat, lag = r["latency_us"], r["send_lag_us"]
     fw, rq = r.get("srv_udp_forwarded"), r.get("srv_udp_requests")
     fws = "n/a" if fw is None else "%d (%.1f%%)" % (fw, 100.0 * fw / rq if rq else 0.0)
-    print("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f | %d | %d | %.1f | %s | %.0f%% | %.2f |" % (
+    print("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f | %d | %d | %.1f | %s | %.0f%% | %.0f%% | %.2f |" % (
         r["server"], r["offered_rps"], r["achieved_rps"], lat["p50"], lat["p99"], lat["p999"], lat["max"],
-        r["timeouts"], r["errors"], lag["p99"], fws, r["srv_cpu_pct"], r["load1_before"]))
+        r["timeouts"], r["errors"], lag["p99"], fws, r["srv_cpu_pct"], r["other_cpu_pct"], r["load1_before"]))
 EOF
 )
 echo "$table"
@@ -221,8 +235,11 @@ hyper=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1)
     echo "\`udp_forwarded\`: requests percore's workers forwarded to the key's owner during the"
     echo "run (from \`stats\`, as a share of \`udp_requests\`); n/a for memcached. \`server CPU\`:"
     echo "the server process's user+system time during the run, % of one CPU (softirq work of the"
-    echo "loopback path is charged to whichever process it interrupts). \`load1\`: 1-minute load"
-    echo "average just before the run (this script's own server and generator included)."
+    echo "loopback path is charged to whichever process it interrupts). \`other CPU\`: CPU time used"
+    echo "during the run by everything except this server and this generator (user+system+steal of"
+    echo "all CPUs, irq/softirq excluded), % of one CPU: near 0 on a quiet machine; more means other"
+    echo "jobs competed for the two CPUs. \`load1\`: 1-minute load average just before the run (this"
+    echo "script's own processes included)."
     echo
     echo "$table"
     echo
