@@ -260,7 +260,7 @@ static void tq_push(struct conn *cn, uint32_t ent)
     cn->tq_n++;
 }
 
-/* Requests unanswered for longer than tmo (all of them with tmo == 0) count as
+/* Requests unanswered for longer than tmo (every one still in flight with all) count as
  * timeouts (or errors: timed_out == 0). The socket stays open. */
 static void udp_expire(struct worker *w, struct conn *cn, uint64_t now, uint64_t tmo, int all, int timed_out)
 {
