@@ -35,7 +35,7 @@ struct settings settings;
     X("help",            0, 'h', "",       "print this help and exit") \
     X("version",         0, 'V', "",       "print version and exit") \
     X("cpus",            1, 0x100, "<list>", "CPUs for the workers, e.g. 0-3,6 (default: those allowed)") \
-    X("io",              1, 0x101, "<name>", "I/O backend: epoll, poll (busy-poll) or uring (default: epoll)") \
+    X("io",              1, 0x101, "<name>", "I/O backend: uring, epoll or poll (busy-poll) (default: uring, epoll where not permitted)") \
     X("steering",        1, 0x102, "<mode>", "UDP request steering: auto, ebpf, cbpf or off (default: auto)") \
     X("idle-timeout",    1, 0x103, "<sec>",  "close connections idle this long (default: 0, never)") \
     X("max-conn-output", 1, 0x104, "<num>",  "stop reading a client with this much unsent output (default: 4m)") \
@@ -132,7 +132,7 @@ int options_parse(int argc, char **argv)
     settings = (struct settings){
         .port = 11211, .udp_port = 0, .maxbytes = 64ull << 20, .maxconns = 1024,
         .nworkers = 0, .item_max = 1 << 20, .use_cas = true, .flush_ok = true,
-        .backlog = 1024, .io = IO_EPOLL, .steering = STEER_AUTO,
+        .backlog = 1024, .io = IO_URING, .steering = STEER_AUTO,
         .conn_out_max = 4u << 20,
     };
     bool cpus_given = false;

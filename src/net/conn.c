@@ -292,6 +292,11 @@ void conn_flush(struct conn *c)
         conn_free(c);
         return;
     }
+    if (c->feed_pending) {
+        c->feed_pending = false;
+        conn_process(c);      /* re-marks c dirty; the flush runs again */
+        return;
+    }
     while (c->q_head && c->q_head->done) {
         struct msg *m = c->q_head;
         c->q_head = m->next;
@@ -407,7 +412,13 @@ void conn_feed(struct conn *c, const char *data, size_t n)
     }
     memcpy(c->rbuf.data + c->rbuf.len, data, n);
     c->rbuf.len += n;
-    conn_received(c, n);
+    /* Parse once per loop iteration, after every completion of the batch is
+     * in: a line split over several provided buffers must be judged whole,
+     * as epoll's larger reads would see it. */
+    c->last_active = c->w->now;
+    STAT_ADD(&c->w->stats, bytes_read, (uint64_t)n);
+    c->feed_pending = true;
+    mark_dirty(c);
 }
 
 static void conn_read(struct conn *c)
@@ -474,7 +485,9 @@ void conn_idle_sweep(struct worker *w)
         return;
     for (struct conn *c = w->conns, *n; c; c = n) {
         n = c->next;
-        if (w->now - c->last_active >= (uint32_t)settings.idle_timeout && c->inflight == 0 &&
+        /* Strictly greater: the clock ticks in whole seconds, so ">=" could
+         * close a connection that was active a moment ago. */
+        if (w->now - c->last_active > (uint32_t)settings.idle_timeout && c->inflight == 0 &&
             c->woff == c->wbuf.len) {
             STAT_INC(&w->stats, conn_idle_closed);
             conn_close(c);

@@ -25,6 +25,7 @@ struct conn {
     bool           closing;      /* quit / fatal: close once output drained */
     bool           closed;       /* fd gone; waiting for in-flight replies */
     bool           stalled;      /* input left unparsed because of back-pressure */
+    bool           feed_pending; /* bytes fed by a completion backend, not yet parsed */
     uint8_t        proto;
     uint32_t       events;       /* current reactor interest */
     uint32_t       last_active;
