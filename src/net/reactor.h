@@ -1,8 +1,8 @@
 /*
  * reactor.h — the event loop behind one small interface, one instance per
  * worker (owned by that worker's thread). Backends, chosen at start-up by
- * --io: epoll (default), busy-poll (epoll never sleeping) and io_uring
- * (reactor_uring.c; falls back to epoll where the kernel refuses it).
+ * --io: io_uring (default; reactor_uring.c, falls back to epoll where the
+ * kernel refuses it), epoll, and busy-poll (epoll never sleeping).
  *
  * epoll reports readiness and the caller does the recv()/send(). io_uring
  * completes the I/O itself: received bytes go straight to conn_feed(),
