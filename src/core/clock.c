@@ -9,15 +9,28 @@ static time_t unix_start;
 
 void clock_setup(void)
 {
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
     clock_gettime(CLOCK_MONOTONIC, &mono_start);
-    unix_start = time(NULL);
+    /* Move the monotonic origin back to the last whole unix second, so that
+     * relative seconds tick together with unix seconds: an absolute exptime
+     * then expires within the same second as it would by the wall clock. */
+    mono_start.tv_nsec -= rt.tv_nsec;
+    if (mono_start.tv_nsec < 0) {
+        mono_start.tv_nsec += 1000000000L;
+        mono_start.tv_sec -= 1;
+    }
+    unix_start = rt.tv_sec;
 }
 
 uint32_t clock_rel_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint32_t)(ts.tv_sec - mono_start.tv_sec) + CLOCK_REL_BASE;
+    time_t secs = ts.tv_sec - mono_start.tv_sec;
+    if (ts.tv_nsec < mono_start.tv_nsec)
+        secs--;
+    return (uint32_t)secs + CLOCK_REL_BASE;
 }
 
 time_t clock_started(void)

@@ -265,6 +265,15 @@ void conn_close(struct conn *c)
 {
     if (c->closed)
         return;
+    if (c->feed_pending) {
+        /* A client may send its last commands and close at once (a
+         * noreply set, then EOF in the same completion batch): run what
+         * arrived before the end, as a reading server would have. */
+        c->feed_pending = false;
+        conn_process(c);
+        if (c->closed)
+            return;
+    }
     struct worker *w = c->w;
     reactor_del(&w->reactor, c->src.fd);
     close(c->src.fd);
