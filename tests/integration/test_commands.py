@@ -730,3 +730,22 @@ def test_percore_worker_stats(server_factory):
     assert fwd > 0, "one connection touching every shard must forward"
     assert local > 0
     assert fwd + local >= 1000
+
+
+def test_commands_sent_just_before_close_are_applied(server):
+    """A client that writes noreply sets and closes at once: the server still
+    applies them (the data and the end of stream can arrive together)."""
+    keys = [b"eof:%d:%d" % (server.threads, i) for i in range(60)]
+    for k in keys:
+        s = socket.create_connection(server.addr)
+        s.sendall(b"set %s 0 0 1 noreply\r\nx\r\n" % k)
+        s.close()
+    deadline = time.time() + 5
+    c = server.conn()
+    while True:
+        c.send(b"get " + b" ".join(keys) + b"\r\n")
+        got = c.read_until(b"END\r\n")
+        if got.count(b"VALUE ") == len(keys) or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert got == get_reply([(k, 0, b"x") for k in keys])
