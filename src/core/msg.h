@@ -37,4 +37,8 @@ struct msg {
     char         data[];
 };
 
+/* A request message carrying a copy of r's key, value and aux bytes (the
+ * only copy made on the way to the owner). Aborts on allocation failure. */
+struct msg *msg_new_req(const struct req *r, enum msg_kind kind, unsigned from);
+
 #endif

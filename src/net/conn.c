@@ -99,28 +99,8 @@ static void sink_request(void *s, struct req *r)
         }
         return;
     }
-    size_t n = (size_t)r->klen + r->vlen + r->auxlen;
-    struct msg *m = malloc(sizeof *m + n);
-    if (!m)
-        abort();
-    memset(m, 0, sizeof *m);
-    m->kind = MSG_REQ;
-    m->from = (uint8_t)w->id;
+    struct msg *m = msg_new_req(r, MSG_REQ, w->id);
     m->conn = c;
-    m->req = *r;
-    char *p = m->data;
-    memcpy(p, r->key, r->klen);
-    m->req.key = p;
-    p += r->klen;
-    if (r->vlen) {
-        memcpy(p, r->val, r->vlen);
-        m->req.val = p;
-        p += r->vlen;
-    }
-    if (r->auxlen) {
-        memcpy(p, r->aux, r->auxlen);
-        m->req.aux = p;
-    }
     queue_append(c, m);
     c->inflight++;
     STAT_INC(&w->stats, req_forwarded);

@@ -208,28 +208,8 @@ static void sink_request(void *s, struct req *r)
         proto_exec(&w->x, r, &q->out);
         return;
     }
-    size_t n = (size_t)r->klen + r->vlen + r->auxlen;
-    struct msg *m = malloc(sizeof *m + n);
-    if (!m)
-        abort();
-    memset(m, 0, sizeof *m);
-    m->kind = MSG_UDP;
-    m->from = (uint8_t)w->id;
+    struct msg *m = msg_new_req(r, MSG_UDP, w->id);
     m->arg = (uint64_t)(uintptr_t)q;
-    m->req = *r;
-    char *d = m->data;
-    memcpy(d, r->key, r->klen);
-    m->req.key = d;
-    d += r->klen;
-    if (r->vlen) {
-        memcpy(d, r->val, r->vlen);
-        m->req.val = d;
-        d += r->vlen;
-    }
-    if (r->auxlen) {
-        memcpy(d, r->aux, r->auxlen);
-        m->req.aux = d;
-    }
     p->remote = m;
     q->inflight++;
     STAT_INC(&w->stats, req_forwarded);
