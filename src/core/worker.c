@@ -309,6 +309,7 @@ static void *worker_main(void *arg)
     flush_dirty(w);
     conn_close_all(w);
     flush_dirty(w);
+    reactor_quiesce(&w->reactor);
     return NULL;
 }
 

@@ -45,6 +45,12 @@ void reactor_fini(struct reactor *r)
         epoll_reactor_fini(r);
 }
 
+void reactor_quiesce(struct reactor *r)
+{
+    if (r->uring)
+        uring_reactor_quiesce(r);
+}
+
 int reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr)
 {
     return r->uring ? uring_reactor_add(r, fd, events, ptr) : epoll_reactor_add(r, fd, events, ptr);

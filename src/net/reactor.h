@@ -44,6 +44,9 @@ void reactor_fini(struct reactor *r);
 int  reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr);
 int  reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr);
 int  reactor_del(struct reactor *r, int fd);
+/* Worker's thread, at exit: the backend lets go of every fd it holds, so a
+ * closed listening socket is gone at once (a restart can bind the port). */
+void reactor_quiesce(struct reactor *r);
 /* Wait up to timeout_ms (0 = poll); returns the number of events filled. */
 int  reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms);
 

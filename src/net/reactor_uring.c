@@ -45,6 +45,7 @@ int uring_reactor_del(struct reactor *r, int fd) { return -1; }
 int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int t) { return -1; }
 int uring_reactor_send(struct reactor *r, int fd, struct buf *o, size_t *off) { return -1; }
 const char *uring_mode_name(const struct reactor *r) { return "none"; }
+void uring_reactor_quiesce(struct reactor *r) { (void)r; }
 
 #else
 
@@ -100,6 +101,7 @@ struct uring {
     struct uio       *rearm;       /* re-arm after the CQE batch */
     bool              enabled;
     unsigned          flags;
+    unsigned          pending;     /* requests the kernel has not finished */
 };
 
 /* The reactor is embedded in its worker; the backend needs the worker for
@@ -279,6 +281,7 @@ static void arm(struct uring *u, struct uio *x)
         break;
     }
     io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_ARM);
+    u->pending++;
     x->armed = true;
     x->cancelling = false;
     x->refs++;
@@ -289,6 +292,7 @@ static void cancel(struct uring *u, struct uio *x, unsigned op)
     struct io_uring_sqe *s = sqe_get(u);
     io_uring_prep_cancel64(s, (uint64_t)(uintptr_t)x | op, 0);
     io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_CANCEL);
+    u->pending++;
     x->refs++;
 }
 
@@ -300,6 +304,7 @@ static void send_tx(struct uring *u, struct uio *x)
     io_uring_prep_send(s, x->fd, x->tx.data + x->txoff, x->tx.len - x->txoff,
                        MSG_NOSIGNAL | MSG_WAITALL);
     io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_SEND);
+    u->pending++;
 }
 
 /* Re-arming waits for the end of the CQE batch, so every buffer that batch
@@ -443,6 +448,51 @@ int uring_reactor_send(struct reactor *r, int fd, struct buf *out, size_t *off)
     return 0;
 }
 
+/* ---- shut-down --------------------------------------------------------- */
+
+#define QUIESCE_TAG 0x1ull   /* user_data of the cancel-everything request */
+#define QUIESCE_MS  1000
+
+/* On the worker's own thread (the ring's single issuer), after its
+ * connections are closed: cancel every request still in the kernel and reap
+ * until none is left. A pending multishot accept holds a reference to its
+ * listening socket; left to the ring's asynchronous teardown, the socket
+ * outlives the process by milliseconds and a percore restarted on the same
+ * port fails to bind. Completions are only counted here, never dispatched:
+ * nothing above the reactor may run any more. */
+void uring_reactor_quiesce(struct reactor *r)
+{
+    struct uring *u = r->uring;
+    if (!u || !u->enabled)
+        return;
+    struct io_uring_sqe *s = sqe_get(u);
+    io_uring_prep_cancel(s, NULL, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(s, QUIESCE_TAG);
+    bool cancel_done = false;
+    for (int waited = 0; (u->pending > 0 || !cancel_done) && waited < QUIESCE_MS; waited += 10) {
+        struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000000 };
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe) {
+            seen++;
+            if (cqe->user_data == QUIESCE_TAG) {
+                cancel_done = true;
+                continue;
+            }
+            struct uio *x = (struct uio *)(uintptr_t)(cqe->user_data & ~OP_MASK);
+            unsigned op = (unsigned)(cqe->user_data & OP_MASK);
+            if (op == OP_ARM && x->kind == UK_LISTEN && cqe->res >= 0)
+                close(cqe->res);   /* accepted in the last moment */
+            if (!(cqe->flags & IORING_CQE_F_MORE))
+                u->pending--;
+        }
+        io_uring_cq_advance(&u->ring, seen);
+    }
+    if (u->pending > 0)
+        log_warn("io_uring: %u requests still pending at exit", u->pending);
+}
+
 /* ---- completions ------------------------------------------------------- */
 
 static void on_recv(struct uring *u, struct uio *x, struct io_uring_cqe *cqe)
@@ -539,6 +589,8 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
             break;   /* no room to report it: leave it for the next call */
         seen++;
         bool final = !(cqe->flags & IORING_CQE_F_MORE);
+        if (final)
+            u->pending--;
         if (op == OP_CANCEL) {
             uio_put(u, x);
             continue;

@@ -21,6 +21,7 @@ int  uring_reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr);
 int  uring_reactor_del(struct reactor *r, int fd);
 int  uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms);
 int  uring_reactor_send(struct reactor *r, int fd, struct buf *out, size_t *off);
+void uring_reactor_quiesce(struct reactor *r);
 /* The ring set-up flags in use, for the start-up log. */
 const char *uring_mode_name(const struct reactor *r);
 

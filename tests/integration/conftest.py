@@ -138,7 +138,7 @@ class Server:
     """One server process. Stopped by PID only (SIGTERM, then SIGKILL)."""
 
     def __init__(self, binary=None, threads=2, memory_mb=64, maxconns=1024,
-                 item_size="1m", extra=()):
+                 item_size="1m", extra=(), port=None):
         self.binary = binary or SERVER_BIN
         self.threads = threads
         self.is_memcached = os.path.basename(self.binary) == "memcached"
@@ -155,15 +155,16 @@ class Server:
         self.proc = None
         self.port = None
         for attempt in range(5):      # the free port may be taken meanwhile
-            self.port = free_port()
+            self.port = port or free_port()
             self.proc = subprocess.Popen(
                 [self.binary, "-p", str(self.port), *self.args],
                 stdin=subprocess.DEVNULL, stdout=self.stderr_file,
                 stderr=self.stderr_file)
             if self._wait_ready(10.0):
                 return
-            if self.proc.poll() is None:
-                self._kill()
+            if self.proc.poll() is None or port:
+                if self.proc.poll() is None:
+                    self._kill()
                 break
         err = self.stderr_text()
         pytest.fail(f"server did not start: {self.binary} {self.args}\n"

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Server, stats
+from conftest import Server, free_port, stats
 
 pytestmark = pytest.mark.percore_only
 
@@ -256,4 +256,18 @@ def test_uring_falls_back_to_epoll(monkeypatch):
         lines = [l for l in err.splitlines() if "io_uring" in l]
         assert len(lines) == 1 and "falling back to epoll" in lines[0], err
     finally:
+        srv.stop_and_check()
+
+
+@pytest.mark.time_limit(120)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_restart_on_same_port_20_times(backend):
+    """A stopped percore lets go of its port before it exits (io_uring's
+    pending accepts are cancelled and reaped first), so the next one binds
+    the same port at once: 20 stop/start cycles, no retry, no delay."""
+    port = free_port()
+    for i in range(20):
+        srv = Server(threads=2, extra=["--io=" + backend], port=port)
+        with srv.conn() as c:
+            c.call(b"set k 0 0 1\r\nx\r\n", b"STORED\r\n")
         srv.stop_and_check()
