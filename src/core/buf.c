@@ -1,8 +1,12 @@
 /*
- * buf.c — growable byte buffers (see buf.h). No shared state.
+ * buf.c — growable byte buffers with references (see buf.h). No shared
+ * state: a buffer belongs to whoever holds it; buf_unpin is written once by
+ * the main thread before any worker starts.
  */
 #include <stdlib.h>
 #include "core/buf.h"
+
+void (*buf_unpin)(uint16_t owner, uint32_t pin);
 
 bool buf_reserve(struct buf *b, size_t extra)
 {
@@ -20,11 +24,30 @@ bool buf_reserve(struct buf *b, size_t extra)
     return true;
 }
 
+static void release_refs(struct buf *b)
+{
+    for (uint32_t i = 0; i < b->nrefs; i++)
+        if (buf_unpin)
+            buf_unpin(b->refs[i].owner, b->refs[i].pin);
+    b->nrefs = 0;
+    b->rlen = 0;
+}
+
 void buf_free(struct buf *b)
 {
+    release_refs(b);
+    free(b->refs);
     free(b->data);
+    b->refs = NULL;
+    b->refcap = 0;
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+void buf_reset(struct buf *b)
+{
+    release_refs(b);
+    b->len = 0;
 }
 
 void buf_consume(struct buf *b, size_t n)
@@ -33,8 +56,77 @@ void buf_consume(struct buf *b, size_t n)
         b->len = 0;
         return;
     }
-    memmove(b->data, b->data + n, b->len - n);
+    memmove(b->data + 0, b->data + n, b->len - n);
     b->len -= n;
+}
+
+static bool refs_reserve(struct buf *b, uint32_t extra)
+{
+    if (b->refcap - b->nrefs >= extra)
+        return true;
+    uint32_t cap = b->refcap ? b->refcap : 8;
+    while (cap - b->nrefs < extra)
+        cap *= 2;
+    struct buf_ref *r = realloc(b->refs, cap * sizeof *r);
+    if (!r)
+        return false;
+    b->refs = r;
+    b->refcap = cap;
+    return true;
+}
+
+bool buf_ref(struct buf *b, const char *p, uint32_t len, uint16_t owner, uint32_t pin)
+{
+    if (!refs_reserve(b, 1))
+        return false;
+    b->refs[b->nrefs++] = (struct buf_ref){ .at = b->len, .p = p, .len = len,
+                                            .owner = owner, .pin = pin };
+    b->rlen += len;
+    return true;
+}
+
+bool buf_append(struct buf *dst, struct buf *src)
+{
+    if (!buf_reserve(dst, src->len) || !refs_reserve(dst, src->nrefs))
+        return false;
+    for (uint32_t i = 0; i < src->nrefs; i++) {
+        struct buf_ref r = src->refs[i];
+        r.at += dst->len;
+        dst->refs[dst->nrefs++] = r;
+    }
+    dst->rlen += src->rlen;
+    if (src->len)
+        memcpy(dst->data + dst->len, src->data, src->len);
+    dst->len += src->len;
+    src->len = 0;
+    src->nrefs = 0;     /* the pins moved with the references */
+    src->rlen = 0;
+    return true;
+}
+
+size_t buf_iov(const struct buf *b, size_t off, struct iovec *iov, size_t max)
+{
+    size_t n = 0, pos = 0, own = 0;   /* pos: logical; own: index into data */
+    for (uint32_t i = 0; i <= b->nrefs && n < max; i++) {
+        /* own bytes up to the next reference (or the end), then the reference */
+        size_t upto = i < b->nrefs ? b->refs[i].at : b->len;
+        size_t seg = upto - own;
+        if (seg && off < pos + seg) {
+            size_t skip = off > pos ? off - pos : 0;
+            iov[n++] = (struct iovec){ b->data + own + skip, seg - skip };
+        }
+        pos += seg;
+        own = upto;
+        if (i == b->nrefs || n >= max)
+            break;
+        const struct buf_ref *r = &b->refs[i];
+        if (r->len && off < pos + r->len) {
+            size_t skip = off > pos ? off - pos : 0;
+            iov[n++] = (struct iovec){ (void *)(r->p + skip), r->len - skip };
+        }
+        pos += r->len;
+    }
+    return n;
 }
 
 bool buf_add_u64(struct buf *b, uint64_t v)

@@ -2,6 +2,14 @@
  * buf.h — a growable byte buffer used for connection input/output and for
  * replies built on one worker and handed to another. A buffer has exactly
  * one owner at a time; ownership moves with the message that carries it.
+ *
+ * An output buffer may also hold references: bytes that stay where they are
+ * (an item's value in its owner's segment, pinned there) and are sent from
+ * there, in order, between the buffer's own bytes. Pending output then costs
+ * a small descriptor per large value instead of a copy of it. Releasing a
+ * buffer (buf_free/buf_reset) releases its references through buf_unpin,
+ * which the server sets: the pin belongs to the owner's store, so the
+ * release runs on the owner's thread or travels there as a message.
  */
 #ifndef PERCORE_BUF_H
 #define PERCORE_BUF_H
@@ -10,16 +18,33 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
+
+struct buf_ref {
+    size_t      at;     /* the referenced bytes follow data[0..at) */
+    const char *p;
+    uint32_t    len;
+    uint16_t    owner;  /* worker whose store holds (and pinned) the bytes */
+    uint32_t    pin;    /* that store's pin handle */
+};
 
 struct buf {
-    char  *data;
-    size_t len;     /* bytes filled */
-    size_t cap;
+    char           *data;
+    size_t          len;     /* own bytes filled */
+    size_t          cap;
+    struct buf_ref *refs;    /* in order of `at` */
+    uint32_t        nrefs, refcap;
+    size_t          rlen;    /* bytes referenced */
 };
+
+/* Set once at start-up; called for every reference a buffer lets go of. */
+extern void (*buf_unpin)(uint16_t owner, uint32_t pin);
 
 bool buf_reserve(struct buf *b, size_t extra);   /* false on OOM */
 void buf_free(struct buf *b);
-void buf_consume(struct buf *b, size_t n);       /* drop n bytes from the front */
+/* Empty the buffer, keep its memory; references are released. */
+void buf_reset(struct buf *b);
+void buf_consume(struct buf *b, size_t n);       /* drop n bytes from the front (no refs) */
 
 static inline bool buf_add(struct buf *b, const void *p, size_t n)
 {
@@ -35,6 +60,24 @@ static inline bool buf_adds(struct buf *b, const char *s)
 {
     return buf_add(b, s, strlen(s));
 }
+
+/* Bytes the buffer stands for: its own and the referenced ones. */
+static inline size_t buf_size(const struct buf *b)
+{
+    return b->len + b->rlen;
+}
+
+/* Append a reference to len bytes at p, pinned by `owner` under `pin`; the
+ * buffer now owns that pin. False on OOM (the caller still owns the pin). */
+bool buf_ref(struct buf *b, const char *p, uint32_t len, uint16_t owner, uint32_t pin);
+
+/* Move all of src (bytes and references) to the end of dst; src is left
+ * empty. False on OOM (src untouched). */
+bool buf_append(struct buf *dst, struct buf *src);
+
+/* Fill up to max iovecs with the buffer's contents from logical offset off
+ * (own and referenced bytes in order); returns the count. */
+size_t buf_iov(const struct buf *b, size_t off, struct iovec *iov, size_t max);
 
 /* Append an unsigned decimal number. */
 bool buf_add_u64(struct buf *b, uint64_t v);

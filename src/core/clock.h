@@ -25,4 +25,12 @@ uint32_t clock_exptime(int64_t exptime, uint32_t now);
 /* Remaining seconds of a store exptime as the meta protocol reports (-1 = never). */
 int64_t clock_ttl_left(uint32_t exptime, uint32_t now);
 
+/* Monotonic microseconds, for measuring (vDSO: no system call). */
+static inline uint64_t clock_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 #endif

@@ -20,6 +20,7 @@ enum msg_kind {
     MSG_FLUSH,        /* flush_all broadcast (arg = relative time, 0 = now) */
     MSG_STATS_RESET,  /* stats reset broadcast */
     MSG_UDP,          /* request from a UDP datagram; the reply is sent by its origin */
+    MSG_UNPIN,        /* a reply sent by reference is done: arg = the owner's pin */
 };
 
 struct conn;

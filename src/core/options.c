@@ -134,6 +134,7 @@ int options_parse(int argc, char **argv)
         .nworkers = 0, .item_max = 1 << 20, .use_cas = true, .flush_ok = true,
         .backlog = 1024, .io = IO_URING, .steering = STEER_AUTO,
         .conn_out_max = 4u << 20,
+        .reqs_per_event = 20,
     };
     bool cpus_given = false;
     int c;

@@ -40,6 +40,8 @@ struct settings {
     size_t   conn_out_max;     /* --max-conn-output: back-pressure threshold */
     unsigned max_get_keys;     /* --max-get-keys */
     size_t   seg_size;         /* --segment-size, 0 = store picks */
+    int      reqs_per_event;   /* -R: commands per connection per loop iteration */
+    size_t   worker_out_max;   /* --max-worker-output: all connections of a worker, 0 = auto */
 };
 
 enum io_backend { IO_EPOLL, IO_POLL, IO_URING };

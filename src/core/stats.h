@@ -30,7 +30,9 @@
     X(ring_full)          /* pushes that found the ring full and queued locally */ \
     X(doorbells)          /* eventfd wake-ups sent to sleeping workers */ \
     X(udp_requests) X(udp_dropped) X(udp_forwarded) \
-    X(conn_idle_closed) X(conn_output_paused)
+    X(conn_idle_closed) X(conn_output_paused) \
+    X(conn_output_throttled)   /* requests held back: a connection's unsent output at its cap */ \
+    X(worker_output_throttled) /* ... the worker's connections' output at the worker's cap */
 
 struct wstats {
 #define STAT_FIELD(n) _Atomic uint64_t n;

@@ -136,6 +136,8 @@ static void general(struct worker *w, struct buf *o)
     stat(o, "store_reclaimed_segments", "%llu", (unsigned long long)ss.reclaim_segments);
     stat(o, "store_merged_items", "%llu", (unsigned long long)ss.merged_items);
     stat(o, "store_large_items", "%llu", (unsigned long long)ss.large_items);
+    stat(o, "store_pins", "%llu", (unsigned long long)ss.pins);
+    stat(o, "store_held_bytes", "%llu", (unsigned long long)ss.held_bytes);
 #define OWN(f) stat(o, #f, "%llu", (unsigned long long)stat_get(&sum.f));
     WORKER_OWN_COUNTERS(OWN)
 #undef OWN
@@ -159,6 +161,9 @@ static void general(struct worker *w, struct buf *o)
         stat(o, name, "%llu", (unsigned long long)s.curr_items);
         snprintf(name, sizeof name, "worker_%u_cpu", i);
         stat(o, name, "%d", workers[i].cpu);
+        snprintf(name, sizeof name, "worker_%u_loop_max_us", i);
+        stat(o, name, "%llu", (unsigned long long)atomic_load_explicit(
+                                  &workers[i].loop_max_us, memory_order_relaxed));
     }
 }
 

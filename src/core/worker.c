@@ -124,6 +124,7 @@ static void reset_own_stats(struct worker *w)
     /* Gauges survive a reset, as in memcached. */
     uint64_t curr = stat_get(&w->stats.curr_connections);
     memset(&w->stats, 0, sizeof w->stats);
+    atomic_store_explicit(&w->loop_max_us, 0, memory_order_relaxed);
     STAT_ADD(&w->stats, curr_connections, curr);
 }
 
@@ -155,6 +156,9 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
             return;
         }
         STAT_INC(&w->stats, req_remote_served);
+        /* A TCP reply may send from this store's memory, pinned here until
+         * the origin's MSG_UNPIN comes back; a datagram is always copied. */
+        w->x.by_ref = m->kind == MSG_REQ;
         proto_exec(&w->x, &m->req, &m->reply);
         /* Publish before replying: a client that saw its reply and then asks
          * for stats on any worker must see what the request changed. */
@@ -167,6 +171,10 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
         return;
     case MSG_STATS_RESET:
         reset_own_stats(w);
+        free(m);
+        return;
+    case MSG_UNPIN:
+        store_unpin(w->store, (uint32_t)m->arg);
         free(m);
         return;
     default:
@@ -232,6 +240,27 @@ void worker_store_stats(struct worker *w, struct store_stats *out)
 
 /* ---- the loop ----------------------------------------------------------- */
 
+/* buf_unpin: a reply that referenced a store's memory is sent or dropped.
+ * The pin is the owner's; another worker's is released by message. After
+ * the workers stopped (teardown on the main thread) the stores go whole. */
+static void worker_unpin(uint16_t owner, uint32_t pin)
+{
+    struct worker *w = current_worker;
+    if (!w)
+        return;
+    if (owner == w->id) {
+        store_unpin(w->store, pin);
+        return;
+    }
+    struct msg *m = calloc(1, sizeof *m);
+    if (!m)
+        abort();
+    m->kind = MSG_UNPIN;
+    m->from = (uint8_t)w->id;
+    m->arg = pin;
+    worker_send(w, owner, m);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -252,13 +281,14 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
 
     while (!atomic_load_explicit(&server_stopping, memory_order_relaxed)) {
+        w->iter++;
         w->now = clock_rel_now();
         w->x.now = w->now;
         store_clock(w->store, w->now);
         if (w->flush_at && w->now >= w->flush_at)
             apply_flush(w, 0);
 
-        int timeout = (w->ovf_pending || more_maint) ? 0 : 1000;
+        int timeout = (w->ovf_pending || more_maint || w->resume) ? 0 : 1000;
         if (timeout) {
             atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
             atomic_thread_fence(memory_order_seq_cst);
@@ -267,6 +297,8 @@ static void *worker_main(void *arg)
         }
         int n = reactor_wait(&w->reactor, ev, 256, timeout);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+        uint64_t t0 = clock_mono_us();
+        conn_resume_all(w);
 
         for (int i = 0; i < n; i++) {
             struct evsrc *src = ev[i].ptr;
@@ -303,8 +335,14 @@ static void *worker_main(void *arg)
             more_maint = store_maintain(w->store, 64);
         }
         publish_stats(w);
+        /* The work of one iteration, waiting excluded (the kernel's share of
+         * io_uring sends runs inside the next wait, so it is not here). */
+        uint64_t dt = clock_mono_us() - t0;
+        if (dt > atomic_load_explicit(&w->loop_max_us, memory_order_relaxed))
+            atomic_store_explicit(&w->loop_max_us, dt, memory_order_relaxed);
     }
     /* Shutting down: answer what we can, then close. */
+    conn_resume_clear(w);
     drain_rings(w);
     flush_dirty(w);
     conn_close_all(w);
@@ -328,6 +366,7 @@ int workers_setup(void)
         workers[i].doorbell.fd = -1;
     }
     slots_init(nworkers);
+    buf_unpin = worker_unpin;
     proto_conf = (struct proto_conf){
         .item_max = settings.item_max, .use_cas = settings.use_cas,
         .flush_ok = settings.flush_ok, .shutdown_ok = settings.shutdown_ok,
@@ -366,7 +405,15 @@ int workers_setup(void)
         }
         w->now = clock_rel_now();
         store_clock(w->store, w->now);
-        w->x = (struct exec_ctx){ .store = w->store, .stats = &w->stats, .now = w->now };
+        w->out_max = settings.worker_out_max;
+        if (w->out_max == 0) {
+            /* An eighth of the worker's share of -m, at least 4 MiB. */
+            w->out_max = settings.maxbytes / nworkers / 8;
+            if (w->out_max < (4u << 20))
+                w->out_max = 4u << 20;
+        }
+        w->x = (struct exec_ctx){ .store = w->store, .stats = &w->stats, .now = w->now,
+                                  .self = (uint16_t)i };
         if (reactor_init(&w->reactor, settings.io == IO_POLL) < 0)
             return -1;
         w->doorbell.type = SRC_DOORBELL;

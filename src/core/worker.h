@@ -43,6 +43,7 @@ struct worker {
     struct evsrc     udp[MAX_LISTEN];
     int              nudp;
     _Atomic int      sleeping;             /* 1 while (about to be) blocked */
+    _Atomic uint64_t loop_max_us;          /* longest loop iteration's work (stats reset clears) */
 
     struct ring     *in[MAX_WORKERS];      /* consumer end: from worker p */
     struct ring     *out[MAX_WORKERS];     /* producer end: to worker p */
@@ -58,7 +59,11 @@ struct worker {
 
     struct conn     *conns;                /* all open connections */
     struct conn     *dirty;                /* connections with replies to send */
+    struct conn     *resume;               /* yielded with input left: next iteration */
     unsigned         nconns;
+    uint64_t         iter;                 /* loop iterations */
+    size_t           out_bytes;            /* own (copied) output of all its connections */
+    size_t           out_max;              /* past it, the heaviest stop being read */
 
     struct wstats    stats;                /* written by this worker only */
     _Atomic uint64_t store_pub[STORE_STATS_WORDS]; /* published store stats */

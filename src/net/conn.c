@@ -23,6 +23,10 @@
 #define INFLIGHT_START  64          /* ... until the first reply shows its size */
 #define INFLIGHT_MIN    16          /* never fewer, however large replies are */
 #define BUF_KEEP      (64 * 1024)   /* larger idle buffers are released */
+#define MAX_OUT_REFS  1024          /* values sent by reference pending per connection */
+#define IOV_BATCH     64            /* iovecs per sendmsg */
+#define RBUF_PAUSE    (64 * 1024)   /* unparsed input that stops reading */
+#define SEND_SLICE    (128 * 1024)  /* bytes sent per connection per flush (epoll) */
 
 static void conn_update_events(struct conn *c);
 static void conn_process(struct conn *c);
@@ -87,9 +91,10 @@ static void sink_request(void *s, struct req *r)
     if (owner == w->id) {
         STAT_INC(&w->stats, req_local);
         struct buf *o = sink_output(c);
-        size_t before = o->len;
+        size_t before = buf_size(o);
+        w->x.by_ref = true;
         proto_exec(&w->x, r, o);
-        size_t n = o->len - before;
+        size_t n = buf_size(o) - before;
         if (n > c->reply_est)
             c->reply_est = n;
         if (o != &c->wbuf) {
@@ -134,24 +139,84 @@ static void sink_shutdown(void *s, bool graceful)
     kill(getpid(), graceful ? SIGUSR1 : SIGINT);
 }
 
-/* Back-pressure. Output not yet sent counts (wbuf, and replies queued behind
- * a forwarded request), and so does output still to come: forwarded requests
- * are limited to what the cap leaves room for at the largest reply size seen
- * on this connection (a window of INFLIGHT_START until one is seen), so a
- * client that pipelines gets of large values without reading holds about
- * --max-conn-output plus INFLIGHT_MIN replies, not MAX_INFLIGHT of them. */
-static bool sink_busy(void *s)
+/* Output of this connection not yet sent: in wbuf, queued behind a
+ * forwarded request, and in the backend's hands. */
+static size_t conn_pending(const struct conn *c)
 {
-    struct conn *c = s;
+    return buf_size(&c->wbuf) - c->woff + c->qbytes + c->tx_bytes;
+}
+
+/* What its pending output costs in memory: own bytes (values sent by
+ * reference cost a descriptor, not a copy; queued replies are counted whole,
+ * which errs on the safe side). */
+static size_t conn_owned(const struct conn *c)
+{
+    return c->wbuf.len + c->qbytes + c->tx_own;
+}
+
+/* Keep the worker's sum of its connections' own output current. */
+static void conn_recount(struct conn *c)
+{
+    size_t now = c->closed ? 0 : conn_owned(c);
+    c->w->out_bytes += now - c->counted;
+    c->counted = now;
+}
+
+/* Back-pressure, judged before each request (never in the middle of one):
+ *  - this connection: output not yet sent past --max-conn-output, or too
+ *    many values referenced, or forwarded requests beyond what the cap
+ *    leaves room for at the largest reply seen here (a window of
+ *    INFLIGHT_START until one is seen, never fewer than INFLIGHT_MIN);
+ *  - the worker: all its connections' own output past out_max; then the
+ *    connections holding more than their share stop first, and past twice
+ *    out_max every connection with output pending does.
+ * A connection that stops is not read until its output drains. */
+static bool out_full(struct conn *c)
+{
     size_t cap = settings.conn_out_max;
-    size_t out = c->wbuf.len - c->woff + c->qbytes;
-    if (c->closing || c->inflight >= MAX_INFLIGHT || out > cap)
+    size_t out = conn_pending(c);
+    if (c->closing || c->inflight >= MAX_INFLIGHT)
         return true;
+    if (out > cap || c->wbuf.nrefs + c->tx_refs >= MAX_OUT_REFS) {
+        STAT_INC(&c->w->stats, conn_output_throttled);
+        return true;
+    }
+    struct worker *w = c->w;
+    size_t own = conn_owned(c);
+    size_t total = w->out_bytes + own - c->counted;
+    if (w->out_max && total > w->out_max && own > 0 &&
+        (total > 2 * w->out_max || own >= total / (w->nconns ? w->nconns : 1))) {
+        STAT_INC(&w->stats, worker_output_throttled);
+        return true;
+    }
     if (c->inflight < INFLIGHT_MIN)
         return false;
     if (c->reply_est == 0)
         return c->inflight >= INFLIGHT_START;
-    return (cap - out) / c->reply_est <= c->inflight;
+    return out >= cap || (cap - out) / c->reply_est <= c->inflight;
+}
+
+/* Fairness: at most -R commands of one connection per loop iteration; the
+ * rest of its input waits for the next iteration, after every other ready
+ * connection and ring has had its turn. */
+static bool sink_busy(void *s)
+{
+    struct conn *c = s;
+    if (out_full(c))
+        return true;
+    if (c->iter != c->w->iter) {
+        c->iter = c->w->iter;
+        c->nreq = 0;
+        c->sent_iter = 0;
+    }
+    if (settings.reqs_per_event > 0 && c->nreq >= (unsigned)settings.reqs_per_event) {
+        if (!c->yielded)
+            STAT_INC(&c->w->stats, conn_yields);
+        c->yielded = true;
+        return true;
+    }
+    c->nreq++;
+    return false;
 }
 
 const struct proto_sink conn_sink = {
@@ -237,7 +302,7 @@ static void conn_free(struct conn *c)
     buf_free(&c->wbuf);
     if (c->bin && bin_conn_free)
         bin_conn_free(c);
-    if (c->inflight == 0)
+    if (c->inflight == 0 && !c->in_resume)
         free(c);
 }
 
@@ -260,6 +325,8 @@ void conn_close(struct conn *c)
     c->src.fd = -1;
     c->closed = true;
     queue_drop(c);
+    c->qbytes = 0;
+    conn_recount(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -274,6 +341,43 @@ void conn_close(struct conn *c)
 }
 
 /* ---- output ------------------------------------------------------------- */
+
+/* Send from wbuf (own bytes and references, in order) with sendmsg, at
+ * most SEND_SLICE per loop iteration: filling a client's socket buffer with
+ * megabytes is a copy the worker pays for, and one connection must not hold
+ * the loop for long (the rest goes when epoll reports it writable again). */
+static bool send_direct(struct conn *c)
+{
+    if (c->iter != c->w->iter) {
+        c->iter = c->w->iter;
+        c->nreq = 0;
+        c->sent_iter = 0;
+    }
+    while (c->woff < buf_size(&c->wbuf) && c->sent_iter < SEND_SLICE) {
+        struct iovec iov[IOV_BATCH];
+        size_t niov = buf_iov(&c->wbuf, c->woff, iov, IOV_BATCH), len = 0, i;
+        for (i = 0; i < niov && len < SEND_SLICE - c->sent_iter; i++) {
+            if (len + iov[i].iov_len > SEND_SLICE - c->sent_iter)
+                iov[i].iov_len = SEND_SLICE - c->sent_iter - len;
+            len += iov[i].iov_len;
+        }
+        niov = i;
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = niov };
+        ssize_t n = niov == 1
+            ? send(c->src.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+            : sendmsg(c->src.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            c->woff += (size_t)n;
+            c->sent_iter += (size_t)n;
+            STAT_ADD(&c->w->stats, bytes_written, (uint64_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        return false;   /* peer gone */
+    }
+    return true;
+}
 
 void conn_flush(struct conn *c)
 {
@@ -291,50 +395,54 @@ void conn_flush(struct conn *c)
         c->q_head = m->next;
         if (!c->q_head)
             c->q_tail = NULL;
-        if (c->wbuf.len == c->woff && c->wbuf.len == 0 && m->reply.len > c->wbuf.cap) {
+        c->qbytes -= m->arg;
+        if (buf_size(&c->wbuf) == 0 && m->reply.len > c->wbuf.cap) {
             /* Steal the buffer instead of copying a large reply. */
             buf_free(&c->wbuf);
             c->wbuf = m->reply;
             m->reply = (struct buf){0};
-        } else {
-            buf_add(&c->wbuf, m->reply.data, m->reply.len);
-        }
-        c->qbytes -= m->arg;
-        msg_free(m);
-    }
-    if (reactor_sends(&c->w->reactor)) {
-        /* io_uring: the backend takes the bytes; its completion raises
-         * EV_WRITE, which brings us back here for the next batch. */
-        if (c->woff < c->wbuf.len &&
-            reactor_send(&c->w->reactor, c->src.fd, &c->wbuf, &c->woff) < 0) {
+        } else if (!buf_append(&c->wbuf, &m->reply)) {
+            msg_free(m);
             conn_close(c);
             return;
         }
-    } else while (c->woff < c->wbuf.len) {
-        ssize_t n = send(c->src.fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            c->woff += (size_t)n;
-            STAT_ADD(&c->w->stats, bytes_written, (uint64_t)n);
-            continue;
+        msg_free(m);
+    }
+    if (reactor_sends(&c->w->reactor)) {
+        /* io_uring: the backend takes the bytes (and the references' pins);
+         * its completion raises EV_WRITE, which brings us back here for the
+         * next batch. */
+        size_t size = buf_size(&c->wbuf), own = c->wbuf.len;
+        uint32_t refs = c->wbuf.nrefs;
+        if (c->woff < size) {
+            size_t handed = size - c->woff;
+            if (reactor_send(&c->w->reactor, c->src.fd, &c->wbuf, &c->woff) < 0) {
+                conn_close(c);
+                return;
+            }
+            if (buf_size(&c->wbuf) == 0) {
+                c->tx_bytes = handed;
+                c->tx_own = own;
+                c->tx_refs = refs;
+            }
         }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            break;
+    } else if (!send_direct(c)) {
         conn_close(c);   /* peer gone */
         return;
     }
-    if (c->woff == c->wbuf.len) {
-        c->woff = c->wbuf.len = 0;
+    if (c->woff == buf_size(&c->wbuf)) {
+        c->woff = 0;
+        buf_reset(&c->wbuf);   /* sent: the references' pins go back */
         if (c->wbuf.cap > BUF_KEEP)
             buf_free(&c->wbuf);
-        if (c->closing && !c->q_head) {
+        if (c->closing && !c->q_head && c->tx_bytes == 0) {
             conn_close(c);
             return;
         }
     }
     conn_update_events(c);
     /* Output drained or replies came home: requests held back may now run. */
-    if (c->stalled && !sink_busy(c))
+    if (c->stalled && !c->in_resume && !out_full(c))
         conn_process(c);
 }
 
@@ -342,10 +450,14 @@ static void conn_update_events(struct conn *c)
 {
     if (c->closed)
         return;
+    conn_recount(c);
     uint32_t ev = 0;
-    if (!sink_busy(c))
+    /* Input waiting for its turn (yielded) is not added to: reading resumes
+     * when the parser has caught up, so a fast sender cannot grow rbuf. */
+    size_t in_max = c->rneed > RBUF_PAUSE ? c->rneed : RBUF_PAUSE;
+    if (!out_full(c) && c->rbuf.len < in_max)
         ev |= EV_READ;
-    if (c->woff < c->wbuf.len)
+    if (c->woff < buf_size(&c->wbuf))
         ev |= EV_WRITE;
     if (ev != c->events) {
         if (!(ev & EV_READ) && (c->events & EV_READ))
@@ -373,7 +485,16 @@ static void conn_process(struct conn *c)
     }
     buf_consume(&c->rbuf, (size_t)used);
     c->rneed = need;
-    c->stalled = c->rbuf.len > 0 && sink_busy(c);
+    c->stalled = c->rbuf.len > 0 && (c->yielded || out_full(c));
+    if (c->yielded) {
+        c->yielded = false;
+        if (c->rbuf.len > 0 && !c->in_resume) {
+            c->in_resume = true;
+            c->resume_next = c->w->resume;
+            c->w->resume = c;
+        }
+    }
+    conn_recount(c);
     if (c->rbuf.len == 0 && c->rbuf.cap > BUF_KEEP)
         buf_free(&c->rbuf);
     mark_dirty(c);
@@ -435,7 +556,7 @@ static void conn_read(struct conn *c)
         }
         c->rbuf.len += (size_t)n;
         conn_received(c, (size_t)n);
-        if (c->closed || sink_busy(c) || (size_t)n < room)
+        if (c->closed || c->stalled || (size_t)n < room)
             break;
     }
 }
@@ -444,6 +565,11 @@ void conn_event(struct conn *c, uint32_t events)
 {
     if (c->closed)
         return;
+    if (events & EV_WRITE) {
+        /* (io_uring) the send in flight has completed */
+        c->tx_bytes = c->tx_own = 0;
+        c->tx_refs = 0;
+    }
     if (events & EV_READ)
         conn_read(c);
     if (!c->closed && (events & (EV_WRITE | EV_ERROR)))
@@ -456,15 +582,15 @@ void conn_reply_arrived(struct msg *m)
     c->inflight--;
     if (c->closed) {
         msg_free(m);
-        if (c->inflight == 0 && !c->in_dirty)
+        if (c->inflight == 0 && !c->in_dirty && !c->in_resume)
             free(c);
         return;
     }
     m->done = true;
-    m->arg = m->reply.len;   /* origin-only from here: bytes counted in qbytes */
+    m->arg = buf_size(&m->reply);   /* origin-only from here: counted in qbytes */
     c->qbytes += m->arg;
-    if (m->reply.len > c->reply_est)
-        c->reply_est = m->reply.len;
+    if (m->arg > c->reply_est)
+        c->reply_est = m->arg;
     mark_dirty(c);
 }
 
@@ -477,10 +603,41 @@ void conn_idle_sweep(struct worker *w)
         /* Strictly greater: the clock ticks in whole seconds, so ">=" could
          * close a connection that was active a moment ago. */
         if (w->now - c->last_active > (uint32_t)settings.idle_timeout && c->inflight == 0 &&
-            c->woff == c->wbuf.len) {
+            c->woff == buf_size(&c->wbuf) && c->tx_bytes == 0) {
             STAT_INC(&w->stats, conn_idle_closed);
             conn_close(c);
         }
+    }
+}
+
+void conn_resume_all(struct worker *w)
+{
+    struct conn *c = w->resume;
+    w->resume = NULL;
+    while (c) {
+        struct conn *n = c->resume_next;
+        c->in_resume = false;
+        if (c->closed) {
+            if (c->inflight == 0 && !c->in_dirty)
+                free(c);
+        } else {
+            c->feed_pending = true;   /* parse what is left, in the dirty pass */
+            mark_dirty(c);
+        }
+        c = n;
+    }
+}
+
+void conn_resume_clear(struct worker *w)
+{
+    struct conn *c = w->resume;
+    w->resume = NULL;
+    while (c) {
+        struct conn *n = c->resume_next;
+        c->in_resume = false;
+        if (c->closed && c->inflight == 0 && !c->in_dirty)
+            free(c);
+        c = n;
     }
 }
 

@@ -31,6 +31,16 @@ struct conn {
     uint32_t       last_active;
     unsigned       inflight;     /* requests out at other workers */
     size_t         qbytes;       /* reply bytes queued (q_head..) not yet in wbuf */
+    size_t         tx_bytes;     /* bytes the backend is sending (io_uring) */
+    size_t         tx_own;       /* ... of them in its own buffer, not referenced */
+    uint32_t       tx_refs;      /* ... and the references among them */
+    size_t         counted;      /* own output bytes counted in w->out_bytes */
+    uint64_t       iter;         /* worker loop iteration nreq counts for */
+    unsigned       nreq;         /* commands run in that iteration */
+    size_t         sent_iter;    /* bytes sent in that iteration (epoll) */
+    bool           yielded;      /* stopped parsing: its share of the iteration is used */
+    bool           in_resume;    /* on w->resume: parse again next iteration */
+    struct conn   *resume_next;
     size_t         reply_est;    /* largest keyed reply seen here (0 = none yet) */
     size_t         rneed;        /* bytes the parser needs to make progress */
     struct buf     rbuf;
@@ -53,6 +63,10 @@ void conn_reply_arrived(struct msg *m);
 void conn_flush(struct conn *c);
 void conn_close(struct conn *c);
 void conn_idle_sweep(struct worker *w);
+/* Connections that yielded in the last iteration continue (worker loop). */
+void conn_resume_all(struct worker *w);
+/* Worker exit: forget the resume list (every connection is closed next). */
+void conn_resume_clear(struct worker *w);
 void conn_close_all(struct worker *w);
 
 #endif

@@ -66,6 +66,12 @@ void uring_reactor_quiesce(struct reactor *r) { (void)r; }
 #define URING_BUF_SIZE    4096
 #define URING_BGID        0
 #define TX_KEEP           (64 * 1024) /* larger idle send buffers are released */
+#define TX_IOV            64          /* iovecs per sendmsg; the rest follows */
+/* Bytes per send request. The kernel runs a send's copy inside the worker's
+ * next io_uring_enter: megabytes for each of hundreds of connections there
+ * would hold the loop for seconds, so a long buffer goes out a slice per
+ * iteration (the next slice is issued from the completion). */
+#define TX_SLICE          (256 * 1024)
 
 /* What a CQE completes, in the low bits of user_data (uios are 16-aligned). */
 enum { OP_ARM = 0, OP_SEND = 1, OP_CANCEL = 2 };
@@ -84,8 +90,10 @@ struct uio {
     bool          rearm_queued;
     bool          bell_poll;  /* this kernel makes us poll the doorbell */
     unsigned      refs;       /* outstanding requests + pending re-arm */
-    struct buf    tx;         /* bytes of the send in flight */
+    struct buf    tx;         /* bytes of the send in flight (own and referenced) */
     size_t        txoff;
+    struct msghdr txmsg;      /* sendmsg of tx when it holds references */
+    struct iovec *txiov;      /* TX_IOV entries, allocated on first use */
     uint64_t      bell;       /* the doorbell's read target */
     struct uio   *prev, *next;     /* every uio of the ring, for teardown */
     struct uio   *rearm_next;
@@ -219,6 +227,7 @@ void uring_reactor_fini(struct reactor *r)
     for (struct uio *x = u->all, *n; x; x = n) {
         n = x->next;
         buf_free(&x->tx);
+        free(x->txiov);
         free(x);
     }
     uring_bufs_free(&u->bufs);
@@ -253,6 +262,7 @@ static void uio_put(struct uring *u, struct uio *x)
     if (x->next)
         x->next->prev = x->prev;
     buf_free(&x->tx);
+    free(x->txiov);
     free(x);
 }
 
@@ -298,11 +308,30 @@ static void cancel(struct uring *u, struct uio *x, unsigned op)
 
 static void send_tx(struct uring *u, struct uio *x)
 {
+    /* A buffer with references (values sent from their segments) goes out
+     * with sendmsg, up to TX_IOV pieces at a time. */
+    if (x->tx.nrefs && !x->txiov) {
+        x->txiov = malloc(TX_IOV * sizeof *x->txiov);
+        if (!x->txiov)
+            abort();
+    }
     struct io_uring_sqe *s = sqe_get(u);
     /* WAITALL: the kernel retries a short send on a stream socket itself,
      * so a completion means all sent or the connection failed. */
-    io_uring_prep_send(s, x->fd, x->tx.data + x->txoff, x->tx.len - x->txoff,
-                       MSG_NOSIGNAL | MSG_WAITALL);
+    if (x->tx.nrefs) {
+        size_t n = buf_iov(&x->tx, x->txoff, x->txiov, TX_IOV), len = 0, i;
+        for (i = 0; i < n && len < TX_SLICE; i++) {
+            if (len + x->txiov[i].iov_len > TX_SLICE)
+                x->txiov[i].iov_len = TX_SLICE - len;
+            len += x->txiov[i].iov_len;
+        }
+        x->txmsg = (struct msghdr){ .msg_iov = x->txiov, .msg_iovlen = i };
+        io_uring_prep_sendmsg(s, x->fd, &x->txmsg, MSG_NOSIGNAL | MSG_WAITALL);
+    } else {
+        size_t len = x->tx.len - x->txoff;
+        io_uring_prep_send(s, x->fd, x->tx.data + x->txoff, len < TX_SLICE ? len : TX_SLICE,
+                           MSG_NOSIGNAL | MSG_WAITALL);
+    }
     io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_SEND);
     u->pending++;
 }
@@ -432,14 +461,14 @@ int uring_reactor_send(struct reactor *r, int fd, struct buf *out, size_t *off)
     struct uio *x = byfd_get(u, fd);
     if (!x)
         return -1;
-    if (x->tx_busy || *off >= out->len)
+    if (x->tx_busy || *off >= buf_size(out))
         return 0;
     /* Swap buffers: the kernel reads from x->tx until the completion, the
      * connection keeps building replies in the (empty) other one. */
     struct buf spare = x->tx;
     x->tx = *out;
     x->txoff = *off;
-    spare.len = 0;
+    buf_reset(&spare);
     *out = spare;
     *off = 0;
     x->tx_busy = true;
@@ -533,17 +562,18 @@ static void on_doorbell(struct uio *x, int res)
 
 static void on_send(struct uring *u, struct uio *x, int res)
 {
-    size_t left = x->tx.len - x->txoff;
+    size_t left = buf_size(&x->tx) - x->txoff;
     if (res > 0)
         STAT_ADD(&u->w->stats, bytes_written, (uint64_t)res);
     if (x->src && res > 0 && (size_t)res < left) {
-        /* Interrupted part way (a signal): send the rest. */
+        /* One slice (or TX_IOV pieces) of a longer buffer, or interrupted
+         * part way by a signal: send the rest. */
         x->txoff += (size_t)res;
         send_tx(u, x);
         return;
     }
     x->tx_busy = false;
-    x->tx.len = 0;
+    buf_reset(&x->tx);   /* sent: the references' pins go back */
     x->txoff = 0;
     if (x->tx.cap > TX_KEEP)
         buf_free(&x->tx);

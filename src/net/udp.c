@@ -205,6 +205,7 @@ static void sink_request(void *s, struct req *r)
     unsigned owner = key_owner(r->key, r->klen);
     if (owner == w->id) {
         STAT_INC(&w->stats, req_local);
+        w->x.by_ref = false;   /* datagrams are built whole, then sent */
         proto_exec(&w->x, r, &q->out);
         return;
     }

@@ -7,6 +7,17 @@
 void meta_exec(struct exec_ctx *x, const struct req *r, struct buf *out) __attribute__((weak));
 void bin_exec(struct exec_ctx *x, const struct req *r, struct buf *out) __attribute__((weak));
 
+void proto_add_value(struct exec_ctx *x, struct buf *o, const struct item_view *iv, uint32_t n)
+{
+    if (x->by_ref && n >= PROTO_REF_MIN) {
+        store_pin(x->store, iv->loc);
+        if (buf_ref(o, iv->val, n, x->self, iv->loc))
+            return;
+        store_unpin(x->store, iv->loc);
+    }
+    buf_add(o, iv->val, n);
+}
+
 void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out)
 {
     switch (r->proto) {

@@ -199,7 +199,7 @@ static void exec_mg(struct exec_ctx *x, const struct mctx *m, struct buf *o)
         add_char(o, 'W');
     end_line(o);
     if (m->h.bits & MF_VALUE) {
-        buf_add(o, iv.val, iv.vlen);
+        proto_add_value(x, o, &iv, iv.vlen);
         end_line(o);
     }
     /* The view is dead after these. */

@@ -47,7 +47,13 @@ struct exec_ctx {
     struct store  *store;
     struct wstats *stats;
     uint32_t       now;
+    uint16_t       self;     /* the executing worker: owner of pins taken */
+    bool           by_ref;   /* reply may reference item memory (TCP) */
 };
+
+/* Values at least this long are sent by reference when x->by_ref. Shorter
+ * ones cost less to copy than to pin, describe and unpin. */
+#define PROTO_REF_MIN 2048
 
 /* Text protocol parser state, one per connection. */
 struct text_parser {
@@ -65,6 +71,10 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
 /* Execute a keyed request on the owner's store; append its reply to out. */
 void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
 void text_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
+
+/* Append n bytes of the value of the item iv views: pinned and referenced
+ * (see struct buf) when allowed and worth it, copied otherwise. */
+void proto_add_value(struct exec_ctx *x, struct buf *o, const struct item_view *iv, uint32_t n);
 
 /* Parse helpers shared by the text and meta parsers (memcached's safe_strto*). */
 bool parse_u32_trunc(const char *s, size_t n, uint32_t *out);

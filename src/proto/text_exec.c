@@ -12,9 +12,10 @@ static void line(struct buf *o, const char *s)
     buf_add(o, "\r\n", 2);
 }
 
-static void encode_value(struct buf *o, const struct item_view *iv, bool with_cas)
+static void encode_value(struct exec_ctx *x, struct buf *o, const struct item_view *iv,
+                         bool with_cas)
 {
-    buf_reserve(o, iv->klen + iv->vlen + 64);
+    buf_reserve(o, iv->klen + (iv->vlen < PROTO_REF_MIN ? iv->vlen : 0) + 64);
     buf_add(o, "VALUE ", 6);
     buf_add(o, iv->key, iv->klen);
     buf_add(o, " ", 1);
@@ -26,7 +27,7 @@ static void encode_value(struct buf *o, const struct item_view *iv, bool with_ca
         buf_add_u64(o, iv->cas);
     }
     buf_add(o, "\r\n", 2);
-    buf_add(o, iv->val, iv->vlen);
+    proto_add_value(x, o, iv, iv->vlen);
     buf_add(o, "\r\n", 2);
 }
 
@@ -83,7 +84,7 @@ void text_exec(struct exec_ctx *x, const struct req *r, struct buf *o)
         STAT_INC(st, cmd_get);
         if (rc == ST_OK) {
             STAT_INC(st, get_hits);
-            encode_value(o, &iv, r->op == OP_GETS);
+            encode_value(x, o, &iv, r->op == OP_GETS);
         } else {
             STAT_INC(st, get_misses);
         }
@@ -94,7 +95,7 @@ void text_exec(struct exec_ctx *x, const struct req *r, struct buf *o)
         STAT_INC(st, cmd_touch);
         if (rc == ST_OK) {
             STAT_INC(st, touch_hits);
-            encode_value(o, &iv, r->op == OP_GATS);
+            encode_value(x, o, &iv, r->op == OP_GATS);
         } else {
             STAT_INC(st, touch_misses);
         }

@@ -361,7 +361,15 @@ bool evict_one(struct store *s)
                       s->larges[s->large_head].create_at <= s->segs[best].create_at))
         if (seg_large_evict_one(s))
             return true;
-    if (best != NONE32 && s->spare != NONE32) {
+    if (best != NONE32 && s->spare == NONE32) {
+        /* No merge target: the segments just freed may all still be held by
+         * replies in flight (store_pin). Drop the oldest window whole
+         * rather than refuse every write until those sends complete. */
+        n = window_from(s, best, w);
+        evict_merge(s, w, n, MERGE_DROP);
+        return true;
+    }
+    if (best != NONE32) {
         n = window_from(s, best, w);
         if (n < N_MERGE) {
             uint32_t h = first_sealed(s, s->ttl[s->segs[best].bucket].head);
@@ -387,7 +395,7 @@ bool evict_one(struct store *s)
         if (o != NONE32 && (old == NONE32 || s->segs[o].create_at < s->segs[old].create_at))
             old = o;
     }
-    if (old != NONE32 && s->spare != NONE32) {
+    if (old != NONE32) {
         s->ttl[s->segs[old].bucket].open = NONE32;
         s->segs[old].state = SEG_SEALED;
         evict_merge(s, &old, 1, MERGE_DROP);

@@ -54,6 +54,8 @@ uint8_t *seg_large_alloc(struct store *s, size_t size, uint32_t *sid)
     l->maplen = len;
     l->serial = seg_next_serial(s);
     l->create_at = l->atime = s->now;
+    l->pins = 0;
+    l->held = false;
     l->next = NONE32;
     l->prev = s->large_tail;
     if (s->large_tail != NONE32)
@@ -86,6 +88,14 @@ void seg_large_free(struct store *s, uint32_t sid)
     uint32_t i = sid - s->nsegs;
     struct large *l = &s->larges[i];
     fifo_unlink(s, i);
+    l->prev = l->next = NONE32;
+    if (l->pins) {
+        /* A reply still sends from it: unmapped at the last unpin. */
+        l->held = true;
+        s->held_bytes += l->maplen;
+        s->nlarge--;    /* no longer an item: only its memory waits */
+        return;
+    }
     munmap(l->mem, l->maplen);
     s->large_bytes -= l->maplen;
     l->mem = NULL;
@@ -93,6 +103,19 @@ void seg_large_free(struct store *s, uint32_t sid)
     l->next = s->seg_large_free;
     s->seg_large_free = i;
     s->nlarge--;
+}
+
+void seg_large_unheld(struct store *s, uint32_t sid)
+{
+    struct large *l = &s->larges[sid - s->nsegs];
+    l->held = false;
+    s->held_bytes -= l->maplen;
+    munmap(l->mem, l->maplen);
+    s->large_bytes -= l->maplen;
+    l->mem = NULL;
+    l->serial = 0;
+    l->next = s->seg_large_free;
+    s->seg_large_free = sid - s->nsegs;
 }
 
 /* Drop large item i and its index entry; expired says how to count it. */

@@ -103,6 +103,13 @@ void seg_init_open(struct store *s, uint32_t id)
 void seg_release(struct store *s, uint32_t id)
 {
     struct seg *g = &s->segs[id];
+    if (g->pins) {
+        /* A reply still sends from here: reuse waits for the last unpin. */
+        g->state = SEG_HELD;
+        g->prev = g->next = NONE32;
+        s->held_bytes += s->seg_size;
+        return;
+    }
     g->state = SEG_FREE;
     g->serial = 0;
     g->prev = NONE32;
@@ -112,6 +119,12 @@ void seg_release(struct store *s, uint32_t id)
     s->nfree++;
     s->nfree_resident++;
     s->segs_used--;
+}
+
+void seg_unheld(struct store *s, uint32_t id)
+{
+    s->held_bytes -= s->seg_size;
+    seg_release(s, id);
 }
 
 /* Free segments keep their pages, so reusing one costs no page faults, and

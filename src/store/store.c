@@ -230,6 +230,7 @@ static void fill_view(const struct store *s, uint64_t e, const struct item *it,
     iv->atime = seg_loc_atime(s, e_seg(e));
     iv->cas = item_cas(s, e, it);
     iv->mbits = it->bits & IB_MBITS;
+    iv->loc = e_seg(e);
 }
 
 /* A read hit: fetched bit, atime, probabilistic frequency bump (exact up to
@@ -579,7 +580,7 @@ int store_set_mbits(struct store *s, const char *key, size_t klen, uint8_t set, 
 void store_flush(struct store *s)
 {
     for (uint32_t i = 0; i < s->nlarge_cap; i++)
-        if (s->larges[i].mem)
+        if (s->larges[i].mem && !s->larges[i].held)
             seg_large_free(s, s->nsegs + i);
     for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
         struct ttl_bucket *tb = &s->ttl[b];
@@ -622,6 +623,32 @@ bool store_maintain(struct store *s, unsigned budget)
     return more;
 }
 
+/* Pins are counted per segment (or large item), not per item: an item can
+ * die and its segment be merged away while a reply still sends from it, and
+ * only the memory's reuse has to wait. */
+void store_pin(struct store *s, uint32_t loc)
+{
+    if (loc_is_large(s, loc))
+        s->larges[loc - s->nsegs].pins++;
+    else
+        s->segs[loc].pins++;
+    s->pins++;
+}
+
+void store_unpin(struct store *s, uint32_t loc)
+{
+    s->pins--;
+    if (loc_is_large(s, loc)) {
+        struct large *l = &s->larges[loc - s->nsegs];
+        if (--l->pins == 0 && l->held)
+            seg_large_unheld(s, loc);
+    } else {
+        struct seg *g = &s->segs[loc];
+        if (--g->pins == 0 && g->state == SEG_HELD)
+            seg_unheld(s, loc);
+    }
+}
+
 void store_get_stats(const struct store *s, struct store_stats *o)
 {
     memset(o, 0, sizeof(*o));
@@ -631,6 +658,8 @@ void store_get_stats(const struct store *s, struct store_stats *o)
     o->mem_limit = s->cfg.mem_limit;
     o->mem_used = store_mem_used(s);
     o->index_bytes = index_bytes(s);
+    o->pins = s->pins;
+    o->held_bytes = s->held_bytes;
     o->seg_size = s->seg_size;
     o->segs_total = s->nsegs;
     o->segs_used = s->segs_used;

@@ -55,6 +55,7 @@ struct item_view {
     uint32_t    atime;    /* relative second of the last access before this one */
     uint64_t    cas;
     uint8_t     mbits;    /* ITEM_* bits as they were before this access */
+    uint32_t    loc;      /* where it lives, for store_pin() */
 };
 
 struct store_stats {
@@ -78,6 +79,8 @@ struct store_stats {
     uint64_t flushes;
     uint64_t hash_power;        /* log2 of the index's bucket count */
     uint64_t hash_expanding;    /* 1 while an incremental resize is running */
+    uint64_t pins;              /* replies in flight sending from item memory */
+    uint64_t held_bytes;        /* memory freed but pinned by those replies */
 };
 
 struct store;
@@ -135,6 +138,14 @@ void store_flush(struct store *s);
 bool store_maintain(struct store *s, unsigned budget);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* Replies by reference: pin the memory of the item a view came from, so
+ * that iv->val stays readable and unchanged (item values are never written
+ * in place) until the matching unpin, whatever the store does meanwhile.
+ * Memory freed while pinned stays counted in mem_used until the last unpin.
+ * Both run on the store's own thread. */
+void store_pin(struct store *s, uint32_t loc);
+void store_unpin(struct store *s, uint32_t loc);
 
 /* One "class" for `stats slabs` / `stats items`: a TTL bucket that holds
  * segments, or (large = true) the items kept outside segments. See

@@ -84,7 +84,10 @@ static inline unsigned hash_tag(uint64_t h)
     return t ? t : 1;
 }
 
-enum seg_state { SEG_FREE = 0, SEG_OPEN, SEG_SEALED, SEG_SPARE };
+/* SEG_HELD: released while replies still send from it (pins > 0); it goes
+ * to the free list when the last pin is dropped, and counts as used until
+ * then. */
+enum seg_state { SEG_FREE = 0, SEG_OPEN, SEG_SEALED, SEG_SPARE, SEG_HELD };
 
 struct seg {
     uint64_t serial;      /* opening number, mixed into CAS; 0 while free */
@@ -99,6 +102,7 @@ struct seg {
     uint8_t  state;       /* enum seg_state */
     uint8_t  dirty_queued;
     uint8_t  decommitted; /* FREE and its pages given back (seg_trim_resident) */
+    uint32_t pins;        /* replies in flight that send from this segment */
 };
 
 struct large {
@@ -107,6 +111,8 @@ struct large {
     uint64_t serial;
     uint32_t prev, next;  /* FIFO of live large items; next = free list link */
     uint32_t create_at, atime;
+    uint32_t pins;        /* replies in flight that send from it */
+    bool     held;        /* freed while pinned: unmapped at the last unpin */
 };
 
 #define TTL_NBUCKETS 978
@@ -180,6 +186,8 @@ struct store {
 
     size_t fixed_bytes;
     struct store_counters c;
+    uint64_t pins;           /* pins held by replies in flight */
+    uint64_t held_bytes;     /* memory freed but still pinned (counted as used) */
 
     /* transient scratch (not counted: freed size-bounded buffers) */
     struct mslot *mslots;    /* per-item index slot during a merge */
@@ -220,7 +228,8 @@ void     seg_teardown(struct store *s);
 uint32_t seg_get(struct store *s);                   /* may evict; NONE32 on failure */
 uint32_t seg_take_free(struct store *s);             /* never evicts */
 void     seg_init_open(struct store *s, uint32_t id);
-void     seg_release(struct store *s, uint32_t id);  /* back to the free list */
+void     seg_release(struct store *s, uint32_t id);  /* back to the free list (or held) */
+void     seg_unheld(struct store *s, uint32_t id);   /* last pin of a held one gone */
 void     seg_trim_resident(struct store *s); /* free pages of free segments over the limit */
 uint8_t *seg_loc_ptr(const struct store *s, uint32_t sid, uint32_t off);
 void     seg_item_died(struct store *s, uint32_t sid, uint32_t size);
@@ -240,6 +249,7 @@ bool     seg_large_setup(struct store *s);
 void     seg_large_teardown(struct store *s);
 uint8_t *seg_large_alloc(struct store *s, size_t size, uint32_t *sid);
 void     seg_large_free(struct store *s, uint32_t sid);
+void     seg_large_unheld(struct store *s, uint32_t sid);
 bool     seg_large_evict_one(struct store *s);
 unsigned seg_large_reclaim_expired(struct store *s, unsigned budget);
 static inline bool loc_is_large(const struct store *s, uint32_t sid) { return sid >= s->nsegs; }

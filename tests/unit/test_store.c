@@ -633,6 +633,71 @@ static void test_two_instances(void **state)
     store_destroy(b);
 }
 
+/* Replies by reference: a pinned item's bytes stay readable and unchanged
+ * through delete, overwrite, eviction and flush; the memory stays counted
+ * (held) until the last unpin, and is reused after. */
+static void test_pins(void **state)
+{
+    (void)state;
+    struct store *s = mk(4 * MB, 64 * KB, true);
+    /* a segment item and a large item */
+    char big[200 * KB];
+    memset(big, 'B', sizeof big);
+    assert_int_equal(put(s, SM_SET, "small", "hello world", 0, 0, 0, NULL), ST_OK);
+    assert_int_equal(store_put(s, SM_SET, "big", 3, big, sizeof big, 0, 0, 0, NULL), ST_OK);
+    struct item_view a, b;
+    assert_int_equal(store_get(s, "small", 5, &a), ST_OK);
+    assert_int_equal(store_get(s, "big", 3, &b), ST_OK);
+    store_pin(s, a.loc);
+    store_pin(s, b.loc);
+    store_pin(s, b.loc);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    assert_int_equal(st.pins, 3);
+    size_t used_before = st.mem_used;
+
+    /* overwrite the large item, delete the small one, then fill the store
+     * far past its limit so eviction and flush run over the pinned memory */
+    assert_int_equal(store_put(s, SM_SET, "big", 3, "x", 1, 0, 0, 0, NULL), ST_OK);
+    assert_int_equal(store_delete(s, "small", 5, 0), ST_OK);
+    char v[1000];
+    memset(v, 'v', sizeof v);
+    for (int i = 0; i < 20000; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "fill%d", i);
+        store_put(s, SM_SET, k, strlen(k), v, sizeof v, 0, 0, 0, NULL);
+    }
+    store_flush(s);
+    assert_memory_equal(a.val, "hello world", 11);
+    for (size_t i = 0; i < sizeof big; i++)
+        if (b.val[i] != 'B')
+            fail_msg("pinned large value changed at %zu", i);
+    store_get_stats(s, &st);
+    assert_true(st.held_bytes >= sizeof big);
+    assert_true(st.mem_used <= 4 * MB);
+    check_mem(s);
+    check_consistency(s);
+
+    store_unpin(s, a.loc);
+    store_unpin(s, b.loc);
+    store_get_stats(s, &st);
+    assert_true(st.held_bytes > 0);    /* one pin of the large item left */
+    store_unpin(s, b.loc);
+    store_get_stats(s, &st);
+    assert_int_equal(st.pins, 0);
+    assert_int_equal(st.held_bytes, 0);
+    assert_true(st.mem_used <= used_before);
+    /* the memory is usable again */
+    for (int i = 0; i < 5000; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "again%d", i);
+        assert_int_equal(store_put(s, SM_SET, k, strlen(k), v, sizeof v, 0, 0, 0, NULL), ST_OK);
+    }
+    check_mem(s);
+    check_consistency(s);
+    store_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +714,7 @@ int main(void)
         cmocka_unit_test(test_evict_keeps_hot),
         cmocka_unit_test(test_dead_bytes),
         cmocka_unit_test(test_two_instances),
+        cmocka_unit_test(test_pins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

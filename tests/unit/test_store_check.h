@@ -28,7 +28,7 @@ static inline void check_consistency(struct store *s)
     uint64_t live = 0, bytes = 0;
     for (uint32_t id = 0; id < s->nsegs; id++) {
         struct seg *g = &s->segs[id];
-        if (g->state == SEG_FREE || g->state == SEG_SPARE)
+        if (g->state == SEG_FREE || g->state == SEG_SPARE || g->state == SEG_HELD)
             continue;
         uint32_t n = 0, lb = 0;
         struct item it;
@@ -48,7 +48,7 @@ static inline void check_consistency(struct store *s)
         bytes += lb;
     }
     for (uint32_t i = 0; i < s->nlarge_cap; i++) {
-        if (!s->larges[i].mem)
+        if (!s->larges[i].mem || s->larges[i].held)
             continue;
         struct item it;
         seg_item_decode(s->larges[i].mem, &it);

@@ -1,0 +1,198 @@
+"""Bounded memory and liveness under clients that do not read (issue:
+"a 2 KB request must never cost 200 MB").
+
+The attack: one 1 MB value, 300 connections that each write `get big` 200
+times in one go and never read. A hit is sent by reference to the item's
+memory (pinned until the send completes), each connection stops being parsed
+once its unsent output passes --max-conn-output, and the worker caps the
+copied output of all its connections. So resident memory stays near -m, a
+new client is answered at once, and once the attackers read, their replies
+arrive complete and in order.
+
+Everything is bounded: 300 connections, a fixed probe period, fixed read
+sizes; the server is stopped by PID (conftest's Server).
+"""
+import os
+import socket
+import statistics
+import time
+
+import pytest
+
+from conftest import HOST, IS_MEMCACHED, Server, stats
+
+VALUE = b"v" * (1000 * 1000)
+ATTACKERS = 300
+GETS = 200
+# Memory the attack may add on top of -m (stated in docs/robustness.md).
+RSS_SLACK_MB = 64
+# A fresh client's request must be answered within this at every probe. The
+# design bound is far lower (see docs/robustness.md for the measured
+# numbers); this margin only keeps a loaded 2-core CI machine from failing a
+# correct server.
+PROBE_LIMIT_S = float(os.environ.get("PERCORE_PROBE_LIMIT", "0.5"))
+PROBE_SECONDS = float(os.environ.get("PERCORE_PROBE_SECONDS", "10"))
+# Attackers whose every reply is read back and compared (the others close).
+READ_BACK = int(os.environ.get("PERCORE_READ_BACK", "30"))
+
+
+def owner_key(srv, worker):
+    """A key that worker `worker` owns (found through per-worker stats)."""
+    with srv.conn() as c:
+        for i in range(200):
+            key = b"big%d" % i
+            before = stats(c)
+            c.call(b"set " + key + b" 0 0 1\r\nx\r\n", b"STORED\r\n")
+            after = stats(c)
+            grew = [w for w in range(srv.threads)
+                    if int(after["worker_%d_curr_items" % w])
+                    > int(before["worker_%d_curr_items" % w])]
+            c.call(b"delete " + key + b"\r\n", b"DELETED\r\n")
+            if grew == [worker]:
+                return key
+    pytest.fail("no key found for worker %d" % worker)
+
+
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def probe(srv, key):
+    t = time.monotonic()
+    with socket.create_connection(srv.addr, timeout=5) as s:
+        s.sendall(b"version\r\nget " + key + b"\r\n")
+        want = len(b"VERSION \r\n") + len(b"VALUE  0 \r\n\r\nEND\r\n") + len(key) \
+            + len(str(len(VALUE))) + len(VALUE)
+        got = b""
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += d
+            if got.endswith(b"END\r\n") and len(got) >= want - 64:
+                break
+    assert got.startswith(b"VERSION ") and got.endswith(b"\r\nEND\r\n"), got[:100]
+    return time.monotonic() - t
+
+
+def read_exact(s, n):
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = s.recv_into(view[got:], min(n - got, 1 << 20))
+        if k == 0:
+            break
+        got += k
+    return bytes(buf[:got])
+
+
+@pytest.mark.percore_only
+@pytest.mark.time_limit(240)
+@pytest.mark.parametrize("owner", [0, 1])
+def test_non_reading_clients_cannot_grow_memory(owner):
+    srv = Server(threads=2, memory_mb=64)
+    try:
+        key = owner_key(srv, owner)
+        with srv.conn() as c:
+            c.call(b"set %s 0 0 %d\r\n" % (key, len(VALUE)) + VALUE + b"\r\n", b"STORED\r\n")
+        base = rss_mb(srv.pid)
+        attackers = []
+        for _ in range(ATTACKERS):
+            a = socket.create_connection(srv.addr, timeout=30)
+            a.sendall((b"get " + key + b"\r\n") * GETS)
+            attackers.append(a)
+
+        lat, peak = [], base
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < PROBE_SECONDS:
+            lat.append(probe(srv, key))
+            peak = max(peak, rss_mb(srv.pid))
+            srv.check_alive()
+            time.sleep(0.1)
+        with srv.conn() as c:
+            st = stats(c)
+        print("owner %d: rss %d -> peak %d MiB; probe latency median %.1f ms, max %.1f ms "
+              "(%d probes); conn_output_throttled %s, store_pins %s"
+              % (owner, base, peak, statistics.median(lat) * 1e3, max(lat) * 1e3, len(lat),
+                 st["conn_output_throttled"], st["store_pins"]))
+        assert peak <= 64 + RSS_SLACK_MB, "resident memory %d MiB" % peak
+        assert max(lat) < PROBE_LIMIT_S, "a fresh client waited %.0f ms" % (max(lat) * 1e3)
+        assert int(st["conn_output_throttled"]) > 0
+
+        # The attackers read now: every reply complete, in order.
+        one = b"VALUE %s 0 %d\r\n" % (key, len(VALUE)) + VALUE + b"\r\nEND\r\n"
+        for a in attackers[:READ_BACK]:
+            for i in range(GETS):
+                got = read_exact(a, len(one))
+                assert got == one, "attacker reply %d differs (%d bytes)" % (i, len(got))
+        for a in attackers:
+            a.close()
+        # Pins go back once the replies are sent or dropped.
+        deadline = time.monotonic() + 10
+        while True:
+            with srv.conn() as c:
+                st = stats(c)
+            if int(st["store_pins"]) == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert int(st["store_pins"]) == 0 and int(st["store_held_bytes"]) == 0
+        assert probe(srv, key) < PROBE_LIMIT_S
+    finally:
+        srv.stop_and_check()
+
+
+@pytest.mark.time_limit(120)
+def test_multiget_and_binary_streams_of_large_values_stay_in_order():
+    """Amplifying paths besides `get`: multi-key gets of large values (local
+    and forwarded keys), meta `mg` and binary getq streams, pipelined deep
+    without reading, then read back complete and in order."""
+    srv = Server(threads=2, memory_mb=64)
+    try:
+        keys = [b"mk%d" % i for i in range(8)]
+        vals = [bytes([65 + i]) * (300 * 1000 + i) for i in range(8)]
+        with srv.conn() as c:
+            for k, v in zip(keys, vals):
+                c.call(b"set %s 0 0 %d\r\n" % (k, len(v)) + v + b"\r\n", b"STORED\r\n")
+        line = b"get " + b" ".join(keys) + b"\r\n"
+        one = b"".join(b"VALUE %s 0 %d\r\n" % (k, len(v)) + v + b"\r\n"
+                       for k, v in zip(keys, vals)) + b"END\r\n"
+        mg = b"".join(b"mg %s v\r\n" % k for k in keys)
+        mg_one = b"".join(b"VA %d\r\n" % len(v) + v + b"\r\n" for v in vals)
+        s = socket.create_connection(srv.addr, timeout=30)
+        s.sendall((line + mg) * 40)
+        time.sleep(0.5)
+        srv.check_alive()
+        for i in range(40):
+            assert read_exact(s, len(one)) == one, "multi-get %d" % i
+            assert read_exact(s, len(mg_one)) == mg_one, "mg batch %d" % i
+        s.close()
+        if IS_MEMCACHED:
+            return
+        # Binary: getkq for every key, then a noop, repeated.
+        import struct
+
+        def req(op, key, opaque):
+            return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), 0, 0, 0, len(key),
+                               opaque, 0) + key
+        batch = b"".join(req(0x0D, k, i) for i, k in enumerate(keys)) + req(0x0A, b"", 99)
+        s = socket.create_connection(srv.addr, timeout=30)
+        s.sendall(batch * 30)
+        time.sleep(0.3)
+        for _ in range(30):
+            for i, (k, v) in enumerate(zip(keys, vals)):
+                hdr = read_exact(s, 24)
+                magic, op, klen, elen, _, status, blen, opaque, _ = \
+                    struct.unpack(">BBHBBHIIQ", hdr)
+                assert (magic, op, status, opaque) == (0x81, 0x0D, 0, i)
+                body = read_exact(s, blen)
+                assert body[elen:elen + klen] == k and body[elen + klen:] == v
+            hdr = read_exact(s, 24)
+            assert hdr[1] == 0x0A
+        s.close()
+    finally:
+        srv.stop_and_check()
