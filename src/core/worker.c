@@ -382,6 +382,7 @@ int workers_setup(void)
             .seg_size = settings.seg_size,
             .shard_id = i,
             .use_cas = settings.use_cas,
+            .huge_pages = settings.large_pages,
         };
         w->store = store_create(&sc);
         if (!w->store) {

@@ -359,8 +359,12 @@ static void conn_update_events(struct conn *c)
 
 static void conn_process(struct conn *c)
 {
+    /* -B ascii|binary fixes the protocol as memcached does (a binary
+     * request is then parsed as text, or text fails the magic check). */
     if (c->proto == CP_UNKNOWN && c->rbuf.len)
-        c->proto = ((unsigned char)c->rbuf.data[0] == 0x80 && bin_parse) ? CP_BINARY : CP_TEXT;
+        c->proto = settings.protocol == PROT_ASCII || !bin_parse ? CP_TEXT
+                 : settings.protocol == PROT_BINARY ? CP_BINARY
+                 : (unsigned char)c->rbuf.data[0] == 0x80 ? CP_BINARY : CP_TEXT;
     size_t need = 0;
     ssize_t used;
     if (c->proto == CP_BINARY)
