@@ -21,6 +21,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "net/accept_limit.h"
 #include "net/conn.h"
 #include "net/listener.h"
 #include "net/udp.h"
@@ -260,6 +261,7 @@ static void *worker_main(void *arg)
             apply_flush(w, 0);
 
         int timeout = (w->ovf_pending || more_maint) ? 0 : 1000;
+        timeout = accept_limit_tick(w, timeout);
         if (timeout) {
             atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
             atomic_thread_fence(memory_order_seq_cst);
@@ -394,6 +396,8 @@ int workers_setup(void)
         w->x = (struct exec_ctx){ .store = w->store, .stats = &w->stats, .now = w->now };
         if (reactor_init(&w->reactor, settings.io == IO_POLL) < 0)
             return -1;
+        if (accept_limit_setup(w) < 0)
+            return -1;
         w->doorbell.type = SRC_DOORBELL;
         w->doorbell.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->doorbell.fd < 0 || reactor_add(&w->reactor, w->doorbell.fd, EV_READ, &w->doorbell) < 0)
@@ -485,6 +489,7 @@ void workers_teardown(void)
             close(w->udp[a].fd);
         if (w->doorbell.fd >= 0)
             close(w->doorbell.fd);
+        accept_limit_teardown(w);
         if (w->reactor.fd >= 0 || w->reactor.uring)
             reactor_fini(&w->reactor);
         if (w->store)

@@ -16,6 +16,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/stats_report.h"
+#include "net/accept_limit.h"
 #include "net/conn.h"
 
 #define READ_CHUNK    16384
@@ -207,6 +208,8 @@ void conn_accept(struct worker *w, struct evsrc *ls)
     for (int i = 0; i < 64; i++) {
         int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            if (accept_limit_failed(w, ls, errno))
+                return;    /* out of descriptors: paused, see accept_limit.c */
             if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                 log_warn("accept: %s", strerror(errno));
             return;
