@@ -19,7 +19,7 @@ def name(binary):
 
 
 class Proc:
-    def __init__(self, binary, args, tcp=None, unix=None, wait=True):
+    def __init__(self, binary, args, tcp=None, unix=None, wait=True, probe=True):
         self.binary = binary
         self.argv = [binary] + list(args)
         if name(binary) == "memcached" and os.geteuid() == 0:
@@ -28,6 +28,7 @@ class Proc:
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=self.err, stderr=self.err)
         self.tcp, self.unix = tcp, unix
+        self.probe = probe      # False: a connection is enough (binary-only servers)
         if wait:
             self.wait_ready()
 
@@ -51,6 +52,8 @@ class Proc:
                                                           self.stderr()))
             try:
                 with self.connect(1) as s:
+                    if not self.probe:
+                        return
                     s.sendall(b"version\r\n")
                     if s.recv(64).startswith(b"VERSION "):
                         return
