@@ -58,7 +58,7 @@ struct settings settings;
     X("memory-file",     1, 'e', "<file>", "accepted; no effect (no warm restart here), warns once") \
     X("enable-ssl",      0, 'Z', "",       "TLS: not supported, refused") \
     X("extended",        1, 'o', "<opts>", "comma separated memcached -o sub-options (see docs/deployment.md)") \
-    X("napi-ids",        1, 'N', "<num>",  "accepted for memcached compatibility; no effect") \
+    X("napi_ids",        1, 'N', "<num>",  "accepted for memcached compatibility; no effect") \
     X("cpus",            1, 0x100, "<list>", "CPUs for the workers, e.g. 0-3,6 (default: those allowed)") \
     X("io",              1, 0x101, "<name>", "I/O backend: uring, epoll or poll (busy-poll) (default: uring, epoll where not permitted)") \
     X("steering",        1, 0x102, "<mode>", "UDP request steering: auto, ebpf, cbpf or off (default: auto)") \
