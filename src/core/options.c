@@ -170,9 +170,6 @@ void options_log_notes(void)
 {
     for (int i = 0; i < nnotes; i++)
         log_info("%s: accepted, no effect: %s", notes[i].what, notes[i].why);
-    if (settings.no_evict)
-        log_warn("-M: not honoured yet: the segment store still evicts when memory is full "
-                 "(making room without dropping live items needs a compacting merge)");
     if (memory_file_warning)
         log_warn("-e %s: no effect: percore has no warm restart; item memory is not "
                  "backed by a file and the cache starts empty", memory_file_warning);

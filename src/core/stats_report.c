@@ -171,7 +171,7 @@ static void settings_report(struct buf *o)
     stat(o, "inter", "%s", settings.listen[0] ? settings.listen[0] : "NULL");
     stat(o, "verbosity", "%d", settings.verbose);
     stat(o, "oldest", "0");
-    stat(o, "evictions", "on");   /* -M is not honoured by the store yet */
+    stat(o, "evictions", "%s", settings.no_evict ? "off" : "on");
     stat(o, "domain_socket", "%s", settings.unix_path ? settings.unix_path : "NULL");
     stat(o, "umask", "%o", settings.unix_mask);
     stat(o, "shutdown_command", "%s", settings.shutdown_ok ? "yes" : "no");

@@ -385,6 +385,7 @@ int workers_setup(void)
             .shard_id = i,
             .use_cas = settings.use_cas,
             .huge_pages = settings.large_pages,
+            .no_evict = settings.no_evict,
         };
         w->store = store_create(&sc);
         if (!w->store) {

@@ -42,6 +42,7 @@ struct store_config {
     unsigned shard_id;    /* 0..255, mixed into CAS values so they are unique */
     bool     use_cas;     /* false with -C: cas values are 0 */
     bool     huge_pages;  /* -L: advise transparent huge pages for segments */
+    bool     no_evict;    /* -M: fail writes (ST_NO_MEMORY) rather than drop live items */
 };
 
 /* A read-only view of an item. Pointers stay valid only until the next call

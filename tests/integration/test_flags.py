@@ -210,3 +210,35 @@ def test_memcached_refuses_the_same_bad_values(args):
     from conftest import MEMCACHED
     r = run(MEMCACHED, args + ["-p", "0", "-U", "0"])
     assert r.returncode != 0
+
+
+def test_disable_evictions_answers_out_of_memory(binary):
+    """-M: when memory is full a write fails with memcached's error and no
+    item that was stored is dropped."""
+    with tcp(binary, "-M", "-m", "4", "-t", "1") as srv:
+        s = srv.connect(timeout=10)
+        value = b"x" * 2000
+        stored, err = 0, None
+        for i in range(20000):
+            s.sendall(b"set key%d 0 0 %d\r\n%s\r\n" % (i, len(value), value))
+            line = b""
+            while not line.endswith(b"\r\n"):
+                line += s.recv(256)
+            if line != b"STORED\r\n":
+                err = line
+                break
+            stored += 1
+        assert err == b"SERVER_ERROR out of memory storing object\r\n", (stored, err)
+        assert stored > 200
+        missing = 0
+        for i in range(stored):
+            s.sendall(b"mg key%d\r\n" % i)      # HD: present, EN: missing
+            line = b""
+            while not line.endswith(b"\r\n"):
+                line += s.recv(256)
+            missing += line != b"HD\r\n"
+        s.close()
+        assert missing == 0, "%d of %d items evicted under -M" % (missing, stored)
+        st = srv.stats()
+        assert st["evictions"] == "0"
+        assert srv.stats("settings")["evictions"] == "off"
