@@ -48,7 +48,7 @@ ifneq ($(wildcard bench/floor.c),)
   ALL += $(O)/percore-floor
 endif
 
-.PHONY: all run test deps unit integration asan tsan clean install uninstall
+.PHONY: all run test deps deps-test unit integration asan tsan clean install uninstall
 all: $(ALL)
 
 $(O)/%.o: %.c
@@ -82,10 +82,15 @@ $(O)/tools/%: $(O)/tests/tools/%.o
 # Feature fragments (eBPF programs, install rules, fuzzing) live in mk/.
 -include $(wildcard mk/*.mk)
 
+# make run needs only what building and running the server needs; make
+# test adds the test tool chain (scripts/deps.sh run|test).
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh run
+deps-test:
+	@bash scripts/deps.sh test
 
-run: deps all
+run: deps
+	$(MAKE) $(O)/percore
 	./$(O)/percore $(ARGS)
 
 unit: all
@@ -99,7 +104,7 @@ asan:
 tsan:
 	$(MAKE) O=build-tsan SAN=tsan OPT=-O1 CC=clang all   # gcc rejects fences under TSan
 
-test: deps
+test: deps-test
 	@bash tests/run-all.sh
 
 clean:

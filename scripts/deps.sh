@@ -1,10 +1,22 @@
 #!/bin/bash
-# Install the Debian 12 packages percore needs to build and test, only when
-# missing. Runs as root (or via sudo when available).
+# Install the Debian 12 packages percore needs, only when missing. Runs as
+# root (or via sudo when available).
+#   deps.sh run    what building and running the server needs (make run)
+#   deps.sh test   that plus the test tool chain (make test)
 set -e
-PKGS="build-essential pkg-config clang llvm libcmocka-dev liburing-dev libbpf-dev libelf-dev
-zlib1g-dev bpftool memcached python3 python3-pytest python3-pymemcache python3-pylibmc
+# Compiler and make; liburing (io_uring backend); clang, llvm, bpftool,
+# libbpf, libelf and zlib for the eBPF steering program (without them the
+# server still builds, with software steering only).
+RUN_PKGS="build-essential pkg-config liburing-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev"
+# Unit tests (cmocka), the reference server and clients the integration
+# tests drive, and the tools the benchmarks and soak use.
+TEST_PKGS="libcmocka-dev memcached python3 python3-pytest python3-pymemcache python3-pylibmc
 libmemcached-tools gnuplot-nox valgrind iproute2 nutcracker ruby ruby-dalli"
+case "${1:-test}" in
+run)  PKGS="$RUN_PKGS" ;;
+test) PKGS="$RUN_PKGS $TEST_PKGS" ;;
+*)    echo "usage: $0 run|test" >&2; exit 64 ;;
+esac
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -87,12 +89,59 @@ static void write_pidfile(const char *path)
     fclose(f);
 }
 
+/* Descriptors: -c connections plus what percore holds itself (per worker:
+ * listeners, UDP sockets, the event loop, the doorbell, the spare kept for
+ * refusing connections; plus stdio, the pid file, eBPF maps). As memcached
+ * does, raise the soft limit to fit, and the hard one too where allowed
+ * (root); otherwise take what the hard limit allows and say so: accept then
+ * backs off on EMFILE (net/accept_limit.c) instead of failing. */
+static void raise_nofile(void)
+{
+    rlim_t per_worker = (rlim_t)(2 * settings.nlisten + 5);
+    rlim_t need = (rlim_t)settings.maxconns + (rlim_t)settings.nworkers * per_worker + 32;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur >= need) {
+        log_info("descriptors: soft limit %llu fits -c %d (needs %llu)",
+                 (unsigned long long)rl.rlim_cur, settings.maxconns, (unsigned long long)need);
+        return;
+    }
+    struct rlimit want = { need, rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? rl.rlim_max : need };
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+        log_info("descriptors: raised the limit from %llu to %llu for -c %d",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)need, settings.maxconns);
+        return;
+    }
+    want = (struct rlimit){ rl.rlim_max, rl.rlim_max };
+    if (rl.rlim_max > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &want) == 0)
+        rl.rlim_cur = rl.rlim_max;
+    log_warn("descriptors: -c %d needs %llu, the hard limit allows %llu; connections past it "
+             "are answered 'ERROR Too many open connections'",
+             settings.maxconns, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+}
+
+/* -r: as memcached, core files as large as the hard limit allows. */
+static void enable_coredumps(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_CORE, &rl) < 0)
+            log_warn("-r: cannot raise the core file limit: %s", strerror(errno));
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (options_parse(argc, argv) != 0)
         return 0;
     log_verbosity = settings.verbose;
     signal(SIGPIPE, SIG_IGN);
+    options_log_notes();
+    if (settings.enable_coredumps)
+        enable_coredumps();
+    raise_nofile();
 
     /* Workers inherit this mask; only the main thread takes signals. */
     sigset_t set;
@@ -116,12 +165,25 @@ int main(int argc, char **argv)
         workers_teardown();
         return EXIT_RUNTIME;
     }
-    if (settings.daemonize && settings.pidfile)
+    /* As memcached 1.6: written with or without -d. */
+    if (settings.pidfile)
         write_pidfile(settings.pidfile);
+    /* -k: after the stores are allocated, and for what comes later too. */
+    if (settings.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
+        log_warn("-k: cannot lock memory: %s (RLIMIT_MEMLOCK or CAP_IPC_LOCK); continuing unlocked",
+                 strerror(errno));
 
-    log_info("listening on %s port %d, %d workers, %zu MiB, item max %zu bytes, max %d connections",
-             settings.listen[0], settings.port, settings.nworkers, settings.maxbytes >> 20,
-             settings.item_max, settings.maxconns);
+    if (settings.unix_path)
+        log_info("listening on UNIX socket %s (mask %03o), %d workers, %zu MiB, item max %zu bytes, "
+                 "max %d connections", settings.unix_path, settings.unix_mask, settings.nworkers,
+                 settings.maxbytes >> 20, settings.item_max, settings.maxconns);
+    else if (settings.port == 0)
+        log_info("TCP off (-p 0), %d workers, %zu MiB, item max %zu bytes, max %d connections",
+                 settings.nworkers, settings.maxbytes >> 20, settings.item_max, settings.maxconns);
+    else
+        log_info("listening on %s port %d, %d workers, %zu MiB, item max %zu bytes, max %d connections",
+                 settings.listen[0], settings.listen_port[0] ? settings.listen_port[0] : settings.port,
+                 settings.nworkers, settings.maxbytes >> 20, settings.item_max, settings.maxconns);
     if (settings.udp_port)
         log_info("UDP port %d, steering: %s", settings.udp_port, udp_steering_name());
 
@@ -146,7 +208,7 @@ int main(int argc, char **argv)
     }
     workers_stop();
     workers_teardown();
-    if (settings.daemonize && settings.pidfile)
+    if (settings.pidfile)
         unlink(settings.pidfile);
     return 0;
 }

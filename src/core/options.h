@@ -40,9 +40,30 @@ struct settings {
     size_t   conn_out_max;     /* --max-conn-output: back-pressure threshold */
     unsigned max_get_keys;     /* --max-get-keys */
     size_t   seg_size;         /* --segment-size, 0 = store picks */
+
+    /* memcached flags added for drop-in use (issue 12). */
+    int      listen_port[MAX_LISTEN]; /* -l host:port; 0 = the -p port */
+    char    *unix_path;        /* -s: UNIX socket; turns TCP and UDP off */
+    int      unix_mask;        /* -a: permissions of the socket file (octal) */
+    bool     no_evict;         /* -M: SERVER_ERROR out of memory, never evict */
+    bool     lock_memory;      /* -k: mlockall() */
+    bool     large_pages;      /* -L: ask for transparent huge pages */
+    bool     enable_coredumps; /* -r: raise RLIMIT_CORE */
     int      reqs_per_event;   /* -R: commands per connection per loop iteration */
-    size_t   worker_out_max;   /* --max-worker-output: all connections of a worker, 0 = auto */
+    size_t   worker_out_max;   /* all connections' copied output per worker, 0 = auto */
+    int      protocol;         /* -B: enum bind_protocol */
+    bool     dump_disabled;    /* -X: no stats cachedump / lru_crawler metadump */
+    bool     watch_disabled;   /* -W: no watch */
+    char     stat_delim;       /* -D: key prefix delimiter of per-prefix stats */
+    bool     detail_enabled;   /* -D turns per-prefix stats on at start-up */
+    char    *memory_file;      /* -e: accepted, no effect (no warm restart) */
+    bool     maxconns_fast;    /* -o (no_)maxconns_fast */
+    double   growth_factor;    /* -f: accepted for stats settings, no effect */
+    int      slab_min_size;    /* -n: accepted, no effect */
+    int      napi_ids;         /* -N: accepted, no effect */
 };
+
+enum bind_protocol { PROT_AUTO, PROT_ASCII, PROT_BINARY };
 
 enum io_backend { IO_EPOLL, IO_POLL, IO_URING };
 enum steering_mode { STEER_AUTO, STEER_EBPF, STEER_CBPF, STEER_OFF };
@@ -52,5 +73,9 @@ extern struct settings settings;
 /* Parses argv into `settings`. Returns 0 to run, 1 when --help/--version was
  * printed, or exits with EXIT_USAGE on a bad flag. */
 int options_parse(int argc, char **argv);
+/* Logs, once, what options accepted for compatibility do not change here
+ * (at -v), and warnings for those an operator must know about. Called after
+ * log_verbosity is set. */
+void options_log_notes(void);
 
 #endif

@@ -10,6 +10,7 @@
  * message is never stranded. Rings are drained completely each iteration.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "net/accept_limit.h"
 #include "net/conn.h"
 #include "net/listener.h"
 #include "net/udp.h"
@@ -289,6 +291,7 @@ static void *worker_main(void *arg)
             apply_flush(w, 0);
 
         int timeout = (w->ovf_pending || more_maint || w->resume) ? 0 : 1000;
+        timeout = accept_limit_tick(w, timeout);
         if (timeout) {
             atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
             atomic_thread_fence(memory_order_seq_cst);
@@ -353,6 +356,15 @@ static void *worker_main(void *arg)
 
 /* ---- set-up and tear-down (main thread) --------------------------------- */
 
+/* The socket file of -s is ours to remove at exit once we created it. */
+static bool unix_listening;
+
+/* -l addr:port names its own port; a bare address uses -p. */
+static int listen_port(int a)
+{
+    return settings.listen_port[a] ? settings.listen_port[a] : settings.port;
+}
+
 int workers_setup(void)
 {
     nworkers = (unsigned)settings.nworkers;
@@ -377,9 +389,24 @@ int workers_setup(void)
             if (i != j && ring_init(&rings[i * nworkers + j], RING_CAPACITY) < 0)
                 return -1;
 
-    for (int a = 0; a < settings.nlisten; a++)
-        if (listener_check_free(settings.listen[a], settings.port, false) < 0)
+    for (int a = 0; settings.port && a < settings.nlisten; a++)
+        if (listener_check_free(settings.listen[a], listen_port(a), false) < 0)
             return -1;
+    /* AF_UNIX has no SO_REUSEPORT: one listening socket, and every worker
+     * watches its own dup() of it (each reactor then owns a distinct fd,
+     * closed independently). Whichever worker's accept runs first takes a
+     * connection (a non-blocking accept4 elsewhere sees EAGAIN; io_uring
+     * hands each connection to one multishot accept), so local clients
+     * spread over workers as TCP clients do, instead of all landing on
+     * worker 0; the cost is a spurious wake-up of idle workers per accept,
+     * negligible for the long-lived connections local clients keep. */
+    int unix_fd = -1;
+    if (settings.unix_path) {
+        unix_fd = listener_open_unix(settings.unix_path, settings.unix_mask, settings.backlog);
+        if (unix_fd < 0)
+            return -1;
+        unix_listening = true;
+    }
 
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
@@ -397,6 +424,8 @@ int workers_setup(void)
             .seg_size = settings.seg_size,
             .shard_id = i,
             .use_cas = settings.use_cas,
+            .huge_pages = settings.large_pages,
+            .no_evict = settings.no_evict,
         };
         w->store = store_create(&sc);
         if (!w->store) {
@@ -416,17 +445,29 @@ int workers_setup(void)
                                   .self = (uint16_t)i };
         if (reactor_init(&w->reactor, settings.io == IO_POLL) < 0)
             return -1;
+        if (accept_limit_setup(w) < 0)
+            return -1;
         w->doorbell.type = SRC_DOORBELL;
         w->doorbell.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->doorbell.fd < 0 || reactor_add(&w->reactor, w->doorbell.fd, EV_READ, &w->doorbell) < 0)
             return -1;
-        for (int a = 0; a < settings.nlisten; a++) {
-            int fd = listener_open(settings.listen[a], settings.port, settings.backlog, false, w->cpu);
+        if (unix_fd >= 0) {
+            int fd = i == 0 ? unix_fd : fcntl(unix_fd, F_DUPFD_CLOEXEC, 0);
             if (fd < 0)
                 return -1;
-            w->listen[a].type = SRC_LISTEN;
-            w->listen[a].fd = fd;
-            if (reactor_add(&w->reactor, fd, EV_READ, &w->listen[a]) < 0)
+            w->listen[w->nlisten].type = SRC_LISTEN;
+            w->listen[w->nlisten].fd = fd;
+            if (reactor_add(&w->reactor, fd, EV_READ, &w->listen[w->nlisten]) < 0)
+                return -1;
+            w->nlisten++;
+        }
+        for (int a = 0; settings.port && a < settings.nlisten; a++) {
+            int fd = listener_open(settings.listen[a], listen_port(a), settings.backlog, false, w->cpu);
+            if (fd < 0)
+                return -1;
+            w->listen[w->nlisten].type = SRC_LISTEN;
+            w->listen[w->nlisten].fd = fd;
+            if (reactor_add(&w->reactor, fd, EV_READ, &w->listen[w->nlisten]) < 0)
                 return -1;
             w->nlisten++;
         }
@@ -497,10 +538,15 @@ void workers_teardown(void)
             close(w->udp[a].fd);
         if (w->doorbell.fd >= 0)
             close(w->doorbell.fd);
+        accept_limit_teardown(w);
         if (w->reactor.fd >= 0 || w->reactor.uring)
             reactor_fini(&w->reactor);
         if (w->store)
             store_destroy(w->store);
+    }
+    if (unix_listening) {
+        unlink(settings.unix_path);
+        unix_listening = false;
     }
     for (unsigned i = 0; i < nworkers * nworkers; i++)
         ring_free(&rings[i]);

@@ -16,6 +16,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/stats_report.h"
+#include "net/accept_limit.h"
 #include "net/conn.h"
 
 #define READ_CHUNK    16384
@@ -272,6 +273,8 @@ void conn_accept(struct worker *w, struct evsrc *ls)
     for (int i = 0; i < 64; i++) {
         int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            if (accept_limit_failed(w, ls, errno))
+                return;    /* out of descriptors: paused, see accept_limit.c */
             if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                 log_warn("accept: %s", strerror(errno));
             return;
@@ -471,8 +474,12 @@ static void conn_update_events(struct conn *c)
 
 static void conn_process(struct conn *c)
 {
+    /* -B ascii|binary fixes the protocol as memcached does (a binary
+     * request is then parsed as text, or text fails the magic check). */
     if (c->proto == CP_UNKNOWN && c->rbuf.len)
-        c->proto = ((unsigned char)c->rbuf.data[0] == 0x80 && bin_parse) ? CP_BINARY : CP_TEXT;
+        c->proto = settings.protocol == PROT_ASCII || !bin_parse ? CP_TEXT
+                 : settings.protocol == PROT_BINARY ? CP_BINARY
+                 : (unsigned char)c->rbuf.data[0] == 0x80 ? CP_BINARY : CP_TEXT;
     size_t need = 0;
     ssize_t used;
     if (c->proto == CP_BINARY)

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "core/log.h"
 #include "net/listener.h"
@@ -75,5 +77,66 @@ int listener_open(const char *addr, int port, int backlog, bool udp, int cpu)
     int fd = open_one(addr, port, backlog, udp, true, cpu);
     if (fd < 0)
         log_err("cannot listen on %s %s:%d: %s", udp ? "UDP" : "TCP", addr, port, strerror(errno));
+    return fd;
+}
+
+/* Only a socket that refuses connections is stale: a live server behind it
+ * keeps it, and a path that is not a socket is never deleted. */
+static int unix_clear_stale(const struct sockaddr_un *sa)
+{
+    struct stat st;
+    if (lstat(sa->sun_path, &st) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISSOCK(st.st_mode)) {
+        errno = EEXIST;
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
+    int e = errno;
+    close(fd);
+    if (rc == 0) {
+        errno = EADDRINUSE;
+        return -1;
+    }
+    if (e != ECONNREFUSED) {
+        errno = e;
+        return -1;
+    }
+    log_info("removing stale UNIX socket %s", sa->sun_path);
+    return unlink(sa->sun_path);
+}
+
+int listener_open_unix(const char *path, int mask, int backlog)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    if (unix_clear_stale(&sa) < 0) {
+        log_err("cannot listen on UNIX socket %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_err("socket: %s", strerror(errno));
+        return -1;
+    }
+    /* The umask makes bind() create the file with the -a permissions, so
+     * there is no moment at which it is more open than asked. Start-up is
+     * single-threaded, so changing the process umask here is safe. */
+    mode_t old = umask((mode_t)(~mask & 0777));
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    int e = errno;
+    umask(old);
+    if (rc < 0 || listen(fd, backlog) < 0) {
+        if (rc == 0) {
+            e = errno;
+            unlink(path);
+        }
+        log_err("cannot listen on UNIX socket %s: %s", path, strerror(e));
+        close(fd);
+        return -1;
+    }
     return fd;
 }

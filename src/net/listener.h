@@ -13,4 +13,10 @@ int listener_check_free(const char *addr, int port, bool udp);
 /* Returns a bound, non-blocking socket (listening, for TCP), or -1. */
 int listener_open(const char *addr, int port, int backlog, bool udp, int cpu);
 
+/* The UNIX socket of -s, created with permissions `mask` (octal, as -a).
+ * A socket file left by a dead server is replaced; one that a live server
+ * answers on, or a path that is not a socket, is an error. Returns a
+ * listening, non-blocking socket, or -1 (logged). */
+int listener_open_unix(const char *path, int mask, int backlog);
+
 #endif

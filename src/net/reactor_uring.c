@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/options.h"
 #include "core/worker.h"
+#include "net/accept_limit.h"
 #include "net/conn.h"
 #include "net/uring.h"
 
@@ -544,6 +545,10 @@ static void on_accept(struct uring *u, struct uio *x, int res)
             conn_accept_fd(u->w, res);
         else
             close(res);
+    } else if (x->src && accept_limit_failed(u->w, x->src, -res)) {
+        /* Out of descriptors: the listener's interest was dropped, so the
+         * multishot accept (which the error ended) is not re-armed until
+         * the back-off is over: no completion storm, no log flood. */
     } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
         log_warn("accept: %s", strerror(-res));
     }

@@ -311,10 +311,26 @@ static unsigned dirty_window(const struct store *s, uint32_t id, uint32_t *w)
     return window_from(s, first, w) >= n ? n : 0;
 }
 
+/* Whether merging these segments keeps every live item (the merge is then
+ * plain compaction): evict_merge() makes the same test, CAS fields that
+ * moved items gain included. */
+static bool merge_keeps_all(const struct store *s, const uint32_t *w, unsigned n)
+{
+    size_t live = 0;
+    for (unsigned i = 0; i < n; i++)
+        live += s->segs[w[i]].live_bytes + (s->cfg.use_cas ? 8u * s->segs[w[i]].live_items : 0);
+    return n >= 2 && live <= s->seg_size;
+}
+
+/* With -M (cfg.no_evict) only what drops no live item runs: reclaiming
+ * expired segments and compacting windows whose live items fit in one
+ * segment. When neither frees anything, this fails and the write gets
+ * SERVER_ERROR out of memory, as memcached -M answers. */
 bool evict_one(struct store *s)
 {
     uint32_t w[N_MERGE];
     unsigned n;
+    bool no_evict = s->cfg.no_evict;
 
     if (s->spare == NONE32) {
         /* only after a failed re-take of the spare; take it back first */
@@ -336,7 +352,7 @@ bool evict_one(struct store *s)
         if (g->state != SEG_SEALED)
             continue;
         n = dirty_window(s, id, w);
-        if (n >= 2) {
+        if (n >= 2 && (!no_evict || merge_keeps_all(s, w, n))) {
             evict_merge(s, w, n, MERGE_EVICT);
             return true;
         }
@@ -382,9 +398,13 @@ bool evict_one(struct store *s)
                 }
             }
         }
-        evict_merge(s, w, n, n >= 2 ? MERGE_EVICT : MERGE_DROP);
-        return true;
+        if (!no_evict || merge_keeps_all(s, w, n)) {
+            evict_merge(s, w, n, n >= 2 ? MERGE_EVICT : MERGE_DROP);
+            return true;
+        }
     }
+    if (no_evict)
+        return false;
     if (s->nlarge && seg_large_evict_one(s))
         return true;
 

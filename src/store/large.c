@@ -145,6 +145,8 @@ static void large_drop(struct store *s, uint32_t i, bool expired)
 
 bool seg_large_evict_one(struct store *s)
 {
+    if (s->cfg.no_evict)
+        return false;   /* -M: large items are never evicted either */
     for (uint64_t tries = 0; s->large_head != NONE32 && tries < 16 * (uint64_t)s->nlarge + 16;
          tries++) {
         uint32_t i = s->large_head;

@@ -41,6 +41,8 @@ struct store_config {
     size_t   seg_size;    /* segment size in bytes; 0 = store picks */
     unsigned shard_id;    /* 0..255, mixed into CAS values so they are unique */
     bool     use_cas;     /* false with -C: cas values are 0 */
+    bool     huge_pages;  /* -L: advise transparent huge pages for segments */
+    bool     no_evict;    /* -M: fail writes (ST_NO_MEMORY) rather than drop live items */
 };
 
 /* A read-only view of an item. Pointers stay valid only until the next call

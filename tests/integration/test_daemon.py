@@ -70,10 +70,13 @@ def test_daemon_reports_startup_failure(tmp_path):
         assert first.proc.poll() is None
 
 
-def test_pidfile_ignored_without_daemon(tmp_path):
+def test_pidfile_written_without_daemon(tmp_path):
+    # memcached 1.6 writes -P with or without -d; percore also removes it at exit.
     pidfile = tmp_path / "percore.pid"
-    with Percore("-P", str(pidfile)):
-        assert not pidfile.exists()
+    with Percore("-P", str(pidfile)) as srv:
+        assert wait_for(pidfile.exists), "pid file not written"
+        assert int(pidfile.read_text().strip()) == srv.pid
+    assert not pidfile.exists(), "pid file left behind"
 
 
 # ---- signals ---------------------------------------------------------------
@@ -107,7 +110,9 @@ def test_sighup_is_logged_and_ignored():
 
 @pytest.mark.parametrize("args,message", [
     (["--no-such-flag"], "unknown option '--no-such-flag'"),
-    (["-Z"], "unknown option"),
+    (["-j"], "unknown option"),
+    (["-Z"], "TLS (-Z) is not supported"),
+    (["-S"], "SASL authentication (-S) is not supported"),
     (["-p"], "needs a value"),
     (["-p", "http"], "invalid port"),
     (["-p", "70000"], "invalid port"),
