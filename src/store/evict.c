@@ -377,7 +377,7 @@ bool evict_one(struct store *s)
                       s->larges[s->large_head].create_at <= s->segs[best].create_at))
         if (seg_large_evict_one(s))
             return true;
-    if (best != NONE32 && s->spare == NONE32) {
+    if (best != NONE32 && s->spare == NONE32 && !no_evict) {
         /* No merge target: the segments just freed may all still be held by
          * replies in flight (store_pin). Drop the oldest window whole
          * rather than refuse every write until those sends complete. */
