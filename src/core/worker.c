@@ -91,19 +91,46 @@ static void ring_bells(struct worker *w)
 
 static void publish_stats(struct worker *w);
 
-static void apply_flush(struct worker *w, uint32_t at)
+/* `at` is memcached's oldest_live: the last relative second whose writes
+ * are flushed (0 = cancel a pending delayed flush, flush nothing). Once it
+ * is reached everything goes, and writes during that second go too. `now`:
+ * the origin found it reached already (this worker's clock may lag by a
+ * tick; the origin's verdict keeps every shard's flush immediate). */
+static void apply_flush(struct worker *w, uint32_t at, bool now)
 {
-    if (at == 0 || at <= w->now) {
+    if (at == 0) {
+        w->flush_at = 0;
+    } else if (now || at <= w->now) {
         store_flush(w->store);
+        store_flush_hold(w->store, at);
         w->flush_at = 0;
     } else {
+        store_flush_hold(w->store, 0);
         w->flush_at = at;
     }
 }
 
+/* memcached 1.6.18's process_flush_all_command: oldest_live is
+ * realtime(delay) - 1 with CAS (a write later in the same second has a
+ * newer CAS and survives), realtime(delay) with -C (the whole second is
+ * flushed); no delay (or delay <= 0) means "now". realtime() of an
+ * absolute time before the process started is 1: that flushes nothing,
+ * but still replaces (so cancels) a pending delayed flush. */
+static uint32_t flush_target(int64_t delay, uint32_t now)
+{
+    uint32_t at;
+    if (delay <= 0)
+        at = now;
+    else if (delay > EXPTIME_REL_MAX && delay <= (int64_t)clock_started())
+        return 0;
+    else
+        at = clock_exptime(delay, now);
+    return proto_conf.use_cas ? at - 1 : at;
+}
+
 void worker_flush_all(struct worker *w, int64_t delay)
 {
-    uint32_t at = delay > 0 ? clock_exptime(delay, w->now) : 0;
+    uint32_t at = flush_target(delay, w->now);
     STAT_INC(&w->stats, cmd_flush);
     for (unsigned p = 0; p < nworkers; p++) {
         if (p == w->id)
@@ -113,10 +140,10 @@ void worker_flush_all(struct worker *w, int64_t delay)
             abort();
         m->kind = MSG_FLUSH;
         m->from = (uint8_t)w->id;
-        m->arg = at;
+        m->arg = at | (uint64_t)(at != 0 && at <= w->now) << 32;
         worker_send(w, p, m);
     }
-    apply_flush(w, at);
+    apply_flush(w, at, false);
 }
 
 static void reset_own_stats(struct worker *w)
@@ -162,7 +189,7 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
         worker_send(w, from, m);
         return;
     case MSG_FLUSH:
-        apply_flush(w, (uint32_t)m->arg);
+        apply_flush(w, (uint32_t)m->arg, m->arg >> 32);
         free(m);
         return;
     case MSG_STATS_RESET:
@@ -232,6 +259,15 @@ void worker_store_stats(struct worker *w, struct store_stats *out)
 
 /* ---- the loop ----------------------------------------------------------- */
 
+static void worker_tick(struct worker *w)
+{
+    w->now = clock_rel_now();
+    w->x.now = w->now;
+    store_clock(w->store, w->now);
+    if (w->flush_at && w->now >= w->flush_at)
+        apply_flush(w, w->flush_at, true);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -252,11 +288,7 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
 
     while (!atomic_load_explicit(&server_stopping, memory_order_relaxed)) {
-        w->now = clock_rel_now();
-        w->x.now = w->now;
-        store_clock(w->store, w->now);
-        if (w->flush_at && w->now >= w->flush_at)
-            apply_flush(w, 0);
+        worker_tick(w);
 
         int timeout = (w->ovf_pending || more_maint) ? 0 : 1000;
         if (timeout) {
@@ -267,6 +299,8 @@ static void *worker_main(void *arg)
         }
         int n = reactor_wait(&w->reactor, ev, 256, timeout);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+        if (timeout)
+            worker_tick(w);   /* the wait may have crossed a second */
 
         for (int i = 0; i < n; i++) {
             struct evsrc *src = ev[i].ptr;

@@ -314,15 +314,16 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
     return V_NEXT;
 }
 
-ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
-                  const char *data, size_t len, size_t *need)
+ssize_t bin_parse_session(void **state, const struct proto_conf *cf,
+                          const struct proto_sink *sk, void *c,
+                          const char *data, size_t len, size_t *need)
 {
-    struct bin_state *st = c->bin;
+    struct bin_state *st = *state;
     if (!st) {
         st = calloc(1, sizeof *st);
         if (!st)
             return -1;
-        c->bin = st;
+        *state = st;
     }
     size_t off = 0;
     *need = 0;
@@ -356,6 +357,18 @@ ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct prot
         off += used;
     }
     return (ssize_t)off;
+}
+
+ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
+                  const char *data, size_t len, size_t *need)
+{
+    return bin_parse_session(&c->bin, cf, sk, c, data, len, need);
+}
+
+void bin_state_free(void **state)
+{
+    free(*state);
+    *state = NULL;
 }
 
 void bin_conn_free(struct conn *c)

@@ -62,6 +62,14 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
                    const struct proto_sink *sk, void *s,
                    const char *data, size_t len, size_t *need);
 
+/* The binary protocol's parser on any session (a connection, a UDP
+ * datagram): *state is the parser's own state, allocated on first use and
+ * released by bin_state_free. Same contract as text_parse(). */
+ssize_t bin_parse_session(void **state, const struct proto_conf *cf,
+                          const struct proto_sink *sk, void *s,
+                          const char *data, size_t len, size_t *need);
+void bin_state_free(void **state);
+
 /* Execute a keyed request on the owner's store; append its reply to out. */
 void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
 void text_exec(struct exec_ctx *x, const struct req *r, struct buf *out);

@@ -4,6 +4,7 @@
  * and hands keyed requests to the sink. State: struct text_parser, owned by
  * the connection's worker. Meta commands (mg/ms/...) go to meta_parse.c.
  */
+#include <stdlib.h>
 #include <string.h>
 #include "proto/proto.h"
 #include "proto/text_internal.h"
@@ -281,6 +282,53 @@ static void do_flush(const struct proto_conf *cf, const struct proto_sink *sk, v
     sk->flush_all(s, delay, noreply);
 }
 
+/* slabs automove <0|1|2> | ratio <float> [noreply]: percore has no slab
+ * classes to rebalance, so the setting has no effect, but the command is
+ * judged and answered exactly as memcached 1.6.18 does (scripts that tune
+ * it must keep working). Other `slabs` subcommands answer ERROR. */
+static void do_slabs(const struct proto_sink *sk, void *s, const struct tok *t, size_t nt)
+{
+    if (nt < 3 || !tok_is(&t[1], "automove")) {
+        text_reply(sk, s, "ERROR");
+        return;
+    }
+    bool noreply = noreply_last(t, nt);
+    if (tok_is(&t[2], "ratio")) {
+        char num[32];
+        char *end;
+        if (nt < 4 || t[3].n == 0 || t[3].n >= sizeof num) {
+            out(sk, s, noreply, "ERROR");
+            return;
+        }
+        memcpy(num, t[3].v, t[3].n);
+        num[t[3].n] = '\0';
+        (void)strtod(num, &end);
+        out(sk, s, noreply, *end == '\0' ? "OK" : "ERROR");
+        return;
+    }
+    uint32_t level;
+    if (!parse_u32_trunc(t[2].v, t[2].n, &level))
+        out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+    else
+        out(sk, s, noreply, level <= 2 ? "OK" : "ERROR");
+}
+
+/* memcached 1.6.18 drops a connection whose unknown command line ends in a
+ * word starting "HTTP/" (a browser or health check hitting the port): the
+ * check sits after its per-letter dispatch, so lines whose command starts
+ * with a letter of a known command family (a c d g i s t, or a two-letter
+ * m...) answer ERROR instead, and so do lines of more than 23 words. */
+static bool looks_like_http(const struct tok *t, size_t nt, bool more)
+{
+    if (more || nt < 1)
+        return false;
+    char first = t[0].v[0];
+    if (strchr("acdgist", first) || (first == 'm' && t[0].n == 2))
+        return false;
+    const struct tok *last = &t[nt - 1];
+    return last->n >= 5 && memcmp(last->v, "HTTP/", 5) == 0;
+}
+
 /* Executes one command line. Returns data-block bytes consumed after the
  * line; sets *wait if the data block is incomplete, *close to drop the
  * connection. */
@@ -388,6 +436,11 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
             sk->shutdown(s, true);
         else
             text_reply(sk, s, "CLIENT_ERROR invalid shutdown mode");
+    } else if (tok_is(c, "slabs")) {
+        do_slabs(sk, s, t, nt);
+    } else if (looks_like_http(t, nt, more)) {
+        sk->quit(s);
+        *close = true;
     } else {
         text_reply(sk, s, "ERROR");
     }

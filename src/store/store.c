@@ -404,9 +404,9 @@ int store_touch(struct store *s, const char *key, size_t klen, uint32_t exptime)
     return set_exptime(s, key, klen, h, slot, &it, exptime) ? ST_OK : ST_MISS;
 }
 
-int store_put(struct store *s, enum store_mode mode, const char *key, size_t klen,
-              const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
-              uint64_t cas_in, uint64_t *cas_out)
+static int put_item(struct store *s, enum store_mode mode, const char *key, size_t klen,
+                    const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
+                    uint64_t cas_in, uint64_t *cas_out)
 {
     if (klen == 0 || klen > STORE_KEY_MAX)
         return ST_NOT_STORED;
@@ -476,6 +476,23 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
     if (rc != ST_OK && (mode == SM_APPEND || mode == SM_PREPEND))
         rc = ST_NOT_STORED;
     return rc;
+}
+
+int store_put(struct store *s, enum store_mode mode, const char *key, size_t klen,
+              const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
+              uint64_t cas_in, uint64_t *cas_out)
+{
+    int st = put_item(s, mode, key, klen, val, vlen, flags, exptime, cas_in, cas_out);
+    /* Inside a flush hold the write succeeds and is flushed at once, as
+     * memcached's oldest_live check treats it (see store_flush_hold). */
+    if (st == ST_OK && s->flush_hold && s->now <= s->flush_hold)
+        store_delete(s, key, klen, 0);
+    return st;
+}
+
+void store_flush_hold(struct store *s, uint32_t until)
+{
+    s->flush_hold = until;
 }
 
 int store_delete(struct store *s, const char *key, size_t klen, uint64_t cas_in)

@@ -128,6 +128,11 @@ int store_set_mbits(struct store *s, const char *key, size_t klen,
 
 /* Drop every item (flush_all). */
 void store_flush(struct store *s);
+/* memcached's flush_all marks everything last written at or before a
+ * second as flushed, so a write later in that same second is flushed too
+ * (visible with -C, and in the second a delayed flush fires): writes while
+ * now <= until succeed and are dropped at once. 0 = no hold. */
+void store_flush_hold(struct store *s, uint32_t until);
 
 /* Background work, called by the worker when idle and at least once a second:
  * reclaims expired segments/items and advances an incremental index resize.

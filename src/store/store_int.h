@@ -147,6 +147,7 @@ struct store_counters {
 struct store {
     struct store_config cfg;
     uint32_t now;
+    uint32_t flush_hold;  /* items written while now <= this vanish (flush_all) */
     uint64_t rng;
 
     size_t   seg_size;

@@ -633,6 +633,32 @@ static void test_two_instances(void **state)
     store_destroy(b);
 }
 
+/* flush_all's hold: writes up to the end of the held second succeed and are
+ * flushed at once (memcached's oldest_live); the next second they stay. */
+static void test_flush_hold(void **state)
+{
+    (void)state;
+    struct store *s = mk(8 * MB, 64 * KB, true);
+    assert_int_equal(put(s, SM_SET, "a", "1", 0, 0, 0, NULL), ST_OK);
+    store_flush(s);
+    store_flush_hold(s, 1000);
+    expect_miss(s, "a");
+    assert_int_equal(put(s, SM_SET, "b", "1", 0, 0, 0, NULL), ST_OK);
+    expect_miss(s, "b");
+    assert_int_equal(put(s, SM_ADD, "b", "1", 0, 0, 0, NULL), ST_OK);
+    assert_int_equal(put(s, SM_REPLACE, "b", "1", 0, 0, 0, NULL), ST_NOT_STORED);
+    assert_int_equal(put(s, SM_CAS, "b", "1", 0, 0, 1, NULL), ST_NOT_FOUND);
+    expect_miss(s, "b");
+    struct store_stats st;
+    store_get_stats(s, &st);
+    assert_int_equal(st.curr_items, 0);
+    store_clock(s, 1001);
+    assert_int_equal(put(s, SM_SET, "c", "1", 0, 0, 0, NULL), ST_OK);
+    expect_val(s, "c", "1");
+    store_flush_hold(s, 0);
+    store_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_evict_keeps_hot),
         cmocka_unit_test(test_dead_bytes),
         cmocka_unit_test(test_two_instances),
+        cmocka_unit_test(test_flush_hold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
