@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "core/clock.h"
 #include "core/hash.h"
+#include "core/introspect.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "net/conn.h"
@@ -90,6 +91,7 @@ static void ring_bells(struct worker *w)
 }
 
 static void publish_stats(struct worker *w);
+static void publish_classes(struct worker *w);
 
 /* `at` is memcached's oldest_live: the last relative second whose writes
  * are flushed (0 = cancel a pending delayed flush, flush nothing). Once it
@@ -151,6 +153,8 @@ static void reset_own_stats(struct worker *w)
     /* Gauges survive a reset, as in memcached. */
     uint64_t curr = stat_get(&w->stats.curr_connections);
     memset(&w->stats, 0, sizeof w->stats);
+    store_reset_class_stats(w->store);
+    publish_classes(w);
     STAT_ADD(&w->stats, curr_connections, curr);
 }
 
@@ -187,6 +191,9 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
          * for stats on any worker must see what the request changed. */
         publish_stats(w);
         worker_send(w, from, m);
+        return;
+    case MSG_INTRO:
+        intro_arrived(w, m);
         return;
     case MSG_FLUSH:
         apply_flush(w, (uint32_t)m->arg, m->arg >> 32);
@@ -244,6 +251,25 @@ static void publish_stats(struct worker *w)
         atomic_store_explicit(&w->store_pub[i], v[i], memory_order_relaxed);
 }
 
+static void publish_classes(struct worker *w)
+{
+    if (pthread_mutex_trylock(&w->cls_lock) != 0)
+        return;   /* a reader is copying: next second */
+    w->ncls_pub = store_get_class_stats(w->store, w->cls_pub, STORE_CLASSES_MAX);
+    pthread_mutex_unlock(&w->cls_lock);
+}
+
+unsigned worker_class_stats(struct worker *w, struct store_class_stats *out, unsigned max)
+{
+    if (w == current_worker)
+        return store_get_class_stats(w->store, out, max);
+    pthread_mutex_lock(&w->cls_lock);
+    unsigned n = w->ncls_pub < max ? w->ncls_pub : max;
+    memcpy(out, w->cls_pub, n * sizeof *out);
+    pthread_mutex_unlock(&w->cls_lock);
+    return n;
+}
+
 void worker_store_stats(struct worker *w, struct store_stats *out)
 {
     /* A worker reads its own store directly: what it published may predate
@@ -290,7 +316,7 @@ static void *worker_main(void *arg)
     while (!atomic_load_explicit(&server_stopping, memory_order_relaxed)) {
         worker_tick(w);
 
-        int timeout = (w->ovf_pending || more_maint) ? 0 : 1000;
+        int timeout = (w->ovf_pending || more_maint || w->intro_head) ? 0 : 1000;
         if (timeout) {
             atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
             atomic_thread_fence(memory_order_seq_cst);
@@ -325,6 +351,8 @@ static void *worker_main(void *arg)
         /* Replies and requests from other workers; replies make their
          * connections dirty, so drain before flushing. */
         drain_rings(w);
+        if (w->intro_head)
+            intro_run(w);
         flush_dirty(w);
         flush_overflow(w);
         ring_bells(w);
@@ -332,6 +360,7 @@ static void *worker_main(void *arg)
         if (w->now != last_tick) {
             last_tick = w->now;
             conn_idle_sweep(w);
+            publish_classes(w);
             more_maint = store_maintain(w->store, 64);
         } else if (more_maint && n == 0) {
             more_maint = store_maintain(w->store, 64);
@@ -365,6 +394,9 @@ int workers_setup(void)
         .item_max = settings.item_max, .use_cas = settings.use_cas,
         .flush_ok = settings.flush_ok, .shutdown_ok = settings.shutdown_ok,
         .max_get_keys = settings.max_get_keys,
+        /* memcached's -X (disable dump commands) is not among this tree's
+         * options yet; when it is, it clears this. */
+        .dump_ok = true,
     };
     for (unsigned i = 0; i < nworkers; i++)
         for (unsigned j = 0; j < nworkers; j++)
@@ -393,7 +425,9 @@ int workers_setup(void)
             .use_cas = settings.use_cas,
         };
         w->store = store_create(&sc);
-        if (!w->store) {
+        w->cls_pub = calloc(STORE_CLASSES_MAX, sizeof *w->cls_pub);
+        pthread_mutex_init(&w->cls_lock, NULL);
+        if (!w->store || !w->cls_pub) {
             log_err("worker %u: cannot create store (%zu bytes)", i, sc.mem_limit);
             return -1;
         }
@@ -448,7 +482,7 @@ void workers_stop(void)
 /* After all workers stopped: free messages still in rings or queues. */
 static void free_stranded(struct msg *m)
 {
-    if (m->kind == MSG_REQ) {
+    if (m->kind == MSG_REQ || m->kind == MSG_INTRO) {
         struct conn *c = m->conn;
         if (--c->inflight == 0 && c->closed && !c->in_dirty)
             free(c);
@@ -474,6 +508,7 @@ void workers_teardown(void)
                 free_stranded(m);
             }
         }
+        intro_drop_pending(w, free_stranded);
     }
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
@@ -487,6 +522,9 @@ void workers_teardown(void)
             reactor_fini(&w->reactor);
         if (w->store)
             store_destroy(w->store);
+        if (w->cls_pub)
+            pthread_mutex_destroy(&w->cls_lock);
+        free(w->cls_pub);
     }
     for (unsigned i = 0; i < nworkers * nworkers; i++)
         ring_free(&rings[i]);

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "core/hash.h"
+#include "core/introspect.h"
 #include "core/log.h"
 #include "core/stats_report.h"
 #include "net/conn.h"
@@ -113,6 +114,18 @@ static void sink_stats(void *s, const char *arg, size_t len)
     stats_report(c->w, arg, len, sink_output(c));
 }
 
+/* A store walk touring the workers (core/introspect.c): queued like a
+ * forwarded request, its reply comes home through conn_reply_arrived. */
+static void sink_dump(void *s, const struct dump_req *d)
+{
+    struct conn *c = s;
+    struct msg *m = intro_msg_new(d, c->w->id);
+    m->conn = c;
+    queue_append(c, m);
+    c->inflight++;
+    intro_start(c->w, m);
+}
+
 static void sink_flush_all(void *s, int64_t delay, bool noreply)
 {
     struct conn *c = s;
@@ -157,7 +170,7 @@ static bool sink_busy(void *s)
 const struct proto_sink conn_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
-    .busy = sink_busy,
+    .dump = sink_dump, .busy = sink_busy,
 };
 
 /* ---- accept ------------------------------------------------------------- */

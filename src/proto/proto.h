@@ -26,6 +26,23 @@ struct proto_conf {
     bool   flush_ok;       /* !-F */
     bool   shutdown_ok;    /* -A */
     unsigned max_get_keys; /* keys allowed in one get (0 = unlimited) */
+    bool   dump_ok;        /* metadump / cachedump allowed (memcached's -X
+                            * clears it; see workers_setup) */
+};
+
+/* A walk of every worker's store whose result is one reply: the parser
+ * fills it in, the session runs it (core/introspect.c). */
+enum dump_op {
+    DUMP_METADUMP,   /* lru_crawler metadump all|hash|<classes> */
+    DUMP_CACHEDUMP,  /* stats cachedump <class> <limit> */
+    DUMP_ITEMS,      /* stats items, exact */
+    DUMP_SLABS,      /* stats slabs, exact */
+};
+
+struct dump_req {
+    uint8_t  op;
+    uint32_t limit;                                   /* cachedump: 0 = all */
+    uint8_t  classes[(STORE_CLASSES_MAX + 8) / 8];    /* bit id: class wanted */
 };
 
 /* What a parser calls. `s` is the caller's session (a connection). */
@@ -41,6 +58,10 @@ struct proto_sink {
     void (*shutdown)(void *s, bool graceful);
     /* True when the session wants no more requests for now (back-pressure). */
     bool (*busy)(void *s);
+    /* A walk of every worker's store (NULL: the session cannot run one;
+     * then stats items/slabs use the published counters and the dump
+     * commands answer ERROR). Its reply takes the next position. */
+    void (*dump)(void *s, const struct dump_req *d);
 };
 
 struct exec_ctx {

@@ -313,6 +313,72 @@ static void do_slabs(const struct proto_sink *sk, void *s, const struct tok *t, 
         out(sk, s, noreply, level <= 2 ? "OK" : "ERROR");
 }
 
+static void class_set(struct dump_req *d, uint32_t id)
+{
+    d->classes[id / 8] |= (uint8_t)(1u << (id % 8));
+}
+
+/* lru_crawler metadump all|hash|<id>[,<id>...] (memcached 1.6.18; the ids
+ * are percore's classes, docs/introspection.md). Other lru_crawler
+ * subcommands tune memcached's crawler thread, which percore does not have. */
+static void do_lru_crawler(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+                           const struct tok *t, size_t nt)
+{
+    if (nt != 3 || !tok_is(&t[1], "metadump") || !sk->dump) {
+        text_reply(sk, s, "ERROR");
+        return;
+    }
+    if (!cf->dump_ok) {
+        text_reply(sk, s, "ERROR metadump not allowed");
+        return;
+    }
+    struct dump_req d = { .op = DUMP_METADUMP };
+    if (tok_is(&t[2], "all") || tok_is(&t[2], "hash")) {
+        memset(d.classes, 0xff, sizeof d.classes);
+    } else {
+        const char *p = t[2].v, *end = t[2].v + t[2].n;
+        while (p <= end) {
+            const char *q = memchr(p, ',', (size_t)(end - p));
+            if (!q)
+                q = end;
+            uint32_t id;
+            if (!parse_u32_trunc(p, (size_t)(q - p), &id) || id == 0 || id > STORE_CLASSES_MAX) {
+                text_reply(sk, s, "BADCLASS invalid class id");
+                return;
+            }
+            class_set(&d, id);
+            p = q + 1;
+        }
+    }
+    sk->dump(s, &d);
+}
+
+/* stats cachedump <class> <limit>: memcached's checks and replies. */
+static void do_cachedump(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+                         const struct tok *t, size_t nt)
+{
+    if (!cf->dump_ok) {
+        text_reply(sk, s, "CLIENT_ERROR stats cachedump not allowed");
+        return;
+    }
+    if (nt < 4) {
+        text_reply(sk, s, "CLIENT_ERROR bad command line");
+        return;
+    }
+    uint32_t id, limit;
+    if (!parse_u32_trunc(t[2].v, t[2].n, &id) || !parse_u32_trunc(t[3].v, t[3].n, &limit)) {
+        text_reply(sk, s, "CLIENT_ERROR bad command line format");
+        return;
+    }
+    if (id == 0 || id > STORE_CLASSES_MAX) {
+        text_reply(sk, s, "CLIENT_ERROR Illegal slab id");
+        return;
+    }
+    struct dump_req d = { .op = DUMP_CACHEDUMP, .limit = limit };
+    class_set(&d, id);
+    sk->dump(s, &d);
+}
+
 /* memcached 1.6.18 drops a connection whose unknown command line ends in a
  * word starting "HTTP/" (a browser or health check hitting the port): the
  * check sits after its per-letter dispatch, so lines whose command starts
@@ -405,7 +471,14 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
             do_touch(sk, s, t, nt);
     } else if (tok_is(c, "stats")) {
         const char *arg = nt > 1 ? t[1].v : line + len;
-        sk->stats(s, arg, (size_t)(line + len - arg));
+        if (nt > 1 && tok_is(&t[1], "cachedump") && sk->dump) {
+            do_cachedump(cf, sk, s, t, nt);
+        } else if (nt == 2 && sk->dump && (tok_is(&t[1], "items") || tok_is(&t[1], "slabs"))) {
+            struct dump_req d = { .op = t[1].v[0] == 'i' ? DUMP_ITEMS : DUMP_SLABS };
+            sk->dump(s, &d);
+        } else {
+            sk->stats(s, arg, (size_t)(line + len - arg));
+        }
     } else if (tok_is(c, "flush_all")) {
         if (nt > 3)
             text_reply(sk, s, "ERROR");
@@ -436,6 +509,8 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
             sk->shutdown(s, true);
         else
             text_reply(sk, s, "CLIENT_ERROR invalid shutdown mode");
+    } else if (tok_is(c, "lru_crawler")) {
+        do_lru_crawler(cf, sk, s, t, nt);
     } else if (tok_is(c, "slabs")) {
         do_slabs(sk, s, t, nt);
     } else if (looks_like_http(t, nt, more)) {

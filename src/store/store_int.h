@@ -144,6 +144,15 @@ struct store_counters {
     uint64_t merged_items, flushes, bytes, curr_items;
 };
 
+/* Per-class counters behind `stats slabs` / `stats items` (a class is a TTL
+ * bucket; index TTL_NBUCKETS is the large-item class). */
+struct class_ctr {
+    uint64_t get_hits, touch_hits, cmd_set, delete_hits, incr_hits, decr_hits;
+    uint64_t cas_hits, cas_badval, evicted, evicted_nonzero, evicted_unfetched;
+    uint64_t reclaimed, expired_unfetched;
+    uint32_t evicted_time;   /* seconds the last evicted item had not been read */
+};
+
 struct store {
     struct store_config cfg;
     uint32_t now;
@@ -181,6 +190,7 @@ struct store {
 
     size_t fixed_bytes;
     struct store_counters c;
+    struct class_ctr cls[TTL_NBUCKETS + 1];
 
     /* transient scratch (not counted: freed size-bounded buffers) */
     struct mslot *mslots;    /* per-item index slot during a merge */
@@ -215,6 +225,13 @@ static inline bool item_expired(const struct store *s, uint32_t exptime)
     return exptime != 0 && exptime <= s->now;
 }
 
+/* the class (TTL bucket, or TTL_NBUCKETS for large items) of an index entry */
+static inline unsigned entry_class(const struct store *s, uint64_t e)
+{
+    uint32_t sid = e_seg(e);
+    return sid >= s->nsegs ? TTL_NBUCKETS : s->segs[sid].bucket;
+}
+
 /* seg.c — arena, segments, item encoding */
 bool     seg_setup(struct store *s);
 void     seg_teardown(struct store *s);
@@ -247,6 +264,7 @@ static inline bool loc_is_large(const struct store *s, uint32_t sid) { return si
 
 /* ttl.c */
 unsigned ttl_bucket_of(const struct store *s, uint32_t exptime);
+unsigned store_class_of_bucket(unsigned b);   /* class index (id - 1) */
 void     ttl_link_tail(struct store *s, uint32_t b, uint32_t id);
 void     ttl_link_before(struct store *s, uint32_t b, uint32_t id, uint32_t before);
 void     ttl_unlink(struct store *s, uint32_t id);

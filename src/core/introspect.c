@@ -1,0 +1,235 @@
+/*
+ * introspect.c — store walks that tour the workers (see introspect.h):
+ * `lru_crawler metadump`, `stats cachedump` and exact `stats items|slabs`
+ * for text connections. A walk's message belongs to exactly one worker at
+ * a time: the one in its `hop`, which keeps it on its own pending list
+ * (w->intro_head, touched by that worker only) while it walks its store a
+ * budget at a time, between the loop's other work, so serving never stops
+ * for long. The reply grows in the message, in worker order; the last
+ * worker formats the end and sends it home.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/clock.h"
+#include "core/introspect.h"
+#include "core/stats_report.h"
+#include "net/conn.h"
+
+#define WALK_SEGS_PER_TURN   4              /* segments one walk advances per loop */
+#define WALK_BYTES_PER_TURN  (256 * 1024)   /* ... or this much output, first reached */
+#define CACHEDUMP_MAX        (2 * 1024 * 1024)  /* memcached caps cachedump output here */
+
+struct intro {
+    struct dump_req d;
+    uint32_t hop;        /* the worker walking now: tours go 0 .. nworkers-1 */
+    uint32_t cursor;     /* store_walk() cursor in that worker's store */
+    uint32_t dumped;     /* cachedump: items listed so far */
+    bool     full;       /* cachedump: limit or size cap reached */
+    bool     finished;   /* reply complete, on its way home */
+};
+
+static struct intro *intro_of(struct msg *m)
+{
+    return (struct intro *)m->data;
+}
+
+struct msg *intro_msg_new(const struct dump_req *d, unsigned from)
+{
+    struct msg *m = calloc(1, sizeof *m + sizeof(struct intro));
+    if (!m)
+        abort();
+    m->kind = MSG_INTRO;
+    m->from = (uint8_t)from;
+    intro_of(m)->d = *d;
+    return m;
+}
+
+static void pending_add(struct worker *w, struct msg *m)
+{
+    m->qnext = NULL;
+    if (w->intro_tail)
+        w->intro_tail->qnext = m;
+    else
+        w->intro_head = m;
+    w->intro_tail = m;
+}
+
+static void deliver(struct worker *w, struct msg *m, unsigned to)
+{
+    if (to == w->id)
+        pending_add(w, m);
+    else
+        worker_send(w, to, m);
+}
+
+void intro_start(struct worker *w, struct msg *m)
+{
+    deliver(w, m, 0);
+}
+
+void intro_arrived(struct worker *w, struct msg *m)
+{
+    if (intro_of(m)->finished)
+        conn_reply_arrived(m);   /* home: w is its origin */
+    else
+        pending_add(w, m);
+}
+
+/* ---- metadump and cachedump lines --------------------------------------- */
+
+static bool class_wanted(const struct dump_req *d, uint32_t id)
+{
+    return id <= STORE_CLASSES_MAX && (d->classes[id / 8] >> (id % 8)) & 1;
+}
+
+/* memcached's uriencode(): everything but [A-Za-z0-9-._~] as %XX. */
+static void uri_key(struct buf *o, const char *k, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)k[i];
+        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+                     ch == '~';
+        if (plain) {
+            buf_add(o, (const char *)&ch, 1);
+        } else {
+            char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+            buf_add(o, e, 3);
+        }
+    }
+}
+
+struct walk_ctx {
+    struct intro *in;
+    struct buf   *out;
+};
+
+/* key=<uri> exp=<unix|-1> la=<unix> cas=<n> fetch=<yes|no> cls=<id> size=<n>\n */
+static bool metadump_item(void *arg, const struct store_walk_item *it)
+{
+    struct walk_ctx *x = arg;
+    if (!class_wanted(&x->in->d, it->cls))
+        return true;
+    long long started = (long long)clock_started();
+    char tail[160];
+    buf_adds(x->out, "key=");
+    uri_key(x->out, it->key, it->klen);
+    snprintf(tail, sizeof tail, " exp=%lld la=%lld cas=%llu fetch=%s cls=%u size=%u\n",
+             it->exptime ? (long long)it->exptime + started : -1LL,
+             (long long)it->atime + started, (unsigned long long)it->cas,
+             it->fetched ? "yes" : "no", it->cls, it->size);
+    buf_adds(x->out, tail);
+    return true;
+}
+
+/* ITEM <key> [<value bytes> b; <exptime unix|0> s]\r\n */
+static bool cachedump_item(void *arg, const struct store_walk_item *it)
+{
+    struct walk_ctx *x = arg;
+    struct intro *in = x->in;
+    if (!class_wanted(&in->d, it->cls))
+        return true;
+    if ((in->d.limit && in->dumped >= in->d.limit) ||
+        x->out->len + it->klen + 64 > CACHEDUMP_MAX) {
+        in->full = true;
+        return false;
+    }
+    char tail[96];
+    buf_adds(x->out, "ITEM ");
+    buf_add(x->out, it->key, it->klen);
+    snprintf(tail, sizeof tail, " [%u b; %llu s]\r\n", it->vlen,
+             it->exptime ? (unsigned long long)it->exptime + (unsigned long long)clock_started()
+                         : 0ULL);
+    buf_adds(x->out, tail);
+    in->dumped++;
+    return true;
+}
+
+/* ---- one turn of a walk on worker w ------------------------------------- */
+
+/* Walks some more of w's store; true when w's part is complete. */
+static bool walk_turn(struct worker *w, struct msg *m)
+{
+    struct intro *in = intro_of(m);
+    if (in->d.op == DUMP_ITEMS || in->d.op == DUMP_SLABS) {
+        /* Sum this worker's classes into the array the reply carries. */
+        size_t need = STORE_CLASSES_MAX * sizeof(struct store_class_stats);
+        struct store_class_stats *one = calloc(STORE_CLASSES_MAX, sizeof *one);
+        if (!one || !buf_reserve(&m->reply, need))
+            abort();
+        if (m->reply.len == 0) {
+            memset(m->reply.data, 0, need);
+            m->reply.len = need;
+        }
+        unsigned n = store_get_class_stats(w->store, one, STORE_CLASSES_MAX);
+        stats_classes_add((struct store_class_stats *)(void *)m->reply.data, one, n);
+        free(one);
+        return true;
+    }
+    if (in->full)
+        return true;
+    struct walk_ctx x = { in, &m->reply };
+    bool (*fn)(void *, const struct store_walk_item *) =
+        in->d.op == DUMP_METADUMP ? metadump_item : cachedump_item;
+    size_t start = m->reply.len;
+    for (unsigned i = 0; i < WALK_SEGS_PER_TURN; i++) {
+        if (store_walk(w->store, &in->cursor, 1, fn, &x))
+            return true;
+        if (m->reply.len - start >= WALK_BYTES_PER_TURN)
+            break;
+    }
+    return in->full;
+}
+
+static void finish(struct msg *m)
+{
+    struct intro *in = intro_of(m);
+    if (in->d.op == DUMP_ITEMS || in->d.op == DUMP_SLABS) {
+        struct buf text = {0};
+        const struct store_class_stats *sum = (const void *)m->reply.data;
+        if (in->d.op == DUMP_ITEMS)
+            stats_items_format(sum, &text);
+        else
+            stats_slabs_format(sum, &text);
+        buf_free(&m->reply);
+        m->reply = text;
+    }
+    buf_adds(&m->reply, "END\r\n");
+    in->finished = true;
+}
+
+bool intro_run(struct worker *w)
+{
+    struct msg *m = w->intro_head;
+    w->intro_head = w->intro_tail = NULL;
+    while (m) {
+        struct msg *next = m->qnext;
+        struct intro *in = intro_of(m);
+        if (!walk_turn(w, m)) {
+            pending_add(w, m);
+        } else if (++in->hop < nworkers) {
+            in->cursor = 0;
+            deliver(w, m, in->hop);
+        } else {
+            finish(m);
+            if (m->from == w->id)
+                conn_reply_arrived(m);
+            else
+                worker_send(w, m->from, m);
+        }
+        m = next;
+    }
+    return w->intro_head != NULL;
+}
+
+void intro_drop_pending(struct worker *w, void (*drop)(struct msg *m))
+{
+    while (w->intro_head) {
+        struct msg *m = w->intro_head;
+        w->intro_head = m->qnext;
+        drop(m);
+    }
+    w->intro_tail = NULL;
+}
