@@ -168,6 +168,10 @@ static bool walk_turn(struct worker *w, struct msg *m)
         free(one);
         return true;
     }
+    if (in->d.op == DUMP_CONNS) {
+        conn_stats_report(w, m->conn, &m->reply);
+        return true;
+    }
     if (in->full)
         return true;
     struct walk_ctx x = { in, &m->reply };
@@ -183,9 +187,57 @@ static bool walk_turn(struct worker *w, struct msg *m)
     return in->full;
 }
 
+/* memcached lists `stats conns` blocks by descriptor; the workers' parts
+ * arrive one worker after another, so sort the blocks ("STAT <fd>:...")
+ * by fd, keeping each block's lines in order. */
+struct conn_block {
+    long        fd;
+    const char *p;
+    size_t      n;
+};
+
+static int block_cmp(const void *a, const void *b)
+{
+    const struct conn_block *x = a, *y = b;
+    return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
+static void sort_conn_blocks(struct buf *reply)
+{
+    size_t nb = 0, cap = 0;
+    struct conn_block *bl = NULL;
+    const char *p = reply->data, *end = reply->data + reply->len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        eol = eol ? eol + 1 : end;
+        long fd = strtol(p + 5, NULL, 10);      /* after "STAT " */
+        if (nb && bl[nb - 1].fd == fd) {
+            bl[nb - 1].n += (size_t)(eol - p);
+        } else {
+            if (nb == cap) {
+                cap = cap ? cap * 2 : 64;
+                bl = realloc(bl, cap * sizeof *bl);
+                if (!bl)
+                    abort();
+            }
+            bl[nb++] = (struct conn_block){ fd, p, (size_t)(eol - p) };
+        }
+        p = eol;
+    }
+    qsort(bl, nb, sizeof *bl, block_cmp);
+    struct buf sorted = {0};
+    for (size_t i = 0; i < nb; i++)
+        buf_add(&sorted, bl[i].p, bl[i].n);
+    free(bl);
+    buf_free(reply);
+    *reply = sorted;
+}
+
 static void finish(struct msg *m)
 {
     struct intro *in = intro_of(m);
+    if (in->d.op == DUMP_CONNS)
+        sort_conn_blocks(&m->reply);
     if (in->d.op == DUMP_ITEMS || in->d.op == DUMP_SLABS) {
         struct buf text = {0};
         const struct store_class_stats *sum = (const void *)m->reply.data;

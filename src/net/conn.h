@@ -54,5 +54,8 @@ void conn_flush(struct conn *c);
 void conn_close(struct conn *c);
 void conn_idle_sweep(struct worker *w);
 void conn_close_all(struct worker *w);
+/* `stats conns` blocks for the sockets worker w owns (conn_report.c);
+ * `asking` is the connection that asked, if it is one of w's. */
+void conn_stats_report(struct worker *w, const void *asking, struct buf *o);
 
 #endif

@@ -37,6 +37,7 @@ enum dump_op {
     DUMP_CACHEDUMP,  /* stats cachedump <class> <limit> */
     DUMP_ITEMS,      /* stats items, exact */
     DUMP_SLABS,      /* stats slabs, exact */
+    DUMP_CONNS,      /* stats conns: every worker's sockets */
 };
 
 struct dump_req {

@@ -473,8 +473,15 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
         const char *arg = nt > 1 ? t[1].v : line + len;
         if (nt > 1 && tok_is(&t[1], "cachedump") && sk->dump) {
             do_cachedump(cf, sk, s, t, nt);
-        } else if (nt == 2 && sk->dump && (tok_is(&t[1], "items") || tok_is(&t[1], "slabs"))) {
-            struct dump_req d = { .op = t[1].v[0] == 'i' ? DUMP_ITEMS : DUMP_SLABS };
+        } else if (nt == 2 && sk->dump && (tok_is(&t[1], "items") || tok_is(&t[1], "slabs") ||
+                                           tok_is(&t[1], "conns"))) {
+            static const struct { const char *name; enum dump_op op; } walks[] = {
+                { "items", DUMP_ITEMS }, { "slabs", DUMP_SLABS }, { "conns", DUMP_CONNS },
+            };
+            struct dump_req d = {0};
+            for (size_t i = 0; i < sizeof walks / sizeof walks[0]; i++)
+                if (tok_is(&t[1], walks[i].name))
+                    d.op = walks[i].op;
             sk->dump(s, &d);
         } else {
             sk->stats(s, arg, (size_t)(line + len - arg));

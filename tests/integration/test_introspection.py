@@ -294,3 +294,53 @@ def test_memcached_tool_dump_and_memcdump(server_factory):
                              timeout=30)
         assert out.returncode == 0, out.stderr
         assert sorted(out.stdout.split()) == sorted(b"tool:%d" % i for i in range(500))
+
+
+# --------------------------------------------------------------------------
+# stats conns
+# --------------------------------------------------------------------------
+
+def conn_blocks(srv, others):
+    with srv.conn() as c:
+        c.send(b"stats conns\r\n")
+        raw = c.read_until(b"END\r\n")
+        me = c.sock.getsockname()
+    blocks = {}
+    order = []
+    for line in raw.split(b"\r\n")[:-2]:
+        assert line.startswith(b"STAT "), line
+        fd, rest = line[5:].split(b":", 1)
+        name, val = rest.split(b" ", 1)
+        if int(fd) not in blocks:
+            order.append(int(fd))
+        blocks.setdefault(int(fd), {})[name.decode()] = val.decode()
+    assert order == sorted(order), "blocks not in descriptor order"
+    return blocks, me
+
+
+def test_stats_conns_like_memcached(server_factory):
+    """One block per socket in memcached's format, from every worker: the
+    same keys, a block per client connection with its peer address, the
+    asking one in conn_parse_cmd."""
+    servers = [server_factory(threads=4)]
+    if os.path.exists(MEMCACHED):
+        servers.append(server_factory(binary=MEMCACHED, threads=2))
+    for srv in servers:
+        others = [srv.conn() for _ in range(5)]
+        for o in others:
+            o.version()
+        blocks, me = conn_blocks(srv, others)
+        clients = {b["addr"]: b for b in blocks.values() if "listen_addr" in b}
+        peers = {"tcp:%s:%d" % o.sock.getsockname()[:2] for o in others}
+        assert peers <= set(clients), (peers, clients)
+        mine = clients["tcp:%s:%d" % me[:2]]
+        assert mine["state"] == "conn_parse_cmd"
+        for addr in peers:
+            b = clients[addr]
+            assert set(b) == {"addr", "listen_addr", "state", "secs_since_last_cmd"}
+            assert b["listen_addr"] == "tcp:127.0.0.1:%d" % srv.port
+            assert int(b["secs_since_last_cmd"]) <= 2
+        listeners = [b for b in blocks.values() if b.get("state") == "conn_listening"]
+        assert listeners and all(b["addr"] == "tcp:127.0.0.1:%d" % srv.port for b in listeners)
+        for o in others:
+            o.close()

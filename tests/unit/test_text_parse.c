@@ -247,6 +247,8 @@ static void test_dump_commands(void **state)
     assert_string_equal(RUN("stats items\r\nstats slabs\r\nstats\r\n", 1000),
                         "<dump op=2 limit=0 c1=0 c62=0 c63=0>"
                         "<dump op=3 limit=0 c1=0 c62=0 c63=0><stats>");
+    assert_string_equal(RUN("stats conns\r\nstats conns x\r\n", 1000),
+                        "<dump op=4 limit=0 c1=0 c62=0 c63=0><stats>");
 }
 
 int main(void)
