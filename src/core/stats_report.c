@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/options.h"
 #include "core/stats_report.h"
 #include "net/udp.h"
@@ -170,7 +171,7 @@ static void settings_report(struct buf *o)
     stat(o, "tcpport", "%d", settings.port);
     stat(o, "udpport", "%d", settings.udp_port);
     stat(o, "inter", "%s", settings.listen[0] ? settings.listen[0] : "NULL");
-    stat(o, "verbosity", "%d", settings.verbose);
+    stat(o, "verbosity", "%d", log_level_now());
     stat(o, "oldest", "0");
     stat(o, "evictions", "on");
     stat(o, "domain_socket", "NULL");

@@ -170,7 +170,7 @@ static bool sink_busy(void *s)
 const struct proto_sink conn_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
-    .dump = sink_dump, .busy = sink_busy,
+    .dump = sink_dump, .busy = sink_busy, .trace = conn_trace_in,
 };
 
 /* ---- accept ------------------------------------------------------------- */
@@ -213,6 +213,8 @@ void conn_accept_fd(struct worker *w, int fd)
     w->nconns++;
     STAT_INC(&w->stats, curr_connections);
     STAT_INC(&w->stats, total_connections);
+    if (conn_tracing())
+        conn_trace_event(c, "new auto-negotiating client connection");
 }
 
 void conn_accept(struct worker *w, struct evsrc *ls)
@@ -268,6 +270,8 @@ void conn_close(struct conn *c)
             return;
     }
     struct worker *w = c->w;
+    if (conn_tracing())
+        conn_trace_event(c, "connection closed.");
     reactor_del(&w->reactor, c->src.fd);
     close(c->src.fd);
     c->src.fd = -1;
@@ -315,6 +319,8 @@ void conn_flush(struct conn *c)
         c->qbytes -= m->arg;
         msg_free(m);
     }
+    if (c->trace_off < c->wbuf.len)
+        conn_trace_out(c);
     if (reactor_sends(&c->w->reactor)) {
         /* io_uring: the backend takes the bytes; its completion raises
          * EV_WRITE, which brings us back here for the next batch. */
@@ -337,7 +343,7 @@ void conn_flush(struct conn *c)
         return;
     }
     if (c->woff == c->wbuf.len) {
-        c->woff = c->wbuf.len = 0;
+        c->woff = c->wbuf.len = c->trace_off = 0;
         if (c->wbuf.cap > BUF_KEEP)
             buf_free(&c->wbuf);
         if (c->closing && !c->q_head) {
@@ -372,8 +378,11 @@ static void conn_update_events(struct conn *c)
 
 static void conn_process(struct conn *c)
 {
-    if (c->proto == CP_UNKNOWN && c->rbuf.len)
+    if (c->proto == CP_UNKNOWN && c->rbuf.len) {
         c->proto = ((unsigned char)c->rbuf.data[0] == 0x80 && bin_parse) ? CP_BINARY : CP_TEXT;
+        if (c->proto == CP_TEXT && conn_tracing())
+            conn_trace_event(c, "ascii");
+    }
     size_t need = 0;
     ssize_t used;
     if (c->proto == CP_BINARY)

@@ -37,6 +37,9 @@ struct conn {
     struct buf     wbuf;
     size_t         woff;         /* bytes of wbuf already sent */
     struct msg    *q_head, *q_tail;  /* replies not yet in wbuf, in order */
+    size_t         trace_off;    /* -vv: wbuf bytes already traced (conn_trace.c) */
+    size_t         trace_skip;   /* -vv: data bytes of a traced reply to skip */
+    bool           trace_stats;  /* -vv: inside a stats reply */
     struct text_parser tp;
     void          *bin;          /* binary protocol state, when in use */
 };
@@ -54,6 +57,11 @@ void conn_flush(struct conn *c);
 void conn_close(struct conn *c);
 void conn_idle_sweep(struct worker *w);
 void conn_close_all(struct worker *w);
+/* memcached's -vv trace (conn_trace.c): on while the level is >= 2. */
+bool conn_tracing(void);
+void conn_trace_event(const struct conn *c, const char *what);
+void conn_trace_in(void *s, const char *line, size_t n);
+void conn_trace_out(struct conn *c);
 /* `stats conns` blocks for the sockets worker w owns (conn_report.c);
  * `asking` is the connection that asked, if it is one of w's. */
 void conn_stats_report(struct worker *w, const void *asking, struct buf *o);

@@ -63,6 +63,9 @@ struct proto_sink {
      * then stats items/slabs use the published counters and the dump
      * commands answer ERROR). Its reply takes the next position. */
     void (*dump)(void *s, const struct dump_req *d);
+    /* Each text command line as it is about to run (memcached's -vv "<FD
+     * line" trace); called only while the verbosity level is >= 2. */
+    void (*trace)(void *s, const char *line, size_t len);
 };
 
 struct exec_ctx {

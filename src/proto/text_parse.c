@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "core/log.h"
 #include "proto/proto.h"
 #include "proto/text_internal.h"
 
@@ -499,10 +500,12 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
         } else {
             bool noreply = noreply_last(t, nt);
             uint32_t lvl;
-            if (!parse_u32_trunc(t[1].v, t[1].n, &lvl))
+            if (!parse_u32_trunc(t[1].v, t[1].n, &lvl)) {
                 out(sk, s, noreply, "CLIENT_ERROR bad command line format");
-            else
+            } else {
+                log_set_verbosity(lvl);   /* -vv's trace starts or stops here */
                 out(sk, s, noreply, "OK");
+            }
         }
     } else if (tok_is(c, "quit")) {
         sk->quit(s);
@@ -566,6 +569,8 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
         const char *next = nl + 1;
         size_t after = (size_t)(data + len - next);
         bool wait = false, close = false;
+        if (sk->trace && log_level_now() >= 2)
+            sk->trace(s, start, linelen);
         size_t used = dispatch(p, cf, sk, s, start, linelen, next, after, &wait, &close);
         if (wait) {
             /* Whole command not here yet: leave it for the next call. */

@@ -55,7 +55,7 @@ static void s_dump(void *s, const struct dump_req *d)
 }
 
 static const struct proto_sink sink = {
-    s_request, s_output, s_stats, s_flush, s_quit, s_shutdown, s_busy, s_dump,
+    s_request, s_output, s_stats, s_flush, s_quit, s_shutdown, s_busy, s_dump, NULL,
 };
 static const struct proto_conf conf = { .item_max = 1024, .use_cas = true, .flush_ok = true,
                                         .dump_ok = true };
