@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/options.h"
+#include "core/prefix_stats.h"
 #include "core/stats_report.h"
 #include "net/udp.h"
 
@@ -182,7 +183,7 @@ static void settings_report(struct buf *o)
     stat(o, "num_threads", "%d", settings.nworkers);
     stat(o, "num_threads_per_udp", "%d", settings.nworkers);
     stat(o, "stat_key_prefix", ":");
-    stat(o, "detail_enabled", "no");
+    stat(o, "detail_enabled", "%s", pfx_enabled() ? "yes" : "no");
     stat(o, "reqs_per_event", "20");
     stat(o, "cas_enabled", "%s", settings.use_cas ? "yes" : "no");
     stat(o, "tcp_backlog", "%d", settings.backlog);
@@ -339,6 +340,36 @@ static void conns_report(struct buf *o)
     stat(o, "curr_connections", "%d", atomic_load(&global_conns));
 }
 
+/* stats detail on|off|dump: memcached looks at the second word only, and
+ * by its first letters ("on", "of", "dump"), ignoring anything after. */
+static void detail_report(const char *arg, size_t len, struct buf *o)
+{
+    const char *p = arg + 6;
+    const char *end = arg + len;
+    while (p < end && *p == ' ')
+        p++;
+    size_t n = (size_t)(end - p);
+    const char *sp = memchr(p, ' ', n);
+    if (sp)
+        n = (size_t)(sp - p);
+#define WORD(s) (n == strlen(s) && memcmp(p, s, n) == 0)
+    if (WORD("on")) {
+        pfx_enable(true);
+        buf_adds(o, "OK\r\n");
+    } else if (WORD("off")) {
+        pfx_enable(false);
+        buf_adds(o, "OK\r\n");
+    } else if (WORD("dump")) {
+        struct pfx_table *t[MAX_WORKERS];
+        for (unsigned i = 0; i < nworkers; i++)
+            t[i] = workers[i].pfx;
+        pfx_dump(t, nworkers, o);
+    } else {
+        buf_adds(o, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+    }
+#undef WORD
+}
+
 void stats_report(struct worker *w, const char *arg, size_t len, struct buf *o)
 {
     while (len && arg[len - 1] == ' ')
@@ -361,7 +392,7 @@ void stats_report(struct worker *w, const char *arg, size_t len, struct buf *o)
     else if (IS("sizes"))
         stat(o, "sizes_status", "disabled");
     else if (len >= 6 && memcmp(arg, "detail", 6) == 0) {
-        buf_adds(o, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+        detail_report(arg, len, o);
         return;
     } else {
         buf_adds(o, "ERROR\r\n");

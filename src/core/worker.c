@@ -20,6 +20,7 @@
 #include "core/hash.h"
 #include "core/introspect.h"
 #include "core/log.h"
+#include "core/prefix_stats.h"
 #include "core/worker.h"
 #include "net/conn.h"
 #include "net/listener.h"
@@ -160,6 +161,10 @@ static void reset_own_stats(struct worker *w)
 
 void worker_stats_reset(struct worker *w)
 {
+    /* The prefix tables are locked (prefix_stats.h): clear them all here, so
+     * a `stats detail dump` right after the reset sees none of the old. */
+    for (unsigned p = 0; p < nworkers; p++)
+        pfx_clear(workers[p].pfx);
     for (unsigned p = 0; p < nworkers; p++) {
         if (p == w->id)
             continue;
@@ -433,7 +438,11 @@ int workers_setup(void)
         }
         w->now = clock_rel_now();
         store_clock(w->store, w->now);
-        w->x = (struct exec_ctx){ .store = w->store, .stats = &w->stats, .now = w->now };
+        w->pfx = pfx_create();
+        if (!w->pfx)
+            return -1;
+        w->x = (struct exec_ctx){ .store = w->store, .stats = &w->stats, .now = w->now,
+                                  .pfx = w->pfx };
         if (reactor_init(&w->reactor, settings.io == IO_POLL) < 0)
             return -1;
         w->doorbell.type = SRC_DOORBELL;
@@ -522,6 +531,7 @@ void workers_teardown(void)
             reactor_fini(&w->reactor);
         if (w->store)
             store_destroy(w->store);
+        pfx_destroy(w->pfx);
         if (w->cls_pub)
             pthread_mutex_destroy(&w->cls_lock);
         free(w->cls_pub);

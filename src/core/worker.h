@@ -52,6 +52,7 @@ struct worker {
     bool             ovf_pending;
 
     struct store    *store;
+    struct pfx_table *pfx;                 /* stats detail (core/prefix_stats.h) */
     struct exec_ctx  x;
     uint32_t         now;
     uint32_t         flush_at;             /* delayed flush_all, 0 = none */

@@ -68,10 +68,13 @@ struct proto_sink {
     void (*trace)(void *s, const char *line, size_t len);
 };
 
+struct pfx_table;
+
 struct exec_ctx {
     struct store  *store;
     struct wstats *stats;
     uint32_t       now;
+    struct pfx_table *pfx;   /* this worker's `stats detail` table */
 };
 
 /* Text protocol parser state, one per connection. */

@@ -10,7 +10,7 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 
-from conftest import MEMCACHED, Server, parse_stats
+from conftest import MEMCACHED, Server, mask_cas, parse_stats
 
 MEMCACHED_TOOL = "/usr/share/memcached/scripts/memcached-tool"
 
@@ -344,3 +344,89 @@ def test_stats_conns_like_memcached(server_factory):
         assert listeners and all(b["addr"] == "tcp:127.0.0.1:%d" % srv.port for b in listeners)
         for o in others:
             o.close()
+
+
+# --------------------------------------------------------------------------
+# stats detail on|off|dump
+# --------------------------------------------------------------------------
+
+def binstat(c, key, opaque=1):
+    import struct
+    c.send(struct.pack(">BBHBBHIIQ", 0x80, 0x10, len(key), 0, 0, 0, len(key), opaque, 0) + key)
+    out = []
+    while True:
+        hdr = c.read_exact(24)
+        klen, blen = struct.unpack(">H", hdr[2:4])[0], struct.unpack(">I", hdr[8:12])[0]
+        body = c.read_exact(blen)
+        status = struct.unpack(">H", hdr[6:8])[0]
+        out.append((status, body[:klen], body[klen:]))
+        if status != 0 or klen == 0:
+            return out
+
+
+DETAIL_SCRIPT = [
+    b"stats detail", b"stats detail x", b"stats detail dump", b"stats detail on",
+    b"set a:1 0 0 1\r\n1", b"get a:1", b"get a:2", b"get b:1 nokey", b"gets a:1",
+    b"delete a:1", b"delete a:9", b"incr a:3 1", b"touch a:4 1", b"mg a:5 v",
+    b"add c:1 0 0 1\r\n1", b"append c:1 0 0 1\r\n2", b"gat 10 c:1",
+    b"stats detail on extra", b"stats detail off", b"get a:1",
+]
+
+
+def detail_session(srv):
+    """Replies to DETAIL_SCRIPT, then the dump (as a set of lines: memcached
+    prints prefixes in its hash order), then the binary stat replies."""
+    replies = []
+    with srv.conn() as c:
+        for cmd in DETAIL_SCRIPT:
+            c.send(cmd + b"\r\nmn\r\n")
+            replies.append(mask_cas(c.read_until(b"MN\r\n")))
+        c.send(b"stats detail dump\r\n")
+        dump = c.read_until(b"END\r\n")
+        lines = set(dump.split(b"\r\n")[:-2])
+    with srv.conn() as c:      # the protocol is chosen per connection
+        binary = [binstat(c, k) for k in (b"detail on", b"detail off", b"detail", b"detail x")]
+        d = binstat(c, b"detail dump")
+        assert d[0][1] == b"detailed" and d[-1] == (0, b"", b"")
+        binlines = set(d[0][2].split(b"\r\n")[:-2])
+    with srv.conn() as c:
+        c.send(b"stats reset\r\nstats detail dump\r\n")
+        after_reset = c.read_until(b"RESET\r\n") + c.read_until(b"END\r\n")
+    return replies, lines, binary, binlines, after_reset
+
+
+def test_stats_detail_like_memcached(server_factory):
+    if not os.path.exists(MEMCACHED):
+        pytest.skip("memcached not installed")
+    ref = detail_session(server_factory(binary=MEMCACHED, threads=2))
+    got = detail_session(server_factory(threads=4))
+    assert got[0] == ref[0]
+    assert got[1] == ref[1] and got[1] == {b"PREFIX a get 3 hit 2 set 1 del 2",
+                                           b"PREFIX b get 1 hit 0 set 0 del 0",
+                                           b"PREFIX c get 1 hit 1 set 2 del 0"}
+    assert got[2] == ref[2]
+    assert got[3] == ref[3] == got[1]
+    assert got[4] == ref[4] == b"RESET\r\nEND\r\n"
+
+
+def test_stats_detail_binary_counts(server_factory):
+    """Binary gets, sets and deletes count as memcached counts them."""
+    import struct
+    srv = server_factory(threads=4)
+
+    def pkt(op, key, extras=b"", val=b""):
+        return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), len(extras), 0, 0,
+                           len(key) + len(extras) + len(val), 0, 0) + extras + key + val
+    with srv.conn() as c:
+        c.call(b"stats detail on\r\n", b"OK\r\n")
+    with srv.conn() as c:
+        c.send(pkt(0x01, b"p:1", struct.pack(">II", 0, 0), b"v") + pkt(0x00, b"p:1")
+               + pkt(0x00, b"p:2") + pkt(0x04, b"p:1") + pkt(0x0a, b""))
+        data = b""
+        while not data.endswith(b"\x81\x0a" + b"\0" * 22):
+            data += c.read_exact(1)
+    with srv.conn() as c:
+        c.send(b"stats detail dump\r\n")
+        assert c.read_until(b"END\r\n") == b"PREFIX p get 2 hit 1 set 1 del 1\r\nEND\r\n"
+        c.call(b"stats settings\r\n", b"")
+        assert parse_stats(c.read_until(b"END\r\n"))["detail_enabled"] == "yes"
