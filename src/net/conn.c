@@ -485,7 +485,8 @@ void conn_reply_arrived(struct msg *m)
     m->done = true;
     m->arg = m->reply.len;   /* origin-only from here: bytes counted in qbytes */
     c->qbytes += m->arg;
-    if (m->reply.len > c->reply_est)
+    /* A store walk's one large reply says nothing about keyed replies. */
+    if (m->kind == MSG_REQ && m->reply.len > c->reply_est)
         c->reply_est = m->reply.len;
     mark_dirty(c);
 }
