@@ -6,7 +6,9 @@
  * (w->intro_head, touched by that worker only) while it walks its store a
  * budget at a time, between the loop's other work, so serving never stops
  * for long. The reply grows in the message, in worker order; the last
- * worker formats the end and sends it home.
+ * worker formats the end and sends it home. A metadump comes home in parts
+ * (METADUMP_PART), each continued by a new message queued right behind it
+ * once the connection has room (origin's w->intro_parked list).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #define WALK_SEGS_PER_TURN   4              /* segments one walk advances per loop */
 #define WALK_BYTES_PER_TURN  (256 * 1024)   /* ... or this much output, first reached */
 #define CACHEDUMP_MAX        (2 * 1024 * 1024)  /* memcached caps cachedump output here */
+#define METADUMP_PART        (256 * 1024)   /* a metadump comes home in parts of this */
 
 struct intro {
     struct dump_req d;
@@ -26,6 +29,7 @@ struct intro {
     uint32_t cursor;     /* store_walk() cursor in that worker's store */
     uint32_t dumped;     /* cachedump: items listed so far */
     bool     full;       /* cachedump: limit or size cap reached */
+    bool     partial;    /* a part of the reply going home; the walk goes on */
     bool     finished;   /* reply complete, on its way home */
 };
 
@@ -68,9 +72,13 @@ void intro_start(struct worker *w, struct msg *m)
     deliver(w, m, 0);
 }
 
+static void part_home(struct worker *w, struct msg *m);
+
 void intro_arrived(struct worker *w, struct msg *m)
 {
-    if (intro_of(m)->finished)
+    if (intro_of(m)->partial)
+        part_home(w, m);         /* home with a part: w is its origin */
+    else if (intro_of(m)->finished)
         conn_reply_arrived(m);   /* home: w is its origin */
     else
         pending_add(w, m);
@@ -149,8 +157,11 @@ static bool cachedump_item(void *arg, const struct store_walk_item *it)
 
 /* ---- one turn of a walk on worker w ------------------------------------- */
 
-/* Walks some more of w's store; true when w's part is complete. */
-static bool walk_turn(struct worker *w, struct msg *m)
+enum turn { TURN_MORE, TURN_DONE, TURN_PART };
+
+/* Walks some more of w's store: TURN_DONE when w's part is complete,
+ * TURN_PART when the reply has grown to a part's size. */
+static enum turn walk_turn(struct worker *w, struct msg *m)
 {
     struct intro *in = intro_of(m);
     if (in->d.op == DUMP_ITEMS || in->d.op == DUMP_SLABS) {
@@ -166,25 +177,27 @@ static bool walk_turn(struct worker *w, struct msg *m)
         unsigned n = store_get_class_stats(w->store, one, STORE_CLASSES_MAX);
         stats_classes_add((struct store_class_stats *)(void *)m->reply.data, one, n);
         free(one);
-        return true;
+        return TURN_DONE;
     }
     if (in->d.op == DUMP_CONNS) {
         conn_stats_report(w, m->conn, &m->reply);
-        return true;
+        return TURN_DONE;
     }
     if (in->full)
-        return true;
+        return TURN_DONE;
     struct walk_ctx x = { in, &m->reply };
     bool (*fn)(void *, const struct store_walk_item *) =
         in->d.op == DUMP_METADUMP ? metadump_item : cachedump_item;
     size_t start = m->reply.len;
     for (unsigned i = 0; i < WALK_SEGS_PER_TURN; i++) {
         if (store_walk(w->store, &in->cursor, 1, fn, &x))
-            return true;
+            return TURN_DONE;
+        if (in->d.op == DUMP_METADUMP && m->reply.len >= METADUMP_PART)
+            return TURN_PART;
         if (m->reply.len - start >= WALK_BYTES_PER_TURN)
             break;
     }
-    return in->full;
+    return in->full ? TURN_DONE : TURN_MORE;
 }
 
 /* memcached lists `stats conns` blocks by descriptor; the workers' parts
@@ -252,24 +265,74 @@ static void finish(struct msg *m)
     in->finished = true;
 }
 
+/* Origin: a part of a metadump came home. Its continuation takes the next
+ * place in the connection's reply order and waits (parked) until the
+ * connection's output is under --max-conn-output, so a slow reader holds
+ * about the cap plus one part, never the whole dump. */
+static void part_home(struct worker *w, struct msg *m)
+{
+    struct conn *c = m->conn;
+    struct intro *in = intro_of(m);
+    in->partial = false;
+    if (!c->closed) {
+        struct msg *next = intro_msg_new(&in->d, m->from);
+        *intro_of(next) = *in;
+        next->conn = c;
+        conn_queue_after(c, m, next);
+        next->qnext = w->intro_parked;
+        w->intro_parked = next;
+    }
+    conn_reply_arrived(m);
+}
+
+void intro_unpark(struct worker *w)
+{
+    struct msg **pp = &w->intro_parked;
+    while (*pp) {
+        struct msg *m = *pp;
+        if (!conn_output_room(m->conn)) {
+            pp = &m->qnext;
+            continue;
+        }
+        *pp = m->qnext;
+        if (m->conn->closed)
+            conn_reply_arrived(m);   /* frees it */
+        else
+            deliver(w, m, intro_of(m)->hop);
+    }
+}
+
+static void send_home(struct worker *w, struct msg *m)
+{
+    if (m->from != w->id)
+        worker_send(w, m->from, m);
+    else if (intro_of(m)->partial)
+        part_home(w, m);
+    else
+        conn_reply_arrived(m);
+}
+
 bool intro_run(struct worker *w)
 {
+    if (w->intro_parked)
+        intro_unpark(w);
     struct msg *m = w->intro_head;
     w->intro_head = w->intro_tail = NULL;
     while (m) {
         struct msg *next = m->qnext;
         struct intro *in = intro_of(m);
-        if (!walk_turn(w, m)) {
+        enum turn t = walk_turn(w, m);
+        if (t == TURN_MORE) {
             pending_add(w, m);
+        } else if (t == TURN_PART) {
+            in->partial = true;
+            send_home(w, m);
         } else if (++in->hop < nworkers) {
             in->cursor = 0;
             deliver(w, m, in->hop);
         } else {
             finish(m);
-            if (m->from == w->id)
-                conn_reply_arrived(m);
-            else
-                worker_send(w, m->from, m);
+            send_home(w, m);
         }
         m = next;
     }
@@ -278,6 +341,11 @@ bool intro_run(struct worker *w)
 
 void intro_drop_pending(struct worker *w, void (*drop)(struct msg *m))
 {
+    while (w->intro_parked) {
+        struct msg *m = w->intro_parked;
+        w->intro_parked = m->qnext;
+        drop(m);
+    }
     while (w->intro_head) {
         struct msg *m = w->intro_head;
         w->intro_head = m->qnext;

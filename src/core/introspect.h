@@ -21,6 +21,9 @@ void intro_start(struct worker *w, struct msg *m);
 void intro_arrived(struct worker *w, struct msg *m);
 /* Advance w's pending walks by one budget; true while some remain. */
 bool intro_run(struct worker *w);
+/* Release parked metadump continuations whose connection has room again
+ * (call after writing output). */
+void intro_unpark(struct worker *w);
 /* Teardown: free walks still pending on w (as free_stranded does). */
 void intro_drop_pending(struct worker *w, void (*drop)(struct msg *m));
 

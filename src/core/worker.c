@@ -356,9 +356,11 @@ static void *worker_main(void *arg)
         /* Replies and requests from other workers; replies make their
          * connections dirty, so drain before flushing. */
         drain_rings(w);
-        if (w->intro_head)
+        if (w->intro_head || w->intro_parked)
             intro_run(w);
         flush_dirty(w);
+        if (w->intro_parked)
+            intro_unpark(w);   /* output just written may have made room */
         flush_overflow(w);
         ring_bells(w);
 

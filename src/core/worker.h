@@ -59,6 +59,7 @@ struct worker {
 
     struct msg      *intro_head;           /* store walks to advance here */
     struct msg      *intro_tail;
+    struct msg      *intro_parked;         /* metadump parts waiting for output room */
 
     struct conn     *conns;                /* all open connections */
     struct conn     *dirty;                /* connections with replies to send */

@@ -491,6 +491,24 @@ void conn_reply_arrived(struct msg *m)
     mark_dirty(c);
 }
 
+/* A store walk that returns its reply in parts (core/introspect.c): the
+ * next part takes the position right after this one. */
+void conn_queue_after(struct conn *c, struct msg *m, struct msg *next)
+{
+    next->next = m->next;
+    m->next = next;
+    if (c->q_tail == m)
+        c->q_tail = next;
+    c->inflight++;
+}
+
+/* True when the connection has room under --max-conn-output (or is gone):
+ * a store walk asks before producing its next part. */
+bool conn_output_room(const struct conn *c)
+{
+    return c->closed || c->wbuf.len - c->woff + c->qbytes < settings.conn_out_max;
+}
+
 void conn_idle_sweep(struct worker *w)
 {
     if (settings.idle_timeout <= 0)

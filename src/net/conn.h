@@ -57,6 +57,10 @@ void conn_flush(struct conn *c);
 void conn_close(struct conn *c);
 void conn_idle_sweep(struct worker *w);
 void conn_close_all(struct worker *w);
+/* Store walks replying in parts (core/introspect.c): queue `next` right
+ * after `m` (one more in flight), and whether output is under the cap. */
+void conn_queue_after(struct conn *c, struct msg *m, struct msg *next);
+bool conn_output_room(const struct conn *c);
 /* memcached's -vv trace (conn_trace.c): on while the level is >= 2. */
 bool conn_tracing(void);
 void conn_trace_event(const struct conn *c, const char *what);
