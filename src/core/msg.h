@@ -20,6 +20,7 @@ enum msg_kind {
     MSG_FLUSH,        /* flush_all broadcast (arg = relative time, 0 = now) */
     MSG_STATS_RESET,  /* stats reset broadcast */
     MSG_UDP,          /* request from a UDP datagram; the reply is sent by its origin */
+    MSG_WATCH,        /* watch registration or lines (core/watch.c) */
     MSG_INTRO,        /* store walk touring the workers (core/introspect.h); comes
                        * home with its reply like MSG_REQ */
 };

@@ -21,6 +21,7 @@
 #include "core/introspect.h"
 #include "core/log.h"
 #include "core/prefix_stats.h"
+#include "core/watch.h"
 #include "core/worker.h"
 #include "net/conn.h"
 #include "net/listener.h"
@@ -200,6 +201,9 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
     case MSG_INTRO:
         intro_arrived(w, m);
         return;
+    case MSG_WATCH:
+        watch_arrived(w, m);
+        return;
     case MSG_FLUSH:
         apply_flush(w, (uint32_t)m->arg, m->arg >> 32);
         free(m);
@@ -359,6 +363,8 @@ static void *worker_main(void *arg)
         if (w->intro_head || w->intro_parked)
             intro_run(w);
         flush_dirty(w);
+        if (w->watch && watch_flush(w))
+            flush_dirty(w);    /* watch lines for this worker's watchers */
         if (w->intro_parked)
             intro_unpark(w);   /* output just written may have made room */
         flush_overflow(w);
@@ -404,6 +410,8 @@ int workers_setup(void)
         /* memcached's -X (disable dump commands) is not among this tree's
          * options yet; when it is, it clears this. */
         .dump_ok = true,
+        /* likewise memcached's -W (disable watch) */
+        .watch_ok = true,
     };
     for (unsigned i = 0; i < nworkers; i++)
         for (unsigned j = 0; j < nworkers; j++)
@@ -534,6 +542,7 @@ void workers_teardown(void)
         if (w->store)
             store_destroy(w->store);
         pfx_destroy(w->pfx);
+        watch_free(w);
         if (w->cls_pub)
             pthread_mutex_destroy(&w->cls_lock);
         free(w->cls_pub);

@@ -31,6 +31,7 @@ struct evsrc {
 };
 
 struct conn;
+struct watch_state;
 
 struct worker {
     unsigned         id;
@@ -60,6 +61,7 @@ struct worker {
     struct msg      *intro_head;           /* store walks to advance here */
     struct msg      *intro_tail;
     struct msg      *intro_parked;         /* metadump parts waiting for output room */
+    struct watch_state *watch;             /* watch streams (core/watch.c), or NULL */
 
     struct conn     *conns;                /* all open connections */
     struct conn     *dirty;                /* connections with replies to send */

@@ -17,6 +17,7 @@
 #include "core/introspect.h"
 #include "core/log.h"
 #include "core/stats_report.h"
+#include "core/watch.h"
 #include "net/conn.h"
 
 #define READ_CHUNK    16384
@@ -84,6 +85,7 @@ static void sink_request(void *s, struct req *r)
 {
     struct conn *c = s;
     struct worker *w = c->w;
+    r->cfd = c->src.fd;
     unsigned owner = key_owner(r->key, r->klen);
     if (owner == w->id) {
         STAT_INC(&w->stats, req_local);
@@ -124,6 +126,14 @@ static void sink_dump(void *s, const struct dump_req *d)
     queue_append(c, m);
     c->inflight++;
     intro_start(c->w, m);
+}
+
+static void sink_watch(void *s, unsigned flags)
+{
+    struct conn *c = s;
+    buf_add(sink_output(c), "OK\r\n", 4);
+    c->watching = true;
+    watch_start(c->w, c, flags);
 }
 
 static void sink_flush_all(void *s, int64_t delay, bool noreply)
@@ -170,7 +180,7 @@ static bool sink_busy(void *s)
 const struct proto_sink conn_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
-    .dump = sink_dump, .busy = sink_busy, .trace = conn_trace_in,
+    .dump = sink_dump, .busy = sink_busy, .trace = conn_trace_in, .watch = sink_watch,
 };
 
 /* ---- accept ------------------------------------------------------------- */
@@ -215,6 +225,8 @@ void conn_accept_fd(struct worker *w, int fd)
     STAT_INC(&w->stats, total_connections);
     if (conn_tracing())
         conn_trace_event(c, "new auto-negotiating client connection");
+    if (watch_active())
+        watch_conn_event(w, fd, true);
 }
 
 void conn_accept(struct worker *w, struct evsrc *ls)
@@ -272,6 +284,10 @@ void conn_close(struct conn *c)
     struct worker *w = c->w;
     if (conn_tracing())
         conn_trace_event(c, "connection closed.");
+    if (c->watching)
+        watch_stop(w, c);
+    if (watch_active())
+        watch_conn_event(w, c->src.fd, false);
     reactor_del(&w->reactor, c->src.fd);
     close(c->src.fd);
     c->src.fd = -1;
@@ -378,6 +394,10 @@ static void conn_update_events(struct conn *c)
 
 static void conn_process(struct conn *c)
 {
+    if (c->watching) {
+        c->rbuf.len = 0;   /* a watch stream ignores what its client sends */
+        return;
+    }
     if (c->proto == CP_UNKNOWN && c->rbuf.len) {
         c->proto = ((unsigned char)c->rbuf.data[0] == 0x80 && bin_parse) ? CP_BINARY : CP_TEXT;
         if (c->proto == CP_TEXT && conn_tracing())
@@ -507,6 +527,14 @@ void conn_queue_after(struct conn *c, struct msg *m, struct msg *next)
 bool conn_output_room(const struct conn *c)
 {
     return c->closed || c->wbuf.len - c->woff + c->qbytes < settings.conn_out_max;
+}
+
+void conn_push(struct conn *c, const char *data, size_t n)
+{
+    if (c->closed)
+        return;
+    buf_add(sink_output(c), data, n);
+    mark_dirty(c);
 }
 
 void conn_idle_sweep(struct worker *w)

@@ -26,6 +26,7 @@ struct conn {
     bool           closed;       /* fd gone; waiting for in-flight replies */
     bool           stalled;      /* input left unparsed because of back-pressure */
     bool           feed_pending; /* bytes fed by a completion backend, not yet parsed */
+    bool           watching;     /* a `watch` stream: input is ignored (core/watch.c) */
     uint8_t        proto;
     uint32_t       events;       /* current reactor interest */
     uint32_t       last_active;
@@ -61,6 +62,8 @@ void conn_close_all(struct worker *w);
  * after `m` (one more in flight), and whether output is under the cap. */
 void conn_queue_after(struct conn *c, struct msg *m, struct msg *next);
 bool conn_output_room(const struct conn *c);
+/* Bytes for the connection after everything queued (watch lines). */
+void conn_push(struct conn *c, const char *data, size_t n);
 /* memcached's -vv trace (conn_trace.c): on while the level is >= 2. */
 bool conn_tracing(void);
 void conn_trace_event(const struct conn *c, const char *what);

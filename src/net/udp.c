@@ -201,6 +201,7 @@ static void sink_request(void *s, struct req *r)
     /* memcached sends the empty response of a get whose first key misses
      * as a header-only datagram (count 0); later keys' empty responses
      * vanish into the previous datagram. */
+    r->cfd = q->fd;
     bool first_get = r->op <= OP_GATS && r->proto == PROTO_TEXT && !q->cmd_open;
     struct udp_part *p = part_add(q, true, first_get);
     unsigned owner = key_owner(r->key, r->klen);

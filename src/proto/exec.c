@@ -49,6 +49,7 @@ static bool detail_kind(const struct req *r, enum pfx_kind *k)
 
 void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out)
 {
+    x->cfd = r->cfd;
     enum pfx_kind k;
     if (x->pfx && pfx_enabled() && detail_kind(r, &k)) {
         struct item_view iv;

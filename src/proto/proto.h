@@ -28,6 +28,12 @@ struct proto_conf {
     unsigned max_get_keys; /* keys allowed in one get (0 = unlimited) */
     bool   dump_ok;        /* metadump / cachedump allowed (memcached's -X
                             * clears it; see workers_setup) */
+    bool   watch_ok;       /* watch allowed (memcached's -W clears it) */
+};
+
+/* What a `watch` asks for (memcached's names). */
+enum watch_flag {
+    WATCH_FETCHERS = 1, WATCH_MUTATIONS = 2, WATCH_EVICTIONS = 4, WATCH_CONNEVENTS = 8,
 };
 
 /* A walk of every worker's store whose result is one reply: the parser
@@ -66,6 +72,8 @@ struct proto_sink {
     /* Each text command line as it is about to run (memcached's -vv "<FD
      * line" trace); called only while the verbosity level is >= 2. */
     void (*trace)(void *s, const char *line, size_t len);
+    /* The session becomes a `watch` stream (NULL: it cannot; ERROR). */
+    void (*watch)(void *s, unsigned flags);
 };
 
 struct pfx_table;
@@ -75,6 +83,7 @@ struct exec_ctx {
     struct wstats *stats;
     uint32_t       now;
     struct pfx_table *pfx;   /* this worker's `stats detail` table */
+    int32_t        cfd;      /* client fd of the request executing (watch lines) */
 };
 
 /* Text protocol parser state, one per connection. */

@@ -380,6 +380,36 @@ static void do_cachedump(const struct proto_conf *cf, const struct proto_sink *s
     sk->dump(s, &d);
 }
 
+/* watch [fetchers|mutations|evictions|connevents]...: memcached 1.6.18's
+ * names; no argument means fetchers. memcached's other streams (rawcmds,
+ * sysevents, proxy*) log things percore does not have: ERROR. */
+static bool do_watch(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+                     const struct tok *t, size_t nt, bool more)
+{
+    static const struct { const char *name; unsigned flag; } names[] = {
+        { "fetchers", WATCH_FETCHERS }, { "mutations", WATCH_MUTATIONS },
+        { "evictions", WATCH_EVICTIONS }, { "connevents", WATCH_CONNEVENTS },
+    };
+    if (!sk->watch || !cf->watch_ok || more) {
+        text_reply(sk, s, "ERROR");
+        return false;
+    }
+    unsigned flags = nt > 1 ? 0 : WATCH_FETCHERS;
+    for (size_t i = 1; i < nt; i++) {
+        unsigned f = 0;
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (tok_is(&t[i], names[k].name))
+                f = names[k].flag;
+        if (!f) {
+            text_reply(sk, s, "ERROR");
+            return false;
+        }
+        flags |= f;
+    }
+    sk->watch(s, flags);
+    return true;
+}
+
 /* memcached 1.6.18 drops a connection whose unknown command line ends in a
  * word starting "HTTP/" (a browser or health check hitting the port): the
  * check sits after its per-letter dispatch, so lines whose command starts
@@ -519,6 +549,9 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
             sk->shutdown(s, true);
         else
             text_reply(sk, s, "CLIENT_ERROR invalid shutdown mode");
+    } else if (tok_is(c, "watch")) {
+        /* a watch stream reads nothing after the command */
+        *close = do_watch(cf, sk, s, t, nt, more);
     } else if (tok_is(c, "lru_crawler")) {
         do_lru_crawler(cf, sk, s, t, nt);
     } else if (tok_is(c, "slabs")) {

@@ -56,6 +56,12 @@ static void drop_stats(struct store *s, const struct item *it, bool expired, uin
         if (it->exptime)
             cc->evicted_nonzero++;
         cc->evicted_time = s->now - s->segs[id].atime;
+        struct store_event ev = {
+            .kind = SEV_EVICT, .fetched = it->bits & ITEM_FETCHED, .key = it->key,
+            .klen = it->klen, .vlen = it->vlen, .exptime = it->exptime,
+            .atime = s->segs[id].atime, .cls = store_class_of_bucket(s->segs[id].bucket) + 1,
+        };
+        store_notify(s, &ev);
         if (!(it->bits & ITEM_FETCHED)) {
             s->c.evicted_unfetched++;
             cc->evicted_unfetched++;

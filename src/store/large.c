@@ -119,6 +119,12 @@ static void large_drop(struct store *s, uint32_t i, bool expired)
             if (it.exptime)
                 cc->evicted_nonzero++;
             cc->evicted_time = s->now - s->larges[i].atime;
+            struct store_event ev = {
+                .kind = SEV_EVICT, .fetched = it.bits & ITEM_FETCHED, .key = it.key,
+                .klen = it.klen, .vlen = it.vlen, .exptime = it.exptime,
+                .atime = s->larges[i].atime, .cls = STORE_CLASSES_MAX,
+            };
+            store_notify(s, &ev);
             if (!(it.bits & ITEM_FETCHED)) {
                 s->c.evicted_unfetched++;
                 cc->evicted_unfetched++;

@@ -311,6 +311,21 @@ static void delete_key(struct store *s, const char *key, size_t klen, uint64_t h
         item_remove(s, h, slot, &it);
 }
 
+static void notify_get(const struct store *s, const char *key, size_t klen, const uint64_t *slot,
+                       const struct item *it)
+{
+    if (!s->obs)
+        return;
+    struct store_event ev = { .kind = SEV_GET, .status = slot ? ST_OK : ST_MISS, .key = key,
+                              .klen = (uint32_t)klen };
+    if (slot) {
+        ev.vlen = it->vlen;
+        ev.exptime = it->exptime;
+        ev.cls = store_class_of_bucket(entry_class(s, *slot)) + 1;
+    }
+    s->obs(s->obs_arg, &ev);
+}
+
 /* --- public API ------------------------------------------------------------------ */
 
 int store_get(struct store *s, const char *key, size_t klen, struct item_view *iv)
@@ -318,9 +333,12 @@ int store_get(struct store *s, const char *key, size_t klen, struct item_view *i
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
-    if (!slot)
+    if (!slot) {
+        notify_get(s, key, klen, NULL, NULL);
         return ST_MISS;
+    }
     s->cls[entry_class(s, *slot)].get_hits++;
+    notify_get(s, key, klen, slot, &it);
     fill_view(s, *slot, &it, iv);
     note_hit(s, slot, &it);
     return ST_OK;
@@ -381,8 +399,11 @@ int store_gat(struct store *s, const char *key, size_t klen, uint32_t exptime,
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
-    if (!slot)
+    if (!slot) {
+        notify_get(s, key, klen, NULL, NULL);
         return ST_MISS;
+    }
+    notify_get(s, key, klen, slot, &it);
     uint8_t mbits = it.bits & IB_MBITS;
     uint32_t atime = seg_loc_atime(s, e_seg(*slot));
     s->cls[entry_class(s, *slot)].touch_hits++;
@@ -493,6 +514,20 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
               uint64_t cas_in, uint64_t *cas_out)
 {
     int st = put_item(s, mode, key, klen, val, vlen, flags, exptime, cas_in, cas_out);
+    if (s->obs) {
+        struct store_event ev = { .kind = SEV_STORE, .mode = (uint8_t)mode, .status = st,
+                                  .key = key, .klen = (uint32_t)klen, .vlen = (uint32_t)vlen,
+                                  .exptime = exptime };
+        struct item it;
+        uint64_t *slot = st == ST_OK ? lookup(s, key, klen, store_hash(key, klen), &it, false)
+                                     : NULL;
+        if (slot) {
+            ev.vlen = it.vlen;
+            ev.exptime = it.exptime;
+            ev.cls = store_class_of_bucket(entry_class(s, *slot)) + 1;
+        }
+        s->obs(s->obs_arg, &ev);
+    }
     /* Inside a flush hold the write succeeds and is flushed at once, as
      * memcached's oldest_live check treats it (see store_flush_hold). */
     if (st == ST_OK && s->flush_hold && s->now <= s->flush_hold)
@@ -544,6 +579,13 @@ bool store_walk(struct store *s, uint32_t *cursor, unsigned budget,
         }
     }
     return *cursor >= end;
+}
+
+void store_set_observer(struct store *s, void (*fn)(void *arg, const struct store_event *ev),
+                        void *arg)
+{
+    s->obs = fn;
+    s->obs_arg = arg;
 }
 
 void store_reset_class_stats(struct store *s)

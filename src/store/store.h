@@ -196,6 +196,28 @@ struct store_walk_item {
 bool store_walk(struct store *s, uint32_t *cursor, unsigned budget,
                 bool (*fn)(void *arg, const struct store_walk_item *it), void *arg);
 
+/* What a store tells an observer (memcached's `watch`): a client fetch
+ * (store_get/store_gat, hit or miss), a store (store_put, any outcome) or
+ * an eviction of a live item. Key bytes valid during the call only. */
+enum store_event_kind { SEV_GET, SEV_STORE, SEV_EVICT };
+
+struct store_event {
+    uint8_t     kind;
+    uint8_t     mode;       /* SEV_STORE: enum store_mode */
+    bool        fetched;    /* SEV_EVICT: read since stored */
+    int         status;     /* SEV_GET: ST_OK/ST_MISS; SEV_STORE: store_put's result */
+    const char *key;
+    uint32_t    klen;
+    uint32_t    vlen;       /* value bytes (0 on a miss) */
+    uint32_t    exptime;    /* relative seconds, 0 = never */
+    uint32_t    atime;      /* SEV_EVICT: last read of its segment */
+    uint32_t    cls;        /* class id (0 on a miss) */
+};
+
+/* Set (fn) or clear (NULL) the observer; owner thread only. */
+void store_set_observer(struct store *s, void (*fn)(void *arg, const struct store_event *ev),
+                        void *arg);
+
 const char *store_status_str(int st);
 
 #endif

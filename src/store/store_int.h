@@ -191,6 +191,8 @@ struct store {
     size_t fixed_bytes;
     struct store_counters c;
     struct class_ctr cls[TTL_NBUCKETS + 1];
+    void (*obs)(void *arg, const struct store_event *ev);   /* watch, or NULL */
+    void *obs_arg;
 
     /* transient scratch (not counted: freed size-bounded buffers) */
     struct mslot *mslots;    /* per-item index slot during a merge */
@@ -230,6 +232,13 @@ static inline unsigned entry_class(const struct store *s, uint64_t e)
 {
     uint32_t sid = e_seg(e);
     return sid >= s->nsegs ? TTL_NBUCKETS : s->segs[sid].bucket;
+}
+
+/* Tell the observer (if any) about an event. */
+static inline void store_notify(const struct store *s, const struct store_event *ev)
+{
+    if (s->obs)
+        s->obs(s->obs_arg, ev);
 }
 
 /* seg.c — arena, segments, item encoding */

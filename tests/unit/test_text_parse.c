@@ -54,11 +54,18 @@ static void s_dump(void *s, const struct dump_req *d)
     buf_adds(s_output(s), t);
 }
 
+static void s_watch(void *s, unsigned flags)
+{
+    char t[32];
+    snprintf(t, sizeof t, "<watch %u>", flags);
+    buf_adds(s_output(s), t);
+}
+
 static const struct proto_sink sink = {
-    s_request, s_output, s_stats, s_flush, s_quit, s_shutdown, s_busy, s_dump, NULL,
+    s_request, s_output, s_stats, s_flush, s_quit, s_shutdown, s_busy, s_dump, NULL, s_watch,
 };
 static const struct proto_conf conf = { .item_max = 1024, .use_cas = true, .flush_ok = true,
-                                        .dump_ok = true };
+                                        .dump_ok = true, .watch_ok = true };
 
 /* Feed `in` in chunks of `step` bytes, as a connection would. */
 static char *run(struct rec *rc, const char *in, size_t len, size_t step)
@@ -251,6 +258,19 @@ static void test_dump_commands(void **state)
                         "<dump op=4 limit=0 c1=0 c62=0 c63=0><stats>");
 }
 
+/* watch: memcached's names, fetchers by default; nothing after it is read. */
+static void test_watch(void **state)
+{
+    struct rec rc;
+    assert_string_equal(RUN("watch\r\nget a\r\n", 1000), "<watch 1>");
+    assert_int_equal(rc.nreq, 0);
+    assert_string_equal(RUN("watch mutations evictions connevents fetchers\r\n", 1000),
+                        "<watch 15>");
+    assert_string_equal(RUN("watch bogus\r\nwatch rawcmds\r\nget a\r\n", 1000),
+                        "ERROR\r\nERROR\r\n<op=0 key=a vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>"
+                        "END\r\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_http_line_closes),
         cmocka_unit_test(test_slabs_automove),
         cmocka_unit_test(test_dump_commands),
+        cmocka_unit_test(test_watch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
