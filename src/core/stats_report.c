@@ -198,7 +198,8 @@ static void settings_report(struct buf *o)
     stat(o, "lru_crawler", "no");
     stat(o, "lru_maintainer_thread", "no");
     stat(o, "flush_enabled", "%s", settings.flush_ok ? "yes" : "no");
-    stat(o, "dump_enabled", "no");
+    stat(o, "dump_enabled", "%s", proto_conf.dump_ok ? "yes" : "no");
+    stat(o, "watcher_logbuf_size", "262144");   /* per watcher per worker turn, core/watch.c */
     stat(o, "idle_timeout", "%d", settings.idle_timeout);
     stat(o, "io_backend", "%s", io_name());
     stat(o, "max_conn_output", "%zu", settings.conn_out_max);
