@@ -21,7 +21,9 @@ SAN_TESTS="tests/integration/test_commands.py tests/integration/test_errors.py
  tests/integration/test_meta.py tests/integration/test_binary.py
  tests/integration/test_udp.py tests/integration/test_io_backends.py
  tests/integration/test_soak.py tests/integration/test_clients.py
- tests/integration/test_store_fill.py tests/integration/test_monitoring.py"
+ tests/integration/test_store_fill.py tests/integration/test_monitoring.py
+ tests/integration/test_introspection.py tests/integration/test_memcached_quirks.py
+ tests/integration/test_trace.py tests/integration/test_watch.py"
 
 BACKEND_TESTS="tests/integration/test_commands.py tests/integration/test_errors.py
  tests/integration/test_pipeline.py tests/integration/test_concurrency.py

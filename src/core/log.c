@@ -1,13 +1,18 @@
 /*
  * log.c — stderr logging (see log.h). Stateless apart from the verbosity
- * level written once at start-up.
+ * level (an atomic: set at start-up and by the `verbosity` command).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 #include "core/log.h"
 
-int log_verbosity;
+_Atomic int log_verbosity;
+
+void log_set_verbosity(unsigned level)
+{
+    atomic_store_explicit(&log_verbosity, level > 2 ? 2 : (int)level, memory_order_relaxed);
+}
 
 static const char *level_name(enum log_level l)
 {
@@ -21,9 +26,10 @@ static const char *level_name(enum log_level l)
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-    if (lvl == LOG_INFO && log_verbosity < 1)
+    int v = log_level_now();
+    if (lvl == LOG_INFO && v < 1)
         return;
-    if (lvl == LOG_DEBUG && log_verbosity < 2)
+    if (lvl == LOG_DEBUG && v < 2)
         return;
     char line[1024];
     int n = snprintf(line, sizeof line, "<%d>percore: %s: ", (int)lvl, level_name(lvl));

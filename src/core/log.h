@@ -7,7 +7,20 @@
 
 enum log_level { LOG_ERR = 3, LOG_WARN = 4, LOG_INFO = 6, LOG_DEBUG = 7 };
 
-extern int log_verbosity;   /* -v count; set at start-up, read-only after */
+#include <stdatomic.h>
+
+/* -v count, set at start-up; the `verbosity` command changes it at run
+ * time (any worker may write it, every thread reads it: relaxed atomics,
+ * a level change need not order anything else). */
+extern _Atomic int log_verbosity;
+
+static inline int log_level_now(void)
+{
+    return atomic_load_explicit(&log_verbosity, memory_order_relaxed);
+}
+
+/* memcached's `verbosity` and binary verbosity: a level above 2 acts as 2. */
+void log_set_verbosity(unsigned level);
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -21,6 +21,9 @@ enum msg_kind {
     MSG_STATS_RESET,  /* stats reset broadcast */
     MSG_UDP,          /* request from a UDP datagram; the reply is sent by its origin */
     MSG_UNPIN,        /* a reply sent by reference is done: arg = the owner's pin */
+    MSG_WATCH,        /* watch registration or lines (core/watch.c) */
+    MSG_INTRO,        /* store walk touring the workers (core/introspect.h); comes
+                       * home with its reply like MSG_REQ */
 };
 
 struct conn;

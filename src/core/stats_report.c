@@ -5,12 +5,15 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/options.h"
+#include "core/prefix_stats.h"
 #include "core/stats_report.h"
 #include "net/udp.h"
 
@@ -174,7 +177,7 @@ static void settings_report(struct buf *o)
     stat(o, "tcpport", "%d", settings.port);
     stat(o, "udpport", "%d", settings.udp_port);
     stat(o, "inter", "%s", settings.listen[0] ? settings.listen[0] : "NULL");
-    stat(o, "verbosity", "%d", settings.verbose);
+    stat(o, "verbosity", "%d", log_level_now());
     stat(o, "oldest", "0");
     stat(o, "evictions", "%s", settings.no_evict ? "off" : "on");
     stat(o, "domain_socket", "%s", settings.unix_path ? settings.unix_path : "NULL");
@@ -185,7 +188,7 @@ static void settings_report(struct buf *o)
     stat(o, "num_threads", "%d", settings.nworkers);
     stat(o, "num_threads_per_udp", "%d", settings.nworkers);
     stat(o, "stat_key_prefix", "%c", settings.stat_delim);
-    stat(o, "detail_enabled", "%s", settings.detail_enabled ? "yes" : "no");
+    stat(o, "detail_enabled", "%s", pfx_enabled() ? "yes" : "no");
     stat(o, "reqs_per_event", "%d", settings.reqs_per_event);
     stat(o, "cas_enabled", "%s", settings.use_cas ? "yes" : "no");
     stat(o, "tcp_backlog", "%d", settings.backlog);
@@ -201,79 +204,177 @@ static void settings_report(struct buf *o)
     stat(o, "lru_crawler", "no");
     stat(o, "lru_maintainer_thread", "no");
     stat(o, "flush_enabled", "%s", settings.flush_ok ? "yes" : "no");
-    stat(o, "dump_enabled", "%s", settings.dump_disabled ? "no" : "yes");
+    stat(o, "dump_enabled", "%s", proto_conf.dump_ok ? "yes" : "no");
+    stat(o, "watcher_logbuf_size", "262144");   /* per watcher per worker turn, core/watch.c */
     stat(o, "idle_timeout", "%d", settings.idle_timeout);
     stat(o, "io_backend", "%s", io_name());
     stat(o, "max_conn_output", "%zu", settings.conn_out_max);
     stat(o, "max_get_keys", "%u", settings.max_get_keys);
 }
 
-/* One "class" stands for the whole segment log: see docs/storage.md. */
+void stats_classes_add(struct store_class_stats *sum, const struct store_class_stats *one,
+                       unsigned n)
+{
+    for (unsigned k = 0; k < n; k++) {
+        const struct store_class_stats *c = &one[k];
+        if (c->id == 0 || c->id > STORE_CLASSES_MAX)
+            continue;
+        struct store_class_stats *t = &sum[c->id - 1];
+        t->id = c->id;
+        t->large = c->large;
+        t->ttl_min = c->ttl_min;
+        t->ttl_max = c->ttl_max;
+        if (c->oldest_age > t->oldest_age)
+            t->oldest_age = c->oldest_age;
+        if (c->evicted_time > t->evicted_time)
+            t->evicted_time = c->evicted_time;
+#define ADD(f) t->f += c->f;
+        ADD(segments) ADD(mem_bytes) ADD(live_items) ADD(live_bytes) ADD(dead_bytes)
+        ADD(get_hits) ADD(touch_hits) ADD(cmd_set) ADD(delete_hits) ADD(incr_hits)
+        ADD(decr_hits) ADD(cas_hits) ADD(cas_badval) ADD(evicted) ADD(evicted_nonzero)
+        ADD(evicted_unfetched) ADD(reclaimed) ADD(expired_unfetched)
+#undef ADD
+    }
+}
+
+/* Classes summed over workers by id from their once-a-second publication
+ * (the path binary and UDP `stats` take; text connections get an exact
+ * walk, core/introspect.c). Returns a calloc'ed array indexed by id - 1, or
+ * NULL when out of memory. */
+static struct store_class_stats *sum_classes(void)
+{
+    struct store_class_stats *sum = calloc(STORE_CLASSES_MAX, sizeof *sum);
+    struct store_class_stats *one = calloc(STORE_CLASSES_MAX, sizeof *one);
+    if (!sum || !one) {
+        free(sum);
+        free(one);
+        return NULL;
+    }
+    for (unsigned i = 0; i < nworkers; i++)
+        stats_classes_add(sum, one, worker_class_stats(&workers[i], one, STORE_CLASSES_MAX));
+    free(one);
+    return sum;
+}
+
+static void class_stat(struct buf *o, const char *prefix, uint32_t id, const char *name,
+                       unsigned long long v)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s%u:%s", prefix, id, name);
+    stat(o, key, "%llu", v);
+}
+
+/* memcached 1.6.18's `stats items`, one block per class holding items or
+ * having evicted some. Segmented-LRU and crawler fields have no
+ * counterpart in percore and read 0; all items count as cold. */
+void stats_items_format(const struct store_class_stats *cl, struct buf *o)
+{
+    for (unsigned k = 0; k < STORE_CLASSES_MAX; k++) {
+        const struct store_class_stats *c = &cl[k];
+        if (c->id == 0 || (c->live_items == 0 && c->evicted == 0))
+            continue;
+        const struct { const char *name; unsigned long long v; } f[] = {
+            { "number", c->live_items }, { "number_hot", 0 }, { "number_warm", 0 },
+            { "number_cold", c->live_items }, { "age_hot", 0 }, { "age_warm", 0 },
+            { "age", c->oldest_age }, { "mem_requested", c->live_bytes },
+            { "evicted", c->evicted }, { "evicted_nonzero", c->evicted_nonzero },
+            { "evicted_time", c->evicted_time }, { "outofmemory", 0 }, { "tailrepairs", 0 },
+            { "reclaimed", c->reclaimed }, { "expired_unfetched", c->expired_unfetched },
+            { "evicted_unfetched", c->evicted_unfetched }, { "evicted_active", 0 },
+            { "crawler_reclaimed", 0 }, { "crawler_items_checked", 0 },
+            { "lrutail_reflocked", 0 }, { "moves_to_cold", 0 }, { "moves_to_warm", 0 },
+            { "moves_within_lru", 0 }, { "direct_reclaims", 0 }, { "hits_to_hot", 0 },
+            { "hits_to_warm", 0 }, { "hits_to_cold", c->get_hits + c->touch_hits },
+            { "hits_to_temp", 0 },
+        };
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            class_stat(o, "items:", c->id, f[i].name, f[i].v);
+    }
+}
+
 static void items_report(struct buf *o)
 {
+    struct store_class_stats *cl = sum_classes();
+    if (cl)
+        stats_items_format(cl, o);
+    free(cl);
+}
+
+/* memcached 1.6.18's `stats slabs`: a segment plays a page holding one
+ * chunk of the segment size (large items: one page per item), followed by
+ * percore's own ttl_min/ttl_max/live_items/dead_bytes per class. */
+void stats_slabs_format(const struct store_class_stats *cl, struct buf *o)
+{
+    unsigned active = 0;
     struct store_stats ss;
     sum_stores(&ss);
-    if (ss.curr_items == 0)
-        return;
-    stat(o, "items:1:number", "%llu", (unsigned long long)ss.curr_items);
-    stat(o, "items:1:number_hot", "0");
-    stat(o, "items:1:number_warm", "0");
-    stat(o, "items:1:number_cold", "%llu", (unsigned long long)ss.curr_items);
-    stat(o, "items:1:age_hot", "0");
-    stat(o, "items:1:age_warm", "0");
-    stat(o, "items:1:age", "0");
-    stat(o, "items:1:mem_requested", "%llu", (unsigned long long)ss.bytes);
-    stat(o, "items:1:evicted", "%llu", (unsigned long long)ss.evictions);
-    stat(o, "items:1:evicted_nonzero", "0");
-    stat(o, "items:1:evicted_time", "0");
-    stat(o, "items:1:outofmemory", "0");
-    stat(o, "items:1:tailrepairs", "0");
-    stat(o, "items:1:reclaimed", "%llu", (unsigned long long)ss.expired_reclaimed);
-    stat(o, "items:1:expired_unfetched", "%llu", (unsigned long long)ss.expired_unfetched);
-    stat(o, "items:1:evicted_unfetched", "%llu", (unsigned long long)ss.evicted_unfetched);
-    stat(o, "items:1:evicted_active", "0");
-    stat(o, "items:1:crawler_reclaimed", "0");
-    stat(o, "items:1:crawler_items_checked", "0");
-    stat(o, "items:1:lrutail_reflocked", "0");
-    stat(o, "items:1:moves_to_cold", "0");
-    stat(o, "items:1:moves_to_warm", "0");
-    stat(o, "items:1:moves_within_lru", "0");
-    stat(o, "items:1:direct_reclaims", "0");
-    stat(o, "items:1:hits_to_hot", "0");
-    stat(o, "items:1:hits_to_warm", "0");
-    stat(o, "items:1:hits_to_cold", "0");
-    stat(o, "items:1:hits_to_temp", "0");
+    uint64_t seg = nworkers ? ss.seg_size / nworkers : 0;
+    for (unsigned k = 0; k < STORE_CLASSES_MAX; k++) {
+        const struct store_class_stats *c = &cl[k];
+        if (c->id == 0)
+            continue;
+        active++;
+        uint64_t chunk = c->large ? (c->segments ? c->mem_bytes / c->segments : 0) : seg;
+        const struct { const char *name; unsigned long long v; } f[] = {
+            { "chunk_size", chunk }, { "chunks_per_page", 1 },
+            { "total_pages", c->segments }, { "total_chunks", c->segments },
+            { "used_chunks", c->segments }, { "free_chunks", 0 }, { "free_chunks_end", 0 },
+            { "get_hits", c->get_hits }, { "cmd_set", c->cmd_set },
+            { "delete_hits", c->delete_hits }, { "incr_hits", c->incr_hits },
+            { "decr_hits", c->decr_hits }, { "cas_hits", c->cas_hits },
+            { "cas_badval", c->cas_badval }, { "touch_hits", c->touch_hits },
+            { "ttl_min", c->ttl_min }, { "ttl_max", c->ttl_max },
+            { "live_items", c->live_items }, { "dead_bytes", c->dead_bytes },
+        };
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            class_stat(o, "", c->id, f[i].name, f[i].v);
+    }
+    stat(o, "active_slabs", "%u", active);
+    stat(o, "total_malloced", "%llu", (unsigned long long)ss.mem_used);
 }
 
 static void slabs_report(struct buf *o)
 {
-    struct store_stats ss;
-    sum_stores(&ss);
-    uint64_t seg = nworkers ? ss.seg_size / nworkers : 0;
-    if (ss.segs_used) {
-        stat(o, "1:chunk_size", "%llu", (unsigned long long)seg);
-        stat(o, "1:chunks_per_page", "1");
-        stat(o, "1:total_pages", "%llu", (unsigned long long)ss.segs_used);
-        stat(o, "1:total_chunks", "%llu", (unsigned long long)ss.segs_used);
-        stat(o, "1:used_chunks", "%llu", (unsigned long long)ss.segs_used);
-        stat(o, "1:free_chunks", "0");
-        stat(o, "1:free_chunks_end", "0");
-        stat(o, "1:get_hits", "0");
-        stat(o, "1:cmd_set", "0");
-        stat(o, "1:delete_hits", "0");
-        stat(o, "1:incr_hits", "0");
-        stat(o, "1:decr_hits", "0");
-        stat(o, "1:cas_hits", "0");
-        stat(o, "1:cas_badval", "0");
-        stat(o, "1:touch_hits", "0");
+    struct store_class_stats *cl = sum_classes();
+    if (cl) {
+        stats_slabs_format(cl, o);
+        free(cl);
     }
-    stat(o, "active_slabs", "%d", ss.segs_used ? 1 : 0);
-    stat(o, "total_malloced", "%llu", (unsigned long long)ss.mem_used);
 }
 
 static void conns_report(struct buf *o)
 {
     stat(o, "curr_connections", "%d", atomic_load(&global_conns));
+}
+
+/* stats detail on|off|dump: memcached looks at the second word only, and
+ * by its first letters ("on", "of", "dump"), ignoring anything after. */
+static void detail_report(const char *arg, size_t len, struct buf *o)
+{
+    const char *p = arg + 6;
+    const char *end = arg + len;
+    while (p < end && *p == ' ')
+        p++;
+    size_t n = (size_t)(end - p);
+    const char *sp = memchr(p, ' ', n);
+    if (sp)
+        n = (size_t)(sp - p);
+#define WORD(s) (n == strlen(s) && memcmp(p, s, n) == 0)
+    if (WORD("on")) {
+        pfx_enable(true);
+        buf_adds(o, "OK\r\n");
+    } else if (WORD("off")) {
+        pfx_enable(false);
+        buf_adds(o, "OK\r\n");
+    } else if (WORD("dump")) {
+        struct pfx_table *t[MAX_WORKERS];
+        for (unsigned i = 0; i < nworkers; i++)
+            t[i] = workers[i].pfx;
+        pfx_dump(t, nworkers, o);
+    } else {
+        buf_adds(o, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+    }
+#undef WORD
 }
 
 void stats_report(struct worker *w, const char *arg, size_t len, struct buf *o)
@@ -298,7 +399,7 @@ void stats_report(struct worker *w, const char *arg, size_t len, struct buf *o)
     else if (IS("sizes"))
         stat(o, "sizes_status", "disabled");
     else if (len >= 6 && memcmp(arg, "detail", 6) == 0) {
-        buf_adds(o, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+        detail_report(arg, len, o);
         return;
     } else {
         buf_adds(o, "ERROR\r\n");

@@ -12,4 +12,12 @@
 
 void stats_report(struct worker *w, const char *arg, size_t len, struct buf *out);
 
+/* Per-class `stats items` / `stats slabs` pieces, shared with the exact
+ * walk of core/introspect.c: sum n classes into an array indexed by id - 1
+ * (STORE_CLASSES_MAX long), and print such an array (without END). */
+void stats_classes_add(struct store_class_stats *sum, const struct store_class_stats *one,
+                       unsigned n);
+void stats_items_format(const struct store_class_stats *sum, struct buf *o);
+void stats_slabs_format(const struct store_class_stats *sum, struct buf *o);
+
 #endif

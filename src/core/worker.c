@@ -19,7 +19,10 @@
 #include <unistd.h>
 #include "core/clock.h"
 #include "core/hash.h"
+#include "core/introspect.h"
 #include "core/log.h"
+#include "core/prefix_stats.h"
+#include "core/watch.h"
 #include "core/worker.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
@@ -92,20 +95,48 @@ static void ring_bells(struct worker *w)
 }
 
 static void publish_stats(struct worker *w);
+static void publish_classes(struct worker *w);
 
-static void apply_flush(struct worker *w, uint32_t at)
+/* `at` is memcached's oldest_live: the last relative second whose writes
+ * are flushed (0 = cancel a pending delayed flush, flush nothing). Once it
+ * is reached everything goes, and writes during that second go too. `now`:
+ * the origin found it reached already (this worker's clock may lag by a
+ * tick; the origin's verdict keeps every shard's flush immediate). */
+static void apply_flush(struct worker *w, uint32_t at, bool now)
 {
-    if (at == 0 || at <= w->now) {
+    if (at == 0) {
+        w->flush_at = 0;
+    } else if (now || at <= w->now) {
         store_flush(w->store);
+        store_flush_hold(w->store, at);
         w->flush_at = 0;
     } else {
+        store_flush_hold(w->store, 0);
         w->flush_at = at;
     }
 }
 
+/* memcached 1.6.18's process_flush_all_command: oldest_live is
+ * realtime(delay) - 1 with CAS (a write later in the same second has a
+ * newer CAS and survives), realtime(delay) with -C (the whole second is
+ * flushed); no delay (or delay <= 0) means "now". realtime() of an
+ * absolute time before the process started is 1: that flushes nothing,
+ * but still replaces (so cancels) a pending delayed flush. */
+static uint32_t flush_target(int64_t delay, uint32_t now)
+{
+    uint32_t at;
+    if (delay <= 0)
+        at = now;
+    else if (delay > EXPTIME_REL_MAX && delay <= (int64_t)clock_started())
+        return 0;
+    else
+        at = clock_exptime(delay, now);
+    return proto_conf.use_cas ? at - 1 : at;
+}
+
 void worker_flush_all(struct worker *w, int64_t delay)
 {
-    uint32_t at = delay > 0 ? clock_exptime(delay, w->now) : 0;
+    uint32_t at = flush_target(delay, w->now);
     STAT_INC(&w->stats, cmd_flush);
     for (unsigned p = 0; p < nworkers; p++) {
         if (p == w->id)
@@ -115,10 +146,10 @@ void worker_flush_all(struct worker *w, int64_t delay)
             abort();
         m->kind = MSG_FLUSH;
         m->from = (uint8_t)w->id;
-        m->arg = at;
+        m->arg = at | (uint64_t)(at != 0 && at <= w->now) << 32;
         worker_send(w, p, m);
     }
-    apply_flush(w, at);
+    apply_flush(w, at, false);
 }
 
 static void reset_own_stats(struct worker *w)
@@ -127,11 +158,17 @@ static void reset_own_stats(struct worker *w)
     uint64_t curr = stat_get(&w->stats.curr_connections);
     memset(&w->stats, 0, sizeof w->stats);
     atomic_store_explicit(&w->loop_max_us, 0, memory_order_relaxed);
+    store_reset_class_stats(w->store);
+    publish_classes(w);
     STAT_ADD(&w->stats, curr_connections, curr);
 }
 
 void worker_stats_reset(struct worker *w)
 {
+    /* The prefix tables are locked (prefix_stats.h): clear them all here, so
+     * a `stats detail dump` right after the reset sees none of the old. */
+    for (unsigned p = 0; p < nworkers; p++)
+        pfx_clear(workers[p].pfx);
     for (unsigned p = 0; p < nworkers; p++) {
         if (p == w->id)
             continue;
@@ -167,8 +204,14 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
         publish_stats(w);
         worker_send(w, from, m);
         return;
+    case MSG_INTRO:
+        intro_arrived(w, m);
+        return;
+    case MSG_WATCH:
+        watch_arrived(w, m);
+        return;
     case MSG_FLUSH:
-        apply_flush(w, (uint32_t)m->arg);
+        apply_flush(w, (uint32_t)m->arg, m->arg >> 32);
         free(m);
         return;
     case MSG_STATS_RESET:
@@ -227,6 +270,25 @@ static void publish_stats(struct worker *w)
         atomic_store_explicit(&w->store_pub[i], v[i], memory_order_relaxed);
 }
 
+static void publish_classes(struct worker *w)
+{
+    if (pthread_mutex_trylock(&w->cls_lock) != 0)
+        return;   /* a reader is copying: next second */
+    w->ncls_pub = store_get_class_stats(w->store, w->cls_pub, STORE_CLASSES_MAX);
+    pthread_mutex_unlock(&w->cls_lock);
+}
+
+unsigned worker_class_stats(struct worker *w, struct store_class_stats *out, unsigned max)
+{
+    if (w == current_worker)
+        return store_get_class_stats(w->store, out, max);
+    pthread_mutex_lock(&w->cls_lock);
+    unsigned n = w->ncls_pub < max ? w->ncls_pub : max;
+    memcpy(out, w->cls_pub, n * sizeof *out);
+    pthread_mutex_unlock(&w->cls_lock);
+    return n;
+}
+
 void worker_store_stats(struct worker *w, struct store_stats *out)
 {
     /* A worker reads its own store directly: what it published may predate
@@ -263,6 +325,15 @@ static void worker_unpin(uint16_t owner, uint32_t pin)
     worker_send(w, owner, m);
 }
 
+static void worker_tick(struct worker *w)
+{
+    w->now = clock_rel_now();
+    w->x.now = w->now;
+    store_clock(w->store, w->now);
+    if (w->flush_at && w->now >= w->flush_at)
+        apply_flush(w, w->flush_at, true);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -284,13 +355,9 @@ static void *worker_main(void *arg)
 
     while (!atomic_load_explicit(&server_stopping, memory_order_relaxed)) {
         w->iter++;
-        w->now = clock_rel_now();
-        w->x.now = w->now;
-        store_clock(w->store, w->now);
-        if (w->flush_at && w->now >= w->flush_at)
-            apply_flush(w, 0);
+        worker_tick(w);
 
-        int timeout = (w->ovf_pending || more_maint || w->resume) ? 0 : 1000;
+        int timeout = (w->ovf_pending || more_maint || w->resume || w->intro_head) ? 0 : 1000;
         timeout = accept_limit_tick(w, timeout);
         if (timeout) {
             atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
@@ -300,6 +367,8 @@ static void *worker_main(void *arg)
         }
         int n = reactor_wait(&w->reactor, ev, 256, timeout);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+        if (timeout)
+            worker_tick(w);   /* the wait may have crossed a second */
         uint64_t t0 = clock_mono_us();
         conn_resume_all(w);
 
@@ -326,13 +395,20 @@ static void *worker_main(void *arg)
         /* Replies and requests from other workers; replies make their
          * connections dirty, so drain before flushing. */
         drain_rings(w);
+        if (w->intro_head || w->intro_parked)
+            intro_run(w);
         flush_dirty(w);
+        if (w->watch && watch_flush(w))
+            flush_dirty(w);    /* watch lines for this worker's watchers */
+        if (w->intro_parked)
+            intro_unpark(w);   /* output just written may have made room */
         flush_overflow(w);
         ring_bells(w);
 
         if (w->now != last_tick) {
             last_tick = w->now;
             conn_idle_sweep(w);
+            publish_classes(w);
             more_maint = store_maintain(w->store, 64);
         } else if (more_maint && n == 0) {
             more_maint = store_maintain(w->store, 64);
@@ -383,7 +459,11 @@ int workers_setup(void)
         .item_max = settings.item_max, .use_cas = settings.use_cas,
         .flush_ok = settings.flush_ok, .shutdown_ok = settings.shutdown_ok,
         .max_get_keys = settings.max_get_keys,
+        .dump_ok = !settings.dump_disabled,     /* -X */
+        .watch_ok = !settings.watch_disabled,   /* -W */
     };
+    if (settings.detail_enabled)
+        pfx_enable(true);                       /* -D */
     for (unsigned i = 0; i < nworkers; i++)
         for (unsigned j = 0; j < nworkers; j++)
             if (i != j && ring_init(&rings[i * nworkers + j], RING_CAPACITY) < 0)
@@ -428,12 +508,17 @@ int workers_setup(void)
             .no_evict = settings.no_evict,
         };
         w->store = store_create(&sc);
-        if (!w->store) {
+        w->cls_pub = calloc(STORE_CLASSES_MAX, sizeof *w->cls_pub);
+        pthread_mutex_init(&w->cls_lock, NULL);
+        if (!w->store || !w->cls_pub) {
             log_err("worker %u: cannot create store (%zu bytes)", i, sc.mem_limit);
             return -1;
         }
         w->now = clock_rel_now();
         store_clock(w->store, w->now);
+        w->pfx = pfx_create();
+        if (!w->pfx)
+            return -1;
         w->out_max = settings.worker_out_max;
         if (w->out_max == 0) {
             /* An eighth of the worker's share of -m, at least 4 MiB. */
@@ -442,7 +527,7 @@ int workers_setup(void)
                 w->out_max = 4u << 20;
         }
         w->x = (struct exec_ctx){ .store = w->store, .stats = &w->stats, .now = w->now,
-                                  .self = (uint16_t)i };
+                                  .self = (uint16_t)i, .pfx = w->pfx };
         if (reactor_init(&w->reactor, settings.io == IO_POLL) < 0)
             return -1;
         if (accept_limit_setup(w) < 0)
@@ -503,7 +588,7 @@ void workers_stop(void)
 /* After all workers stopped: free messages still in rings or queues. */
 static void free_stranded(struct msg *m)
 {
-    if (m->kind == MSG_REQ) {
+    if (m->kind == MSG_REQ || m->kind == MSG_INTRO) {
         struct conn *c = m->conn;
         if (--c->inflight == 0 && c->closed && !c->in_dirty)
             free(c);
@@ -529,6 +614,7 @@ void workers_teardown(void)
                 free_stranded(m);
             }
         }
+        intro_drop_pending(w, free_stranded);
     }
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
@@ -543,6 +629,11 @@ void workers_teardown(void)
             reactor_fini(&w->reactor);
         if (w->store)
             store_destroy(w->store);
+        pfx_destroy(w->pfx);
+        watch_free(w);
+        if (w->cls_pub)
+            pthread_mutex_destroy(&w->cls_lock);
+        free(w->cls_pub);
     }
     if (unix_listening) {
         unlink(settings.unix_path);

@@ -31,6 +31,7 @@ struct evsrc {
 };
 
 struct conn;
+struct watch_state;
 
 struct worker {
     unsigned         id;
@@ -53,9 +54,15 @@ struct worker {
     bool             ovf_pending;
 
     struct store    *store;
+    struct pfx_table *pfx;                 /* stats detail (core/prefix_stats.h) */
     struct exec_ctx  x;
     uint32_t         now;
     uint32_t         flush_at;             /* delayed flush_all, 0 = none */
+
+    struct msg      *intro_head;           /* store walks to advance here */
+    struct msg      *intro_tail;
+    struct msg      *intro_parked;         /* metadump parts waiting for output room */
+    struct watch_state *watch;             /* watch streams (core/watch.c), or NULL */
 
     struct conn     *conns;                /* all open connections */
     struct conn     *dirty;                /* connections with replies to send */
@@ -64,6 +71,14 @@ struct worker {
     uint64_t         iter;                 /* loop iterations */
     size_t           out_bytes;            /* own (copied) output of all its connections */
     size_t           out_max;              /* past it, the heaviest stop being read */
+
+    /* `stats items|slabs` for readers on other workers: this worker's
+     * classes, refreshed about once a second (the walk visits every
+     * segment). The worker only trylocks, so it never waits for a reader;
+     * a reader holds the lock for one copy. */
+    pthread_mutex_t  cls_lock;
+    struct store_class_stats *cls_pub;
+    unsigned         ncls_pub;
 
     struct wstats    stats;                /* written by this worker only */
     _Atomic uint64_t store_pub[STORE_STATS_WORDS]; /* published store stats */
@@ -84,6 +99,9 @@ void workers_teardown(void);
 void worker_send(struct worker *w, unsigned to, struct msg *m);
 /* Read another worker's published store stats. */
 void worker_store_stats(struct worker *w, struct store_stats *out);
+/* Worker w's store classes (see store_get_class_stats) as of at most about
+ * a second ago, or exact when w is the calling worker; up to max. */
+unsigned worker_class_stats(struct worker *w, struct store_class_stats *out, unsigned max);
 /* flush_all from a client of worker w: every worker drops its items, now
  * or after `delay` seconds (memcached's exptime rules). */
 void worker_flush_all(struct worker *w, int64_t delay);

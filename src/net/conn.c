@@ -14,8 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "core/hash.h"
+#include "core/introspect.h"
 #include "core/log.h"
 #include "core/stats_report.h"
+#include "core/watch.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
 
@@ -88,6 +90,7 @@ static void sink_request(void *s, struct req *r)
 {
     struct conn *c = s;
     struct worker *w = c->w;
+    r->cfd = c->src.fd;
     unsigned owner = key_owner(r->key, r->klen);
     if (owner == w->id) {
         STAT_INC(&w->stats, req_local);
@@ -117,6 +120,26 @@ static void sink_stats(void *s, const char *arg, size_t len)
 {
     struct conn *c = s;
     stats_report(c->w, arg, len, sink_output(c));
+}
+
+/* A store walk touring the workers (core/introspect.c): queued like a
+ * forwarded request, its reply comes home through conn_reply_arrived. */
+static void sink_dump(void *s, const struct dump_req *d)
+{
+    struct conn *c = s;
+    struct msg *m = intro_msg_new(d, c->w->id);
+    m->conn = c;
+    queue_append(c, m);
+    c->inflight++;
+    intro_start(c->w, m);
+}
+
+static void sink_watch(void *s, unsigned flags)
+{
+    struct conn *c = s;
+    buf_add(sink_output(c), "OK\r\n", 4);
+    c->watching = true;
+    watch_start(c->w, c, flags);
 }
 
 static void sink_flush_all(void *s, int64_t delay, bool noreply)
@@ -223,7 +246,7 @@ static bool sink_busy(void *s)
 const struct proto_sink conn_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
-    .busy = sink_busy,
+    .dump = sink_dump, .busy = sink_busy, .trace = conn_trace_in, .watch = sink_watch,
 };
 
 /* ---- accept ------------------------------------------------------------- */
@@ -266,6 +289,10 @@ void conn_accept_fd(struct worker *w, int fd)
     w->nconns++;
     STAT_INC(&w->stats, curr_connections);
     STAT_INC(&w->stats, total_connections);
+    if (conn_tracing())
+        conn_trace_event(c, "new auto-negotiating client connection");
+    if (watch_active())
+        watch_conn_event(w, fd, true);
 }
 
 void conn_accept(struct worker *w, struct evsrc *ls)
@@ -323,6 +350,12 @@ void conn_close(struct conn *c)
             return;
     }
     struct worker *w = c->w;
+    if (conn_tracing())
+        conn_trace_event(c, "connection closed.");
+    if (c->watching)
+        watch_stop(w, c);
+    if (watch_active())
+        watch_conn_event(w, c->src.fd, false);
     reactor_del(&w->reactor, c->src.fd);
     close(c->src.fd);
     c->src.fd = -1;
@@ -411,6 +444,8 @@ void conn_flush(struct conn *c)
         }
         msg_free(m);
     }
+    if (c->trace_off < c->wbuf.len)
+        conn_trace_out(c);
     if (reactor_sends(&c->w->reactor)) {
         /* io_uring: the backend takes the bytes (and the references' pins);
          * its completion raises EV_WRITE, which brings us back here for the
@@ -434,7 +469,8 @@ void conn_flush(struct conn *c)
         return;
     }
     if (c->woff == buf_size(&c->wbuf)) {
-        c->woff = 0;
+        c->woff = c->trace_off = 0;
+        c->trace_ref = 0;
         buf_reset(&c->wbuf);   /* sent: the references' pins go back */
         if (c->wbuf.cap > BUF_KEEP)
             buf_free(&c->wbuf);
@@ -474,12 +510,19 @@ static void conn_update_events(struct conn *c)
 
 static void conn_process(struct conn *c)
 {
+    if (c->watching) {
+        c->rbuf.len = 0;   /* a watch stream ignores what its client sends */
+        return;
+    }
     /* -B ascii|binary fixes the protocol as memcached does (a binary
      * request is then parsed as text, or text fails the magic check). */
-    if (c->proto == CP_UNKNOWN && c->rbuf.len)
+    if (c->proto == CP_UNKNOWN && c->rbuf.len) {
         c->proto = settings.protocol == PROT_ASCII || !bin_parse ? CP_TEXT
                  : settings.protocol == PROT_BINARY ? CP_BINARY
                  : (unsigned char)c->rbuf.data[0] == 0x80 ? CP_BINARY : CP_TEXT;
+        if (c->proto == CP_TEXT && conn_tracing())
+            conn_trace_event(c, "ascii");
+    }
     size_t need = 0;
     ssize_t used;
     if (c->proto == CP_BINARY)
@@ -596,8 +639,35 @@ void conn_reply_arrived(struct msg *m)
     m->done = true;
     m->arg = buf_size(&m->reply);   /* origin-only from here: counted in qbytes */
     c->qbytes += m->arg;
-    if (m->arg > c->reply_est)
+    /* A store walk's one large reply says nothing about keyed replies. */
+    if (m->kind == MSG_REQ && m->arg > c->reply_est)
         c->reply_est = m->arg;
+    mark_dirty(c);
+}
+
+/* A store walk that returns its reply in parts (core/introspect.c): the
+ * next part takes the position right after this one. */
+void conn_queue_after(struct conn *c, struct msg *m, struct msg *next)
+{
+    next->next = m->next;
+    m->next = next;
+    if (c->q_tail == m)
+        c->q_tail = next;
+    c->inflight++;
+}
+
+/* True when the connection has room under --max-conn-output (or is gone):
+ * a store walk asks before producing its next part. */
+bool conn_output_room(const struct conn *c)
+{
+    return c->closed || conn_pending(c) < settings.conn_out_max;
+}
+
+void conn_push(struct conn *c, const char *data, size_t n)
+{
+    if (c->closed)
+        return;
+    buf_add(sink_output(c), data, n);
     mark_dirty(c);
 }
 

@@ -26,6 +26,7 @@ struct conn {
     bool           closed;       /* fd gone; waiting for in-flight replies */
     bool           stalled;      /* input left unparsed because of back-pressure */
     bool           feed_pending; /* bytes fed by a completion backend, not yet parsed */
+    bool           watching;     /* a `watch` stream: input is ignored (core/watch.c) */
     uint8_t        proto;
     uint32_t       events;       /* current reactor interest */
     uint32_t       last_active;
@@ -47,6 +48,10 @@ struct conn {
     struct buf     wbuf;
     size_t         woff;         /* bytes of wbuf already sent */
     struct msg    *q_head, *q_tail;  /* replies not yet in wbuf, in order */
+    size_t         trace_off;    /* -vv: wbuf bytes already traced (conn_trace.c) */
+    size_t         trace_skip;   /* -vv: data bytes of a traced reply to skip */
+    uint32_t       trace_ref;    /* -vv: wbuf references (values) already skipped */
+    bool           trace_stats;  /* -vv: inside a stats reply */
     struct text_parser tp;
     void          *bin;          /* binary protocol state, when in use */
 };
@@ -68,5 +73,19 @@ void conn_resume_all(struct worker *w);
 /* Worker exit: forget the resume list (every connection is closed next). */
 void conn_resume_clear(struct worker *w);
 void conn_close_all(struct worker *w);
+/* Store walks replying in parts (core/introspect.c): queue `next` right
+ * after `m` (one more in flight), and whether output is under the cap. */
+void conn_queue_after(struct conn *c, struct msg *m, struct msg *next);
+bool conn_output_room(const struct conn *c);
+/* Bytes for the connection after everything queued (watch lines). */
+void conn_push(struct conn *c, const char *data, size_t n);
+/* memcached's -vv trace (conn_trace.c): on while the level is >= 2. */
+bool conn_tracing(void);
+void conn_trace_event(const struct conn *c, const char *what);
+void conn_trace_in(void *s, const char *line, size_t n);
+void conn_trace_out(struct conn *c);
+/* `stats conns` blocks for the sockets worker w owns (conn_report.c);
+ * `asking` is the connection that asked, if it is one of w's. */
+void conn_stats_report(struct worker *w, const void *asking, struct buf *o);
 
 #endif

@@ -66,6 +66,7 @@ struct udp_req {
     uint16_t        id;
     bool            cmd_open;      /* the command being parsed has produced a part */
     bool            quit;
+    bool            binary;        /* the datagram holds binary-protocol packets */
     bool            discard;       /* dropped: free when home, send nothing */
     unsigned        inflight;
     unsigned        nparts, cap;
@@ -200,6 +201,7 @@ static void sink_request(void *s, struct req *r)
     /* memcached sends the empty response of a get whose first key misses
      * as a header-only datagram (count 0); later keys' empty responses
      * vanish into the previous datagram. */
+    r->cfd = q->fd;
     bool first_get = r->op <= OP_GATS && r->proto == PROTO_TEXT && !q->cmd_open;
     struct udp_part *p = part_add(q, true, first_get);
     unsigned owner = key_owner(r->key, r->klen);
@@ -236,7 +238,10 @@ static void sink_flush_all(void *s, int64_t delay, bool noreply)
 static void sink_quit(void *s)
 {
     struct udp_req *q = s;
-    part_add(q, true, true);
+    /* Text quit answers a header-only datagram; binary quit has already
+     * written its own reply (or, quiet, is covered by binary_datagram). */
+    if (!q->binary)
+        part_add(q, true, true);
     q->quit = true;
 }
 
@@ -386,6 +391,54 @@ static void req_send(struct udp_req *q)
 
 /* ---- receiving ---------------------------------------------------------- */
 
+static uint32_t be32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+/* A datagram of binary packets (memcached 1.6.18 picks the protocol per
+ * datagram from its first byte). Each packet is parsed on its own so the
+ * first packet's response is known: when it is empty (a quiet command)
+ * memcached still sends a header-only datagram, later empty ones vanish.
+ * Parsing stops at a byte that is not a request magic (memcached closes
+ * the UDP "connection" there, after answering what came before). Returns
+ * false when the last packet is incomplete: the datagram is dropped. */
+static bool binary_datagram(struct udp_req *q, const char *body, size_t n)
+{
+    void *state = NULL;
+    bool complete = true;
+    size_t off = 0;
+    for (unsigned k = 0; off < n && !q->quit; k++) {
+        if ((unsigned char)body[off] != 0x80)
+            break;
+        if (n - off < 24 || n - off < 24 + (size_t)be32(body + off + 8)) {
+            complete = false;
+            break;
+        }
+        size_t plen = 24 + (size_t)be32(body + off + 8), pos = 0;
+        unsigned first_part = q->nparts;
+        while (pos < plen) {
+            size_t need = 0;
+            q->cmd_open = false;
+            ssize_t used = bin_parse_session(&state, &proto_conf, &udp_sink, q, body + off + pos,
+                                             plen - pos, &need);
+            if (used <= 0)
+                break;
+            pos += (size_t)used;
+        }
+        if (k == 0) {
+            if (q->nparts == first_part)
+                part_add(q, true, true);
+            else
+                q->parts[first_part].keep_empty = true;
+        }
+        off += plen;
+    }
+    bin_state_free(&state);
+    return complete;
+}
+
 static void datagram(struct worker *w, int fd, const char *d, size_t len,
                      const struct sockaddr_storage *from, socklen_t alen)
 {
@@ -406,7 +459,11 @@ static void datagram(struct worker *w, int fd, const char *d, size_t len,
     size_t n = len - UDP_HDR, off = 0;
     struct text_parser tp = {0};
     bool complete = true;
-    while (off < n && !q->quit) {
+    if ((unsigned char)body[0] == 0x80) {
+        q->binary = true;
+        complete = binary_datagram(q, body, n);
+    }
+    while (!q->binary && off < n && !q->quit) {
         size_t need = 0;
         q->cmd_open = false;
         ssize_t used = text_parse(&tp, &proto_conf, &udp_sink, q, body + off, n - off, &need);

@@ -109,6 +109,41 @@ static void stats_to_binary(struct buf *o, size_t start, const struct bin_hdr *h
     free(txt);
 }
 
+/* stat "detail ...", as memcached 1.6.18 answers it: a dump is one stat
+ * named "detailed" whose value is the text dump (PREFIX lines and END);
+ * on/off (and a bare "detail") only the closing empty stat; anything else
+ * "not found". The text reply is at o[start..]. */
+static void detail_to_binary(struct buf *o, size_t start, const struct bin_hdr *h)
+{
+    size_t n = o->len - start;
+    bool usage = n >= 12 && memcmp(o->data + start, "CLIENT_ERROR", 12) == 0;
+    bool bare = h->keylen == 6 || (h->keylen == 7 && h->key[6] == ' ');
+    if (usage && !bare) {
+        o->len = start;
+        bin_error(o, h->opcode, h->opaque, BS_ENOENT);
+        return;
+    }
+    if (n >= 2 && memcmp(o->data + start, "OK", 2) == 0)
+        n = 0;
+    if (usage)
+        n = 0;
+    char *txt = malloc(n ? n : 1);
+    if (!txt) {
+        o->len = start;
+        bin_error(o, h->opcode, h->opaque, BS_ENOMEM);
+        return;
+    }
+    memcpy(txt, o->data + start, n);
+    o->len = start;
+    if (n) {
+        bin_header(o, h->opcode, BS_OK, 0, 8, (uint32_t)(8 + n), h->opaque, 0);
+        buf_add(o, "detailed", 8);
+        buf_add(o, txt, n);
+    }
+    bin_header(o, h->opcode, BS_OK, 0, 0, 0, h->opaque, 0);
+    free(txt);
+}
+
 static void submit(const struct proto_sink *sk, void *s, const struct bin_hdr *h, uint8_t cmd,
                    bool quiet, const char *val, uint32_t vlen)
 {
@@ -228,7 +263,10 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
             size_t start = o->len;
             sk->stats(s, (const char *)h.key, kl);
             struct buf *o2 = sk->output(s);
-            stats_to_binary(o2, o2 == o ? start : 0, &h);
+            if (kl >= 6 && memcmp(h.key, "detail", 6) == 0)
+                detail_to_binary(o2, o2 == o ? start : 0, &h);
+            else
+                stats_to_binary(o2, o2 == o ? start : 0, &h);
         }
         break;
     case BIN_SASL_LIST:
@@ -314,15 +352,16 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
     return V_NEXT;
 }
 
-ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
-                  const char *data, size_t len, size_t *need)
+ssize_t bin_parse_session(void **state, const struct proto_conf *cf,
+                          const struct proto_sink *sk, void *c,
+                          const char *data, size_t len, size_t *need)
 {
-    struct bin_state *st = c->bin;
+    struct bin_state *st = *state;
     if (!st) {
         st = calloc(1, sizeof *st);
         if (!st)
             return -1;
-        c->bin = st;
+        *state = st;
     }
     size_t off = 0;
     *need = 0;
@@ -356,6 +395,18 @@ ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct prot
         off += used;
     }
     return (ssize_t)off;
+}
+
+ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
+                  const char *data, size_t len, size_t *need)
+{
+    return bin_parse_session(&c->bin, cf, sk, c, data, len, need);
+}
+
+void bin_state_free(void **state)
+{
+    free(*state);
+    *state = NULL;
 }
 
 void bin_conn_free(struct conn *c)

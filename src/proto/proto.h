@@ -26,6 +26,30 @@ struct proto_conf {
     bool   flush_ok;       /* !-F */
     bool   shutdown_ok;    /* -A */
     unsigned max_get_keys; /* keys allowed in one get (0 = unlimited) */
+    bool   dump_ok;        /* metadump / cachedump allowed (memcached's -X
+                            * clears it; see workers_setup) */
+    bool   watch_ok;       /* watch allowed (memcached's -W clears it) */
+};
+
+/* What a `watch` asks for (memcached's names). */
+enum watch_flag {
+    WATCH_FETCHERS = 1, WATCH_MUTATIONS = 2, WATCH_EVICTIONS = 4, WATCH_CONNEVENTS = 8,
+};
+
+/* A walk of every worker's store whose result is one reply: the parser
+ * fills it in, the session runs it (core/introspect.c). */
+enum dump_op {
+    DUMP_METADUMP,   /* lru_crawler metadump all|hash|<classes> */
+    DUMP_CACHEDUMP,  /* stats cachedump <class> <limit> */
+    DUMP_ITEMS,      /* stats items, exact */
+    DUMP_SLABS,      /* stats slabs, exact */
+    DUMP_CONNS,      /* stats conns: every worker's sockets */
+};
+
+struct dump_req {
+    uint8_t  op;
+    uint32_t limit;                                   /* cachedump: 0 = all */
+    uint8_t  classes[(STORE_CLASSES_MAX + 8) / 8];    /* bit id: class wanted */
 };
 
 /* What a parser calls. `s` is the caller's session (a connection). */
@@ -41,7 +65,18 @@ struct proto_sink {
     void (*shutdown)(void *s, bool graceful);
     /* True when the session wants no more requests for now (back-pressure). */
     bool (*busy)(void *s);
+    /* A walk of every worker's store (NULL: the session cannot run one;
+     * then stats items/slabs use the published counters and the dump
+     * commands answer ERROR). Its reply takes the next position. */
+    void (*dump)(void *s, const struct dump_req *d);
+    /* Each text command line as it is about to run (memcached's -vv "<FD
+     * line" trace); called only while the verbosity level is >= 2. */
+    void (*trace)(void *s, const char *line, size_t len);
+    /* The session becomes a `watch` stream (NULL: it cannot; ERROR). */
+    void (*watch)(void *s, unsigned flags);
 };
+
+struct pfx_table;
 
 struct exec_ctx {
     struct store  *store;
@@ -49,6 +84,8 @@ struct exec_ctx {
     uint32_t       now;
     uint16_t       self;     /* the executing worker: owner of pins taken */
     bool           by_ref;   /* reply may reference item memory (TCP) */
+    struct pfx_table *pfx;   /* this worker's `stats detail` table */
+    int32_t        cfd;      /* client fd of the request executing (watch lines) */
 };
 
 /* Values at least this long are sent by reference when x->by_ref. Shorter
@@ -67,6 +104,14 @@ struct text_parser {
 ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
                    const struct proto_sink *sk, void *s,
                    const char *data, size_t len, size_t *need);
+
+/* The binary protocol's parser on any session (a connection, a UDP
+ * datagram): *state is the parser's own state, allocated on first use and
+ * released by bin_state_free. Same contract as text_parse(). */
+ssize_t bin_parse_session(void **state, const struct proto_conf *cf,
+                          const struct proto_sink *sk, void *s,
+                          const char *data, size_t len, size_t *need);
+void bin_state_free(void **state);
 
 /* Execute a keyed request on the owner's store; append its reply to out. */
 void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out);

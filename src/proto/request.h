@@ -26,6 +26,7 @@ struct req {
     uint8_t     klen;
     uint32_t    vlen;
     uint32_t    auxlen;
+    int32_t     cfd;       /* the client's descriptor, for watch lines (set by the session) */
     uint32_t    flags;
     int64_t     exptime;   /* as the client sent it; converted by the owner */
     uint64_t    cas;

@@ -4,7 +4,9 @@
  * and hands keyed requests to the sink. State: struct text_parser, owned by
  * the connection's worker. Meta commands (mg/ms/...) go to meta_parse.c.
  */
+#include <stdlib.h>
 #include <string.h>
+#include "core/log.h"
 #include "proto/proto.h"
 #include "proto/text_internal.h"
 
@@ -281,6 +283,149 @@ static void do_flush(const struct proto_conf *cf, const struct proto_sink *sk, v
     sk->flush_all(s, delay, noreply);
 }
 
+/* slabs automove <0|1|2> | ratio <float> [noreply]: percore has no slab
+ * classes to rebalance, so the setting has no effect, but the command is
+ * judged and answered exactly as memcached 1.6.18 does (scripts that tune
+ * it must keep working). Other `slabs` subcommands answer ERROR. */
+static void do_slabs(const struct proto_sink *sk, void *s, const struct tok *t, size_t nt)
+{
+    if (nt < 3 || !tok_is(&t[1], "automove")) {
+        text_reply(sk, s, "ERROR");
+        return;
+    }
+    bool noreply = noreply_last(t, nt);
+    if (tok_is(&t[2], "ratio")) {
+        char num[32];
+        char *end;
+        if (nt < 4 || t[3].n == 0 || t[3].n >= sizeof num) {
+            out(sk, s, noreply, "ERROR");
+            return;
+        }
+        memcpy(num, t[3].v, t[3].n);
+        num[t[3].n] = '\0';
+        (void)strtod(num, &end);
+        out(sk, s, noreply, *end == '\0' ? "OK" : "ERROR");
+        return;
+    }
+    uint32_t level;
+    if (!parse_u32_trunc(t[2].v, t[2].n, &level))
+        out(sk, s, noreply, "CLIENT_ERROR bad command line format");
+    else
+        out(sk, s, noreply, level <= 2 ? "OK" : "ERROR");
+}
+
+static void class_set(struct dump_req *d, uint32_t id)
+{
+    d->classes[id / 8] |= (uint8_t)(1u << (id % 8));
+}
+
+/* lru_crawler metadump all|hash|<id>[,<id>...] (memcached 1.6.18; the ids
+ * are percore's classes, docs/introspection.md). Other lru_crawler
+ * subcommands tune memcached's crawler thread, which percore does not have. */
+static void do_lru_crawler(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+                           const struct tok *t, size_t nt)
+{
+    if (nt != 3 || !tok_is(&t[1], "metadump") || !sk->dump) {
+        text_reply(sk, s, "ERROR");
+        return;
+    }
+    if (!cf->dump_ok) {
+        text_reply(sk, s, "ERROR metadump not allowed");
+        return;
+    }
+    struct dump_req d = { .op = DUMP_METADUMP };
+    if (tok_is(&t[2], "all") || tok_is(&t[2], "hash")) {
+        memset(d.classes, 0xff, sizeof d.classes);
+    } else {
+        const char *p = t[2].v, *end = t[2].v + t[2].n;
+        while (p <= end) {
+            const char *q = memchr(p, ',', (size_t)(end - p));
+            if (!q)
+                q = end;
+            uint32_t id;
+            if (!parse_u32_trunc(p, (size_t)(q - p), &id) || id == 0 || id > STORE_CLASSES_MAX) {
+                text_reply(sk, s, "BADCLASS invalid class id");
+                return;
+            }
+            class_set(&d, id);
+            p = q + 1;
+        }
+    }
+    sk->dump(s, &d);
+}
+
+/* stats cachedump <class> <limit>: memcached's checks and replies. */
+static void do_cachedump(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+                         const struct tok *t, size_t nt)
+{
+    if (!cf->dump_ok) {
+        text_reply(sk, s, "CLIENT_ERROR stats cachedump not allowed");
+        return;
+    }
+    if (nt < 4) {
+        text_reply(sk, s, "CLIENT_ERROR bad command line");
+        return;
+    }
+    uint32_t id, limit;
+    if (!parse_u32_trunc(t[2].v, t[2].n, &id) || !parse_u32_trunc(t[3].v, t[3].n, &limit)) {
+        text_reply(sk, s, "CLIENT_ERROR bad command line format");
+        return;
+    }
+    if (id == 0 || id > STORE_CLASSES_MAX) {
+        text_reply(sk, s, "CLIENT_ERROR Illegal slab id");
+        return;
+    }
+    struct dump_req d = { .op = DUMP_CACHEDUMP, .limit = limit };
+    class_set(&d, id);
+    sk->dump(s, &d);
+}
+
+/* watch [fetchers|mutations|evictions|connevents]...: memcached 1.6.18's
+ * names; no argument means fetchers. memcached's other streams (rawcmds,
+ * sysevents, proxy*) log things percore does not have: ERROR. */
+static bool do_watch(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+                     const struct tok *t, size_t nt, bool more)
+{
+    static const struct { const char *name; unsigned flag; } names[] = {
+        { "fetchers", WATCH_FETCHERS }, { "mutations", WATCH_MUTATIONS },
+        { "evictions", WATCH_EVICTIONS }, { "connevents", WATCH_CONNEVENTS },
+    };
+    if (!sk->watch || !cf->watch_ok || more) {
+        text_reply(sk, s, "ERROR");
+        return false;
+    }
+    unsigned flags = nt > 1 ? 0 : WATCH_FETCHERS;
+    for (size_t i = 1; i < nt; i++) {
+        unsigned f = 0;
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (tok_is(&t[i], names[k].name))
+                f = names[k].flag;
+        if (!f) {
+            text_reply(sk, s, "ERROR");
+            return false;
+        }
+        flags |= f;
+    }
+    sk->watch(s, flags);
+    return true;
+}
+
+/* memcached 1.6.18 drops a connection whose unknown command line ends in a
+ * word starting "HTTP/" (a browser or health check hitting the port): the
+ * check sits after its per-letter dispatch, so lines whose command starts
+ * with a letter of a known command family (a c d g i s t, or a two-letter
+ * m...) answer ERROR instead, and so do lines of more than 23 words. */
+static bool looks_like_http(const struct tok *t, size_t nt, bool more)
+{
+    if (more || nt < 1)
+        return false;
+    char first = t[0].v[0];
+    if (strchr("acdgist", first) || (first == 'm' && t[0].n == 2))
+        return false;
+    const struct tok *last = &t[nt - 1];
+    return last->n >= 5 && memcmp(last->v, "HTTP/", 5) == 0;
+}
+
 /* Executes one command line. Returns data-block bytes consumed after the
  * line; sets *wait if the data block is incomplete, *close to drop the
  * connection. */
@@ -357,7 +502,21 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
             do_touch(sk, s, t, nt);
     } else if (tok_is(c, "stats")) {
         const char *arg = nt > 1 ? t[1].v : line + len;
-        sk->stats(s, arg, (size_t)(line + len - arg));
+        if (nt > 1 && tok_is(&t[1], "cachedump") && sk->dump) {
+            do_cachedump(cf, sk, s, t, nt);
+        } else if (nt == 2 && sk->dump && (tok_is(&t[1], "items") || tok_is(&t[1], "slabs") ||
+                                           tok_is(&t[1], "conns"))) {
+            static const struct { const char *name; enum dump_op op; } walks[] = {
+                { "items", DUMP_ITEMS }, { "slabs", DUMP_SLABS }, { "conns", DUMP_CONNS },
+            };
+            struct dump_req d = {0};
+            for (size_t i = 0; i < sizeof walks / sizeof walks[0]; i++)
+                if (tok_is(&t[1], walks[i].name))
+                    d.op = walks[i].op;
+            sk->dump(s, &d);
+        } else {
+            sk->stats(s, arg, (size_t)(line + len - arg));
+        }
     } else if (tok_is(c, "flush_all")) {
         if (nt > 3)
             text_reply(sk, s, "ERROR");
@@ -371,10 +530,12 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
         } else {
             bool noreply = noreply_last(t, nt);
             uint32_t lvl;
-            if (!parse_u32_trunc(t[1].v, t[1].n, &lvl))
+            if (!parse_u32_trunc(t[1].v, t[1].n, &lvl)) {
                 out(sk, s, noreply, "CLIENT_ERROR bad command line format");
-            else
+            } else {
+                log_set_verbosity(lvl);   /* -vv's trace starts or stops here */
                 out(sk, s, noreply, "OK");
+            }
         }
     } else if (tok_is(c, "quit")) {
         sk->quit(s);
@@ -388,6 +549,16 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
             sk->shutdown(s, true);
         else
             text_reply(sk, s, "CLIENT_ERROR invalid shutdown mode");
+    } else if (tok_is(c, "watch")) {
+        /* a watch stream reads nothing after the command */
+        *close = do_watch(cf, sk, s, t, nt, more);
+    } else if (tok_is(c, "lru_crawler")) {
+        do_lru_crawler(cf, sk, s, t, nt);
+    } else if (tok_is(c, "slabs")) {
+        do_slabs(sk, s, t, nt);
+    } else if (looks_like_http(t, nt, more)) {
+        sk->quit(s);
+        *close = true;
     } else {
         text_reply(sk, s, "ERROR");
     }
@@ -431,6 +602,8 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
         const char *next = nl + 1;
         size_t after = (size_t)(data + len - next);
         bool wait = false, close = false;
+        if (sk->trace && log_level_now() >= 2)
+            sk->trace(s, start, linelen);
         size_t used = dispatch(p, cf, sk, s, start, linelen, next, after, &wait, &close);
         if (wait) {
             /* Whole command not here yet: leave it for the next call. */

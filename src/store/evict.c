@@ -40,16 +40,32 @@ static uint64_t cas_of_loc(const struct store *s, uint32_t sid, uint32_t off)
 }
 
 /* Count a live item that is being dropped. */
-static void drop_stats(struct store *s, const struct item *it, bool expired)
+static void drop_stats(struct store *s, const struct item *it, bool expired, uint32_t id)
 {
+    struct class_ctr *cc = &s->cls[s->segs[id].bucket];
     if (expired) {
         s->c.expired_reclaimed++;
-        if (!(it->bits & ITEM_FETCHED))
+        cc->reclaimed++;
+        if (!(it->bits & ITEM_FETCHED)) {
             s->c.expired_unfetched++;
+            cc->expired_unfetched++;
+        }
     } else {
         s->c.evictions++;
-        if (!(it->bits & ITEM_FETCHED))
+        cc->evicted++;
+        if (it->exptime)
+            cc->evicted_nonzero++;
+        cc->evicted_time = s->now - s->segs[id].atime;
+        struct store_event ev = {
+            .kind = SEV_EVICT, .fetched = it->bits & ITEM_FETCHED, .key = it->key,
+            .klen = it->klen, .vlen = it->vlen, .exptime = it->exptime,
+            .atime = s->segs[id].atime, .cls = store_class_of_bucket(s->segs[id].bucket) + 1,
+        };
+        store_notify(s, &ev);
+        if (!(it->bits & ITEM_FETCHED)) {
             s->c.evicted_unfetched++;
+            cc->evicted_unfetched++;
+        }
     }
     s->c.bytes -= it->size;
     s->c.curr_items--;
@@ -132,7 +148,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                 /* cannot remember it (out of heap): drop it now */
                 it.p[1] |= IB_DEAD;
                 if (slot) {
-                    drop_stats(s, &it, item_expired(s, it.exptime));
+                    drop_stats(s, &it, item_expired(s, it.exptime), id);
                     index_delete(s, h, slot);
                 }
                 continue;
@@ -226,7 +242,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                 kept_here += nsize;
                 kept++;
             } else {
-                drop_stats(s, &it, expired);
+                drop_stats(s, &it, expired, id);
                 index_delete(s, h, slot);
             }
         }

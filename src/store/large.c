@@ -128,14 +128,30 @@ static void large_drop(struct store *s, uint32_t i, bool expired)
     uint64_t *slot = index_find_loc(s, h, sid, 0);
     if (slot) {
         index_delete(s, h, slot);
+        struct class_ctr *cc = &s->cls[TTL_NBUCKETS];
         if (expired) {
             s->c.expired_reclaimed++;
-            if (!(it.bits & ITEM_FETCHED))
+            cc->reclaimed++;
+            if (!(it.bits & ITEM_FETCHED)) {
                 s->c.expired_unfetched++;
+                cc->expired_unfetched++;
+            }
         } else {
             s->c.evictions++;
-            if (!(it.bits & ITEM_FETCHED))
+            cc->evicted++;
+            if (it.exptime)
+                cc->evicted_nonzero++;
+            cc->evicted_time = s->now - s->larges[i].atime;
+            struct store_event ev = {
+                .kind = SEV_EVICT, .fetched = it.bits & ITEM_FETCHED, .key = it.key,
+                .klen = it.klen, .vlen = it.vlen, .exptime = it.exptime,
+                .atime = s->larges[i].atime, .cls = STORE_CLASSES_MAX,
+            };
+            store_notify(s, &ev);
+            if (!(it.bits & ITEM_FETCHED)) {
                 s->c.evicted_unfetched++;
+                cc->evicted_unfetched++;
+            }
         }
         s->c.bytes -= it.size;
         s->c.curr_items--;

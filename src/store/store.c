@@ -312,6 +312,21 @@ static void delete_key(struct store *s, const char *key, size_t klen, uint64_t h
         item_remove(s, h, slot, &it);
 }
 
+static void notify_get(const struct store *s, const char *key, size_t klen, const uint64_t *slot,
+                       const struct item *it)
+{
+    if (!s->obs)
+        return;
+    struct store_event ev = { .kind = SEV_GET, .status = slot ? ST_OK : ST_MISS, .key = key,
+                              .klen = (uint32_t)klen };
+    if (slot) {
+        ev.vlen = it->vlen;
+        ev.exptime = it->exptime;
+        ev.cls = store_class_of_bucket(entry_class(s, *slot)) + 1;
+    }
+    s->obs(s->obs_arg, &ev);
+}
+
 /* --- public API ------------------------------------------------------------------ */
 
 int store_get(struct store *s, const char *key, size_t klen, struct item_view *iv)
@@ -319,8 +334,12 @@ int store_get(struct store *s, const char *key, size_t klen, struct item_view *i
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
-    if (!slot)
+    if (!slot) {
+        notify_get(s, key, klen, NULL, NULL);
         return ST_MISS;
+    }
+    s->cls[entry_class(s, *slot)].get_hits++;
+    notify_get(s, key, klen, slot, &it);
     fill_view(s, *slot, &it, iv);
     note_hit(s, slot, &it);
     return ST_OK;
@@ -381,10 +400,14 @@ int store_gat(struct store *s, const char *key, size_t klen, uint32_t exptime,
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
-    if (!slot)
+    if (!slot) {
+        notify_get(s, key, klen, NULL, NULL);
         return ST_MISS;
+    }
+    notify_get(s, key, klen, slot, &it);
     uint8_t mbits = it.bits & IB_MBITS;
     uint32_t atime = seg_loc_atime(s, e_seg(*slot));
+    s->cls[entry_class(s, *slot)].touch_hits++;
     slot = set_exptime(s, key, klen, h, slot, &it, exptime);
     if (!slot)
         return ST_MISS;
@@ -402,12 +425,13 @@ int store_touch(struct store *s, const char *key, size_t klen, uint32_t exptime)
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
     if (!slot)
         return ST_MISS;
+    s->cls[entry_class(s, *slot)].touch_hits++;
     return set_exptime(s, key, klen, h, slot, &it, exptime) ? ST_OK : ST_MISS;
 }
 
-int store_put(struct store *s, enum store_mode mode, const char *key, size_t klen,
-              const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
-              uint64_t cas_in, uint64_t *cas_out)
+static int put_item(struct store *s, enum store_mode mode, const char *key, size_t klen,
+                    const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
+                    uint64_t cas_in, uint64_t *cas_out)
 {
     if (klen == 0 || klen > STORE_KEY_MAX)
         return ST_NOT_STORED;
@@ -434,8 +458,10 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
     case SM_CAS:
         if (!slot)
             return ST_NOT_FOUND;
-        if (item_cas(s, *slot, &it) != cas_in)
+        if (item_cas(s, *slot, &it) != cas_in) {
+            s->cls[entry_class(s, *slot)].cas_badval++;
             return ST_EXISTS;
+        }
         break;
     case SM_SET:
         break;
@@ -470,6 +496,11 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
         else
             v = (struct wsrc){val, tmp, vlen, it.vlen};
     }
+    /* memcached counts a set in the class it allocates the item from */
+    s->cls[klen + v.alen + v.blen + 16 > s->large_min ? TTL_NBUCKETS
+                                                       : ttl_bucket_of(s, exptime)].cmd_set++;
+    if (mode == SM_CAS)
+        s->cls[entry_class(s, *slot)].cas_hits++;
     int rc = item_write(s, h, key, klen, &v, flags, exptime, 0, 0, freq, true, cas_out);
     free(tmp);
     if (rc != ST_OK && mode == SM_SET)
@@ -477,6 +508,95 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
     if (rc != ST_OK && (mode == SM_APPEND || mode == SM_PREPEND))
         rc = ST_NOT_STORED;
     return rc;
+}
+
+int store_put(struct store *s, enum store_mode mode, const char *key, size_t klen,
+              const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
+              uint64_t cas_in, uint64_t *cas_out)
+{
+    int st = put_item(s, mode, key, klen, val, vlen, flags, exptime, cas_in, cas_out);
+    if (s->obs) {
+        struct store_event ev = { .kind = SEV_STORE, .mode = (uint8_t)mode, .status = st,
+                                  .key = key, .klen = (uint32_t)klen, .vlen = (uint32_t)vlen,
+                                  .exptime = exptime };
+        struct item it;
+        uint64_t *slot = st == ST_OK ? lookup(s, key, klen, store_hash(key, klen), &it, false)
+                                     : NULL;
+        if (slot) {
+            ev.vlen = it.vlen;
+            ev.exptime = it.exptime;
+            ev.cls = store_class_of_bucket(entry_class(s, *slot)) + 1;
+        }
+        s->obs(s->obs_arg, &ev);
+    }
+    /* Inside a flush hold the write succeeds and is flushed at once, as
+     * memcached's oldest_live check treats it (see store_flush_hold). */
+    if (st == ST_OK && s->flush_hold && s->now <= s->flush_hold)
+        delete_key(s, key, klen, store_hash(key, klen));
+    return st;
+}
+
+static bool walk_one(struct store *s, uint32_t sid, uint32_t off, const struct item *it,
+                     unsigned cls, bool (*fn)(void *, const struct store_walk_item *),
+                     void *arg)
+{
+    if (it->bits & IB_DEAD || item_expired(s, it->exptime))
+        return true;
+    uint64_t *slot = index_find_loc(s, store_hash(it->key, it->klen), sid, off);
+    if (!slot)
+        return true;
+    struct store_walk_item w = {
+        .key = it->key, .klen = it->klen, .vlen = it->vlen, .size = it->size,
+        .flags = it->flags, .exptime = it->exptime, .atime = seg_loc_atime(s, sid),
+        .cls = store_class_of_bucket(cls) + 1, .cas = item_cas(s, *slot, it), .fetched = it->bits & ITEM_FETCHED,
+    };
+    return fn(arg, &w);
+}
+
+bool store_walk(struct store *s, uint32_t *cursor, unsigned budget,
+                bool (*fn)(void *arg, const struct store_walk_item *it), void *arg)
+{
+    uint32_t end = s->nsegs + s->nlarge_cap;
+    for (; *cursor < end && budget; budget--) {
+        uint32_t sid = (*cursor)++;
+        struct item it;
+        if (sid >= s->nsegs) {
+            uint32_t i = sid - s->nsegs;
+            if (!s->larges[i].mem)
+                continue;
+            seg_item_decode(s->larges[i].mem, &it);
+            if (!walk_one(s, sid, 0, &it, TTL_NBUCKETS, fn, arg))
+                return true;
+            continue;
+        }
+        const struct seg *g = &s->segs[sid];
+        if (g->state != SEG_OPEN && g->state != SEG_SEALED)
+            continue;
+        uint8_t *base = s->arena + (size_t)sid * s->seg_size;
+        for (uint32_t off = 0; off < g->wpos; off += it.size) {
+            seg_item_decode(base + off, &it);
+            if (!walk_one(s, sid, off, &it, g->bucket, fn, arg))
+                return true;
+        }
+    }
+    return *cursor >= end;
+}
+
+void store_set_observer(struct store *s, void (*fn)(void *arg, const struct store_event *ev),
+                        void *arg)
+{
+    s->obs = fn;
+    s->obs_arg = arg;
+}
+
+void store_reset_class_stats(struct store *s)
+{
+    memset(s->cls, 0, sizeof s->cls);
+}
+
+void store_flush_hold(struct store *s, uint32_t until)
+{
+    s->flush_hold = until;
 }
 
 int store_delete(struct store *s, const char *key, size_t klen, uint64_t cas_in)
@@ -488,6 +608,7 @@ int store_delete(struct store *s, const char *key, size_t klen, uint64_t cas_in)
         return ST_MISS;
     if (cas_in && item_cas(s, *slot, &it) != cas_in)
         return ST_EXISTS;
+    s->cls[entry_class(s, *slot)].delete_hits++;
     item_remove(s, h, slot, &it);
     return ST_OK;
 }
@@ -530,6 +651,10 @@ int store_arith(struct store *s, const char *key, size_t klen, bool incr,
     uint64_t v;
     if (!parse_u64(it.val, it.vlen, &v))
         return ST_NON_NUMERIC;
+    if (incr)
+        s->cls[entry_class(s, *slot)].incr_hits++;
+    else
+        s->cls[entry_class(s, *slot)].decr_hits++;
     if (incr)
         v += delta;     /* wraps at 2^64 */
     else

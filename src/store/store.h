@@ -133,6 +133,11 @@ int store_set_mbits(struct store *s, const char *key, size_t klen,
 
 /* Drop every item (flush_all). */
 void store_flush(struct store *s);
+/* memcached's flush_all marks everything last written at or before a
+ * second as flushed, so a write later in that same second is flushed too
+ * (visible with -C, and in the second a delayed flush fires): writes while
+ * now <= until succeed and are dropped at once. 0 = no hold. */
+void store_flush_hold(struct store *s, uint32_t until);
 
 /* Background work, called by the worker when idle and at least once a second:
  * reclaims expired segments/items and advances an incremental index resize.
@@ -153,7 +158,7 @@ void store_unpin(struct store *s, uint32_t loc);
  * segments, or (large = true) the items kept outside segments. See
  * docs/storage.md. */
 struct store_class_stats {
-    uint32_t id;          /* 1.. TTL bucket + 1; the large class is last */
+    uint32_t id;          /* 1..63: TTL ranges, 62 never expires, 63 large */
     bool     large;
     uint32_t ttl_min;     /* TTL range of the bucket in seconds; 0/0 = never */
     uint32_t ttl_max;     /* expires (upper bound, exclusive) */
@@ -163,11 +168,68 @@ struct store_class_stats {
     uint64_t live_bytes;  /* bytes of live items (header + key + value) */
     uint64_t dead_bytes;  /* written but no longer live, plus unused tail */
     uint32_t oldest_age;  /* seconds since the oldest segment was opened */
+    uint32_t evicted_time;/* idle seconds of the last item evicted from it */
+    /* memcached's per-class counters, counted where the item lives */
+    uint64_t get_hits, touch_hits, cmd_set, delete_hits, incr_hits, decr_hits;
+    uint64_t cas_hits, cas_badval, evicted, evicted_nonzero, evicted_unfetched;
+    uint64_t reclaimed, expired_unfetched;
 };
+/* Classes a store reports, as memcached's ids 1..63: TTL buckets grouped
+ * by range, then "never expires", then large items (ttl.c). */
+#define STORE_CLASSES_MAX 63
 
-/* Fills up to max classes in id order; returns how many were filled. */
+/* Zero the per-class counters (stats reset). */
+void store_reset_class_stats(struct store *s);
+
+/* Fills up to max classes in id order; returns how many were filled. A
+ * class is listed while it holds segments or has counted anything. Walks
+ * every segment of the store: call it at most about once a second. */
 unsigned store_get_class_stats(const struct store *s, struct store_class_stats *out,
                                unsigned max);
+
+/* One live item as a walk sees it (key bytes valid during the callback). */
+struct store_walk_item {
+    const char *key;
+    uint32_t    klen, vlen;
+    uint32_t    size;      /* bytes it takes in the log (header + key + value) */
+    uint32_t    flags;
+    uint32_t    exptime;   /* relative seconds, 0 = never */
+    uint32_t    atime;     /* last read of its segment (relative seconds) */
+    uint32_t    cls;       /* class id, as in store_get_class_stats */
+    uint64_t    cas;
+    bool        fetched;
+};
+
+/* Visit the live, unexpired items of up to `budget` segments starting at
+ * *cursor (large items count as segments after the regular ones) and
+ * advance *cursor (start at 0). fn returns false to stop the walk early.
+ * Returns true when the walk is over. The store keeps running between
+ * calls: an item moved by an eviction merge in between may be seen twice
+ * or not at all, as with memcached's LRU crawler. Owner thread only. */
+bool store_walk(struct store *s, uint32_t *cursor, unsigned budget,
+                bool (*fn)(void *arg, const struct store_walk_item *it), void *arg);
+
+/* What a store tells an observer (memcached's `watch`): a client fetch
+ * (store_get/store_gat, hit or miss), a store (store_put, any outcome) or
+ * an eviction of a live item. Key bytes valid during the call only. */
+enum store_event_kind { SEV_GET, SEV_STORE, SEV_EVICT };
+
+struct store_event {
+    uint8_t     kind;
+    uint8_t     mode;       /* SEV_STORE: enum store_mode */
+    bool        fetched;    /* SEV_EVICT: read since stored */
+    int         status;     /* SEV_GET: ST_OK/ST_MISS; SEV_STORE: store_put's result */
+    const char *key;
+    uint32_t    klen;
+    uint32_t    vlen;       /* value bytes (0 on a miss) */
+    uint32_t    exptime;    /* relative seconds, 0 = never */
+    uint32_t    atime;      /* SEV_EVICT: last read of its segment */
+    uint32_t    cls;        /* class id (0 on a miss) */
+};
+
+/* Set (fn) or clear (NULL) the observer; owner thread only. */
+void store_set_observer(struct store *s, void (*fn)(void *arg, const struct store_event *ev),
+                        void *arg);
 
 const char *store_status_str(int st);
 

@@ -150,9 +150,19 @@ struct store_counters {
     uint64_t merged_items, flushes, bytes, curr_items;
 };
 
+/* Per-class counters behind `stats slabs` / `stats items` (a class is a TTL
+ * bucket; index TTL_NBUCKETS is the large-item class). */
+struct class_ctr {
+    uint64_t get_hits, touch_hits, cmd_set, delete_hits, incr_hits, decr_hits;
+    uint64_t cas_hits, cas_badval, evicted, evicted_nonzero, evicted_unfetched;
+    uint64_t reclaimed, expired_unfetched;
+    uint32_t evicted_time;   /* seconds the last evicted item had not been read */
+};
+
 struct store {
     struct store_config cfg;
     uint32_t now;
+    uint32_t flush_hold;  /* items written while now <= this vanish (flush_all) */
     uint64_t rng;
 
     size_t   seg_size;
@@ -188,6 +198,9 @@ struct store {
     struct store_counters c;
     uint64_t pins;           /* pins held by replies in flight */
     uint64_t held_bytes;     /* memory freed but still pinned (counted as used) */
+    struct class_ctr cls[TTL_NBUCKETS + 1];
+    void (*obs)(void *arg, const struct store_event *ev);   /* watch, or NULL */
+    void *obs_arg;
 
     /* transient scratch (not counted: freed size-bounded buffers) */
     struct mslot *mslots;    /* per-item index slot during a merge */
@@ -220,6 +233,20 @@ uint64_t store_hash(const void *key, size_t len);
 static inline bool item_expired(const struct store *s, uint32_t exptime)
 {
     return exptime != 0 && exptime <= s->now;
+}
+
+/* the class (TTL bucket, or TTL_NBUCKETS for large items) of an index entry */
+static inline unsigned entry_class(const struct store *s, uint64_t e)
+{
+    uint32_t sid = e_seg(e);
+    return sid >= s->nsegs ? TTL_NBUCKETS : s->segs[sid].bucket;
+}
+
+/* Tell the observer (if any) about an event. */
+static inline void store_notify(const struct store *s, const struct store_event *ev)
+{
+    if (s->obs)
+        s->obs(s->obs_arg, ev);
 }
 
 /* seg.c — arena, segments, item encoding */
@@ -256,6 +283,7 @@ static inline bool loc_is_large(const struct store *s, uint32_t sid) { return si
 
 /* ttl.c */
 unsigned ttl_bucket_of(const struct store *s, uint32_t exptime);
+unsigned store_class_of_bucket(unsigned b);   /* class index (id - 1) */
 void     ttl_link_tail(struct store *s, uint32_t b, uint32_t id);
 void     ttl_link_before(struct store *s, uint32_t b, uint32_t id, uint32_t before);
 void     ttl_unlink(struct store *s, uint32_t id);

@@ -207,37 +207,82 @@ static void bucket_range(unsigned b, uint32_t *lo, uint32_t *hi)
     }
 }
 
+/* Reported classes: memcached has at most 63 (ids 1..63), and tools loop
+ * over that range (libmemcached's memcdump asks `stats cachedump` for ids
+ * below 256), so TTL buckets are grouped 16 to a class. The tier edges of
+ * ttl_bucket_of() (256, 496, 736, 976) are multiples of 16, so a class
+ * spans one tier: ids 1-16 cover TTLs up to 2048 s in 128 s steps, 17-31 up
+ * to 32768 s, 32-46 up to 524288 s, 47-61 the rest; 62 never expires, 63
+ * holds large items. Returns the class index (id - 1). */
+unsigned store_class_of_bucket(unsigned b)
+{
+    if (b == TTL_NBUCKETS)
+        return STORE_CLASSES_MAX - 1;
+    if (b == TTL_NEVER)
+        return STORE_CLASSES_MAX - 2;
+    return b >= 976 ? 60 : b / 16;
+}
+
+static void class_range(unsigned cls, uint32_t *lo, uint32_t *hi)
+{
+    uint32_t l2, h2;
+    if (cls >= STORE_CLASSES_MAX - 2) {
+        *lo = *hi = 0;
+        return;
+    }
+    bucket_range(cls * 16, lo, &h2);
+    bucket_range(cls == 60 ? 976 : cls * 16 + 15, &l2, hi);
+}
+
+static void class_add_counters(const struct class_ctr *cc, struct store_class_stats *c)
+{
+    if (cc->evicted_time > c->evicted_time)
+        c->evicted_time = cc->evicted_time;
+#define ADD(f) c->f += cc->f;
+    ADD(get_hits) ADD(touch_hits) ADD(cmd_set) ADD(delete_hits) ADD(incr_hits) ADD(decr_hits)
+    ADD(cas_hits) ADD(cas_badval) ADD(evicted) ADD(evicted_nonzero) ADD(evicted_unfetched)
+    ADD(reclaimed) ADD(expired_unfetched)
+#undef ADD
+}
+
+static bool class_counted(const struct class_ctr *cc)
+{
+    static const struct class_ctr zero;
+    return memcmp(cc, &zero, sizeof zero) != 0;
+}
+
 unsigned store_get_class_stats(const struct store *s, struct store_class_stats *out,
                                unsigned max)
 {
-    unsigned n = 0;
-    for (unsigned b = 0; b < TTL_NBUCKETS && n < max; b++) {
+    struct store_class_stats acc[STORE_CLASSES_MAX];
+    uint32_t oldest[STORE_CLASSES_MAX];
+    bool used[STORE_CLASSES_MAX] = {false};
+    memset(acc, 0, sizeof acc);
+    for (unsigned k = 0; k < STORE_CLASSES_MAX; k++)
+        oldest[k] = s->now;
+    for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
         const struct ttl_bucket *tb = &s->ttl[b];
-        if (tb->head == NONE32)
+        if (tb->head == NONE32 && !class_counted(&s->cls[b]))
             continue;
-        struct store_class_stats *c = &out[n++];
-        memset(c, 0, sizeof(*c));
-        c->id = b + 1;
-        bucket_range(b, &c->ttl_min, &c->ttl_max);
-        uint32_t oldest = s->now;
+        unsigned k = store_class_of_bucket(b);
+        struct store_class_stats *c = &acc[k];
+        used[k] = true;
         for (uint32_t id = tb->head; id != NONE32; id = s->segs[id].next) {
             const struct seg *g = &s->segs[id];
             c->segments++;
             c->live_items += g->live_items;
             c->live_bytes += g->live_bytes;
-            if (g->create_at < oldest)
-                oldest = g->create_at;
+            if (g->create_at < oldest[k])
+                oldest[k] = g->create_at;
         }
         c->mem_bytes = c->segments * s->seg_size;
-        c->dead_bytes = c->mem_bytes - c->live_bytes;
-        c->oldest_age = s->now - oldest;
+        class_add_counters(&s->cls[b], c);
     }
-    if (s->nlarge && n < max) {
-        struct store_class_stats *c = &out[n++];
-        memset(c, 0, sizeof(*c));
-        c->id = TTL_NBUCKETS + 1;
+    if (s->nlarge || class_counted(&s->cls[TTL_NBUCKETS])) {
+        unsigned k = STORE_CLASSES_MAX - 1;
+        struct store_class_stats *c = &acc[k];
+        used[k] = true;
         c->large = true;
-        uint32_t oldest = s->now;
         for (uint32_t i = s->large_head; i != NONE32; i = s->larges[i].next) {
             struct item it;
             seg_item_decode(s->larges[i].mem, &it);
@@ -245,11 +290,21 @@ unsigned store_get_class_stats(const struct store *s, struct store_class_stats *
             c->live_items++;
             c->live_bytes += it.size;
             c->mem_bytes += s->larges[i].maplen;
-            if (s->larges[i].create_at < oldest)
-                oldest = s->larges[i].create_at;
+            if (s->larges[i].create_at < oldest[k])
+                oldest[k] = s->larges[i].create_at;
         }
+        class_add_counters(&s->cls[TTL_NBUCKETS], c);
+    }
+    unsigned n = 0;
+    for (unsigned k = 0; k < STORE_CLASSES_MAX && n < max; k++) {
+        if (!used[k])
+            continue;
+        struct store_class_stats *c = &acc[k];
+        c->id = k + 1;
+        class_range(k, &c->ttl_min, &c->ttl_max);
         c->dead_bytes = c->mem_bytes - c->live_bytes;
-        c->oldest_age = s->now - oldest;
+        c->oldest_age = s->now - oldest[k];
+        out[n++] = *c;
     }
     return n;
 }

@@ -698,6 +698,98 @@ static void test_pins(void **state)
     store_destroy(s);
 }
 
+/* flush_all's hold: writes up to the end of the held second succeed and are
+ * flushed at once (memcached's oldest_live); the next second they stay. */
+static void test_flush_hold(void **state)
+{
+    (void)state;
+    struct store *s = mk(8 * MB, 64 * KB, true);
+    assert_int_equal(put(s, SM_SET, "a", "1", 0, 0, 0, NULL), ST_OK);
+    store_flush(s);
+    store_flush_hold(s, 1000);
+    expect_miss(s, "a");
+    assert_int_equal(put(s, SM_SET, "b", "1", 0, 0, 0, NULL), ST_OK);
+    expect_miss(s, "b");
+    assert_int_equal(put(s, SM_ADD, "b", "1", 0, 0, 0, NULL), ST_OK);
+    assert_int_equal(put(s, SM_REPLACE, "b", "1", 0, 0, 0, NULL), ST_NOT_STORED);
+    assert_int_equal(put(s, SM_CAS, "b", "1", 0, 0, 1, NULL), ST_NOT_FOUND);
+    expect_miss(s, "b");
+    struct store_stats st;
+    store_get_stats(s, &st);
+    assert_int_equal(st.curr_items, 0);
+    store_clock(s, 1001);
+    assert_int_equal(put(s, SM_SET, "c", "1", 0, 0, 0, NULL), ST_OK);
+    expect_val(s, "c", "1");
+    store_flush_hold(s, 0);
+    store_destroy(s);
+}
+
+struct walk_seen {
+    unsigned n, never, ttl, large;
+    uint8_t seen[300];
+};
+
+static bool walk_cb(void *arg, const struct store_walk_item *it)
+{
+    struct walk_seen *w = arg;
+    int k = atoi(it->key + 1);
+    assert_true(k >= 0 && k < 300);
+    assert_int_equal(w->seen[k], 0);
+    w->seen[k] = 1;
+    w->n++;
+    if (it->cls == 62) {
+        assert_int_equal(it->exptime, 0);
+        w->never++;
+    } else if (it->cls == 63) {
+        w->large++;
+    } else {
+        assert_true(it->cls >= 1 && it->cls <= 61 && it->exptime != 0);
+        w->ttl++;
+    }
+    return true;
+}
+
+/* store_walk: every live item once, expired and deleted ones not, a budget
+ * of segments at a time; classes are memcached's ids 1..63. */
+static void test_walk(void **state)
+{
+    (void)state;
+    struct store *s = mk(16 * MB, 64 * KB, true);
+    char key[16], big[40000];
+    memset(big, 'b', sizeof big);
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        if (i % 50 == 0)
+            assert_int_equal(store_put(s, SM_SET, key, strlen(key), big, sizeof big, 0, 0, 0,
+                                       NULL), ST_OK);
+        else
+            assert_int_equal(put(s, SM_SET, key, "value-value-value", 0,
+                                 i % 3 ? 0 : 1000 + 100 + (uint32_t)i, 0, NULL), ST_OK);
+    }
+    assert_int_equal(store_delete(s, "k1", 2, 0), ST_OK);
+    assert_int_equal(put(s, SM_SET, "k2", "gone", 0, 999, 0, NULL), ST_OK);   /* expired */
+    struct walk_seen w = {0};
+    uint32_t cursor = 0;
+    unsigned turns = 0;
+    while (!store_walk(s, &cursor, 1, walk_cb, &w))
+        turns++;
+    assert_true(turns > 1);
+    assert_int_equal(w.n, 298);
+    assert_int_equal(w.large, 6);
+    assert_int_equal(w.seen[1] + w.seen[2], 0);
+    assert_true(w.never > 0 && w.ttl > 0);
+    struct store_class_stats cs[STORE_CLASSES_MAX];
+    unsigned nc = store_get_class_stats(s, cs, STORE_CLASSES_MAX);
+    uint64_t live = 0;
+    for (unsigned i = 0; i < nc; i++) {
+        assert_true(cs[i].id >= 1 && cs[i].id <= 63);
+        live += cs[i].live_items;
+    }
+    assert_int_equal(live, 299);   /* class stats count the expired k2 until reclaimed */
+    assert_int_equal(cs[nc - 1].id, 63);
+    store_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -715,6 +807,8 @@ int main(void)
         cmocka_unit_test(test_dead_bytes),
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_flush_hold),
+        cmocka_unit_test(test_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,10 +45,27 @@ static void s_quit(void *s) { ((struct rec *)s)->quit = true; }
 static void s_shutdown(void *s, bool g) { buf_adds(s_output(s), "<shutdown>"); }
 static bool s_busy(void *s) { return ((struct rec *)s)->busy || ((struct rec *)s)->quit; }
 
+static void s_dump(void *s, const struct dump_req *d)
+{
+    char t[96];
+    snprintf(t, sizeof t, "<dump op=%d limit=%u c1=%d c62=%d c63=%d>", d->op, d->limit,
+             d->classes[0] >> 1 & 1, d->classes[62 / 8] >> (62 % 8) & 1,
+             d->classes[63 / 8] >> (63 % 8) & 1);
+    buf_adds(s_output(s), t);
+}
+
+static void s_watch(void *s, unsigned flags)
+{
+    char t[32];
+    snprintf(t, sizeof t, "<watch %u>", flags);
+    buf_adds(s_output(s), t);
+}
+
 static const struct proto_sink sink = {
-    s_request, s_output, s_stats, s_flush, s_quit, s_shutdown, s_busy,
+    s_request, s_output, s_stats, s_flush, s_quit, s_shutdown, s_busy, s_dump, NULL, s_watch,
 };
-static const struct proto_conf conf = { .item_max = 1024, .use_cas = true, .flush_ok = true };
+static const struct proto_conf conf = { .item_max = 1024, .use_cas = true, .flush_ok = true,
+                                        .dump_ok = true, .watch_ok = true };
 
 /* Feed `in` in chunks of `step` bytes, as a connection would. */
 static char *run(struct rec *rc, const char *in, size_t len, size_t step)
@@ -195,6 +212,65 @@ static void test_junk_line_closes(void **state)
     assert_string_equal(run(&rc, in, sizeof in, 3000), "<close>");
 }
 
+/* memcached 1.6.18: an unknown command ending in HTTP/... closes, silently;
+ * nothing after it runs. */
+static void test_http_line_closes(void **state)
+{
+    struct rec rc;
+    assert_string_equal(RUN("GET / HTTP/1.0\r\nget a\r\n", 1000), "");
+    assert_true(rc.quit);
+    assert_int_equal(rc.nreq, 0);
+    assert_string_equal(RUN("set / HTTP/1.0\r\n", 1000), "ERROR\r\n");
+    assert_string_equal(RUN("x HTTP/1.0\r\n", 1000), "ERROR\r\n");
+    assert_string_equal(RUN("xx HTTP\r\n", 1000), "ERROR\r\n");
+    assert_false(rc.quit);
+}
+
+static void test_slabs_automove(void **state)
+{
+    struct rec rc;
+    assert_string_equal(RUN("slabs automove 1\r\nslabs automove 3\r\nslabs automove x\r\n"
+                            "slabs automove 2 noreply\r\nslabs automove ratio 0.8\r\n"
+                            "slabs automove ratio\r\nslabs reassign 1 2\r\n", 7),
+                        "OK\r\nERROR\r\nCLIENT_ERROR bad command line format\r\n"
+                        "OK\r\nERROR\r\nERROR\r\n");
+}
+
+static void test_dump_commands(void **state)
+{
+    struct rec rc;
+    assert_string_equal(RUN("lru_crawler metadump all\r\n", 1000),
+                        "<dump op=0 limit=0 c1=1 c62=1 c63=1>");
+    assert_string_equal(RUN("lru_crawler metadump 1,62\r\n", 1000),
+                        "<dump op=0 limit=0 c1=1 c62=1 c63=0>");
+    assert_string_equal(RUN("lru_crawler metadump 64\r\nlru_crawler metadump 1,\r\n", 1000),
+                        "BADCLASS invalid class id\r\nBADCLASS invalid class id\r\n");
+    assert_string_equal(RUN("lru_crawler metadump\r\nlru_crawler crawl all\r\n", 1000),
+                        "ERROR\r\nERROR\r\n");
+    assert_string_equal(RUN("stats cachedump 62 5\r\n", 1000),
+                        "<dump op=1 limit=5 c1=0 c62=1 c63=0>");
+    assert_string_equal(RUN("stats cachedump 0 5\r\nstats cachedump 1\r\n", 1000),
+                        "CLIENT_ERROR Illegal slab id\r\nCLIENT_ERROR bad command line\r\n");
+    assert_string_equal(RUN("stats items\r\nstats slabs\r\nstats\r\n", 1000),
+                        "<dump op=2 limit=0 c1=0 c62=0 c63=0>"
+                        "<dump op=3 limit=0 c1=0 c62=0 c63=0><stats>");
+    assert_string_equal(RUN("stats conns\r\nstats conns x\r\n", 1000),
+                        "<dump op=4 limit=0 c1=0 c62=0 c63=0><stats>");
+}
+
+/* watch: memcached's names, fetchers by default; nothing after it is read. */
+static void test_watch(void **state)
+{
+    struct rec rc;
+    assert_string_equal(RUN("watch\r\nget a\r\n", 1000), "<watch 1>");
+    assert_int_equal(rc.nreq, 0);
+    assert_string_equal(RUN("watch mutations evictions connevents fetchers\r\n", 1000),
+                        "<watch 15>");
+    assert_string_equal(RUN("watch bogus\r\nwatch rawcmds\r\nget a\r\n", 1000),
+                        "ERROR\r\nERROR\r\n<op=0 key=a vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>"
+                        "END\r\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +283,10 @@ int main(void)
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_quit_stops),
         cmocka_unit_test(test_junk_line_closes),
+        cmocka_unit_test(test_http_line_closes),
+        cmocka_unit_test(test_slabs_automove),
+        cmocka_unit_test(test_dump_commands),
+        cmocka_unit_test(test_watch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,95 @@
+/*
+ * conn_report.c — `stats conns` for one worker: a block per socket it owns
+ * (its listening sockets, its UDP sockets, its client connections) in
+ * memcached 1.6.18's format. Runs on the worker that owns those sockets,
+ * as one hop of a store-walk tour (core/introspect.c); reads its own
+ * connection list only.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "core/clock.h"
+#include "net/conn.h"
+
+/* memcached's "tcp:1.2.3.4:11211" / "tcp6:[::1]:11211". */
+static void addr_text(const struct sockaddr_storage *ss, const char *proto, char *out,
+                      size_t n)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+        snprintf(out, n, "%s:%s:%u", proto, ip, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+        snprintf(out, n, "%s6:[%s]:%u", proto, ip, port);
+    } else {
+        snprintf(out, n, "%s:?", proto);
+    }
+}
+
+static void sock_addr(int fd, bool peer, const char *proto, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+                  : getsockname(fd, (struct sockaddr *)&ss, &len);
+    if (rc < 0)
+        ss.ss_family = AF_UNSPEC;
+    addr_text(&ss, proto, out, n);
+}
+
+static void line(struct buf *o, int fd, const char *name, const char *val)
+{
+    char b[320];
+    int n = snprintf(b, sizeof b, "STAT %d:%s %s\r\n", fd, name, val);
+    buf_add(o, b, (size_t)n < sizeof b ? (size_t)n : sizeof b - 1);
+}
+
+static void secs_line(struct buf *o, int fd, uint32_t secs)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%u", secs);
+    line(o, fd, "secs_since_last_cmd", v);
+}
+
+void conn_stats_report(struct worker *w, const void *asking, struct buf *o)
+{
+    char a[160];
+    uint32_t up = w->now - CLOCK_REL_BASE;
+    for (int i = 0; i < w->nlisten; i++) {
+        int fd = w->listen[i].fd;
+        sock_addr(fd, false, "tcp", a, sizeof a);
+        line(o, fd, "addr", a);
+        line(o, fd, "state", "conn_listening");
+        secs_line(o, fd, up);
+    }
+    for (int i = 0; i < w->nudp; i++) {
+        int fd = w->udp[i].fd;
+        line(o, fd, "UDP", "UDP");
+        sock_addr(fd, false, "udp", a, sizeof a);
+        line(o, fd, "addr", a);
+        line(o, fd, "state", "conn_read");
+        secs_line(o, fd, up);
+    }
+    for (const struct conn *c = w->conns; c; c = c->next) {
+        int fd = c->src.fd;
+        if (fd < 0)
+            continue;
+        sock_addr(fd, true, "tcp", a, sizeof a);
+        line(o, fd, "addr", a);
+        sock_addr(fd, false, "tcp", a, sizeof a);
+        line(o, fd, "listen_addr", a);
+        const char *state = c == asking ? "conn_parse_cmd"
+                            : c->woff < buf_size(&c->wbuf) ? "conn_mwrite" : "conn_read";
+        line(o, fd, "state", state);
+        secs_line(o, fd, w->now - c->last_active);
+    }
+}

@@ -1,0 +1,170 @@
+"""memcached 1.6.18 behaviours an operator's probe notices, checked side by
+side: the same bytes go to memcached and to the server under test, and the
+replies (and whether the connection was closed) must be the same.
+
+- a request line that looks like HTTP closes the connection;
+- `slabs automove` and `verbosity` judge their arguments as memcached does;
+- `flush_all` with a delay, a cancelled delay, an absolute time, and with
+  -C (CAS disabled: writes later in the same second are flushed too).
+"""
+import os
+import time
+
+import pytest
+
+from conftest import MEMCACHED, IS_MEMCACHED, Server
+
+
+@pytest.fixture(scope="module")
+def pair():
+    if not os.path.exists(MEMCACHED):
+        pytest.skip("memcached not installed")
+    ref = Server(binary=MEMCACHED, threads=2)
+    srv = Server(threads=4)
+    yield ref, srv
+    ref.stop_and_check()
+    srv.stop_and_check()
+
+
+def exchange(server, data):
+    """Send data on a fresh connection; (reply bytes, closed by server)."""
+    with server.conn(timeout=2.0) as c:
+        c.send(data)
+        c.send(b"version\r\n")
+        got = b""
+        closed = False
+        while True:
+            try:
+                if not c._fill(1.0):
+                    closed = True
+                    break
+            except (ConnectionResetError, BrokenPipeError):
+                closed = True
+                break
+            except OSError:
+                break
+            if b"VERSION " in c.buf:
+                break
+        got = c.buf
+        if b"VERSION " in got:
+            got = got[:got.index(b"VERSION ")]
+        return got, closed
+
+
+HTTP_LINES = [
+    b"GET / HTTP/1.0\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /x HTTP/1.1\r\n",
+    b"HEAD / HTTP/1.0\r\n",
+    b"HTTP/1.0\r\n",
+    b"HTTP/\r\n",
+    b"foo HTTP/1.0\r\n",
+    b"foo HTTP/1.0 \r\n",
+    b"foo " + b" ".join(b"%d" % i for i in range(21)) + b" HTTP/1.0\r\n",   # 23 words
+    b"foo " + b" ".join(b"%d" % i for i in range(22)) + b" HTTP/1.0\r\n",   # 24: ERROR
+    b"x HTTP/1.0\r\n",            # one-letter command: ERROR
+    b"GET / http/1.0\r\n",        # case matters
+    b"GET / HTTP/1.0 extra\r\n",  # only the last word counts
+    b"get / HTTP/1.0\r\n",        # a real get of two keys
+    b"szz HTTP/1.0\r\n",          # s... family: ERROR
+    b"mzz HTTP/1.0\r\n",          # three letters: not meta, closes
+    b"mg HTTP/1.0\r\n",           # meta get
+    b"stats HTTP/1.0\r\n",
+    b"verbosity HTTP/1.0\r\n",
+]
+
+
+@pytest.mark.parametrize("line", HTTP_LINES, ids=range(len(HTTP_LINES)))
+def test_http_request_line_like_memcached(pair, line):
+    ref, srv = pair
+    assert exchange(srv, line) == exchange(ref, line)
+
+
+@pytest.mark.percore_only
+def test_http_line_after_commands_keeps_their_replies(server_factory):
+    """memcached drops replies still queued when it closes; percore sends
+    the replies of the commands before the HTTP line, then closes."""
+    srv = server_factory(threads=2)
+    with srv.conn() as c:
+        c.send(b"set a 0 0 1\r\nb\r\nget a\r\nGET / HTTP/1.0\r\nget a\r\n")
+        assert c.read_exact(100) == b"STORED\r\nVALUE a 0 1\r\nb\r\nEND\r\n"
+        assert c.is_closed()
+
+
+ARG_LINES = [
+    b"verbosity invalid\r\n", b"verbosity 1\r\n", b"verbosity\r\n", b"verbosity 1 2 3\r\n",
+    b"verbosity x noreply\r\n", b"verbosity 0 noreply\r\n",
+    b"slabs automove invalid\r\n", b"slabs automove -1\r\n", b"slabs automove 0\r\n",
+    b"slabs automove 1\r\n", b"slabs automove 2\r\n", b"slabs automove 3\r\n",
+    b"slabs automove 1 noreply\r\n", b"slabs automove 1 2 3\r\n", b"slabs automove\r\n",
+    b"slabs automove ratio 0.5\r\n", b"slabs automove ratio x\r\n",
+    b"slabs automove ratio\r\n", b"slabs\r\n", b"slabs x\r\n",
+]
+
+
+@pytest.mark.parametrize("line", ARG_LINES, ids=[l.strip().decode() for l in ARG_LINES])
+def test_command_arguments_like_memcached(pair, line):
+    ref, srv = pair
+    assert exchange(srv, line) == exchange(ref, line)
+
+
+def flush_script(server):
+    """Delayed flush, a cancelled one, an absolute-time one; returns replies."""
+    out = []
+    with server.conn() as c:
+        def call(data, end=b"\r\n"):
+            c.send(data)
+            out.append(c.read_until(end))
+        past = int(time.time()) - 86400
+        call(b"set k 0 0 1\r\n1\r\n")
+        call(b"flush_all 2\r\n")
+        call(b"get k\r\n", b"END\r\n")           # not yet
+        time.sleep(2.3)
+        call(b"get k\r\n", b"END\r\n")           # gone
+        call(b"set k 0 0 1\r\n1\r\n")
+        call(b"flush_all 2\r\n")
+        call(b"flush_all %d\r\n" % past)         # replaces (cancels) the pending one
+        time.sleep(2.5)
+        call(b"get k\r\n", b"END\r\n")           # still there
+        call(b"flush_all %d\r\n" % (int(time.time()) + 2))
+        call(b"get k\r\n", b"END\r\n")
+        time.sleep(2.5)
+        call(b"get k\r\n", b"END\r\n")           # gone
+        call(b"set k 0 0 1\r\n1\r\nflush_all 0\r\nset j 0 0 1\r\n2\r\nget k j\r\n", b"END\r\n")
+    return out
+
+
+@pytest.mark.time_limit(60)
+def test_flush_all_delay_like_memcached(pair):
+    ref, srv = pair
+    assert flush_script(srv) == flush_script(ref)
+
+
+def same_second_script(server):
+    with server.conn() as c:
+        c.send(b"set a 0 0 1\r\n1\r\nflush_all\r\nset b 0 0 1\r\n1\r\nadd c 0 0 1\r\n1\r\n"
+               b"incr b 1\r\nget a b c\r\n")
+        return c.read_until(b"END\r\n")
+
+
+@pytest.mark.time_limit(60)
+def test_flush_all_without_cas_flushes_the_rest_of_the_second(server_factory):
+    """With -C, memcached flushes everything written up to the end of the
+    flush's second: a set right after flush_all answers STORED and is gone.
+    A clock tick between the writes can split the second, so a differing
+    reply is retried a few times on both servers."""
+    if not os.path.exists(MEMCACHED):
+        pytest.skip("memcached not installed")
+    ref = server_factory(binary=MEMCACHED, threads=2, extra=["-C"])
+    srv = server_factory(threads=4, extra=["-C"])
+    want = b"STORED\r\nOK\r\nSTORED\r\nSTORED\r\nNOT_FOUND\r\nEND\r\n"
+    for attempt in range(4):
+        a, b = same_second_script(ref), same_second_script(srv)
+        if a == want and b == want:
+            break
+        time.sleep(0.3)
+    assert (a, b) == (want, want)
+    # In the next second writes stay.
+    time.sleep(1.1)
+    with srv.conn() as c:
+        c.call(b"set d 0 0 1\r\n1\r\nget d\r\n", b"STORED\r\nVALUE d 0 1\r\n1\r\nEND\r\n")
