@@ -29,7 +29,8 @@ BACKEND_TESTS="tests/integration/test_commands.py tests/integration/test_errors.
  tests/integration/test_pipeline.py tests/integration/test_concurrency.py
  tests/integration/test_hostile.py tests/integration/test_differential.py
  tests/integration/test_meta.py tests/integration/test_binary.py
- tests/integration/test_udp.py tests/integration/test_clients.py"
+ tests/integration/test_udp.py tests/integration/test_clients.py
+ tests/integration/test_bounded_output.py"
 POLL_TESTS="tests/integration/test_commands.py tests/integration/test_errors.py
  tests/integration/test_pipeline.py tests/integration/test_meta.py tests/integration/test_binary.py"
 

@@ -69,6 +69,8 @@ struct worker {
     struct conn     *resume;               /* yielded with input left: next iteration */
     unsigned         nconns;
     uint64_t         iter;                 /* loop iterations */
+    uint64_t         sent_at;              /* iteration sent_iter counts for */
+    size_t           sent_iter;            /* bytes its connections sent in it */
     size_t           out_bytes;            /* own (copied) output of all its connections */
     size_t           out_max;              /* past it, the heaviest stop being read */
 

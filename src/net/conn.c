@@ -29,7 +29,8 @@
 #define MAX_OUT_REFS  1024          /* values sent by reference pending per connection */
 #define IOV_BATCH     64            /* iovecs per sendmsg */
 #define RBUF_PAUSE    (64 * 1024)   /* unparsed input that stops reading */
-#define SEND_SLICE    (128 * 1024)  /* bytes sent per connection per flush (epoll) */
+#define SEND_SLICE    (128 * 1024)  /* bytes sent per connection per iteration (epoll) */
+#define WORKER_SEND_BUDGET (4u << 20) /* bytes all its connections send per iteration */
 
 static void conn_update_events(struct conn *c);
 static void conn_process(struct conn *c);
@@ -382,19 +383,47 @@ void conn_close(struct conn *c)
  * most SEND_SLICE per loop iteration: filling a client's socket buffer with
  * megabytes is a copy the worker pays for, and one connection must not hold
  * the loop for long (the rest goes when epoll reports it writable again). */
+/* What the worker may still send in this iteration, over all its
+ * connections: the copies into socket buffers are the loop's largest cost
+ * under many clients of large values, and they must not add up to seconds. */
+static size_t worker_send_room(struct worker *w)
+{
+    if (w->sent_at != w->iter) {
+        w->sent_at = w->iter;
+        w->sent_iter = 0;
+    }
+    return w->sent_iter < WORKER_SEND_BUDGET ? WORKER_SEND_BUDGET - w->sent_iter : 0;
+}
+
+/* Continue this connection in the next loop iteration. */
+static void resume_later(struct conn *c)
+{
+    if (c->in_resume)
+        return;
+    c->in_resume = true;
+    c->resume_next = c->w->resume;
+    c->w->resume = c;
+}
+
 static bool send_direct(struct conn *c)
 {
-    if (c->iter != c->w->iter) {
-        c->iter = c->w->iter;
+    struct worker *w = c->w;
+    if (c->iter != w->iter) {
+        c->iter = w->iter;
         c->nreq = 0;
         c->sent_iter = 0;
     }
-    while (c->woff < buf_size(&c->wbuf) && c->sent_iter < SEND_SLICE) {
+    for (;;) {
+        size_t room = SEND_SLICE - c->sent_iter, wroom = worker_send_room(w);
+        if (wroom < room)
+            room = wroom;
+        if (c->woff >= buf_size(&c->wbuf) || room == 0)
+            break;
         struct iovec iov[IOV_BATCH];
         size_t niov = buf_iov(&c->wbuf, c->woff, iov, IOV_BATCH), len = 0, i;
-        for (i = 0; i < niov && len < SEND_SLICE - c->sent_iter; i++) {
-            if (len + iov[i].iov_len > SEND_SLICE - c->sent_iter)
-                iov[i].iov_len = SEND_SLICE - c->sent_iter - len;
+        for (i = 0; i < niov && len < room; i++) {
+            if (len + iov[i].iov_len > room)
+                iov[i].iov_len = room - len;
             len += iov[i].iov_len;
         }
         niov = i;
@@ -405,6 +434,7 @@ static bool send_direct(struct conn *c)
         if (n > 0) {
             c->woff += (size_t)n;
             c->sent_iter += (size_t)n;
+            w->sent_iter += (size_t)n;
             STAT_ADD(&c->w->stats, bytes_written, (uint64_t)n);
             continue;
         }
@@ -452,7 +482,9 @@ void conn_flush(struct conn *c)
          * next batch. */
         size_t size = buf_size(&c->wbuf), own = c->wbuf.len;
         uint32_t refs = c->wbuf.nrefs;
-        if (c->woff < size) {
+        if (c->woff < size && worker_send_room(c->w) == 0) {
+            resume_later(c);   /* this iteration's sends are spent */
+        } else if (c->woff < size) {
             size_t handed = size - c->woff;
             if (reactor_send(&c->w->reactor, c->src.fd, &c->wbuf, &c->woff) < 0) {
                 conn_close(c);
@@ -462,6 +494,7 @@ void conn_flush(struct conn *c)
                 c->tx_bytes = handed;
                 c->tx_own = own;
                 c->tx_refs = refs;
+                c->w->sent_iter += handed < REACTOR_TX_SLICE ? handed : REACTOR_TX_SLICE;
             }
         }
     } else if (!send_direct(c)) {
@@ -538,11 +571,8 @@ static void conn_process(struct conn *c)
     c->stalled = c->rbuf.len > 0 && (c->yielded || out_full(c));
     if (c->yielded) {
         c->yielded = false;
-        if (c->rbuf.len > 0 && !c->in_resume) {
-            c->in_resume = true;
-            c->resume_next = c->w->resume;
-            c->w->resume = c;
-        }
+        if (c->rbuf.len > 0)
+            resume_later(c);
     }
     conn_recount(c);
     if (c->rbuf.len == 0 && c->rbuf.cap > BUF_KEEP)

@@ -55,6 +55,13 @@ static inline bool reactor_sends(const struct reactor *r)
 {
     return r->uring != NULL;
 }
+/* Bytes per send request of a completion backend. The kernel runs a send's
+ * copy inside the worker's next io_uring_enter: megabytes for each of
+ * hundreds of connections there would hold the loop for seconds, so a long
+ * buffer goes out a slice per iteration (the next slice is issued from the
+ * completion). */
+#define REACTOR_TX_SLICE (256 * 1024)
+
 /* Hand the unsent bytes of `out` (from *off) to the backend, which owns
  * them until the send completes and then raises EV_WRITE on the connection;
  * `out` comes back empty for new replies. At most one send is in flight per

@@ -68,11 +68,7 @@ void uring_reactor_quiesce(struct reactor *r) { (void)r; }
 #define URING_BGID        0
 #define TX_KEEP           (64 * 1024) /* larger idle send buffers are released */
 #define TX_IOV            64          /* iovecs per sendmsg; the rest follows */
-/* Bytes per send request. The kernel runs a send's copy inside the worker's
- * next io_uring_enter: megabytes for each of hundreds of connections there
- * would hold the loop for seconds, so a long buffer goes out a slice per
- * iteration (the next slice is issued from the completion). */
-#define TX_SLICE          (256 * 1024)
+#define TX_SLICE          REACTOR_TX_SLICE
 
 /* What a CQE completes, in the low bits of user_data (uios are 16-aligned). */
 enum { OP_ARM = 0, OP_SEND = 1, OP_CANCEL = 2 };
