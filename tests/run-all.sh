@@ -10,7 +10,8 @@ set -u
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
 status=0
-step() { echo; echo "==== $*"; }
+T0=$(date +%s)
+step() { echo; echo "==== [$(( $(date +%s) - T0 )) s] $*"; }
 fail() { echo "==== FAILED: $*"; status=1; }
 
 # Under the sanitizers, the server-facing suites (the load generator's own
@@ -41,13 +42,14 @@ step "unit tests"
 bash tests/run-unit.sh build || fail "unit tests"
 
 step "integration tests (release build, default I/O backend: io_uring)"
-bash tests/run-integration.sh build -m "not slow" || fail "integration tests"
+PERCORE_SOAK_SECONDS=${PERCORE_SOAK_SECONDS:-30} PERCORE_PROBE_SECONDS=${PERCORE_PROBE_SECONDS:-5} \
+    bash tests/run-integration.sh build -m "not slow" || fail "integration tests"
 
 # Every backend runs the server-facing suites (issue: the whole data path is
 # shared, only how bytes move differs). Busy-poll workers spin, so on a small
 # machine they get the protocol suites only.
 step "integration tests on --io=epoll"
-PERCORE_IO=epoll PERCORE_TESTS="$BACKEND_TESTS" bash tests/run-integration.sh build -m "not slow" \
+PERCORE_IO=epoll PERCORE_PROBE_SECONDS=${PERCORE_PROBE_SECONDS:-5} PERCORE_TESTS="$BACKEND_TESTS" bash tests/run-integration.sh build -m "not slow" \
     || fail "integration tests (epoll)"
 step "integration tests on --io=poll"
 # (the sleep-based TTL test is left out here: with 9 spinning workers on 2
@@ -61,14 +63,14 @@ if [ -z "${SKIP_SAN:-}" ]; then
     if make -j"$JOBS" asan >/dev/null; then
         bash tests/run-unit.sh build-asan || fail "unit tests (asan)"
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-            PERCORE_TESTS="$SAN_TESTS" PERCORE_SOAK_SECONDS=30 bash tests/run-integration.sh build-asan -m "not slow" || fail "integration tests (asan)"
+            PERCORE_TESTS="$SAN_TESTS" PERCORE_SOAK_SECONDS=20 bash tests/run-integration.sh build-asan -m "not slow" || fail "integration tests (asan)"
     else
         fail "asan build"
     fi
     step "TSan build"
     if make -j"$JOBS" tsan >/dev/null; then
         TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-            PERCORE_TESTS="$SAN_TESTS" PERCORE_SOAK_SECONDS=30 bash tests/run-integration.sh build-tsan -m "not slow" || fail "integration tests (tsan)"
+            PERCORE_TESTS="$SAN_TESTS" PERCORE_SOAK_SECONDS=20 bash tests/run-integration.sh build-tsan -m "not slow" || fail "integration tests (tsan)"
     else
         fail "tsan build"
     fi
@@ -80,5 +82,6 @@ if [ -z "${SKIP_FUZZ:-}" ] && [ -f mk/fuzz.mk ]; then
 fi
 
 echo
+echo "==== total $(( $(date +%s) - T0 )) s"
 if [ $status -eq 0 ]; then echo "==== ALL TESTS PASSED"; else echo "==== SOME TESTS FAILED"; fi
 exit $status

@@ -65,7 +65,8 @@ struct settings settings;
     X("idle-timeout",    1, 0x103, "<sec>",  "close connections idle this long (default: 0, never)") \
     X("max-conn-output", 1, 0x104, "<num>",  "stop reading a client with this much unsent output (default: 4m)") \
     X("max-get-keys",    1, 0x105, "<num>",  "most keys in one get (default: 0, unlimited)") \
-    X("segment-size",    1, 0x106, "<num>",  "segment size of the item log (default: automatic)")
+    X("segment-size",    1, 0x106, "<num>",  "segment size of the item log (default: automatic)") \
+    X("max-worker-output", 1, 0x107, "<num>", "copied output of all a worker's clients before the heaviest stop (default: -m/t/8, at least 4m)")
 
 static void usage(void)
 {
@@ -475,6 +476,7 @@ int options_parse(int argc, char **argv)
             break;
         case 0x103: settings.idle_timeout = (int)parse_int(optarg, 0, 1 << 30, "--idle-timeout"); break;
         case 0x104: settings.conn_out_max = parse_size(optarg, 1, "--max-conn-output"); break;
+        case 0x107: settings.worker_out_max = parse_size(optarg, 1, "--max-worker-output"); break;
         case 0x105: settings.max_get_keys = (unsigned)parse_int(optarg, 0, 1 << 30, "--max-get-keys"); break;
         case 0x106: settings.seg_size = parse_size(optarg, 1, "--segment-size"); break;
         case ':': die_usage("option '%s' needs a value", argv[optind - 1]); break;
