@@ -50,6 +50,7 @@ void worker_send(struct worker *w, unsigned to, struct msg *m)
             w->ovf_head[to] = m;
         w->ovf_tail[to] = m;
         w->ovf_pending = true;
+        w->ovf_len++;
         STAT_INC(&w->stats, ring_full);
     }
     w->bell |= 1ull << to;
@@ -70,10 +71,17 @@ static void flush_overflow(struct worker *w)
             w->ovf_head[p] = m->qnext;
             if (!w->ovf_head[p])
                 w->ovf_tail[p] = NULL;
+            w->ovf_len--;
             w->bell |= 1ull << p;
         }
     }
     w->ovf_pending = left;
+    /* Connections held back while the overflow was over its cap (conn.c)
+     * have nothing else that would wake them. */
+    if (w->ovf_paused && w->ovf_len <= WORKER_OVF_MAX / 2) {
+        w->ovf_paused = false;
+        conn_wake_stalled(w);
+    }
 }
 
 static void ring_bells(struct worker *w)
@@ -154,13 +162,17 @@ void worker_flush_all(struct worker *w, int64_t delay)
 
 static void reset_own_stats(struct worker *w)
 {
-    /* Gauges survive a reset, as in memcached. */
-    uint64_t curr = stat_get(&w->stats.curr_connections);
-    memset(&w->stats, 0, sizeof w->stats);
+    /* Field by field (other workers read these while `stats` runs), and
+     * gauges survive a reset, as in memcached. */
+#define ZERO(f) \
+    if (&w->stats.f != &w->stats.curr_connections) \
+        atomic_store_explicit(&w->stats.f, 0, memory_order_relaxed);
+    WORKER_COUNTERS(ZERO)
+    WORKER_OWN_COUNTERS(ZERO)
+#undef ZERO
     atomic_store_explicit(&w->loop_max_us, 0, memory_order_relaxed);
     store_reset_class_stats(w->store);
     publish_classes(w);
-    STAT_ADD(&w->stats, curr_connections, curr);
 }
 
 void worker_stats_reset(struct worker *w)
@@ -228,19 +240,27 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
     }
 }
 
-static bool drain_rings(struct worker *w)
+/* At most `budget` messages from each peer per call, so a busy peer cannot
+ * starve this worker's own sockets; returns true when some were left (the
+ * loop then polls instead of sleeping). */
+#define RING_DRAIN_BUDGET 1024   /* messages per peer per loop iteration */
+
+static bool drain_rings(struct worker *w, unsigned budget)
 {
-    bool any = false;
+    bool more = false;
     for (unsigned p = 0; p < nworkers; p++) {
         if (p == w->id)
             continue;
         struct msg *m;
-        while ((m = ring_pop(w->in[p])) != NULL) {
+        unsigned n = 0;
+        while (n < budget && (m = ring_pop(w->in[p])) != NULL) {
             handle_msg(w, p, m);
-            any = true;
+            n++;
         }
+        if (n == budget && !ring_empty(w->in[p]))
+            more = true;
     }
-    return any;
+    return more;
 }
 
 static bool rings_empty(struct worker *w)
@@ -393,8 +413,9 @@ static void *worker_main(void *arg)
             }
         }
         /* Replies and requests from other workers; replies make their
-         * connections dirty, so drain before flushing. */
-        drain_rings(w);
+         * connections dirty, so drain before flushing. What the budget
+         * leaves keeps the next wait from sleeping (rings_empty above). */
+        drain_rings(w, RING_DRAIN_BUDGET);
         if (w->intro_head || w->intro_parked)
             intro_run(w);
         flush_dirty(w);
@@ -422,7 +443,8 @@ static void *worker_main(void *arg)
     }
     /* Shutting down: answer what we can, then close. */
     conn_resume_clear(w);
-    drain_rings(w);
+    for (int i = 0; i < 16 && drain_rings(w, RING_DRAIN_BUDGET); i++)
+        ;
     flush_dirty(w);
     conn_close_all(w);
     flush_dirty(w);

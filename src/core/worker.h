@@ -20,6 +20,10 @@
 #include "store/store.h"
 
 #define RING_CAPACITY 4096
+/* Messages waiting behind full rings, past which this worker's connections
+ * stop being parsed (replies and unpins still queue: they are bounded by the
+ * requests that caused them). */
+#define WORKER_OVF_MAX RING_CAPACITY
 #define STORE_STATS_WORDS (sizeof(struct store_stats) / sizeof(uint64_t))
 
 enum src_type { SRC_LISTEN, SRC_DOORBELL, SRC_CONN, SRC_UDP };
@@ -52,6 +56,8 @@ struct worker {
     struct msg      *ovf_tail[MAX_WORKERS];
     uint64_t         bell;                 /* workers to wake at end of loop */
     bool             ovf_pending;
+    bool             ovf_paused;           /* connections held back by ovf_len (conn.c) */
+    unsigned         ovf_len;              /* messages in all overflow queues */
 
     struct store    *store;
     struct pfx_table *pfx;                 /* stats detail (core/prefix_stats.h) */

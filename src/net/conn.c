@@ -207,6 +207,11 @@ static bool out_full(struct conn *c)
         return true;
     }
     struct worker *w = c->w;
+    if (w->ovf_len > WORKER_OVF_MAX) {
+        w->ovf_paused = true;
+        STAT_INC(&w->stats, ring_backpressure);
+        return true;
+    }
     size_t own = conn_owned(c);
     size_t total = w->out_bytes + own - c->counted;
     if (w->out_max && total > w->out_max && own > 0 &&
@@ -715,6 +720,13 @@ void conn_idle_sweep(struct worker *w)
             conn_close(c);
         }
     }
+}
+
+void conn_wake_stalled(struct worker *w)
+{
+    for (struct conn *c = w->conns; c; c = c->next)
+        if (c->stalled || !(c->events & EV_READ))
+            mark_dirty(c);
 }
 
 void conn_resume_all(struct worker *w)

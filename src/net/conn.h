@@ -68,6 +68,8 @@ void conn_reply_arrived(struct msg *m);
 void conn_flush(struct conn *c);
 void conn_close(struct conn *c);
 void conn_idle_sweep(struct worker *w);
+/* Connections held back by the worker's ring overflow may continue. */
+void conn_wake_stalled(struct worker *w);
 /* Connections that yielded in the last iteration continue (worker loop). */
 void conn_resume_all(struct worker *w);
 /* Worker exit: forget the resume list (every connection is closed next). */
