@@ -64,11 +64,12 @@ static void flush_overflow(struct worker *w)
     for (unsigned p = 0; p < nworkers; p++) {
         while (w->ovf_head[p]) {
             struct msg *m = w->ovf_head[p];
+            struct msg *next = m->qnext;   /* m is the peer's once pushed */
             if (!ring_push(w->out[p], m)) {
                 left = true;
                 break;
             }
-            w->ovf_head[p] = m->qnext;
+            w->ovf_head[p] = next;
             if (!w->ovf_head[p])
                 w->ovf_tail[p] = NULL;
             w->ovf_len--;
