@@ -729,7 +729,10 @@ void conn_wake_stalled(struct worker *w)
             mark_dirty(c);
 }
 
-void conn_resume_all(struct worker *w)
+/* Take the resume list; a closed connection on it is freed here if nothing
+ * else holds it (conn_free left it for this pass), and `go` decides whether
+ * the open ones continue. */
+static void resume_take(struct worker *w, bool go)
 {
     struct conn *c = w->resume;
     w->resume = NULL;
@@ -739,7 +742,7 @@ void conn_resume_all(struct worker *w)
         if (c->closed) {
             if (c->inflight == 0 && !c->in_dirty)
                 free(c);
-        } else {
+        } else if (go) {
             c->feed_pending = true;   /* parse what is left, in the dirty pass */
             mark_dirty(c);
         }
@@ -747,17 +750,14 @@ void conn_resume_all(struct worker *w)
     }
 }
 
+void conn_resume_all(struct worker *w)
+{
+    resume_take(w, true);
+}
+
 void conn_resume_clear(struct worker *w)
 {
-    struct conn *c = w->resume;
-    w->resume = NULL;
-    while (c) {
-        struct conn *n = c->resume_next;
-        c->in_resume = false;
-        if (c->closed && c->inflight == 0 && !c->in_dirty)
-            free(c);
-        c = n;
-    }
+    resume_take(w, false);
 }
 
 void conn_close_all(struct worker *w)

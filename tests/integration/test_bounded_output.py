@@ -27,13 +27,16 @@ GETS = 200
 # Memory the attack may add on top of -m (stated in docs/robustness.md).
 RSS_SLACK_MB = 64
 # A fresh client's request must be answered at every probe, with a median
-# under 50 ms. The worst probe is bounded loosely (PROBE_LIMIT_S): the first
-# probes meet the kernel filling 300 sockets' buffers with the attackers'
-# replies, whose time on a loaded 2-core machine is the kernel's, not the
-# server's (docs/robustness.md has the measured numbers and the server's
-# own loop bound, worker_N_loop_max_us).
+# under 50 ms, and within PROBE_LIMIT_S once the attack has settled
+# (SETTLE_S). While it starts, the attackers' receive queues (autotuned up to
+# net.ipv4.tcp_rmem's 32 MB each) push the kernel into TCP memory pressure:
+# it prunes queues and drops segments, and a probe can then wait for a TCP
+# retransmission timeout (0.2-1.8 s seen; memcached's first probe is hit the
+# same way). Those probes must still be answered (the socket timeout, 5 s).
+# docs/robustness.md has the numbers and the server's own loop bound.
 PROBE_MEDIAN_S = 0.050
 PROBE_LIMIT_S = float(os.environ.get("PERCORE_PROBE_LIMIT", "1.5"))
+SETTLE_S = 2.0
 PROBE_SECONDS = float(os.environ.get("PERCORE_PROBE_SECONDS", "10"))
 # Attackers whose every reply is read back and compared (the others close).
 READ_BACK = int(os.environ.get("PERCORE_READ_BACK", "30"))
@@ -110,10 +113,13 @@ def test_non_reading_clients_cannot_grow_memory(owner):
             a.sendall((b"get " + key + b"\r\n") * GETS)
             attackers.append(a)
 
-        lat, peak = [], base
+        lat, settled, peak = [], [], base
         t0 = time.monotonic()
-        while time.monotonic() - t0 < PROBE_SECONDS:
+        while time.monotonic() - t0 < SETTLE_S + PROBE_SECONDS:
+            started = time.monotonic() - t0
             lat.append(probe(srv, key))
+            if started >= SETTLE_S:
+                settled.append(lat[-1])
             peak = max(peak, rss_mb(srv.pid))
             srv.check_alive()
             time.sleep(0.1)
@@ -126,7 +132,7 @@ def test_non_reading_clients_cannot_grow_memory(owner):
                  st["worker_1_loop_max_us"]))
         assert peak <= 64 + RSS_SLACK_MB, "resident memory %d MiB" % peak
         assert statistics.median(lat) < PROBE_MEDIAN_S
-        assert max(lat) < PROBE_LIMIT_S, "a fresh client waited %.0f ms" % (max(lat) * 1e3)
+        assert max(settled) < PROBE_LIMIT_S, "a fresh client waited %.0f ms" % (max(settled) * 1e3)
         assert int(st["conn_output_throttled"]) > 0
 
         # The attackers read now: every reply complete, in order.
