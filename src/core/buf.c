@@ -104,25 +104,34 @@ bool buf_append(struct buf *dst, struct buf *src)
     return true;
 }
 
-size_t buf_iov(const struct buf *b, size_t off, struct iovec *iov, size_t max)
+/* One piece of the buffer, trimmed to what the limit leaves. */
+static void iov_put(struct iovec *iov, size_t *n, size_t *left, const char *p, size_t len)
+{
+    if (len > *left)
+        len = *left;
+    iov[(*n)++] = (struct iovec){ (void *)p, len };
+    *left -= len;
+}
+
+size_t buf_iov(const struct buf *b, size_t off, size_t limit, struct iovec *iov, size_t max)
 {
     size_t n = 0, pos = 0, own = 0;   /* pos: logical; own: index into data */
-    for (uint32_t i = 0; i <= b->nrefs && n < max; i++) {
+    for (uint32_t i = 0; i <= b->nrefs && n < max && limit; i++) {
         /* own bytes up to the next reference (or the end), then the reference */
         size_t upto = i < b->nrefs ? b->refs[i].at : b->len;
         size_t seg = upto - own;
         if (seg && off < pos + seg) {
             size_t skip = off > pos ? off - pos : 0;
-            iov[n++] = (struct iovec){ b->data + own + skip, seg - skip };
+            iov_put(iov, &n, &limit, b->data + own + skip, seg - skip);
         }
         pos += seg;
         own = upto;
-        if (i == b->nrefs || n >= max)
+        if (i == b->nrefs || n >= max || !limit)
             break;
         const struct buf_ref *r = &b->refs[i];
         if (r->len && off < pos + r->len) {
             size_t skip = off > pos ? off - pos : 0;
-            iov[n++] = (struct iovec){ (void *)(r->p + skip), r->len - skip };
+            iov_put(iov, &n, &limit, r->p + skip, r->len - skip);
         }
         pos += r->len;
     }

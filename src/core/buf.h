@@ -75,9 +75,10 @@ bool buf_ref(struct buf *b, const char *p, uint32_t len, uint16_t owner, uint32_
  * empty. False on OOM (src untouched). */
 bool buf_append(struct buf *dst, struct buf *src);
 
-/* Fill up to max iovecs with the buffer's contents from logical offset off
- * (own and referenced bytes in order); returns the count. */
-size_t buf_iov(const struct buf *b, size_t off, struct iovec *iov, size_t max);
+/* Fill up to max iovecs with at most limit bytes of the buffer's contents
+ * from logical offset off (own and referenced bytes in order); returns the
+ * count. */
+size_t buf_iov(const struct buf *b, size_t off, size_t limit, struct iovec *iov, size_t max);
 
 /* Append an unsigned decimal number. */
 bool buf_add_u64(struct buf *b, uint64_t v);

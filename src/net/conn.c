@@ -226,6 +226,17 @@ static bool out_full(struct conn *c)
     return out >= cap || (cap - out) / c->reply_est <= c->inflight;
 }
 
+/* Start this connection's per-iteration shares (commands, bytes sent) when
+ * the worker's loop has moved on. */
+static void conn_iteration(struct conn *c)
+{
+    if (c->iter != c->w->iter) {
+        c->iter = c->w->iter;
+        c->nreq = 0;
+        c->sent_iter = 0;
+    }
+}
+
 /* Fairness: at most -R commands of one connection per loop iteration; the
  * rest of its input waits for the next iteration, after every other ready
  * connection and ring has had its turn. */
@@ -234,11 +245,7 @@ static bool sink_busy(void *s)
     struct conn *c = s;
     if (out_full(c))
         return true;
-    if (c->iter != c->w->iter) {
-        c->iter = c->w->iter;
-        c->nreq = 0;
-        c->sent_iter = 0;
-    }
+    conn_iteration(c);
     if (settings.reqs_per_event > 0 && c->nreq >= (unsigned)settings.reqs_per_event) {
         if (!c->yielded)
             STAT_INC(&c->w->stats, conn_yields);
@@ -413,11 +420,7 @@ static void resume_later(struct conn *c)
 static bool send_direct(struct conn *c)
 {
     struct worker *w = c->w;
-    if (c->iter != w->iter) {
-        c->iter = w->iter;
-        c->nreq = 0;
-        c->sent_iter = 0;
-    }
+    conn_iteration(c);
     for (;;) {
         size_t room = SEND_SLICE - c->sent_iter, wroom = worker_send_room(w);
         if (wroom < room)
@@ -425,13 +428,7 @@ static bool send_direct(struct conn *c)
         if (c->woff >= buf_size(&c->wbuf) || room == 0)
             break;
         struct iovec iov[IOV_BATCH];
-        size_t niov = buf_iov(&c->wbuf, c->woff, iov, IOV_BATCH), len = 0, i;
-        for (i = 0; i < niov && len < room; i++) {
-            if (len + iov[i].iov_len > room)
-                iov[i].iov_len = room - len;
-            len += iov[i].iov_len;
-        }
-        niov = i;
+        size_t niov = buf_iov(&c->wbuf, c->woff, room, iov, IOV_BATCH);
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = niov };
         ssize_t n = niov == 1
             ? send(c->src.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)

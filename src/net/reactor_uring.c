@@ -316,13 +316,10 @@ static void send_tx(struct uring *u, struct uio *x)
     /* WAITALL: the kernel retries a short send on a stream socket itself,
      * so a completion means all sent or the connection failed. */
     if (x->tx.nrefs) {
-        size_t n = buf_iov(&x->tx, x->txoff, x->txiov, TX_IOV), len = 0, i;
-        for (i = 0; i < n && len < TX_SLICE; i++) {
-            if (len + x->txiov[i].iov_len > TX_SLICE)
-                x->txiov[i].iov_len = TX_SLICE - len;
-            len += x->txiov[i].iov_len;
-        }
-        x->txmsg = (struct msghdr){ .msg_iov = x->txiov, .msg_iovlen = i };
+        x->txmsg = (struct msghdr){
+            .msg_iov = x->txiov,
+            .msg_iovlen = buf_iov(&x->tx, x->txoff, TX_SLICE, x->txiov, TX_IOV),
+        };
         io_uring_prep_sendmsg(s, x->fd, &x->txmsg, MSG_NOSIGNAL | MSG_WAITALL);
     } else {
         size_t len = x->tx.len - x->txoff;

@@ -66,19 +66,28 @@ static uint8_t base_cmd(uint8_t op, bool *quiet)
     return op;
 }
 
+/* Take n bytes of text reply at o[start..] out of o (o ends at start again)
+ * so a binary encoding can replace them; NULL, with the error packet
+ * written, when there is no memory. */
+static char *take_text(struct buf *o, size_t start, size_t n, const struct bin_hdr *h)
+{
+    char *txt = malloc(n ? n : 1);
+    if (txt)
+        memcpy(txt, o->data + start, n);
+    o->len = start;
+    if (!txt)
+        bin_error(o, h->opcode, h->opaque, BS_ENOMEM);
+    return txt;
+}
+
 /* Turn the text `stats` output appended at o[start..] into one binary
  * packet per STAT line and the empty terminator (or an error). */
 static void stats_to_binary(struct buf *o, size_t start, const struct bin_hdr *h)
 {
     size_t n = o->len - start;
-    char *txt = malloc(n ? n : 1);
-    if (!txt) {
-        o->len = start;
-        bin_error(o, h->opcode, h->opaque, BS_ENOMEM);
+    char *txt = take_text(o, start, n, h);
+    if (!txt)
         return;
-    }
-    memcpy(txt, o->data + start, n);
-    o->len = start;
     for (size_t i = 0; i < n;) {
         const char *ln = txt + i;
         const char *nl = memchr(ln, '\n', n - i);
@@ -127,14 +136,9 @@ static void detail_to_binary(struct buf *o, size_t start, const struct bin_hdr *
         n = 0;
     if (usage)
         n = 0;
-    char *txt = malloc(n ? n : 1);
-    if (!txt) {
-        o->len = start;
-        bin_error(o, h->opcode, h->opaque, BS_ENOMEM);
+    char *txt = take_text(o, start, n, h);
+    if (!txt)
         return;
-    }
-    memcpy(txt, o->data + start, n);
-    o->len = start;
     if (n) {
         bin_header(o, h->opcode, BS_OK, 0, 8, (uint32_t)(8 + n), h->opaque, 0);
         buf_add(o, "detailed", 8);

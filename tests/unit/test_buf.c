@@ -25,7 +25,7 @@ static size_t flatten(const struct buf *b, size_t off, char *out)
     struct iovec iov[3];   /* small batches: the caller continues */
     size_t n = 0, total = buf_size(b);
     while (off + n < total) {
-        size_t k = buf_iov(b, off + n, iov, 3);
+        size_t k = buf_iov(b, off + n, SIZE_MAX, iov, 3);
         assert_true(k > 0);
         for (size_t i = 0; i < k; i++) {
             memcpy(out + n, iov[i].iov_base, iov[i].iov_len);
@@ -61,6 +61,15 @@ static void test_refs_in_order(void **state)
         assert_int_equal(n, strlen(want) - off);
         assert_memory_equal(out, want + off, n);
     }
+    /* a byte limit cuts the pieces, across own bytes and references */
+    struct iovec iov[8];
+    size_t k = buf_iov(&a, 1, 5, iov, 8), sum = 0;
+    for (size_t i = 0; i < k; i++)
+        sum += iov[i].iov_len;
+    assert_int_equal(k, 2);
+    assert_int_equal(sum, 5);
+    assert_memory_equal(iov[0].iov_base, "1:", 2);
+    assert_memory_equal(iov[1].iov_base, "012", 3);
     for (int i = 0; i < 8; i++)
         assert_int_equal(unpins[i], 0);
     buf_reset(&a);
