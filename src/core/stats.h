@@ -31,7 +31,7 @@
     X(doorbells)          /* eventfd wake-ups sent to sleeping workers */ \
     X(udp_requests) X(udp_dropped) X(udp_forwarded) \
     X(conn_idle_closed) X(conn_output_paused) \
-    X(conn_output_throttled)   /* requests held back: a connection's unsent output at its cap */ \
+    X(conn_output_throttled)   /* checks that found a connection's unsent output at its cap */ \
     X(worker_output_throttled) /* ... the worker's connections' output at the worker's cap */ \
     X(ring_backpressure)       /* ... messages queued behind full rings at their cap */
 
