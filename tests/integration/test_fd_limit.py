@@ -9,6 +9,7 @@ Run: /usr/bin/python3 -m pytest tests/integration/test_fd_limit.py
 """
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -33,10 +34,33 @@ def _limit_fds():
         os.setuid(NOBODY)
 
 
+_binary = SERVER_BIN
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nobody_can_run_the_binary():
+    """The server runs as nobody, who may not be able to reach a checkout in
+    a private directory (mktemp -d is 0700): give it a copy it can execute."""
+    global _binary
+    if os.geteuid() != 0:
+        yield
+        return
+    d = tempfile.mkdtemp(prefix="percore-fd-")
+    os.chmod(d, 0o755)
+    _binary = os.path.join(d, "percore")
+    shutil.copy(SERVER_BIN, _binary)
+    os.chmod(_binary, 0o755)
+    try:
+        yield
+    finally:
+        _binary = SERVER_BIN
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def start(io, extra=()):
     port = free_port()
     err = tempfile.TemporaryFile()
-    proc = subprocess.Popen([SERVER_BIN, "-p", str(port), "-l", HOST, "-U", "0", "-t", "2",
+    proc = subprocess.Popen([_binary, "-p", str(port), "-l", HOST, "-U", "0", "-t", "2",
                              "-c", "100", "--io=" + io, "-v", *extra],
                             stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                             preexec_fn=_limit_fds)
