@@ -29,9 +29,9 @@ ifeq ($(HAVE_URING),1)
   LDLIBS += -luring
 endif
 
-SRV_SRCS   := $(filter-out src/core/main.c,$(wildcard src/core/*.c src/net/*.c src/proto/*.c src/store/*.c))
+SRV_SRCS   := $(filter-out src/server/main.c,$(wildcard src/util/*.c src/server/*.c src/net/*.c src/proto/*.c src/store/*.c))
 SRV_OBJS   := $(SRV_SRCS:%.c=$(O)/%.o)
-MAIN_OBJ   := $(O)/src/core/main.o
+MAIN_OBJ   := $(O)/src/server/main.o
 BENCH_SRCS := $(wildcard bench/percore-bench/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(O)/%.o)
 BENCH_LIB_OBJS := $(filter-out $(O)/bench/percore-bench/main.o,$(BENCH_OBJS))

@@ -120,7 +120,7 @@ server_argv() { # name port
         # memcached's -c must match it or memcached refuses to start
         [ -n "${UNDER_VALGRIND:-}" ] && a+=(-c 1012)
         printf '%s\n' "${a[@]}" ;;
-    percore) printf '%s\n' "$BUILD/percore" -p "$p" -l 127.0.0.1 -t "$threads" -m "$memory" -U 0 ;;
+    percore) printf '%s\n' "$BUILD/percore" -p "$p" -l 127.0.0.1 -t "$threads" -m "$memory" -U 0 ${PERCORE_IO:+--io "$PERCORE_IO"} ;;
     floor) printf '%s\n' "$BUILD/percore-floor" -p "$p" -l 127.0.0.1 -t "$threads" ;;
     esac
 }
@@ -131,7 +131,8 @@ SPID=
 stop_server() {
     if [ -n "$SPID" ]; then
         kill -TERM "$SPID" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+        # valgrind writes its profile on exit, which takes a while.
+        for _ in $(seq 1 "${STOP_WAIT_TENTHS:-100}"); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$SPID" 2>/dev/null || true
         wait "$SPID" 2>/dev/null || true
         SPID=
@@ -210,7 +211,7 @@ if [ "$callgrind" = 1 ]; then
                 UNDER_VALGRIND=1 start_server "$s" valgrind --tool=callgrind --callgrind-out-file="$f" || { irs+=(0); continue; }
                 bench -s "$s=127.0.0.1:$PORT" --closed --depth 1 --conns 1 --threads 1 --requests "$n" \
                     --duration 300 --timeout 10 > "$out/callgrind.$s.$n.json" || log "$s: callgrind bench failed"
-                stop_server
+                STOP_WAIT_TENTHS=600 stop_server
                 ir=$(grep -E '^(summary|totals):' "$f" 2>/dev/null | head -1 | awk '{print $2}')
                 irs+=("${ir:-0}")
             done

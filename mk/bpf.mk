@@ -13,8 +13,8 @@ BPF_ARCH_INC := /usr/include/$(shell $(CC) -print-multiarch 2>/dev/null)
 CFLAGS += -DHAVE_BPF -I$(O)/bpf
 LDLIBS += -lbpf -lelf -lz
 
-# -ffreestanding: clang's own stdint.h, so core/hash.h compiles unchanged.
-$(BPF_OBJ): src/bpf/steer.bpf.c src/core/hash.h
+# -ffreestanding: clang's own stdint.h, so util/hash.h compiles unchanged.
+$(BPF_OBJ): src/bpf/steer.bpf.c src/util/hash.h
 	@mkdir -p $(dir $@)
 	$(BPF_CLANG) -g -O2 -target bpf -ffreestanding -Isrc -I$(BPF_ARCH_INC) -c $< -o $@
 

@@ -5,7 +5,7 @@
  * datagram arriving on a percore UDP port; its maps are written only by the
  * main thread at start-up (net/steer.c) and read-only afterwards.
  *
- * It hashes with key_hash()/key_slot() from core/hash.h, the very code the
+ * It hashes with key_hash()/key_slot() from util/hash.h, the very code the
  * workers run, and maps slot -> worker through `slots`, a copy of
  * slot_owner[]. Anything it does not understand (another command, odd
  * spacing, a key longer than 250 bytes, a malformed frame) is left to the
@@ -16,7 +16,7 @@
 #include <linux/bpf.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
-#include "core/hash.h"
+#include "util/hash.h"
 
 #define FRAME     8          /* memcached's UDP frame header */
 #define HEAD      24         /* command bytes looked at: "gats <exptime> " fits */

@@ -18,8 +18,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include "core/log.h"
-#include "core/worker.h"
+#include "util/log.h"
+#include "server/worker.h"
 #include "net/accept_limit.h"
 #include "net/reactor.h"
 

@@ -2,7 +2,7 @@
  * conn.c — TCP connections: accept, read, parse, dispatch, ordered replies,
  * write, back-pressure and close. Everything here runs on the worker that
  * accepted the connection. Requests for keys owned elsewhere become messages
- * (core/msg.h); their replies take their place in the connection's reply
+ * (net/msg.h); their replies take their place in the connection's reply
  * queue, and only the completed prefix of that queue is ever written.
  */
 #include <errno.h>
@@ -13,11 +13,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "core/hash.h"
-#include "core/introspect.h"
-#include "core/log.h"
-#include "core/stats_report.h"
-#include "core/watch.h"
+#include "util/hash.h"
+#include "server/introspect.h"
+#include "util/log.h"
+#include "server/stats_report.h"
+#include "server/watch.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
 
@@ -123,7 +123,7 @@ static void sink_stats(void *s, const char *arg, size_t len)
     stats_report(c->w, arg, len, sink_output(c));
 }
 
-/* A store walk touring the workers (core/introspect.c): queued like a
+/* A store walk touring the workers (server/introspect.c): queued like a
  * forwarded request, its reply comes home through conn_reply_arrived. */
 static void sink_dump(void *s, const struct dump_req *d)
 {
@@ -677,7 +677,7 @@ void conn_reply_arrived(struct msg *m)
     mark_dirty(c);
 }
 
-/* A store walk that returns its reply in parts (core/introspect.c): the
+/* A store walk that returns its reply in parts (server/introspect.c): the
  * next part takes the position right after this one. */
 void conn_queue_after(struct conn *c, struct msg *m, struct msg *next)
 {

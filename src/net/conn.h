@@ -10,8 +10,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "core/buf.h"
-#include "core/worker.h"
+#include "util/buf.h"
+#include "server/worker.h"
 #include "proto/proto.h"
 
 enum conn_proto { CP_UNKNOWN, CP_TEXT, CP_BINARY };
@@ -26,7 +26,7 @@ struct conn {
     bool           closed;       /* fd gone; waiting for in-flight replies */
     bool           stalled;      /* input left unparsed because of back-pressure */
     bool           feed_pending; /* bytes fed by a completion backend, not yet parsed */
-    bool           watching;     /* a `watch` stream: input is ignored (core/watch.c) */
+    bool           watching;     /* a `watch` stream: input is ignored (server/watch.c) */
     uint8_t        proto;
     uint32_t       events;       /* current reactor interest */
     uint32_t       last_active;
@@ -75,7 +75,7 @@ void conn_resume_all(struct worker *w);
 /* Worker exit: forget the resume list (every connection is closed next). */
 void conn_resume_clear(struct worker *w);
 void conn_close_all(struct worker *w);
-/* Store walks replying in parts (core/introspect.c): queue `next` right
+/* Store walks replying in parts (server/introspect.c): queue `next` right
  * after `m` (one more in flight), and whether output is under the cap. */
 void conn_queue_after(struct conn *c, struct msg *m, struct msg *next);
 bool conn_output_room(const struct conn *c);

@@ -2,7 +2,7 @@
  * conn_report.c — `stats conns` for one worker: a block per socket it owns
  * (its listening sockets, its UDP sockets, its client connections) in
  * memcached 1.6.18's format. Runs on the worker that owns those sockets,
- * as one hop of a store-walk tour (core/introspect.c); reads its own
+ * as one hop of a store-walk tour (server/introspect.c); reads its own
  * connection list only.
  */
 #include <arpa/inet.h>
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include "core/clock.h"
+#include "util/clock.h"
 #include "net/conn.h"
 
 /* memcached's "tcp:1.2.3.4:11211" / "tcp6:[::1]:11211". */

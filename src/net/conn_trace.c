@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include "core/log.h"
+#include "util/log.h"
 #include "net/conn.h"
 
 static void trace_line(char dir, int fd, const char *what, size_t n)

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include "core/log.h"
+#include "util/log.h"
 #include "net/listener.h"
 
 static int open_one(const char *addr, int port, int backlog, bool udp, bool reuseport, int cpu)

@@ -5,8 +5,8 @@
  */
 #include <errno.h>
 #include <string.h>
-#include "core/log.h"
-#include "core/options.h"
+#include "util/log.h"
+#include "util/options.h"
 #include "net/reactor.h"
 #include "net/uring.h"
 

@@ -40,7 +40,7 @@ struct reactor {
  * warning, and settings.io rewritten) when the kernel does not allow it. */
 int  reactor_init(struct reactor *r, bool busy_poll);
 void reactor_fini(struct reactor *r);
-/* `ptr` points at a struct evsrc (core/worker.h). */
+/* `ptr` points at a struct evsrc (server/worker.h). */
 int  reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr);
 int  reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr);
 int  reactor_del(struct reactor *r, int fd);

@@ -23,10 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/buf.h"
-#include "core/log.h"
-#include "core/options.h"
-#include "core/worker.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/options.h"
+#include "server/worker.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
 #include "net/uring.h"

@@ -6,7 +6,7 @@
  * with no user-space state from this file.
  *
  *   eBPF  src/bpf/steer.bpf.c: parses the frame and the first key, hashes
- *         it with core/hash.h and picks the owner's socket from a
+ *         it with util/hash.h and picks the owner's socket from a
  *         REUSEPORT_SOCKARRAY through a copy of slot_owner[].
  *         Needs CAP_BPF (or CAP_SYS_ADMIN) to load.
  *   cBPF  a classic program built here: the same FNV-1a, unrolled over 250
@@ -23,9 +23,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "core/hash.h"
-#include "core/log.h"
-#include "core/options.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/options.h"
 #include "net/steer.h"
 
 #ifdef HAVE_BPF

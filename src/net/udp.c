@@ -32,9 +32,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "core/hash.h"
-#include "core/log.h"
-#include "core/stats_report.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "server/stats_report.h"
 #include "net/listener.h"
 #include "net/steer.h"
 #include "net/udp.h"

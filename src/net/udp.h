@@ -6,7 +6,7 @@
 #ifndef PERCORE_UDP_H
 #define PERCORE_UDP_H
 
-#include "core/worker.h"
+#include "server/worker.h"
 
 /* Main thread, before workers start: open the sockets (and steering). */
 int  udp_setup(void);

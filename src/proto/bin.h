@@ -9,7 +9,7 @@
 #define PERCORE_BIN_H
 
 #include <stdint.h>
-#include "core/buf.h"
+#include "util/buf.h"
 
 #define BIN_REQ_MAGIC 0x80
 #define BIN_RES_MAGIC 0x81

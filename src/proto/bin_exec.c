@@ -7,7 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <stdio.h>
-#include "core/clock.h"
+#include "util/clock.h"
 #include "proto/bin.h"
 #include "proto/proto.h"
 

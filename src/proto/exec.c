@@ -3,7 +3,7 @@
  * of the protocol the request came in. Called on the owning worker only.
  */
 #include <string.h>
-#include "core/prefix_stats.h"
+#include "proto/prefix_stats.h"
 #include "proto/bin.h"
 #include "proto/proto.h"
 

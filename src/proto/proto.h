@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
-#include "core/buf.h"
-#include "core/stats.h"
+#include "util/buf.h"
+#include "util/stats.h"
 #include "proto/request.h"
 #include "store/store.h"
 
@@ -37,7 +37,7 @@ enum watch_flag {
 };
 
 /* A walk of every worker's store whose result is one reply: the parser
- * fills it in, the session runs it (core/introspect.c). */
+ * fills it in, the session runs it (server/introspect.c). */
 enum dump_op {
     DUMP_METADUMP,   /* lru_crawler metadump all|hash|<classes> */
     DUMP_CACHEDUMP,  /* stats cachedump <class> <limit> */

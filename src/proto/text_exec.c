@@ -3,7 +3,7 @@
  * and encodes memcached's reply. Runs on the worker that owns the key; the
  * reply buffer then travels back to the connection's worker if needed.
  */
-#include "core/clock.h"
+#include "util/clock.h"
 #include "proto/proto.h"
 
 static void line(struct buf *o, const char *s)

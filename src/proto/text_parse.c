@@ -6,7 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "core/log.h"
+#include "util/log.h"
 #include "proto/proto.h"
 #include "proto/text_internal.h"
 

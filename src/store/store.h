@@ -3,7 +3,7 @@
  * eviction. One instance per worker; only that worker's thread ever calls
  * into it, so nothing here locks. The store knows no sockets and no wire
  * format: it stores (key, value, client flags, exptime) and answers
- * lookups. Times are "relative seconds" (see core/clock.h): 0 means "never
+ * lookups. Times are "relative seconds" (see util/clock.h): 0 means "never
  * expires"; any other value is the relative second at which the item dies.
  */
 #ifndef PERCORE_STORE_H

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/clock.h"
+#include "util/clock.h"
 #include "net/conn.h"
 #include "proto/bin.h"
 #include "proto/proto.h"

@@ -1,5 +1,5 @@
 /*
- * test_buf.c — output buffers with references (core/buf.h): bytes and
+ * test_buf.c — output buffers with references (util/buf.h): bytes and
  * references come out of buf_iov in order from any offset, buf_append moves
  * references (and their pins) without releasing them, and every pin is
  * released exactly once. Single-threaded.
@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
-#include "core/buf.h"
+#include "util/buf.h"
 
 static int unpins[8];
 

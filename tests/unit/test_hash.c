@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include "core/hash.h"
+#include "util/hash.h"
 
 static void test_fnv_vectors(void **state)
 {

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/clock.h"
+#include "util/clock.h"
 #include "proto/meta.h"
 #include "proto/proto.h"
 

@@ -1,5 +1,5 @@
 /* test_prefix_stats.c — unit tests of the `stats detail` tables
- * (src/core/prefix_stats.c): counting by prefix, keys without a delimiter,
+ * (src/proto/prefix_stats.c): counting by prefix, keys without a delimiter,
  * summing tables in the dump, clearing. Single-threaded. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "core/prefix_stats.h"
+#include "proto/prefix_stats.h"
 
 static void rec(struct pfx_table *t, const char *k, enum pfx_kind kind, bool hit)
 {

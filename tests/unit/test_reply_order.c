@@ -15,8 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "core/hash.h"
-#include "core/worker.h"
+#include "util/hash.h"
+#include "server/worker.h"
 #include "net/conn.h"
 
 static struct worker two[2];

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include "core/ring.h"
+#include "util/ring.h"
 
 static void test_order_and_capacity(void **state)
 {

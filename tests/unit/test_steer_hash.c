@@ -5,7 +5,7 @@
  * sk_reuseport programs cannot be run with BPF_PROG_TEST_RUN (the kernel
  * has no test_run for that program type), so the test runs them for real:
  * it opens a SO_REUSEPORT group of N UDP sockets on 127.0.0.1, attaches
- * the eBPF program (src/bpf/steer.bpf.c, which compiles core/hash.h itself)
+ * the eBPF program (src/bpf/steer.bpf.c, which compiles util/hash.h itself)
  * or the classic BPF program (net/steer.c), sends memcached UDP requests
  * and checks that each datagram lands on socket key_owner(key). That covers
  * the hash, the slot map, the frame and command parsing and the socket
@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "core/hash.h"
+#include "util/hash.h"
 #include "net/steer.h"
 
 #define NSOCK 4

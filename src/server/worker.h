@@ -11,10 +11,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "core/msg.h"
-#include "core/options.h"
-#include "core/ring.h"
-#include "core/stats.h"
+#include "net/msg.h"
+#include "util/options.h"
+#include "util/ring.h"
+#include "util/stats.h"
 #include "net/reactor.h"
 #include "proto/proto.h"
 #include "store/store.h"
@@ -60,7 +60,7 @@ struct worker {
     unsigned         ovf_len;              /* messages in all overflow queues */
 
     struct store    *store;
-    struct pfx_table *pfx;                 /* stats detail (core/prefix_stats.h) */
+    struct pfx_table *pfx;                 /* stats detail (proto/prefix_stats.h) */
     struct exec_ctx  x;
     uint32_t         now;
     uint32_t         flush_at;             /* delayed flush_all, 0 = none */
@@ -68,7 +68,7 @@ struct worker {
     struct msg      *intro_head;           /* store walks to advance here */
     struct msg      *intro_tail;
     struct msg      *intro_parked;         /* metadump parts waiting for output room */
-    struct watch_state *watch;             /* watch streams (core/watch.c), or NULL */
+    struct watch_state *watch;             /* watch streams (server/watch.c), or NULL */
 
     struct conn     *conns;                /* all open connections */
     struct conn     *dirty;                /* connections with replies to send */

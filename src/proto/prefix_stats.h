@@ -12,7 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "core/buf.h"
+#include "util/buf.h"
 
 #define PREFIX_DELIMITER ':'     /* default of memcached's -D (settings.stat_delim) */
 

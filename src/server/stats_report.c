@@ -10,11 +10,11 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-#include "core/clock.h"
-#include "core/log.h"
-#include "core/options.h"
-#include "core/prefix_stats.h"
-#include "core/stats_report.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/options.h"
+#include "proto/prefix_stats.h"
+#include "server/stats_report.h"
 #include "net/udp.h"
 
 static void stat(struct buf *o, const char *name, const char *fmt, ...)
@@ -205,7 +205,7 @@ static void settings_report(struct buf *o)
     stat(o, "lru_maintainer_thread", "no");
     stat(o, "flush_enabled", "%s", settings.flush_ok ? "yes" : "no");
     stat(o, "dump_enabled", "%s", proto_conf.dump_ok ? "yes" : "no");
-    stat(o, "watcher_logbuf_size", "262144");   /* per watcher per worker turn, core/watch.c */
+    stat(o, "watcher_logbuf_size", "262144");   /* per watcher per worker turn, server/watch.c */
     stat(o, "idle_timeout", "%d", settings.idle_timeout);
     stat(o, "io_backend", "%s", io_name());
     stat(o, "max_conn_output", "%zu", settings.conn_out_max);
@@ -239,7 +239,7 @@ void stats_classes_add(struct store_class_stats *sum, const struct store_class_s
 
 /* Classes summed over workers by id from their once-a-second publication
  * (the path binary and UDP `stats` take; text connections get an exact
- * walk, core/introspect.c). Returns a calloc'ed array indexed by id - 1, or
+ * walk, server/introspect.c). Returns a calloc'ed array indexed by id - 1, or
  * NULL when out of memory. */
 static struct store_class_stats *sum_classes(void)
 {

@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
-#include "core/log.h"
+#include "util/log.h"
 
 _Atomic int log_verbosity;
 

@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "core/buf.h"
+#include "util/buf.h"
 #include "proto/request.h"
 
 enum msg_kind {
@@ -21,8 +21,8 @@ enum msg_kind {
     MSG_STATS_RESET,  /* stats reset broadcast */
     MSG_UDP,          /* request from a UDP datagram; the reply is sent by its origin */
     MSG_UNPIN,        /* a reply sent by reference is done: arg = the owner's pin */
-    MSG_WATCH,        /* watch registration or lines (core/watch.c) */
-    MSG_INTRO,        /* store walk touring the workers (core/introspect.h); comes
+    MSG_WATCH,        /* watch registration or lines (server/watch.c) */
+    MSG_INTRO,        /* store walk touring the workers (server/introspect.h); comes
                        * home with its reply like MSG_REQ */
 };
 

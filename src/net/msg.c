@@ -5,7 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "core/msg.h"
+#include "net/msg.h"
 
 struct msg *msg_new_req(const struct req *r, enum msg_kind kind, unsigned from)
 {

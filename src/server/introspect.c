@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/clock.h"
-#include "core/introspect.h"
-#include "core/stats_report.h"
+#include "util/clock.h"
+#include "server/introspect.h"
+#include "server/stats_report.h"
 #include "net/conn.h"
 
 #define WALK_SEGS_PER_TURN   4              /* segments one walk advances per loop */

@@ -3,7 +3,7 @@
  * thread before workers start.
  */
 #include <stdlib.h>
-#include "core/ring.h"
+#include "util/ring.h"
 
 int ring_init(struct ring *r, uint32_t capacity)
 {

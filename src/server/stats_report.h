@@ -7,13 +7,13 @@
 #define PERCORE_STATS_REPORT_H
 
 #include <stddef.h>
-#include "core/buf.h"
-#include "core/worker.h"
+#include "util/buf.h"
+#include "server/worker.h"
 
 void stats_report(struct worker *w, const char *arg, size_t len, struct buf *out);
 
 /* Per-class `stats items` / `stats slabs` pieces, shared with the exact
- * walk of core/introspect.c: sum n classes into an array indexed by id - 1
+ * walk of server/introspect.c: sum n classes into an array indexed by id - 1
  * (STORE_CLASSES_MAX long), and print such an array (without END). */
 void stats_classes_add(struct store_class_stats *sum, const struct store_class_stats *one,
                        unsigned n);

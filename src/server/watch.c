@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include "core/watch.h"
+#include "server/watch.h"
 #include "net/conn.h"
 
 #define WATCH_PENDING_MAX (256 * 1024)   /* per watcher per worker per loop turn */

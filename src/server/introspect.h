@@ -11,7 +11,7 @@
 #define PERCORE_INTROSPECT_H
 
 #include <stdbool.h>
-#include "core/worker.h"
+#include "server/worker.h"
 
 /* Origin: a message for d, to be queued in the connection's reply order,
  * then started with intro_start(). */

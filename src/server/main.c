@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "core/clock.h"
-#include "core/log.h"
-#include "core/options.h"
-#include "core/worker.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/options.h"
+#include "server/worker.h"
 #include "net/udp.h"
 
 static int drop_privileges(const char *user)

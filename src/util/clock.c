@@ -2,7 +2,7 @@
  * clock.c — relative seconds and exptime conversion (see clock.h). The start
  * instants are written once by main() before any worker starts.
  */
-#include "core/clock.h"
+#include "util/clock.h"
 
 static struct timespec mono_start;
 static time_t unix_start;

@@ -12,7 +12,7 @@
 #define PERCORE_WATCH_H
 
 #include <stdbool.h>
-#include "core/worker.h"
+#include "server/worker.h"
 
 /* Connection c (of worker w) starts watching / stops (at close). */
 void watch_start(struct worker *w, struct conn *c, unsigned flags);

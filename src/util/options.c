@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
-#include "core/log.h"
-#include "core/options.h"
+#include "util/log.h"
+#include "util/options.h"
 
 struct settings settings;
 

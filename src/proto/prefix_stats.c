@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/options.h"
-#include "core/prefix_stats.h"
+#include "util/options.h"
+#include "proto/prefix_stats.h"
 
 #define PFX_MAX 65536
 

@@ -4,7 +4,7 @@
  * the main thread before any worker starts.
  */
 #include <stdlib.h>
-#include "core/buf.h"
+#include "util/buf.h"
 
 void (*buf_unpin)(uint16_t owner, uint32_t pin);
 

@@ -3,7 +3,7 @@
  * thread before workers start; read-only afterwards. The same table is copied
  * into the eBPF steering map so the kernel and the workers always agree.
  */
-#include "core/hash.h"
+#include "util/hash.h"
 
 uint8_t slot_owner[SLOT_COUNT];
 
