@@ -1,6 +1,6 @@
 /*
  * accept_limit.c — descriptor exhaustion at accept time (see
- * accept_limit.h). Each worker's state lives in `st[w->id]` and is touched
+ * accept_limit.h). Each worker's state lives in `st[l->id]` and is touched
  * only by that worker; the main thread opens and closes the spares.
  *
  * Why a spare: with no descriptor left, accept() cannot take the waiting
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "util/log.h"
-#include "server/worker.h"
+#include "net/loop.h"
 #include "net/accept_limit.h"
 #include "net/reactor.h"
 
@@ -57,17 +57,17 @@ static int spare_open(void)
     return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-int accept_limit_setup(struct worker *w)
+int accept_limit_setup(struct loop *l)
 {
-    struct al_state *s = &st[w->id];
+    struct al_state *s = &st[l->id];
     *s = (struct al_state){ .ready = true, .backoff_ms = BACKOFF_MIN_MS };
     s->spare = spare_open();
     return s->spare < 0 ? -1 : 0;
 }
 
-void accept_limit_teardown(struct worker *w)
+void accept_limit_teardown(struct loop *l)
 {
-    struct al_state *s = &st[w->id];
+    struct al_state *s = &st[l->id];
     if (s->ready && s->spare >= 0)
         close(s->spare);
     s->ready = false;
@@ -107,11 +107,11 @@ static void refuse_waiting(struct al_state *s, struct evsrc *ls)
     s->spare = spare_open();
 }
 
-bool accept_limit_failed(struct worker *w, struct evsrc *ls, int err)
+bool accept_limit_failed(struct loop *l, struct evsrc *ls, int err)
 {
     if (err != EMFILE && err != ENFILE)
         return false;
-    struct al_state *s = &st[w->id];
+    struct al_state *s = &st[l->id];
     uint64_t now = now_ms();
     /* A quiet second since the last failure: start the back-off afresh. */
     if (now - s->last_fail_ms > LOG_EVERY_MS)
@@ -126,7 +126,7 @@ bool accept_limit_failed(struct worker *w, struct evsrc *ls, int err)
         known |= s->paused_ls[i] == ls;
     if (!known && s->npaused < MAX_LISTEN + 1) {
         s->paused_ls[s->npaused++] = ls;
-        reactor_mod(&w->reactor, ls->fd, 0, ls);
+        reactor_mod(&l->reactor, ls->fd, 0, ls);
     }
     if (!s->paused) {
         s->paused = true;
@@ -136,7 +136,7 @@ bool accept_limit_failed(struct worker *w, struct evsrc *ls, int err)
     if (now - s->last_log_ms >= LOG_EVERY_MS) {
         log_warn("worker %u: accept: %s (%llu times since the last report); %llu connections "
                  "answered 'ERROR Too many open connections'; accepting again in %llu ms",
-                 w->id, strerror(s->last_err), (unsigned long long)s->fails,
+                 l->id, strerror(s->last_err), (unsigned long long)s->fails,
                  (unsigned long long)s->refused, (unsigned long long)(s->resume_ms - now));
         s->last_log_ms = now;
         s->fails = 0;
@@ -145,9 +145,9 @@ bool accept_limit_failed(struct worker *w, struct evsrc *ls, int err)
     return true;
 }
 
-int accept_limit_tick(struct worker *w, int timeout_ms)
+int accept_limit_tick(struct loop *l, int timeout_ms)
 {
-    struct al_state *s = &st[w->id];
+    struct al_state *s = &st[l->id];
     if (!s->paused)
         return timeout_ms;
     uint64_t now = now_ms();
@@ -158,7 +158,7 @@ int accept_limit_tick(struct worker *w, int timeout_ms)
     /* Listening again; a still-full table brings the next failure here,
      * with a longer back-off. */
     for (int i = 0; i < s->npaused; i++)
-        reactor_mod(&w->reactor, s->paused_ls[i]->fd, EV_READ, s->paused_ls[i]);
+        reactor_mod(&l->reactor, s->paused_ls[i]->fd, EV_READ, s->paused_ls[i]);
     s->npaused = 0;
     s->paused = false;
     return timeout_ms;

@@ -14,18 +14,18 @@
 
 #include <stdbool.h>
 
-struct worker;
+struct loop;
 struct evsrc;
 
 /* Opens the worker's spare descriptor. Main thread, at start-up. */
-int  accept_limit_setup(struct worker *w);
-void accept_limit_teardown(struct worker *w);
+int  accept_limit_setup(struct loop *l);
+void accept_limit_teardown(struct loop *l);
 /* accept on listener `ls` failed with `err` (an errno). Returns true when
  * that was descriptor exhaustion and it has been dealt with (listener
  * paused); false for any other error, which the caller handles. */
-bool accept_limit_failed(struct worker *w, struct evsrc *ls, int err);
+bool accept_limit_failed(struct loop *l, struct evsrc *ls, int err);
 /* Once per loop iteration: resumes paused listeners when their back-off is
  * over. Returns the loop's wait timeout, shortened to that moment. */
-int  accept_limit_tick(struct worker *w, int timeout_ms);
+int  accept_limit_tick(struct loop *l, int timeout_ms);
 
 #endif

@@ -14,10 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "util/hash.h"
-#include "server/introspect.h"
 #include "util/log.h"
-#include "server/stats_report.h"
-#include "server/watch.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
 
@@ -32,8 +29,9 @@
 #define SEND_SLICE    (128 * 1024)  /* bytes sent per connection per iteration (epoll) */
 #define WORKER_SEND_BUDGET (4u << 20) /* bytes all its connections send per iteration */
 
+_Atomic int global_conns;
+
 static void conn_update_events(struct conn *c);
-static void conn_process(struct conn *c);
 void bin_conn_free(struct conn *c) __attribute__((weak));
 ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
                   const char *data, size_t len, size_t *need) __attribute__((weak));
@@ -70,8 +68,8 @@ static void mark_dirty(struct conn *c)
 {
     if (!c->in_dirty) {
         c->in_dirty = true;
-        c->dirty_next = c->w->dirty;
-        c->w->dirty = c;
+        c->dirty_next = c->l->dirty;
+        c->l->dirty = c;
     }
 }
 
@@ -87,40 +85,40 @@ static struct buf *sink_output(void *s)
     return &c->q_tail->reply;
 }
 
+/* Where a request executed here writes its reply (loop_route calls it
+ * only then): noted, so the reply's size can be measured. */
+static struct buf *exec_output(void *s)
+{
+    struct conn *c = s;
+    c->xout = sink_output(c);
+    c->xbefore = buf_size(c->xout);
+    return c->xout;
+}
+
 static void sink_request(void *s, struct req *r)
 {
     struct conn *c = s;
-    struct worker *w = c->w;
     r->cfd = c->src.fd;
-    unsigned owner = key_owner(r->key, r->klen);
-    if (owner == w->id) {
-        STAT_INC(&w->stats, req_local);
-        struct buf *o = sink_output(c);
-        size_t before = buf_size(o);
-        w->x.by_ref = true;
-        proto_exec(&w->x, r, o);
-        size_t n = buf_size(o) - before;
-        if (n > c->reply_est)
-            c->reply_est = n;
-        if (o != &c->wbuf) {
-            /* Queued behind a forwarded request: count it against the cap. */
-            c->qbytes += n;
-            c->q_tail->arg += n;
-        }
+    struct msg *m = loop_route(c->l, r, MSG_REQ, c, exec_output);
+    if (m) {
+        queue_append(c, m);
+        c->inflight++;
         return;
     }
-    struct msg *m = msg_new_req(r, MSG_REQ, w->id);
-    m->conn = c;
-    queue_append(c, m);
-    c->inflight++;
-    STAT_INC(&w->stats, req_forwarded);
-    worker_send(w, owner, m);
+    size_t n = buf_size(c->xout) - c->xbefore;
+    if (n > c->reply_est)
+        c->reply_est = n;
+    if (c->xout != &c->wbuf) {
+        /* Queued behind a forwarded request: count it against the cap. */
+        c->qbytes += n;
+        c->q_tail->u.qbytes += n;
+    }
 }
 
 static void sink_stats(void *s, const char *arg, size_t len)
 {
     struct conn *c = s;
-    stats_report(c->w, arg, len, sink_output(c));
+    c->l->host->stats(c->l, arg, len, sink_output(c));
 }
 
 /* A store walk touring the workers (server/introspect.c): queued like a
@@ -128,11 +126,11 @@ static void sink_stats(void *s, const char *arg, size_t len)
 static void sink_dump(void *s, const struct dump_req *d)
 {
     struct conn *c = s;
-    struct msg *m = intro_msg_new(d, c->w->id);
+    struct msg *m = c->l->host->dump_new(c->l, d);
     m->conn = c;
     queue_append(c, m);
     c->inflight++;
-    intro_start(c->w, m);
+    c->l->host->dump_start(c->l, m);
 }
 
 static void sink_watch(void *s, unsigned flags)
@@ -140,15 +138,26 @@ static void sink_watch(void *s, unsigned flags)
     struct conn *c = s;
     buf_add(sink_output(c), "OK\r\n", 4);
     c->watching = true;
-    watch_start(c->w, c, flags);
+    c->l->host->watch_start(c->l, c, flags);
 }
 
+/* The "OK" takes its place in the reply order once every worker has applied
+ * the flush, so no client can read a flushed item after it. */
 static void sink_flush_all(void *s, int64_t delay, bool noreply)
 {
     struct conn *c = s;
-    worker_flush_all(c->w, delay);
-    if (!noreply)
-        buf_add(sink_output(c), "OK\r\n", 4);
+    struct msg *barrier = NULL;
+    if (!noreply) {
+        barrier = calloc(1, sizeof *barrier);
+        if (!barrier)
+            abort();
+        barrier->kind = MSG_BARRIER;
+        barrier->from = (uint8_t)c->l->id;
+        barrier->conn = c;
+        queue_append(c, barrier);
+        c->inflight++;
+    }
+    c->l->host->flush_all(c->l, delay, barrier);
 }
 
 static void sink_quit(void *s)
@@ -183,7 +192,7 @@ static size_t conn_owned(const struct conn *c)
 static void conn_recount(struct conn *c)
 {
     size_t now = c->closed ? 0 : conn_owned(c);
-    c->w->out_bytes += now - c->counted;
+    c->l->out_bytes += now - c->counted;
     c->counted = now;
 }
 
@@ -203,20 +212,19 @@ static bool out_full(struct conn *c)
     if (c->closing || c->inflight >= MAX_INFLIGHT)
         return true;
     if (out > cap || c->wbuf.nrefs + c->tx_refs >= MAX_OUT_REFS) {
-        STAT_INC(&c->w->stats, conn_output_throttled);
+        STAT_INC(c->l->stats, conn_output_throttled);
         return true;
     }
-    struct worker *w = c->w;
-    if (w->ovf_len > WORKER_OVF_MAX) {
-        w->ovf_paused = true;
-        STAT_INC(&w->stats, ring_backpressure);
+    struct loop *l = c->l;
+    if (l->route_paused) {
+        STAT_INC(l->stats, ring_backpressure);
         return true;
     }
     size_t own = conn_owned(c);
-    size_t total = w->out_bytes + own - c->counted;
-    if (w->out_max && total > w->out_max && own > 0 &&
-        (total > 2 * w->out_max || own >= total / (w->nconns ? w->nconns : 1))) {
-        STAT_INC(&w->stats, worker_output_throttled);
+    size_t total = l->out_bytes + own - c->counted;
+    if (l->out_max && total > l->out_max && own > 0 &&
+        (total > 2 * l->out_max || own >= total / (l->nconns ? l->nconns : 1))) {
+        STAT_INC(l->stats, worker_output_throttled);
         return true;
     }
     if (c->inflight < INFLIGHT_MIN)
@@ -230,8 +238,8 @@ static bool out_full(struct conn *c)
  * the worker's loop has moved on. */
 static void conn_iteration(struct conn *c)
 {
-    if (c->iter != c->w->iter) {
-        c->iter = c->w->iter;
+    if (c->iter != c->l->iter) {
+        c->iter = c->l->iter;
         c->nreq = 0;
         c->sent_iter = 0;
     }
@@ -248,7 +256,7 @@ static bool sink_busy(void *s)
     conn_iteration(c);
     if (settings.reqs_per_event > 0 && c->nreq >= (unsigned)settings.reqs_per_event) {
         if (!c->yielded)
-            STAT_INC(&c->w->stats, conn_yields);
+            STAT_INC(c->l->stats, conn_yields);
         c->yielded = true;
         return true;
     }
@@ -265,12 +273,12 @@ const struct proto_sink conn_sink = {
 /* ---- accept ------------------------------------------------------------- */
 
 /* A freshly accepted socket, from accept4() or an io_uring multishot accept. */
-void conn_accept_fd(struct worker *w, int fd)
+void conn_accept_fd(struct loop *l, int fd)
 {
     static const char too_many[] = "ERROR Too many open connections\r\n";
     if (atomic_fetch_add(&global_conns, 1) >= settings.maxconns) {
         atomic_fetch_sub(&global_conns, 1);
-        STAT_INC(&w->stats, rejected_connections);
+        STAT_INC(l->stats, rejected_connections);
         ssize_t wr = send(fd, too_many, sizeof too_many - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)wr;
         close(fd);
@@ -286,40 +294,40 @@ void conn_accept_fd(struct worker *w, int fd)
     }
     c->src.type = SRC_CONN;
     c->src.fd = fd;
-    c->w = w;
-    c->last_active = w->now;
+    c->l = l;
+    c->last_active = l->now;
     c->events = EV_READ;
-    if (reactor_add(&w->reactor, fd, c->events, c) < 0) {
+    if (reactor_add(&l->reactor, fd, c->events, &c->src) < 0) {
         close(fd);
         free(c);
         atomic_fetch_sub(&global_conns, 1);
         return;
     }
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->nconns++;
-    STAT_INC(&w->stats, curr_connections);
-    STAT_INC(&w->stats, total_connections);
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+    STAT_INC(l->stats, curr_connections);
+    STAT_INC(l->stats, total_connections);
     if (conn_tracing())
         conn_trace_event(c, "new auto-negotiating client connection");
-    if (watch_active())
-        watch_conn_event(w, fd, true);
+    if (l->host->conn_event)
+        l->host->conn_event(l, fd, true);
 }
 
-void conn_accept(struct worker *w, struct evsrc *ls)
+void conn_accept(struct loop *l, struct evsrc *ls)
 {
     for (int i = 0; i < 64; i++) {
         int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (accept_limit_failed(w, ls, errno))
+            if (accept_limit_failed(l, ls, errno))
                 return;    /* out of descriptors: paused, see accept_limit.c */
             if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                 log_warn("accept: %s", strerror(errno));
             return;
         }
-        conn_accept_fd(w, fd);
+        conn_accept_fd(l, fd);
     }
 }
 
@@ -349,27 +357,24 @@ static void conn_free(struct conn *c)
         free(c);
 }
 
+void conn_release(struct conn *c)
+{
+    if (--c->inflight == 0 && c->closed && !c->in_dirty && !c->in_resume)
+        free(c);
+}
+
 void conn_close(struct conn *c)
 {
     if (c->closed)
         return;
-    if (c->feed_pending) {
-        /* A client may send its last commands and close at once (a
-         * noreply set, then EOF in the same completion batch): run what
-         * arrived before the end, as a reading server would have. */
-        c->feed_pending = false;
-        conn_process(c);
-        if (c->closed)
-            return;
-    }
-    struct worker *w = c->w;
+    struct loop *l = c->l;
     if (conn_tracing())
         conn_trace_event(c, "connection closed.");
     if (c->watching)
-        watch_stop(w, c);
-    if (watch_active())
-        watch_conn_event(w, c->src.fd, false);
-    reactor_del(&w->reactor, c->src.fd);
+        l->host->watch_stop(l, c);
+    if (l->host->conn_event)
+        l->host->conn_event(l, c->src.fd, false);
+    reactor_del(&l->reactor, c->src.fd, c->closing);
     close(c->src.fd);
     c->src.fd = -1;
     c->closed = true;
@@ -379,11 +384,11 @@ void conn_close(struct conn *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns = c->next;
+        l->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->nconns--;
-    STAT_DEC(&w->stats, curr_connections);
+    l->nconns--;
+    STAT_DEC(l->stats, curr_connections);
     atomic_fetch_sub(&global_conns, 1);
     /* Freed from the dirty pass, so callers up the stack may still look. */
     mark_dirty(c);
@@ -398,13 +403,13 @@ void conn_close(struct conn *c)
 /* What the worker may still send in this iteration, over all its
  * connections: the copies into socket buffers are the loop's largest cost
  * under many clients of large values, and they must not add up to seconds. */
-static size_t worker_send_room(struct worker *w)
+static size_t send_room(struct loop *l)
 {
-    if (w->sent_at != w->iter) {
-        w->sent_at = w->iter;
-        w->sent_iter = 0;
+    if (l->sent_at != l->iter) {
+        l->sent_at = l->iter;
+        l->sent_iter = 0;
     }
-    return w->sent_iter < WORKER_SEND_BUDGET ? WORKER_SEND_BUDGET - w->sent_iter : 0;
+    return l->sent_iter < WORKER_SEND_BUDGET ? WORKER_SEND_BUDGET - l->sent_iter : 0;
 }
 
 /* Continue this connection in the next loop iteration. */
@@ -413,16 +418,16 @@ static void resume_later(struct conn *c)
     if (c->in_resume)
         return;
     c->in_resume = true;
-    c->resume_next = c->w->resume;
-    c->w->resume = c;
+    c->resume_next = c->l->resume;
+    c->l->resume = c;
 }
 
 static bool send_direct(struct conn *c)
 {
-    struct worker *w = c->w;
+    struct loop *l = c->l;
     conn_iteration(c);
     for (;;) {
-        size_t room = SEND_SLICE - c->sent_iter, wroom = worker_send_room(w);
+        size_t room = SEND_SLICE - c->sent_iter, wroom = send_room(l);
         if (wroom < room)
             room = wroom;
         if (c->woff >= buf_size(&c->wbuf) || room == 0)
@@ -436,8 +441,8 @@ static bool send_direct(struct conn *c)
         if (n > 0) {
             c->woff += (size_t)n;
             c->sent_iter += (size_t)n;
-            w->sent_iter += (size_t)n;
-            STAT_ADD(&c->w->stats, bytes_written, (uint64_t)n);
+            l->sent_iter += (size_t)n;
+            STAT_ADD(c->l->stats, bytes_written, (uint64_t)n);
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -447,15 +452,160 @@ static bool send_direct(struct conn *c)
     return true;
 }
 
-void conn_flush(struct conn *c)
+/* ---- input -------------------------------------------------------------- */
+
+/* Run the parser over rbuf: the only place requests are parsed. */
+static void conn_parse(struct conn *c)
+{
+    if (c->watching) {
+        c->rbuf.len = 0;   /* a watch stream ignores what its client sends */
+        return;
+    }
+    /* -B ascii|binary fixes the protocol as memcached does (a binary
+     * request is then parsed as text, or text fails the magic check). */
+    if (c->proto == CP_UNKNOWN && c->rbuf.len) {
+        c->proto = settings.protocol == PROT_ASCII || !bin_parse ? CP_TEXT
+                 : settings.protocol == PROT_BINARY ? CP_BINARY
+                 : (unsigned char)c->rbuf.data[0] == 0x80 ? CP_BINARY : CP_TEXT;
+        if (c->proto == CP_TEXT && conn_tracing())
+            conn_trace_event(c, "ascii");
+    }
+    size_t need = 0;
+    ssize_t used;
+    if (c->proto == CP_BINARY)
+        used = bin_parse(c, c->l->conf, &conn_sink, c->rbuf.data, c->rbuf.len, &need);
+    else
+        used = text_parse(&c->tp, c->l->conf, &conn_sink, c, c->rbuf.data, c->rbuf.len, &need);
+    if (used < 0) {
+        conn_close(c);
+        return;
+    }
+    buf_consume(&c->rbuf, (size_t)used);
+    c->rneed = need;
+    c->stalled = c->rbuf.len > 0 && (c->yielded || out_full(c));
+    if (c->yielded) {
+        c->yielded = false;
+        if (c->rbuf.len > 0)
+            resume_later(c);
+    }
+    conn_recount(c);
+    if (c->rbuf.len == 0 && c->rbuf.cap > BUF_KEEP)
+        buf_free(&c->rbuf);
+}
+
+/* New input: parsed once in this iteration's serve pass, after every read
+ * and completion of the iteration is in (a line split over several reads or
+ * provided buffers is judged whole). */
+static void input_arrived(struct conn *c, size_t n)
+{
+    c->last_active = c->l->now;
+    STAT_ADD(c->l->stats, bytes_read, (uint64_t)n);
+    c->feed_pending = true;
+    mark_dirty(c);
+}
+
+void conn_feed(struct conn *c, const char *data, size_t n)
+{
+    if (c->closed)
+        return;
+    size_t want = n;
+    if (c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
+        want = c->rneed - c->rbuf.len;
+    if (!buf_reserve(&c->rbuf, want)) {
+        conn_close(c);
+        return;
+    }
+    memcpy(c->rbuf.data + c->rbuf.len, data, n);
+    c->rbuf.len += n;
+    input_arrived(c, n);
+}
+
+/* A client may send its last commands and close at once (a noreply set,
+ * then EOF in the same batch): what arrived before the end still runs, as a
+ * reading server would have run it; then the connection closes. */
+void conn_peer_closed(struct conn *c)
+{
+    if (c->closed)
+        return;
+    if (c->feed_pending) {
+        c->eof = true;
+        mark_dirty(c);
+        return;
+    }
+    conn_close(c);
+}
+
+static void conn_read(struct conn *c)
+{
+    for (int round = 0; round < 4; round++) {
+        size_t want = READ_CHUNK;
+        if (c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
+            want = c->rneed - c->rbuf.len;
+        if (!buf_reserve(&c->rbuf, want)) {
+            conn_close(c);
+            return;
+        }
+        size_t room = c->rbuf.cap - c->rbuf.len;
+        ssize_t n = recv(c->src.fd, c->rbuf.data + c->rbuf.len, room, MSG_DONTWAIT);
+        if (n == 0) {
+            conn_peer_closed(c);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            conn_peer_closed(c);
+            return;
+        }
+        c->rbuf.len += (size_t)n;
+        input_arrived(c, (size_t)n);
+        if ((size_t)n < room || c->rbuf.len >= RBUF_PAUSE)
+            break;
+    }
+}
+
+void conn_ready(struct conn *c, uint32_t events)
+{
+    if (c->closed)
+        return;
+    if (events & EV_READ)
+        conn_read(c);
+    if (!c->closed && (events & (EV_WRITE | EV_ERROR)))
+        mark_dirty(c);
+}
+
+void conn_sent(struct conn *c, size_t n, bool failed)
+{
+    if (c->closed)
+        return;
+    STAT_ADD(c->l->stats, bytes_written, (uint64_t)n);
+    c->tx_bytes = c->tx_own = 0;
+    c->tx_refs = 0;
+    if (failed) {
+        conn_close(c);   /* peer gone */
+        return;
+    }
+    mark_dirty(c);
+}
+
+/* ---- serving: parse, then write ------------------------------------------ */
+
+void conn_serve(struct conn *c)
 {
     if (c->closed) {
         conn_free(c);
         return;
     }
-    if (c->feed_pending) {
+    /* A value still arriving cannot be parsed: wait for all of it instead
+     * of tokenizing its command line again for every piece. */
+    if (c->feed_pending && (c->eof || c->rbuf.len >= c->rneed)) {
         c->feed_pending = false;
-        conn_process(c);      /* re-marks c dirty; the flush runs again */
+        conn_parse(c);
+        if (c->closed)
+            return;
+    }
+    if (c->eof) {
+        conn_close(c);
         return;
     }
     while (c->q_head && c->q_head->done) {
@@ -463,7 +613,7 @@ void conn_flush(struct conn *c)
         c->q_head = m->next;
         if (!c->q_head)
             c->q_tail = NULL;
-        c->qbytes -= m->arg;
+        c->qbytes -= m->u.qbytes;
         if (buf_size(&c->wbuf) == 0 && m->reply.len > c->wbuf.cap) {
             /* Steal the buffer instead of copying a large reply. */
             buf_free(&c->wbuf);
@@ -478,17 +628,17 @@ void conn_flush(struct conn *c)
     }
     if (c->trace_off < c->wbuf.len)
         conn_trace_out(c);
-    if (reactor_sends(&c->w->reactor)) {
+    if (reactor_sends(&c->l->reactor)) {
         /* io_uring: the backend takes the bytes (and the references' pins);
          * its completion raises EV_WRITE, which brings us back here for the
          * next batch. */
         size_t size = buf_size(&c->wbuf), own = c->wbuf.len;
         uint32_t refs = c->wbuf.nrefs;
-        if (c->woff < size && worker_send_room(c->w) == 0) {
+        if (c->woff < size && send_room(c->l) == 0) {
             resume_later(c);   /* this iteration's sends are spent */
         } else if (c->woff < size) {
             size_t handed = size - c->woff;
-            if (reactor_send(&c->w->reactor, c->src.fd, &c->wbuf, &c->woff) < 0) {
+            if (reactor_send(&c->l->reactor, c->src.fd, &c->wbuf, &c->woff) < 0) {
                 conn_close(c);
                 return;
             }
@@ -496,7 +646,7 @@ void conn_flush(struct conn *c)
                 c->tx_bytes = handed;
                 c->tx_own = own;
                 c->tx_refs = refs;
-                c->w->sent_iter += handed < REACTOR_TX_SLICE ? handed : REACTOR_TX_SLICE;
+                c->l->sent_iter += handed < REACTOR_TX_SLICE ? handed : REACTOR_TX_SLICE;
             }
         }
     } else if (!send_direct(c)) {
@@ -515,9 +665,13 @@ void conn_flush(struct conn *c)
         }
     }
     conn_update_events(c);
-    /* Output drained or replies came home: requests held back may now run. */
-    if (c->stalled && !c->in_resume && !out_full(c))
-        conn_process(c);
+    /* Output drained or replies came home: requests held back may now run
+     * (serve again, in this same pass). */
+    if (c->stalled && !c->in_resume && !out_full(c)) {
+        c->stalled = false;
+        c->feed_pending = true;
+        mark_dirty(c);
+    }
 }
 
 static void conn_update_events(struct conn *c)
@@ -535,127 +689,10 @@ static void conn_update_events(struct conn *c)
         ev |= EV_WRITE;
     if (ev != c->events) {
         if (!(ev & EV_READ) && (c->events & EV_READ))
-            STAT_INC(&c->w->stats, conn_output_paused);
+            STAT_INC(c->l->stats, conn_output_paused);
         c->events = ev;
-        reactor_mod(&c->w->reactor, c->src.fd, ev, c);
+        reactor_mod(&c->l->reactor, c->src.fd, ev, &c->src);
     }
-}
-
-/* ---- input -------------------------------------------------------------- */
-
-static void conn_process(struct conn *c)
-{
-    if (c->watching) {
-        c->rbuf.len = 0;   /* a watch stream ignores what its client sends */
-        return;
-    }
-    /* -B ascii|binary fixes the protocol as memcached does (a binary
-     * request is then parsed as text, or text fails the magic check). */
-    if (c->proto == CP_UNKNOWN && c->rbuf.len) {
-        c->proto = settings.protocol == PROT_ASCII || !bin_parse ? CP_TEXT
-                 : settings.protocol == PROT_BINARY ? CP_BINARY
-                 : (unsigned char)c->rbuf.data[0] == 0x80 ? CP_BINARY : CP_TEXT;
-        if (c->proto == CP_TEXT && conn_tracing())
-            conn_trace_event(c, "ascii");
-    }
-    size_t need = 0;
-    ssize_t used;
-    if (c->proto == CP_BINARY)
-        used = bin_parse(c, &proto_conf, &conn_sink, c->rbuf.data, c->rbuf.len, &need);
-    else
-        used = text_parse(&c->tp, &proto_conf, &conn_sink, c, c->rbuf.data, c->rbuf.len, &need);
-    if (used < 0) {
-        conn_close(c);
-        return;
-    }
-    buf_consume(&c->rbuf, (size_t)used);
-    c->rneed = need;
-    c->stalled = c->rbuf.len > 0 && (c->yielded || out_full(c));
-    if (c->yielded) {
-        c->yielded = false;
-        if (c->rbuf.len > 0)
-            resume_later(c);
-    }
-    conn_recount(c);
-    if (c->rbuf.len == 0 && c->rbuf.cap > BUF_KEEP)
-        buf_free(&c->rbuf);
-    mark_dirty(c);
-}
-
-/* n new bytes are at the end of rbuf. */
-static void conn_received(struct conn *c, size_t n)
-{
-    c->last_active = c->w->now;
-    STAT_ADD(&c->w->stats, bytes_read, (uint64_t)n);
-    conn_process(c);
-}
-
-/* Bytes received by the reactor itself (io_uring): same path as conn_read. */
-void conn_feed(struct conn *c, const char *data, size_t n)
-{
-    if (c->closed)
-        return;
-    size_t want = n;
-    if (c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
-        want = c->rneed - c->rbuf.len;
-    if (!buf_reserve(&c->rbuf, want)) {
-        conn_close(c);
-        return;
-    }
-    memcpy(c->rbuf.data + c->rbuf.len, data, n);
-    c->rbuf.len += n;
-    /* Parse once per loop iteration, after every completion of the batch is
-     * in: a line split over several provided buffers must be judged whole,
-     * as epoll's larger reads would see it. */
-    c->last_active = c->w->now;
-    STAT_ADD(&c->w->stats, bytes_read, (uint64_t)n);
-    c->feed_pending = true;
-    mark_dirty(c);
-}
-
-static void conn_read(struct conn *c)
-{
-    for (int round = 0; round < 4; round++) {
-        size_t want = READ_CHUNK;
-        if (c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
-            want = c->rneed - c->rbuf.len;
-        if (!buf_reserve(&c->rbuf, want)) {
-            conn_close(c);
-            return;
-        }
-        size_t room = c->rbuf.cap - c->rbuf.len;
-        ssize_t n = recv(c->src.fd, c->rbuf.data + c->rbuf.len, room, MSG_DONTWAIT);
-        if (n == 0) {
-            /* Peer closed. Replies to what it already sent are lost anyway. */
-            conn_close(c);
-            return;
-        }
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                break;
-            conn_close(c);
-            return;
-        }
-        c->rbuf.len += (size_t)n;
-        conn_received(c, (size_t)n);
-        if (c->closed || c->stalled || (size_t)n < room)
-            break;
-    }
-}
-
-void conn_event(struct conn *c, uint32_t events)
-{
-    if (c->closed)
-        return;
-    if (events & EV_WRITE) {
-        /* (io_uring) the send in flight has completed */
-        c->tx_bytes = c->tx_own = 0;
-        c->tx_refs = 0;
-    }
-    if (events & EV_READ)
-        conn_read(c);
-    if (!c->closed && (events & (EV_WRITE | EV_ERROR)))
-        mark_dirty(c);
 }
 
 void conn_reply_arrived(struct msg *m)
@@ -669,11 +706,11 @@ void conn_reply_arrived(struct msg *m)
         return;
     }
     m->done = true;
-    m->arg = buf_size(&m->reply);   /* origin-only from here: counted in qbytes */
-    c->qbytes += m->arg;
+    m->u.qbytes = buf_size(&m->reply);   /* origin-only from here: counted in qbytes */
+    c->qbytes += m->u.qbytes;
     /* A store walk's one large reply says nothing about keyed replies. */
-    if (m->kind == MSG_REQ && m->arg > c->reply_est)
-        c->reply_est = m->arg;
+    if (m->kind == MSG_REQ && m->u.qbytes > c->reply_est)
+        c->reply_est = m->u.qbytes;
     mark_dirty(c);
 }
 
@@ -703,25 +740,25 @@ void conn_push(struct conn *c, const char *data, size_t n)
     mark_dirty(c);
 }
 
-void conn_idle_sweep(struct worker *w)
+void conn_idle_sweep(struct loop *l)
 {
     if (settings.idle_timeout <= 0)
         return;
-    for (struct conn *c = w->conns, *n; c; c = n) {
+    for (struct conn *c = l->conns, *n; c; c = n) {
         n = c->next;
         /* Strictly greater: the clock ticks in whole seconds, so ">=" could
          * close a connection that was active a moment ago. */
-        if (w->now - c->last_active > (uint32_t)settings.idle_timeout && c->inflight == 0 &&
+        if (l->now - c->last_active > (uint32_t)settings.idle_timeout && c->inflight == 0 &&
             c->woff == buf_size(&c->wbuf) && c->tx_bytes == 0) {
-            STAT_INC(&w->stats, conn_idle_closed);
+            STAT_INC(l->stats, conn_idle_closed);
             conn_close(c);
         }
     }
 }
 
-void conn_wake_stalled(struct worker *w)
+void conn_wake_stalled(struct loop *l)
 {
-    for (struct conn *c = w->conns; c; c = c->next)
+    for (struct conn *c = l->conns; c; c = c->next)
         if (c->stalled || !(c->events & EV_READ))
             mark_dirty(c);
 }
@@ -729,10 +766,10 @@ void conn_wake_stalled(struct worker *w)
 /* Take the resume list; a closed connection on it is freed here if nothing
  * else holds it (conn_free left it for this pass), and `go` decides whether
  * the open ones continue. */
-static void resume_take(struct worker *w, bool go)
+static void resume_take(struct loop *l, bool go)
 {
-    struct conn *c = w->resume;
-    w->resume = NULL;
+    struct conn *c = l->resume;
+    l->resume = NULL;
     while (c) {
         struct conn *n = c->resume_next;
         c->in_resume = false;
@@ -740,25 +777,25 @@ static void resume_take(struct worker *w, bool go)
             if (c->inflight == 0 && !c->in_dirty)
                 free(c);
         } else if (go) {
-            c->feed_pending = true;   /* parse what is left, in the dirty pass */
+            c->feed_pending = true;   /* parse what is left, in the serve pass */
             mark_dirty(c);
         }
         c = n;
     }
 }
 
-void conn_resume_all(struct worker *w)
+void conn_resume_all(struct loop *l)
 {
-    resume_take(w, true);
+    resume_take(l, true);
 }
 
-void conn_resume_clear(struct worker *w)
+void conn_resume_clear(struct loop *l)
 {
-    resume_take(w, false);
+    resume_take(l, false);
 }
 
-void conn_close_all(struct worker *w)
+void conn_close_all(struct loop *l)
 {
-    while (w->conns)
-        conn_close(w->conns);
+    while (l->conns)
+        conn_close(l->conns);
 }

@@ -11,21 +11,23 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "util/buf.h"
-#include "server/worker.h"
+#include "net/loop.h"
+#include "net/msg.h"
 #include "proto/proto.h"
 
 enum conn_proto { CP_UNKNOWN, CP_TEXT, CP_BINARY };
 
 struct conn {
     struct evsrc   src;          /* type + fd; first member */
-    struct worker *w;
+    struct loop *l;
     struct conn   *prev, *next;  /* worker's list of open connections */
     struct conn   *dirty_next;
     bool           in_dirty;
     bool           closing;      /* quit / fatal: close once output drained */
     bool           closed;       /* fd gone; waiting for in-flight replies */
     bool           stalled;      /* input left unparsed because of back-pressure */
-    bool           feed_pending; /* bytes fed by a completion backend, not yet parsed */
+    bool           feed_pending; /* input not yet parsed: parse in this iteration's serve pass */
+    bool           eof;          /* the peer closed after that input: close once it is parsed */
     bool           watching;     /* a `watch` stream: input is ignored (server/watch.c) */
     uint8_t        proto;
     uint32_t       events;       /* current reactor interest */
@@ -35,15 +37,17 @@ struct conn {
     size_t         tx_bytes;     /* bytes the backend is sending (io_uring) */
     size_t         tx_own;       /* ... of them in its own buffer, not referenced */
     uint32_t       tx_refs;      /* ... and the references among them */
-    size_t         counted;      /* own output bytes counted in w->out_bytes */
+    size_t         counted;      /* own output bytes counted in l->out_bytes */
     uint64_t       iter;         /* worker loop iteration nreq counts for */
     unsigned       nreq;         /* commands run in that iteration */
     size_t         sent_iter;    /* bytes sent in that iteration (epoll) */
     bool           yielded;      /* stopped parsing: its share of the iteration is used */
-    bool           in_resume;    /* on w->resume: parse again next iteration */
+    bool           in_resume;    /* on l->resume: parse again next iteration */
     struct conn   *resume_next;
     size_t         reply_est;    /* largest keyed reply seen here (0 = none yet) */
     size_t         rneed;        /* bytes the parser needs to make progress */
+    struct buf    *xout;         /* where the request executing here replies */
+    size_t         xbefore;      /* ... and its size before that reply */
     struct buf     rbuf;
     struct buf     wbuf;
     size_t         woff;         /* bytes of wbuf already sent */
@@ -56,25 +60,31 @@ struct conn {
     void          *bin;          /* binary protocol state, when in use */
 };
 
-void conn_accept(struct worker *w, struct evsrc *ls);
-/* Completion-based reactors (io_uring) hand over accepted sockets and
- * received bytes directly; the rest of the path is shared with epoll. */
-void conn_accept_fd(struct worker *w, int fd);
-void conn_feed(struct conn *c, const char *data, size_t n);
-void conn_event(struct conn *c, uint32_t events);
+extern _Atomic int global_conns;
+
+/* The reactor's reports for a connection (net/loop.c). */
+void conn_accept(struct loop *l, struct evsrc *ls);        /* listener readable (epoll) */
+void conn_accept_fd(struct loop *l, int fd);               /* a socket accepted */
+void conn_ready(struct conn *c, uint32_t events);          /* readiness (epoll) */
+void conn_feed(struct conn *c, const char *data, size_t n);/* bytes received (io_uring) */
+void conn_sent(struct conn *c, size_t n, bool failed);     /* a send finished (io_uring) */
+void conn_peer_closed(struct conn *c);                     /* end of stream or error */
+/* The one entry into parsing and writing: parse what arrived, send what the
+ * completed replies allow; for connections in l->dirty (loop_serve). */
+void conn_serve(struct conn *c);
 /* A reply for this connection came back from another worker. */
 void conn_reply_arrived(struct msg *m);
-/* Send what completed replies allow; called for connections in w->dirty. */
-void conn_flush(struct conn *c);
 void conn_close(struct conn *c);
-void conn_idle_sweep(struct worker *w);
+void conn_idle_sweep(struct loop *l);
 /* Connections held back by the worker's ring overflow may continue. */
-void conn_wake_stalled(struct worker *w);
+void conn_wake_stalled(struct loop *l);
 /* Connections that yielded in the last iteration continue (worker loop). */
-void conn_resume_all(struct worker *w);
+void conn_resume_all(struct loop *l);
 /* Worker exit: forget the resume list (every connection is closed next). */
-void conn_resume_clear(struct worker *w);
-void conn_close_all(struct worker *w);
+void conn_resume_clear(struct loop *l);
+void conn_close_all(struct loop *l);
+/* After the workers stopped: a message that held c in flight is gone. */
+void conn_release(struct conn *c);
 /* Store walks replying in parts (server/introspect.c): queue `next` right
  * after `m` (one more in flight), and whether output is under the cap. */
 void conn_queue_after(struct conn *c, struct msg *m, struct msg *next);
@@ -88,6 +98,6 @@ void conn_trace_in(void *s, const char *line, size_t n);
 void conn_trace_out(struct conn *c);
 /* `stats conns` blocks for the sockets worker w owns (conn_report.c);
  * `asking` is the connection that asked, if it is one of w's. */
-void conn_stats_report(struct worker *w, const void *asking, struct buf *o);
+void conn_stats_report(struct loop *l, const void *asking, struct buf *o);
 
 #endif

@@ -60,26 +60,26 @@ static void secs_line(struct buf *o, int fd, uint32_t secs)
     line(o, fd, "secs_since_last_cmd", v);
 }
 
-void conn_stats_report(struct worker *w, const void *asking, struct buf *o)
+void conn_stats_report(struct loop *l, const void *asking, struct buf *o)
 {
     char a[160];
-    uint32_t up = w->now - CLOCK_REL_BASE;
-    for (int i = 0; i < w->nlisten; i++) {
-        int fd = w->listen[i].fd;
+    uint32_t up = l->now - CLOCK_REL_BASE;
+    for (int i = 0; i < l->nlisten; i++) {
+        int fd = l->listen[i].fd;
         sock_addr(fd, false, "tcp", a, sizeof a);
         line(o, fd, "addr", a);
         line(o, fd, "state", "conn_listening");
         secs_line(o, fd, up);
     }
-    for (int i = 0; i < w->nudp; i++) {
-        int fd = w->udp[i].fd;
+    for (int i = 0; i < l->nudp; i++) {
+        int fd = l->udp[i].fd;
         line(o, fd, "UDP", "UDP");
         sock_addr(fd, false, "udp", a, sizeof a);
         line(o, fd, "addr", a);
         line(o, fd, "state", "conn_read");
         secs_line(o, fd, up);
     }
-    for (const struct conn *c = w->conns; c; c = c->next) {
+    for (const struct conn *c = l->conns; c; c = c->next) {
         int fd = c->src.fd;
         if (fd < 0)
             continue;
@@ -90,6 +90,6 @@ void conn_stats_report(struct worker *w, const void *asking, struct buf *o)
         const char *state = c == asking ? "conn_parse_cmd"
                             : c->woff < buf_size(&c->wbuf) ? "conn_mwrite" : "conn_read";
         line(o, fd, "state", state);
-        secs_line(o, fd, w->now - c->last_active);
+        secs_line(o, fd, l->now - c->last_active);
     }
 }

@@ -17,16 +17,18 @@
 enum msg_kind {
     MSG_REQ,          /* keyed request; comes back with its reply */
     MSG_LOCAL,        /* origin-only: a chunk of local replies in a conn's queue */
-    MSG_FLUSH,        /* flush_all broadcast (arg = relative time, 0 = now) */
+    MSG_FLUSH,        /* flush_all broadcast; comes home when it has a barrier */
+    MSG_BARRIER,      /* origin-only: a reply slot completed by the runtime (flush_all's OK) */
     MSG_STATS_RESET,  /* stats reset broadcast */
     MSG_UDP,          /* request from a UDP datagram; the reply is sent by its origin */
-    MSG_UNPIN,        /* a reply sent by reference is done: arg = the owner's pin */
+    MSG_UNPIN,        /* a reply sent by reference is done: the owner's pin */
     MSG_WATCH,        /* watch registration or lines (server/watch.c) */
     MSG_INTRO,        /* store walk touring the workers (server/introspect.h); comes
                        * home with its reply like MSG_REQ */
 };
 
 struct conn;
+struct udp_req;
 
 struct msg {
     struct msg  *next;      /* origin: link in a connection's reply queue */
@@ -35,7 +37,17 @@ struct msg {
     uint8_t      from;      /* origin worker */
     bool         done;      /* origin: reply has arrived */
     struct conn *conn;      /* origin's connection; never dereferenced elsewhere */
-    uint64_t     arg;
+    union {                 /* what the kind carries besides the request */
+        size_t          qbytes;   /* origin: reply bytes counted in the conn's queue */
+        uint32_t        pin;      /* MSG_UNPIN */
+        struct udp_req *udp;      /* MSG_UDP: the origin's datagram session */
+        unsigned        waiting;  /* MSG_BARRIER: workers yet to answer */
+        struct {
+            uint32_t    at;       /* MSG_FLUSH: oldest_live (0 = cancel) */
+            bool        now;      /* ... and the origin found it reached */
+            struct msg *barrier;  /* ... the origin's reply slot, or NULL */
+        } flush;
+    } u;
     struct req   req;       /* key/val/aux point into data[] */
     struct buf   reply;     /* written by the owner, freed by the origin */
     char         data[];

@@ -8,7 +8,7 @@
 #include "util/log.h"
 #include "util/options.h"
 #include "net/reactor.h"
-#include "net/uring.h"
+#include "net/reactor_backend.h"
 
 int reactor_init(struct reactor *r, bool busy_poll)
 {
@@ -51,19 +51,19 @@ void reactor_quiesce(struct reactor *r)
         uring_reactor_quiesce(r);
 }
 
-int reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr)
+int reactor_add(struct reactor *r, int fd, uint32_t events, struct evsrc *src)
 {
-    return r->uring ? uring_reactor_add(r, fd, events, ptr) : epoll_reactor_add(r, fd, events, ptr);
+    return r->uring ? uring_reactor_add(r, fd, events, src) : epoll_reactor_add(r, fd, events, src);
 }
 
-int reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr)
+int reactor_mod(struct reactor *r, int fd, uint32_t events, struct evsrc *src)
 {
-    return r->uring ? uring_reactor_mod(r, fd, events, ptr) : epoll_reactor_mod(r, fd, events, ptr);
+    return r->uring ? uring_reactor_mod(r, fd, events, src) : epoll_reactor_mod(r, fd, events, src);
 }
 
-int reactor_del(struct reactor *r, int fd)
+int reactor_del(struct reactor *r, int fd, bool finish_send)
 {
-    return r->uring ? uring_reactor_del(r, fd) : epoll_reactor_del(r, fd);
+    return r->uring ? uring_reactor_del(r, fd, finish_send) : epoll_reactor_del(r, fd);
 }
 
 int reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
@@ -75,4 +75,9 @@ int reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
 int reactor_send(struct reactor *r, int fd, struct buf *out, size_t *off)
 {
     return r->uring ? uring_reactor_send(r, fd, out, off) : -1;
+}
+
+const char *reactor_name(const struct reactor *r)
+{
+    return r->uring ? uring_mode_name(r) : r->busy_poll ? "busy-poll" : "epoll";
 }

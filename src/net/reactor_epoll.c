@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-#include "net/reactor.h"
+#include "net/reactor_backend.h"
 
 static uint32_t to_epoll(uint32_t ev)
 {
@@ -33,15 +33,15 @@ void epoll_reactor_fini(struct reactor *r)
     r->fd = -1;
 }
 
-int epoll_reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr)
+int epoll_reactor_add(struct reactor *r, int fd, uint32_t events, struct evsrc *src)
 {
-    struct epoll_event e = { .events = to_epoll(events), .data.ptr = ptr };
+    struct epoll_event e = { .events = to_epoll(events), .data.ptr = src };
     return epoll_ctl(r->fd, EPOLL_CTL_ADD, fd, &e);
 }
 
-int epoll_reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr)
+int epoll_reactor_mod(struct reactor *r, int fd, uint32_t events, struct evsrc *src)
 {
-    struct epoll_event e = { .events = to_epoll(events), .data.ptr = ptr };
+    struct epoll_event e = { .events = to_epoll(events), .data.ptr = src };
     return epoll_ctl(r->fd, EPOLL_CTL_MOD, fd, &e);
 }
 
@@ -68,8 +68,7 @@ int epoll_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
             e |= EV_WRITE;
         if (es[i].events & (EPOLLERR | EPOLLHUP))
             e |= EV_ERROR;
-        ev[i].ptr = es[i].data.ptr;
-        ev[i].events = e;
+        ev[i] = (struct revent){ .src = es[i].data.ptr, .kind = REV_READY, .events = e };
     }
     return n;
 }

@@ -1,23 +1,24 @@
 /*
- * reactor_uring.c — io_uring backend of the reactor (reactor.h, uring.h).
- * One ring per worker: created disabled by the main thread at start-up,
- * then enabled, submitted to and reaped only by its worker's thread, so it
- * can run with IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
- * (completions are posted only when the worker asks, in its one
- * io_uring_enter per loop iteration, which also submits that iteration's
- * sends and re-arms).
+ * reactor_uring.c — io_uring backend of the reactor (reactor.h,
+ * reactor_backend.h). One ring per worker: created disabled by the main
+ * thread at start-up, then enabled, submitted to and reaped only by its
+ * worker's thread, so it can run with IORING_SETUP_SINGLE_ISSUER |
+ * IORING_SETUP_DEFER_TASKRUN (completions are posted only when the worker
+ * asks, in its one io_uring_enter per loop iteration, which also submits
+ * that iteration's sends and re-arms).
  *
  * Every fd the reactor knows has a `struct uio`:
  *   connection  multishot recv into the provided-buffer ring (uring_bufs.h),
- *               bytes copied to conn_feed() and the buffer given back at
- *               once; at most one send in flight, from the uio's own buffer
- *   listener    multishot accept, sockets to conn_accept_fd()
- *   doorbell    read of the eventfd, re-armed after each wake-up
- *   other (UDP) poll, returned from reactor_wait() as EV_READ
- * A uio outlives its connection: reactor_del() detaches it (src = NULL) and
- * cancels what is outstanding; it is freed when the last CQE naming it has
- * arrived (`refs`), so the kernel never writes into freed memory and the
- * connection itself can be freed by conn.c as with epoll.
+ *               reported as REV_DATA pointing into the buffer, which goes
+ *               back to the kernel at the start of the next wait; at most
+ *               one send in flight, from the uio's own buffer (REV_SENT)
+ *   listener    multishot accept, each socket reported as REV_ACCEPT
+ *   doorbell    read of the eventfd, re-armed after each wake-up (silent)
+ *   other (UDP) poll, reported as REV_READY like epoll's
+ * Nothing here calls above the reactor. A uio outlives its fd's
+ * registration: reactor_del() detaches it (src = NULL) and cancels what is
+ * outstanding; it is freed when the last CQE naming it has arrived (`refs`),
+ * so the kernel never writes into freed memory.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,10 +27,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/options.h"
-#include "server/worker.h"
-#include "net/accept_limit.h"
-#include "net/conn.h"
-#include "net/uring.h"
+#include "net/reactor_backend.h"
 
 #ifndef HAVE_LIBURING
 
@@ -40,9 +38,9 @@ int uring_reactor_init(struct reactor *r, const char **why)
     return -ENOSYS;
 }
 void uring_reactor_fini(struct reactor *r) { (void)r; }
-int uring_reactor_add(struct reactor *r, int fd, uint32_t e, void *p) { return -1; }
-int uring_reactor_mod(struct reactor *r, int fd, uint32_t e, void *p) { return -1; }
-int uring_reactor_del(struct reactor *r, int fd) { return -1; }
+int uring_reactor_add(struct reactor *r, int fd, uint32_t e, struct evsrc *s) { return -1; }
+int uring_reactor_mod(struct reactor *r, int fd, uint32_t e, struct evsrc *s) { return -1; }
+int uring_reactor_del(struct reactor *r, int fd, bool f) { return -1; }
 int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int t) { return -1; }
 int uring_reactor_send(struct reactor *r, int fd, struct buf *o, size_t *off) { return -1; }
 const char *uring_mode_name(const struct reactor *r) { return "none"; }
@@ -89,6 +87,7 @@ struct uio {
     unsigned      refs;       /* outstanding requests + pending re-arm */
     struct buf    tx;         /* bytes of the send in flight (own and referenced) */
     size_t        txoff;
+    size_t        txdone;     /* ... of them written so far */
     struct msghdr txmsg;      /* sendmsg of tx when it holds references */
     struct iovec *txiov;      /* TX_IOV entries, allocated on first use */
     uint64_t      bell;       /* the doorbell's read target */
@@ -99,7 +98,8 @@ struct uio {
 struct uring {
     struct io_uring   ring;
     struct uring_bufs bufs;
-    struct worker    *w;
+    uint16_t          held[URING_NBUFS];  /* buffers of reported REV_DATA events */
+    unsigned          nheld;
     struct uio      **byfd;
     size_t            nbyfd;
     struct uio       *all;
@@ -108,13 +108,6 @@ struct uring {
     unsigned          flags;
     unsigned          pending;     /* requests the kernel has not finished */
 };
-
-/* The reactor is embedded in its worker; the backend needs the worker for
- * accepted sockets and byte counters. */
-static struct worker *reactor_worker(struct reactor *r)
-{
-    return (struct worker *)((char *)r - offsetof(struct worker, reactor));
-}
 
 /* ---- set-up ------------------------------------------------------------ */
 
@@ -198,7 +191,6 @@ int uring_reactor_init(struct reactor *r, const char **why)
         free(u);
         return rc == -EINVAL ? -EOPNOTSUPP : rc;
     }
-    u->w = reactor_worker(r);
     r->uring = u;
     r->fd = -1;
     return 0;
@@ -379,10 +371,9 @@ static struct uio *byfd_get(struct uring *u, int fd)
     return fd >= 0 && (size_t)fd < u->nbyfd ? u->byfd[fd] : NULL;
 }
 
-int uring_reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr)
+int uring_reactor_add(struct reactor *r, int fd, uint32_t events, struct evsrc *src)
 {
     struct uring *u = r->uring;
-    struct evsrc *src = ptr;
     struct uio *x = calloc(1, sizeof *x);
     if (!x || byfd_set(u, fd, x) < 0) {
         free(x);
@@ -403,7 +394,7 @@ int uring_reactor_add(struct reactor *r, int fd, uint32_t events, void *ptr)
     return 0;
 }
 
-int uring_reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr)
+int uring_reactor_mod(struct reactor *r, int fd, uint32_t events, struct evsrc *src)
 {
     struct uring *u = r->uring;
     struct uio *x = byfd_get(u, fd);
@@ -422,14 +413,13 @@ int uring_reactor_mod(struct reactor *r, int fd, uint32_t events, void *ptr)
     return 0;
 }
 
-int uring_reactor_del(struct reactor *r, int fd)
+int uring_reactor_del(struct reactor *r, int fd, bool finish_send)
 {
     struct uring *u = r->uring;
     struct uio *x = byfd_get(u, fd);
     if (!x)
         return -1;
     u->byfd[fd] = NULL;
-    bool closing = x->kind == UK_CONN && ((struct conn *)x->src)->closing;
     x->src = NULL;
     x->want = false;
     if (x->armed && !x->cancelling) {
@@ -440,7 +430,7 @@ int uring_reactor_del(struct reactor *r, int fd)
      * holds the socket open past close(), so issue it before the caller
      * closes the fd. On any other close they are abandoned. */
     if (x->tx_busy) {
-        if (closing)
+        if (finish_send)
             io_uring_submit(&u->ring);
         else
             cancel(u, x, OP_SEND);
@@ -462,6 +452,7 @@ int uring_reactor_send(struct reactor *r, int fd, struct buf *out, size_t *off)
     struct buf spare = x->tx;
     x->tx = *out;
     x->txoff = *off;
+    x->txdone = 0;
     buf_reset(&spare);
     *out = spare;
     *off = 0;
@@ -518,33 +509,44 @@ void uring_reactor_quiesce(struct reactor *r)
 
 /* ---- completions ------------------------------------------------------- */
 
-static void on_recv(struct uring *u, struct uio *x, struct io_uring_cqe *cqe)
+/* Each returns true when it filled *e (an event for the caller). */
+
+static bool on_recv(struct uring *u, struct uio *x, struct io_uring_cqe *cqe, struct revent *e)
 {
     int res = cqe->res;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        if (res > 0 && x->src)
-            conn_feed((struct conn *)x->src, uring_bufs_addr(&u->bufs, bid), (size_t)res);
+        if (res > 0 && x->src) {
+            /* The caller reads the bytes in place; the buffer goes back at
+             * the start of the next wait. */
+            u->held[u->nheld++] = (uint16_t)bid;
+            *e = (struct revent){ .src = x->src, .kind = REV_DATA,
+                                  .data = uring_bufs_addr(&u->bufs, bid), .len = (size_t)res };
+            return true;
+        }
         uring_bufs_put(&u->bufs, bid);
     }
-    if (x->src && (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED)))
-        conn_close((struct conn *)x->src);   /* EOF or error */
+    if (x->src && (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED))) {
+        x->want = false;   /* EOF or error: nothing more to receive */
+        *e = (struct revent){ .src = x->src, .kind = REV_CLOSED, .res = res };
+        return true;
+    }
+    return false;
 }
 
-static void on_accept(struct uring *u, struct uio *x, int res)
+static bool on_accept(struct uio *x, int res, struct revent *e)
 {
-    if (res >= 0) {
-        if (x->src)
-            conn_accept_fd(u->w, res);
-        else
+    if (!x->src) {
+        if (res >= 0)
             close(res);
-    } else if (x->src && accept_limit_failed(u->w, x->src, -res)) {
-        /* Out of descriptors: the listener's interest was dropped, so the
-         * multishot accept (which the error ended) is not re-armed until
-         * the back-off is over: no completion storm, no log flood. */
-    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
-        log_warn("accept: %s", strerror(-res));
+        return false;
     }
+    if (res == -EMFILE || res == -ENFILE)
+        x->want = false;   /* the caller backs off, then asks for EV_READ again */
+    else if (res == -ECANCELED || res == -EAGAIN || res == -EINTR || res == -ECONNABORTED)
+        return false;
+    *e = (struct revent){ .src = x->src, .kind = REV_ACCEPT, .res = res };
+    return true;
 }
 
 static void on_doorbell(struct uio *x, int res)
@@ -558,30 +560,29 @@ static void on_doorbell(struct uio *x, int res)
     }
 }
 
-static void on_send(struct uring *u, struct uio *x, int res)
+static bool on_send(struct uring *u, struct uio *x, int res, struct revent *e)
 {
     size_t left = buf_size(&x->tx) - x->txoff;
     if (res > 0)
-        STAT_ADD(&u->w->stats, bytes_written, (uint64_t)res);
+        x->txdone += (size_t)res;
     if (x->src && res > 0 && (size_t)res < left) {
         /* One slice (or TX_IOV pieces) of a longer buffer, or interrupted
          * part way by a signal: send the rest. */
         x->txoff += (size_t)res;
         send_tx(u, x);
-        return;
+        return false;
     }
     x->tx_busy = false;
     buf_reset(&x->tx);   /* sent: the references' pins go back */
     x->txoff = 0;
     if (x->tx.cap > TX_KEEP)
         buf_free(&x->tx);
-    if (x->src) {
-        if (res <= 0 && left > 0)
-            conn_close((struct conn *)x->src);   /* peer gone */
-        else
-            conn_event((struct conn *)x->src, EV_WRITE);
-    }
+    bool report = x->src != NULL;
+    if (report)
+        *e = (struct revent){ .src = x->src, .kind = REV_SENT, .res = (long)x->txdone,
+                              .events = res <= 0 && left > 0 ? EV_ERROR : 0 };
     uio_put(u, x);
+    return report;
 }
 
 int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
@@ -595,6 +596,10 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
         }
         u->enabled = true;
     }
+    /* The bytes reported last time have been consumed. */
+    for (unsigned i = 0; i < u->nheld; i++)
+        uring_bufs_put(&u->bufs, u->held[i]);
+    u->nheld = 0;
     /* One io_uring_enter: submits this iteration's sends and re-arms, runs
      * deferred completions, and sleeps only if there are none. */
     if (timeout_ms != 0 && io_uring_cq_ready(&u->ring) == 0) {
@@ -611,10 +616,10 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
     unsigned head, seen = 0;
     struct io_uring_cqe *cqe;
     io_uring_for_each_cqe(&u->ring, head, cqe) {
+        if (n == max)
+            break;   /* no room to report more: the rest waits in the CQ */
         struct uio *x = (struct uio *)(uintptr_t)(cqe->user_data & ~OP_MASK);
         unsigned op = (unsigned)(cqe->user_data & OP_MASK);
-        if (op == OP_ARM && x->kind == UK_POLL && x->src && n == max)
-            break;   /* no room to report it: leave it for the next call */
         seen++;
         bool final = !(cqe->flags & IORING_CQE_F_MORE);
         if (final)
@@ -624,38 +629,36 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
             continue;
         }
         if (op == OP_SEND) {
-            on_send(u, x, cqe->res);
+            n += on_send(u, x, cqe->res, &ev[n]);
             continue;
         }
-        /* The armed request: hold the uio across callbacks that may
-         * close its connection (and detach it). */
-        x->refs++;
-        if (final) {
-            x->armed = false;
-            x->cancelling = false;
-            x->refs--;   /* the request's own reference; ours remains */
-        }
+        bool got = false;
         switch (x->kind) {
         case UK_CONN:
-            on_recv(u, x, cqe);
+            got = on_recv(u, x, cqe, &ev[n]);
             break;
         case UK_LISTEN:
-            on_accept(u, x, cqe->res);
+            got = on_accept(x, cqe->res, &ev[n]);
             break;
         case UK_DOORBELL:
             on_doorbell(x, cqe->res);
             break;
         default:
             if (x->src && cqe->res > 0) {
-                ev[n].ptr = x->src;
-                ev[n].events = EV_READ | ((cqe->res & (POLLERR | POLLHUP)) ? EV_ERROR : 0);
-                n++;
+                ev[n] = (struct revent){ .src = x->src, .kind = REV_READY,
+                    .events = EV_READ | ((cqe->res & (POLLERR | POLLHUP)) ? EV_ERROR : 0) };
+                got = true;
             }
             break;
         }
-        if (final && x->src && x->want)
-            queue_rearm(u, x);
-        uio_put(u, x);
+        n += got;
+        if (final) {
+            x->armed = false;
+            x->cancelling = false;
+            if (x->src && x->want)
+                queue_rearm(u, x);
+            uio_put(u, x);   /* the request's own reference */
+        }
     }
     io_uring_cq_advance(&u->ring, seen);
     run_rearms(u);

@@ -34,7 +34,6 @@
 #include <unistd.h>
 #include "util/hash.h"
 #include "util/log.h"
-#include "server/stats_report.h"
 #include "net/listener.h"
 #include "net/steer.h"
 #include "net/udp.h"
@@ -61,7 +60,7 @@ struct udp_part {
 /* One datagram's request; lives until its last forwarded part is home. */
 struct udp_req {
     struct udp_req *next, *prev;   /* worker's free list / in-flight list */
-    struct worker  *w;
+    struct loop   *l;
     int             fd;
     uint16_t        id;
     bool            cmd_open;      /* the command being parsed has produced a part */
@@ -98,9 +97,9 @@ static int steer_level = STEER_LEVEL_HASH;   /* written once at set-up */
 
 /* ---- request contexts --------------------------------------------------- */
 
-static struct udp_req *req_new(struct worker *w)
+static struct udp_req *req_new(struct loop *l)
 {
-    struct udp_worker *u = &uws[w->id];
+    struct udp_worker *u = &uws[l->id];
     struct udp_req *q = u->free;
     if (q) {
         u->free = q->next;
@@ -109,7 +108,7 @@ static struct udp_req *req_new(struct worker *w)
         if (!q)
             abort();
     }
-    q->w = w;
+    q->l = l;
     q->cmd_open = q->quit = q->discard = false;
     q->inflight = 0;
     q->nparts = 0;
@@ -122,7 +121,7 @@ static struct udp_req *req_new(struct worker *w)
 
 static void req_free(struct udp_req *q)
 {
-    struct udp_worker *u = &uws[q->w->id];
+    struct udp_worker *u = &uws[q->l->id];
     for (unsigned i = 0; i < q->nparts; i++) {
         struct msg *m = q->parts[i].remote;
         if (m) {
@@ -141,7 +140,7 @@ static void req_free(struct udp_req *q)
 
 static void pending_add(struct udp_req *q)
 {
-    struct udp_worker *u = &uws[q->w->id];
+    struct udp_worker *u = &uws[q->l->id];
     q->prev = NULL;
     q->next = u->pending;
     if (u->pending)
@@ -151,7 +150,7 @@ static void pending_add(struct udp_req *q)
 
 static void pending_del(struct udp_req *q)
 {
-    struct udp_worker *u = &uws[q->w->id];
+    struct udp_worker *u = &uws[q->l->id];
     if (q->prev)
         q->prev->next = q->next;
     else
@@ -194,42 +193,42 @@ static struct buf *sink_output(void *s)
     return &q->out;
 }
 
+/* A request executed here writes into the part sink_request just opened. */
+static struct buf *part_output(void *s)
+{
+    struct udp_req *q = s;
+    return &q->out;
+}
+
 static void sink_request(void *s, struct req *r)
 {
     struct udp_req *q = s;
-    struct worker *w = q->w;
+    struct loop *l = q->l;
     /* memcached sends the empty response of a get whose first key misses
      * as a header-only datagram (count 0); later keys' empty responses
      * vanish into the previous datagram. */
     r->cfd = q->fd;
     bool first_get = r->op <= OP_GATS && r->proto == PROTO_TEXT && !q->cmd_open;
     struct udp_part *p = part_add(q, true, first_get);
-    unsigned owner = key_owner(r->key, r->klen);
-    if (owner == w->id) {
-        STAT_INC(&w->stats, req_local);
-        w->x.by_ref = false;   /* datagrams are built whole, then sent */
-        proto_exec(&w->x, r, &q->out);
+    struct msg *m = loop_route(l, r, MSG_UDP, q, part_output);
+    if (!m)
         return;
-    }
-    struct msg *m = msg_new_req(r, MSG_UDP, w->id);
-    m->arg = (uint64_t)(uintptr_t)q;
     p->remote = m;
     q->inflight++;
-    STAT_INC(&w->stats, req_forwarded);
-    STAT_INC(&w->stats, udp_forwarded);
-    worker_send(w, owner, m);
+    STAT_INC(l->stats, udp_forwarded);
 }
 
 static void sink_stats(void *s, const char *arg, size_t len)
 {
     struct udp_req *q = s;
-    stats_report(q->w, arg, len, sink_output(q));
+    q->l->host->stats(q->l, arg, len, sink_output(q));
 }
 
 static void sink_flush_all(void *s, int64_t delay, bool noreply)
 {
     struct udp_req *q = s;
-    worker_flush_all(q->w, delay);
+    /* A datagram's reply cannot wait for the other workers: "OK" at once. */
+    q->l->host->flush_all(q->l, delay, NULL);
     struct buf *o = sink_output(q);
     if (!noreply)
         buf_add(o, "OK\r\n", 4);
@@ -354,7 +353,7 @@ static void send_response(struct udp_worker *u, struct udp_req *q, const char *d
 
 static void req_send(struct udp_req *q)
 {
-    struct udp_worker *u = &uws[q->w->id];
+    struct udp_worker *u = &uws[q->l->id];
     unsigned i = 0;
     while (i < q->nparts) {
         unsigned j = i + 1;
@@ -381,7 +380,7 @@ static void req_send(struct udp_req *q)
         } else {
             send_response(u, q, data, len, q->parts[i].keep_empty);
         }
-        STAT_ADD(&q->w->stats, bytes_written, len);
+        STAT_ADD(q->l->stats, bytes_written, len);
         i = j;
     }
     tx_flush(u, q);
@@ -421,7 +420,7 @@ static bool binary_datagram(struct udp_req *q, const char *body, size_t n)
         while (pos < plen) {
             size_t need = 0;
             q->cmd_open = false;
-            ssize_t used = bin_parse_session(&state, &proto_conf, &udp_sink, q, body + off + pos,
+            ssize_t used = bin_parse_session(&state, q->l->conf, &udp_sink, q, body + off + pos,
                                              plen - pos, &need);
             if (used <= 0)
                 break;
@@ -439,17 +438,17 @@ static bool binary_datagram(struct udp_req *q, const char *body, size_t n)
     return complete;
 }
 
-static void datagram(struct worker *w, int fd, const char *d, size_t len,
+static void datagram(struct loop *l, int fd, const char *d, size_t len,
                      const struct sockaddr_storage *from, socklen_t alen)
 {
-    STAT_ADD(&w->stats, bytes_read, len);
+    STAT_ADD(l->stats, bytes_read, len);
     /* memcached ignores the sequence number and the reserved field. */
     if (len <= UDP_HDR || d[4] != 0 || d[5] != 1) {
-        STAT_INC(&w->stats, udp_dropped);
+        STAT_INC(l->stats, udp_dropped);
         return;
     }
-    STAT_INC(&w->stats, udp_requests);
-    struct udp_req *q = req_new(w);
+    STAT_INC(l->stats, udp_requests);
+    struct udp_req *q = req_new(l);
     q->fd = fd;
     q->id = (uint16_t)((unsigned char)d[0] << 8 | (unsigned char)d[1]);
     q->alen = alen;
@@ -466,7 +465,7 @@ static void datagram(struct worker *w, int fd, const char *d, size_t len,
     while (!q->binary && off < n && !q->quit) {
         size_t need = 0;
         q->cmd_open = false;
-        ssize_t used = text_parse(&tp, &proto_conf, &udp_sink, q, body + off, n - off, &need);
+        ssize_t used = text_parse(&tp, q->l->conf, &udp_sink, q, body + off, n - off, &need);
         if (used <= 0) {
             complete = false;   /* a command cut short by the datagram's end */
             break;
@@ -476,7 +475,7 @@ static void datagram(struct worker *w, int fd, const char *d, size_t len,
     if (tp.swallow)
         complete = false;       /* a refused value larger than the datagram */
     if (!complete) {
-        STAT_INC(&w->stats, udp_dropped);
+        STAT_INC(l->stats, udp_dropped);
         q->discard = true;
     }
     if (q->inflight) {
@@ -488,9 +487,9 @@ static void datagram(struct worker *w, int fd, const char *d, size_t len,
     req_free(q);
 }
 
-void udp_read(struct worker *w, struct evsrc *src)
+void udp_read(struct loop *l, struct evsrc *src)
 {
-    struct udp_worker *u = &uws[w->id];
+    struct udp_worker *u = &uws[l->id];
     for (int round = 0; round < UDP_RX_ROUNDS; round++) {
         for (unsigned i = 0; i < UDP_RX_BATCH; i++) {
             u->rx[i].msg_hdr.msg_namelen = sizeof u->rxaddr[i];
@@ -504,10 +503,10 @@ void udp_read(struct worker *w, struct evsrc *src)
         }
         for (int i = 0; i < n; i++) {
             if (u->rx[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                STAT_INC(&w->stats, udp_dropped);
+                STAT_INC(l->stats, udp_dropped);
                 continue;
             }
-            datagram(w, src->fd, u->rxiov[i].iov_base, u->rx[i].msg_len, &u->rxaddr[i],
+            datagram(l, src->fd, u->rxiov[i].iov_base, u->rx[i].msg_len, &u->rxaddr[i],
                      u->rx[i].msg_hdr.msg_namelen);
         }
         if (n < UDP_RX_BATCH)
@@ -515,10 +514,10 @@ void udp_read(struct worker *w, struct evsrc *src)
     }
 }
 
-void udp_reply_arrived(struct worker *w, struct msg *m)
+void udp_reply_arrived(struct loop *l, struct msg *m)
 {
-    struct udp_req *q = (struct udp_req *)(uintptr_t)m->arg;
-    (void)w;
+    struct udp_req *q = m->u.udp;
+    (void)l;
     if (--q->inflight)
         return;
     pending_del(q);
@@ -529,7 +528,7 @@ void udp_reply_arrived(struct worker *w, struct msg *m)
 
 /* ---- set-up (main thread) ----------------------------------------------- */
 
-int udp_setup(void)
+int udp_setup(struct loop *const *loops, unsigned nworkers)
 {
     uws = calloc(nworkers, sizeof *uws);
     if (!uws)
@@ -556,15 +555,15 @@ int udp_setup(void)
          * the group is worker i: the cBPF fallback relies on it. */
         int fds[MAX_WORKERS];
         for (unsigned i = 0; i < nworkers; i++) {
-            struct worker *w = &workers[i];
-            int fd = listener_open(settings.listen[a], settings.udp_port, 0, true, w->cpu);
+            struct loop *l = loops[i];
+            int fd = listener_open(settings.listen[a], settings.udp_port, 0, true, l->cpu);
             if (fd < 0)
                 return -1;
-            w->udp[a].type = SRC_UDP;
-            w->udp[a].fd = fd;
-            w->nudp++;
+            l->udp[a].type = SRC_UDP;
+            l->udp[a].fd = fd;
+            l->nudp++;
             fds[i] = fd;
-            if (reactor_add(&w->reactor, fd, EV_READ, &w->udp[a]) < 0)
+            if (reactor_add(&l->reactor, fd, EV_READ, &l->udp[a]) < 0)
                 return -1;
         }
         int got = steer_attach(fds, nworkers, settings.steering);

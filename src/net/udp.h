@@ -6,12 +6,13 @@
 #ifndef PERCORE_UDP_H
 #define PERCORE_UDP_H
 
-#include "server/worker.h"
+#include "net/loop.h"
+#include "net/msg.h"
 
 /* Main thread, before workers start: open the sockets (and steering). */
-int  udp_setup(void);
-void udp_read(struct worker *w, struct evsrc *src);
-void udp_reply_arrived(struct worker *w, struct msg *m);
+int  udp_setup(struct loop *const *loops, unsigned nworkers);
+void udp_read(struct loop *l, struct evsrc *src);
+void udp_reply_arrived(struct loop *l, struct msg *m);
 /* The steering level in force, for start-up logs and stats. */
 const char *udp_steering_name(void);
 

@@ -180,7 +180,7 @@ static enum turn walk_turn(struct worker *w, struct msg *m)
         return TURN_DONE;
     }
     if (in->d.op == DUMP_CONNS) {
-        conn_stats_report(w, m->conn, &m->reply);
+        conn_stats_report(&w->loop, m->conn, &m->reply);
         return TURN_DONE;
     }
     if (in->full)

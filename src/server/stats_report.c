@@ -15,6 +15,7 @@
 #include "util/options.h"
 #include "proto/prefix_stats.h"
 #include "server/stats_report.h"
+#include "net/conn.h"
 #include "net/udp.h"
 
 static void stat(struct buf *o, const char *name, const char *fmt, ...)
@@ -141,6 +142,8 @@ static void general(struct worker *w, struct buf *o)
     stat(o, "store_large_items", "%llu", (unsigned long long)ss.large_items);
     stat(o, "store_pins", "%llu", (unsigned long long)ss.pins);
     stat(o, "store_held_bytes", "%llu", (unsigned long long)ss.held_bytes);
+    stat(o, "ring_capacity", "%u", ring_capacity);
+    stat(o, "ring_bytes", "%zu", rings_bytes);
 #define OWN(f) stat(o, #f, "%llu", (unsigned long long)stat_get(&sum.f));
     WORKER_OWN_COUNTERS(OWN)
 #undef OWN
@@ -163,7 +166,7 @@ static void general(struct worker *w, struct buf *o)
         snprintf(name, sizeof name, "worker_%u_curr_items", i);
         stat(o, name, "%llu", (unsigned long long)s.curr_items);
         snprintf(name, sizeof name, "worker_%u_cpu", i);
-        stat(o, name, "%d", workers[i].cpu);
+        stat(o, name, "%d", workers[i].loop.cpu);
         snprintf(name, sizeof name, "worker_%u_loop_max_us", i);
         stat(o, name, "%llu", (unsigned long long)atomic_load_explicit(
                                   &workers[i].loop_max_us, memory_order_relaxed));

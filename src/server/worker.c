@@ -7,7 +7,12 @@
  *   sender:  push to ring;  fence; if target sleeping: write its eventfd
  *
  * Either the sleeper sees the message or the sender sees the sleeper, so a
- * message is never stranded. Rings are drained completely each iteration.
+ * message is never stranded. Each iteration drains at most a budget of
+ * messages per peer; what is left keeps the next wait from sleeping.
+ *
+ * The network side of each worker (net/loop.h) asks the runtime for what
+ * only it can do through `worker_host`: routing to other workers, stats,
+ * store walks, watch, flush_all.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +28,7 @@
 #include "util/log.h"
 #include "proto/prefix_stats.h"
 #include "server/watch.h"
+#include "server/stats_report.h"
 #include "server/worker.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
@@ -33,7 +39,8 @@ struct worker *workers;
 unsigned nworkers;
 struct proto_conf proto_conf;
 _Atomic int server_stopping;
-_Atomic int global_conns;
+unsigned ring_capacity;
+size_t rings_bytes;
 
 static struct ring *rings;   /* nworkers * nworkers; [from * n + to] */
 static __thread struct worker *current_worker;
@@ -52,8 +59,43 @@ void worker_send(struct worker *w, unsigned to, struct msg *m)
         w->ovf_pending = true;
         w->ovf_len++;
         STAT_INC(&w->stats, ring_full);
+        if (w->ovf_len > WORKER_OVF_MAX)
+            w->loop.route_paused = true;   /* its connections stop parsing (conn.c) */
     }
     w->bell |= 1ull << to;
+}
+
+/* A reply to a request served here waits until this iteration's store
+ * stats are published (once, after the ring drain): a client that saw its
+ * reply and then asks for stats on any worker sees what it changed. */
+static void reply_later(struct worker *w, unsigned to, struct msg *m)
+{
+    m->qnext = NULL;
+    if (w->rep_tail[to])
+        w->rep_tail[to]->qnext = m;
+    else
+        w->rep_head[to] = m;
+    w->rep_tail[to] = m;
+    w->rep_pending = true;
+}
+
+static void publish_stats(struct worker *w);
+
+static void send_replies(struct worker *w)
+{
+    if (!w->rep_pending)
+        return;
+    publish_stats(w);
+    for (unsigned p = 0; p < nworkers; p++) {
+        struct msg *m = w->rep_head[p];
+        w->rep_head[p] = w->rep_tail[p] = NULL;
+        while (m) {
+            struct msg *next = m->qnext;   /* m is the peer's once sent */
+            worker_send(w, p, m);
+            m = next;
+        }
+    }
+    w->rep_pending = false;
 }
 
 static void flush_overflow(struct worker *w)
@@ -79,9 +121,9 @@ static void flush_overflow(struct worker *w)
     w->ovf_pending = left;
     /* Connections held back while the overflow was over its cap (conn.c)
      * have nothing else that would wake them. */
-    if (w->ovf_paused && w->ovf_len <= WORKER_OVF_MAX / 2) {
-        w->ovf_paused = false;
-        conn_wake_stalled(w);
+    if (w->loop.route_paused && w->ovf_len <= WORKER_OVF_MAX / 2) {
+        w->loop.route_paused = false;
+        conn_wake_stalled(&w->loop);
     }
 }
 
@@ -95,7 +137,7 @@ static void ring_bells(struct worker *w)
             continue;
         if (atomic_load_explicit(&workers[p].sleeping, memory_order_relaxed)) {
             uint64_t one = 1;
-            ssize_t n = write(workers[p].doorbell.fd, &one, sizeof one);
+            ssize_t n = write(workers[p].loop.doorbell.fd, &one, sizeof one);
             (void)n;
             STAT_INC(&w->stats, doorbells);
         }
@@ -103,7 +145,6 @@ static void ring_bells(struct worker *w)
     w->bell = 0;
 }
 
-static void publish_stats(struct worker *w);
 static void publish_classes(struct worker *w);
 
 /* `at` is memcached's oldest_live: the last relative second whose writes
@@ -143,10 +184,23 @@ static uint32_t flush_target(int64_t delay, uint32_t now)
     return proto_conf.use_cas ? at - 1 : at;
 }
 
-void worker_flush_all(struct worker *w, int64_t delay)
+/* The barrier (a connection's reply slot) is answered "OK" when the last
+ * worker has applied the flush: until then some worker could still serve
+ * an item the client believes flushed. */
+static void barrier_done(struct msg *b)
+{
+    if (--b->u.waiting > 0)
+        return;
+    buf_add(&b->reply, "OK\r\n", 4);
+    conn_reply_arrived(b);
+}
+
+static void flush_all(struct worker *w, int64_t delay, struct msg *barrier)
 {
     uint32_t at = flush_target(delay, w->now);
     STAT_INC(&w->stats, cmd_flush);
+    if (barrier)
+        barrier->u.waiting = 1;   /* this worker's own, below */
     for (unsigned p = 0; p < nworkers; p++) {
         if (p == w->id)
             continue;
@@ -155,10 +209,16 @@ void worker_flush_all(struct worker *w, int64_t delay)
             abort();
         m->kind = MSG_FLUSH;
         m->from = (uint8_t)w->id;
-        m->arg = at | (uint64_t)(at != 0 && at <= w->now) << 32;
+        m->u.flush.at = at;
+        m->u.flush.now = at != 0 && at <= w->now;
+        m->u.flush.barrier = barrier;
+        if (barrier)
+            barrier->u.waiting++;
         worker_send(w, p, m);
     }
     apply_flush(w, at, false);
+    if (barrier)
+        barrier_done(barrier);
 }
 
 static void reset_own_stats(struct worker *w)
@@ -204,7 +264,7 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
             if (m->kind == MSG_REQ)
                 conn_reply_arrived(m);
             else
-                udp_reply_arrived(w, m);
+                udp_reply_arrived(&w->loop, m);
             return;
         }
         STAT_INC(&w->stats, req_remote_served);
@@ -212,10 +272,7 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
          * the origin's MSG_UNPIN comes back; a datagram is always copied. */
         w->x.by_ref = m->kind == MSG_REQ;
         proto_exec(&w->x, &m->req, &m->reply);
-        /* Publish before replying: a client that saw its reply and then asks
-         * for stats on any worker must see what the request changed. */
-        publish_stats(w);
-        worker_send(w, from, m);
+        reply_later(w, from, m);
         return;
     case MSG_INTRO:
         intro_arrived(w, m);
@@ -224,15 +281,24 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
         watch_arrived(w, m);
         return;
     case MSG_FLUSH:
-        apply_flush(w, (uint32_t)m->arg, m->arg >> 32);
-        free(m);
+        if (m->from == w->id) {   /* a peer applied it */
+            struct msg *b = m->u.flush.barrier;
+            free(m);
+            barrier_done(b);
+            return;
+        }
+        apply_flush(w, m->u.flush.at, m->u.flush.now);
+        if (m->u.flush.barrier)
+            worker_send(w, from, m);
+        else
+            free(m);
         return;
     case MSG_STATS_RESET:
         reset_own_stats(w);
         free(m);
         return;
     case MSG_UNPIN:
-        store_unpin(w->store, (uint32_t)m->arg);
+        store_unpin(w->store, m->u.pin);
         free(m);
         return;
     default:
@@ -270,16 +336,6 @@ static bool rings_empty(struct worker *w)
         if (p != w->id && !ring_empty(w->in[p]))
             return false;
     return true;
-}
-
-static void flush_dirty(struct worker *w)
-{
-    while (w->dirty) {
-        struct conn *c = w->dirty;
-        w->dirty = c->dirty_next;
-        c->in_dirty = false;
-        conn_flush(c);
-    }
 }
 
 static void publish_stats(struct worker *w)
@@ -342,13 +398,14 @@ static void worker_unpin(uint16_t owner, uint32_t pin)
         abort();
     m->kind = MSG_UNPIN;
     m->from = (uint8_t)w->id;
-    m->arg = pin;
+    m->u.pin = pin;
     worker_send(w, owner, m);
 }
 
 static void worker_tick(struct worker *w)
 {
     w->now = clock_rel_now();
+    w->loop.now = w->now;
     w->x.now = w->now;
     store_clock(w->store, w->now);
     if (w->flush_at && w->now >= w->flush_at)
@@ -358,70 +415,52 @@ static void worker_tick(struct worker *w)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    struct loop *l = &w->loop;
     struct revent ev[256];
     current_worker = w;
     uint32_t last_tick = 0;
     bool more_maint = false;
 
-    if (w->cpu >= 0) {
+    if (l->cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);
-        CPU_SET(w->cpu, &set);
+        CPU_SET(l->cpu, &set);
         if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
-            log_warn("worker %u: cannot pin to CPU %d", w->id, w->cpu);
+            log_warn("worker %u: cannot pin to CPU %d", w->id, l->cpu);
     }
     char name[16];
     snprintf(name, sizeof name, "percore-w%u", w->id);
     pthread_setname_np(pthread_self(), name);
 
     while (!atomic_load_explicit(&server_stopping, memory_order_relaxed)) {
-        w->iter++;
+        l->iter++;
         worker_tick(w);
 
-        int timeout = (w->ovf_pending || more_maint || w->resume || w->intro_head) ? 0 : 1000;
-        timeout = accept_limit_tick(w, timeout);
+        int timeout = (w->ovf_pending || more_maint || l->resume || w->intro_head) ? 0 : 1000;
+        timeout = accept_limit_tick(l, timeout);
         if (timeout) {
             atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
             atomic_thread_fence(memory_order_seq_cst);
             if (!rings_empty(w))
                 timeout = 0;
         }
-        int n = reactor_wait(&w->reactor, ev, 256, timeout);
+        int n = reactor_wait(&l->reactor, ev, 256, timeout);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
         if (timeout)
             worker_tick(w);   /* the wait may have crossed a second */
         uint64_t t0 = clock_mono_us();
-        conn_resume_all(w);
-
-        for (int i = 0; i < n; i++) {
-            struct evsrc *src = ev[i].ptr;
-            switch (src->type) {
-            case SRC_CONN:
-                conn_event((struct conn *)src, ev[i].events);
-                break;
-            case SRC_LISTEN:
-                conn_accept(w, src);
-                break;
-            case SRC_UDP:
-                udp_read(w, src);
-                break;
-            case SRC_DOORBELL: {
-                uint64_t v;
-                ssize_t r = read(src->fd, &v, sizeof v);
-                (void)r;
-                break;
-            }
-            }
-        }
+        conn_resume_all(l);
+        loop_dispatch(l, ev, n);
         /* Replies and requests from other workers; replies make their
-         * connections dirty, so drain before flushing. What the budget
+         * connections dirty, so drain before serving. What the budget
          * leaves keeps the next wait from sleeping (rings_empty above). */
         drain_rings(w, RING_DRAIN_BUDGET);
+        send_replies(w);
         if (w->intro_head || w->intro_parked)
             intro_run(w);
-        flush_dirty(w);
+        loop_serve(l);
         if (w->watch && watch_flush(w))
-            flush_dirty(w);    /* watch lines for this worker's watchers */
+            loop_serve(l);     /* watch lines for this worker's watchers */
         if (w->intro_parked)
             intro_unpark(w);   /* output just written may have made room */
         flush_overflow(w);
@@ -429,13 +468,13 @@ static void *worker_main(void *arg)
 
         if (w->now != last_tick) {
             last_tick = w->now;
-            conn_idle_sweep(w);
+            conn_idle_sweep(l);
             publish_classes(w);
             more_maint = store_maintain(w->store, 64);
         } else if (more_maint && n == 0) {
             more_maint = store_maintain(w->store, 64);
         }
-        publish_stats(w);
+        publish_stats(w);   /* once per iteration */
         /* The work of one iteration, waiting excluded (the kernel's share of
          * io_uring sends runs inside the next wait, so it is not here). */
         uint64_t dt = clock_mono_us() - t0;
@@ -443,15 +482,71 @@ static void *worker_main(void *arg)
             atomic_store_explicit(&w->loop_max_us, dt, memory_order_relaxed);
     }
     /* Shutting down: answer what we can, then close. */
-    conn_resume_clear(w);
+    conn_resume_clear(l);
     for (int i = 0; i < 16 && drain_rings(w, RING_DRAIN_BUDGET); i++)
-        ;
-    flush_dirty(w);
-    conn_close_all(w);
-    flush_dirty(w);
-    reactor_quiesce(&w->reactor);
+        send_replies(w);
+    send_replies(w);
+    loop_serve(l);
+    conn_close_all(l);
+    loop_serve(l);
+    reactor_quiesce(&l->reactor);
     return NULL;
 }
+
+/* ---- what the network side asks of the runtime (net/loop.h) ------------- */
+
+static struct worker *of(struct loop *l)
+{
+    return l->owner;
+}
+
+static void host_route(struct loop *l, unsigned owner, struct msg *m)
+{
+    worker_send(of(l), owner, m);
+}
+
+static void host_stats(struct loop *l, const char *arg, size_t len, struct buf *out)
+{
+    stats_report(of(l), arg, len, out);
+}
+
+static struct msg *host_dump_new(struct loop *l, const struct dump_req *d)
+{
+    return intro_msg_new(d, l->id);
+}
+
+static void host_dump_start(struct loop *l, struct msg *m)
+{
+    intro_start(of(l), m);
+}
+
+static void host_watch_start(struct loop *l, struct conn *c, unsigned flags)
+{
+    watch_start(of(l), c, flags);
+}
+
+static void host_watch_stop(struct loop *l, struct conn *c)
+{
+    watch_stop(of(l), c);
+}
+
+static void host_conn_event(struct loop *l, int fd, bool is_new)
+{
+    if (watch_active())
+        watch_conn_event(of(l), fd, is_new);
+}
+
+static void host_flush_all(struct loop *l, int64_t delay, struct msg *barrier)
+{
+    flush_all(of(l), delay, barrier);
+}
+
+static const struct loop_host worker_host = {
+    .route = host_route, .stats = host_stats, .dump_new = host_dump_new,
+    .dump_start = host_dump_start, .watch_start = host_watch_start,
+    .watch_stop = host_watch_stop, .conn_event = host_conn_event,
+    .flush_all = host_flush_all,
+};
 
 /* ---- set-up and tear-down (main thread) --------------------------------- */
 
@@ -473,8 +568,8 @@ int workers_setup(void)
         return -1;
     /* Teardown may follow a set-up that failed half way: mark what is open. */
     for (unsigned i = 0; i < nworkers; i++) {
-        workers[i].reactor.fd = -1;
-        workers[i].doorbell.fd = -1;
+        workers[i].loop.reactor.fd = -1;
+        workers[i].loop.doorbell.fd = -1;
     }
     slots_init(nworkers);
     buf_unpin = worker_unpin;
@@ -487,10 +582,21 @@ int workers_setup(void)
     };
     if (settings.detail_enabled)
         pfx_enable(true);                       /* -D */
+    /* About 16k slots into each worker in all (4096 per ring at most, 256
+     * at least): with many workers, n * (n - 1) rings of 4096 would take
+     * megabytes of slot arrays that a full ring rarely needs. */
+    ring_capacity = 4096;
+    while (nworkers > 1 && ring_capacity > 256 && ring_capacity * (nworkers - 1) > 16384)
+        ring_capacity /= 2;
+    rings_bytes = (size_t)nworkers * nworkers * sizeof *rings;
     for (unsigned i = 0; i < nworkers; i++)
-        for (unsigned j = 0; j < nworkers; j++)
-            if (i != j && ring_init(&rings[i * nworkers + j], RING_CAPACITY) < 0)
+        for (unsigned j = 0; j < nworkers; j++) {
+            if (i == j)
+                continue;
+            if (ring_init(&rings[i * nworkers + j], ring_capacity) < 0)
                 return -1;
+            rings_bytes += ring_capacity * sizeof(void *);
+        }
 
     for (int a = 0; settings.port && a < settings.nlisten; a++)
         if (listener_check_free(settings.listen[a], listen_port(a), false) < 0)
@@ -514,7 +620,13 @@ int workers_setup(void)
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
         w->id = i;
-        w->cpu = settings.ncpus > 0 ? settings.cpus[i % (unsigned)settings.ncpus] : -1;
+        w->loop.id = i;
+        w->loop.stats = &w->stats;
+        w->loop.x = &w->x;
+        w->loop.conf = &proto_conf;
+        w->loop.host = &worker_host;
+        w->loop.owner = w;
+        w->loop.cpu = settings.ncpus > 0 ? settings.cpus[i % (unsigned)settings.ncpus] : -1;
         for (unsigned p = 0; p < nworkers; p++) {
             if (p == i)
                 continue;
@@ -537,51 +649,56 @@ int workers_setup(void)
             log_err("worker %u: cannot create store (%zu bytes)", i, sc.mem_limit);
             return -1;
         }
-        w->now = clock_rel_now();
+        w->now = w->loop.now = clock_rel_now();
         store_clock(w->store, w->now);
         w->pfx = pfx_create();
         if (!w->pfx)
             return -1;
-        w->out_max = settings.worker_out_max;
-        if (w->out_max == 0) {
+        w->loop.out_max = settings.worker_out_max;
+        if (w->loop.out_max == 0) {
             /* An eighth of the worker's share of -m, at least 4 MiB. */
-            w->out_max = settings.maxbytes / nworkers / 8;
-            if (w->out_max < (4u << 20))
-                w->out_max = 4u << 20;
+            w->loop.out_max = settings.maxbytes / nworkers / 8;
+            if (w->loop.out_max < (4u << 20))
+                w->loop.out_max = 4u << 20;
         }
         w->x = (struct exec_ctx){ .store = w->store, .stats = &w->stats, .now = w->now,
                                   .self = (uint16_t)i, .pfx = w->pfx };
-        if (reactor_init(&w->reactor, settings.io == IO_POLL) < 0)
+        if (reactor_init(&w->loop.reactor, settings.io == IO_POLL) < 0)
             return -1;
-        if (accept_limit_setup(w) < 0)
+        if (accept_limit_setup(&w->loop) < 0)
             return -1;
-        w->doorbell.type = SRC_DOORBELL;
-        w->doorbell.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (w->doorbell.fd < 0 || reactor_add(&w->reactor, w->doorbell.fd, EV_READ, &w->doorbell) < 0)
+        w->loop.doorbell.type = SRC_DOORBELL;
+        w->loop.doorbell.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->loop.doorbell.fd < 0 || reactor_add(&w->loop.reactor, w->loop.doorbell.fd, EV_READ, &w->loop.doorbell) < 0)
             return -1;
         if (unix_fd >= 0) {
             int fd = i == 0 ? unix_fd : fcntl(unix_fd, F_DUPFD_CLOEXEC, 0);
             if (fd < 0)
                 return -1;
-            w->listen[w->nlisten].type = SRC_LISTEN;
-            w->listen[w->nlisten].fd = fd;
-            if (reactor_add(&w->reactor, fd, EV_READ, &w->listen[w->nlisten]) < 0)
+            w->loop.listen[w->loop.nlisten].type = SRC_LISTEN;
+            w->loop.listen[w->loop.nlisten].fd = fd;
+            if (reactor_add(&w->loop.reactor, fd, EV_READ, &w->loop.listen[w->loop.nlisten]) < 0)
                 return -1;
-            w->nlisten++;
+            w->loop.nlisten++;
         }
         for (int a = 0; settings.port && a < settings.nlisten; a++) {
-            int fd = listener_open(settings.listen[a], listen_port(a), settings.backlog, false, w->cpu);
+            int fd = listener_open(settings.listen[a], listen_port(a), settings.backlog, false, w->loop.cpu);
             if (fd < 0)
                 return -1;
-            w->listen[w->nlisten].type = SRC_LISTEN;
-            w->listen[w->nlisten].fd = fd;
-            if (reactor_add(&w->reactor, fd, EV_READ, &w->listen[w->nlisten]) < 0)
+            w->loop.listen[w->loop.nlisten].type = SRC_LISTEN;
+            w->loop.listen[w->loop.nlisten].fd = fd;
+            if (reactor_add(&w->loop.reactor, fd, EV_READ, &w->loop.listen[w->loop.nlisten]) < 0)
                 return -1;
-            w->nlisten++;
+            w->loop.nlisten++;
         }
     }
-    if (settings.udp_port > 0 && udp_setup() < 0)
-        return -1;
+    if (settings.udp_port > 0) {
+        struct loop *loops[MAX_WORKERS];
+        for (unsigned i = 0; i < nworkers; i++)
+            loops[i] = &workers[i].loop;
+        if (udp_setup(loops, nworkers) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -601,7 +718,7 @@ void workers_stop(void)
     atomic_store(&server_stopping, 1);
     for (unsigned i = 0; i < nworkers; i++) {
         uint64_t one = 1;
-        ssize_t n = write(workers[i].doorbell.fd, &one, sizeof one);
+        ssize_t n = write(workers[i].loop.doorbell.fd, &one, sizeof one);
         (void)n;
     }
     for (unsigned i = 0; i < nworkers; i++)
@@ -611,10 +728,12 @@ void workers_stop(void)
 /* After all workers stopped: free messages still in rings or queues. */
 static void free_stranded(struct msg *m)
 {
-    if (m->kind == MSG_REQ || m->kind == MSG_INTRO) {
-        struct conn *c = m->conn;
-        if (--c->inflight == 0 && c->closed && !c->in_dirty)
-            free(c);
+    if (m->kind == MSG_FLUSH && m->u.flush.barrier) {
+        struct msg *b = m->u.flush.barrier;
+        if (--b->u.waiting == 0)
+            free_stranded(b);
+    } else if (m->kind == MSG_REQ || m->kind == MSG_INTRO || m->kind == MSG_BARRIER) {
+        conn_release(m->conn);
     }
     buf_free(&m->reply);
     free(m);
@@ -641,15 +760,15 @@ void workers_teardown(void)
     }
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        for (int a = 0; a < w->nlisten; a++)
-            close(w->listen[a].fd);
-        for (int a = 0; a < w->nudp; a++)
-            close(w->udp[a].fd);
-        if (w->doorbell.fd >= 0)
-            close(w->doorbell.fd);
-        accept_limit_teardown(w);
-        if (w->reactor.fd >= 0 || w->reactor.uring)
-            reactor_fini(&w->reactor);
+        for (int a = 0; a < w->loop.nlisten; a++)
+            close(w->loop.listen[a].fd);
+        for (int a = 0; a < w->loop.nudp; a++)
+            close(w->loop.udp[a].fd);
+        if (w->loop.doorbell.fd >= 0)
+            close(w->loop.doorbell.fd);
+        accept_limit_teardown(&w->loop);
+        if (w->loop.reactor.fd >= 0 || w->loop.reactor.uring)
+            reactor_fini(&w->loop.reactor);
         if (w->store)
             store_destroy(w->store);
         pfx_destroy(w->pfx);

@@ -11,42 +11,23 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "net/msg.h"
 #include "util/options.h"
 #include "util/ring.h"
 #include "util/stats.h"
-#include "net/reactor.h"
+#include "net/loop.h"
+#include "net/msg.h"
 #include "proto/proto.h"
 #include "store/store.h"
 
-#define RING_CAPACITY 4096
-/* Messages waiting behind full rings, past which this worker's connections
- * stop being parsed (replies and unpins still queue: they are bounded by the
- * requests that caused them). */
-#define WORKER_OVF_MAX RING_CAPACITY
 #define STORE_STATS_WORDS (sizeof(struct store_stats) / sizeof(uint64_t))
-
-enum src_type { SRC_LISTEN, SRC_DOORBELL, SRC_CONN, SRC_UDP };
-
-/* Every fd registered with a reactor points at something starting with this. */
-struct evsrc {
-    uint8_t type;
-    int     fd;
-};
 
 struct conn;
 struct watch_state;
 
 struct worker {
+    struct loop      loop;                 /* its network side (net/loop.h) */
     unsigned         id;
-    int              cpu;
     pthread_t        thread;
-    struct reactor   reactor;
-    struct evsrc     doorbell;             /* eventfd */
-    struct evsrc     listen[MAX_LISTEN];   /* one SO_REUSEPORT socket per address */
-    int              nlisten;
-    struct evsrc     udp[MAX_LISTEN];
-    int              nudp;
     _Atomic int      sleeping;             /* 1 while (about to be) blocked */
     _Atomic uint64_t loop_max_us;          /* longest loop iteration's work (stats reset clears) */
 
@@ -54,9 +35,11 @@ struct worker {
     struct ring     *out[MAX_WORKERS];     /* producer end: to worker p */
     struct msg      *ovf_head[MAX_WORKERS];/* messages waiting for ring space */
     struct msg      *ovf_tail[MAX_WORKERS];
+    struct msg      *rep_head[MAX_WORKERS];/* replies held until the stats are published */
+    struct msg      *rep_tail[MAX_WORKERS];
+    bool             rep_pending;
     uint64_t         bell;                 /* workers to wake at end of loop */
     bool             ovf_pending;
-    bool             ovf_paused;           /* connections held back by ovf_len (conn.c) */
     unsigned         ovf_len;              /* messages in all overflow queues */
 
     struct store    *store;
@@ -69,16 +52,6 @@ struct worker {
     struct msg      *intro_tail;
     struct msg      *intro_parked;         /* metadump parts waiting for output room */
     struct watch_state *watch;             /* watch streams (server/watch.c), or NULL */
-
-    struct conn     *conns;                /* all open connections */
-    struct conn     *dirty;                /* connections with replies to send */
-    struct conn     *resume;               /* yielded with input left: next iteration */
-    unsigned         nconns;
-    uint64_t         iter;                 /* loop iterations */
-    uint64_t         sent_at;              /* iteration sent_iter counts for */
-    size_t           sent_iter;            /* bytes its connections sent in it */
-    size_t           out_bytes;            /* own (copied) output of all its connections */
-    size_t           out_max;              /* past it, the heaviest stop being read */
 
     /* `stats items|slabs` for readers on other workers: this worker's
      * classes, refreshed about once a second (the walk visits every
@@ -94,9 +67,14 @@ struct worker {
 
 extern struct worker *workers;
 extern unsigned nworkers;
+/* Slots of each ring between two workers (derived from the worker count, so
+ * the n * (n - 1) rings stay small), and the messages this worker may hold
+ * behind full rings before its connections stop being parsed. */
+extern unsigned ring_capacity;
+extern size_t rings_bytes;   /* memory of all rings, for stats */
+#define WORKER_OVF_MAX ring_capacity
 extern struct proto_conf proto_conf;
 extern _Atomic int server_stopping;
-extern _Atomic int global_conns;
 
 int  workers_setup(void);
 int  workers_start(void);
@@ -110,9 +88,6 @@ void worker_store_stats(struct worker *w, struct store_stats *out);
 /* Worker w's store classes (see store_get_class_stats) as of at most about
  * a second ago, or exact when w is the calling worker; up to max. */
 unsigned worker_class_stats(struct worker *w, struct store_class_stats *out, unsigned max);
-/* flush_all from a client of worker w: every worker drops its items, now
- * or after `delay` seconds (memcached's exptime rules). */
-void worker_flush_all(struct worker *w, int64_t delay);
 /* stats reset from a client of worker w. */
 void worker_stats_reset(struct worker *w);
 

@@ -1,0 +1,80 @@
+/*
+ * loop.c — what one worker's network side does with the reactor's reports,
+ * and the routing decision every keyed request goes through (TCP and UDP
+ * alike). Runs on the worker's own thread; state lives in its struct loop.
+ */
+#include <unistd.h>
+#include "util/hash.h"
+#include "net/accept_limit.h"
+#include "net/conn.h"
+#include "net/loop.h"
+#include "net/udp.h"
+
+void loop_dispatch(struct loop *l, const struct revent *ev, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const struct revent *e = &ev[i];
+        struct evsrc *src = e->src;
+        switch (src->type) {
+        case SRC_CONN: {
+            struct conn *c = (struct conn *)src;
+            switch (e->kind) {
+            case REV_READY:  conn_ready(c, e->events); break;
+            case REV_DATA:   conn_feed(c, e->data, e->len); break;
+            case REV_SENT:   conn_sent(c, (size_t)e->res, e->events & EV_ERROR); break;
+            case REV_CLOSED: conn_peer_closed(c); break;
+            }
+            break;
+        }
+        case SRC_LISTEN:
+            if (e->kind == REV_READY)
+                conn_accept(l, src);
+            else if (e->res >= 0)
+                conn_accept_fd(l, (int)e->res);
+            else
+                accept_limit_failed(l, src, (int)-e->res);
+            break;
+        case SRC_UDP:
+            udp_read(l, src);
+            break;
+        case SRC_DOORBELL: {
+            uint64_t v;
+            ssize_t r = read(src->fd, &v, sizeof v);
+            (void)r;
+            break;
+        }
+        }
+    }
+}
+
+void loop_serve(struct loop *l)
+{
+    while (l->dirty) {
+        struct conn *c = l->dirty;
+        l->dirty = c->dirty_next;
+        c->in_dirty = false;
+        conn_serve(c);
+    }
+}
+
+struct msg *loop_route(struct loop *l, struct req *r, uint8_t kind, void *session,
+                       struct buf *(*out)(void *session))
+{
+    unsigned owner = key_owner(r->key, r->klen);
+    if (owner == l->id) {
+        STAT_INC(l->stats, req_local);
+        /* A TCP reply may send from the store's memory (pinned); a datagram
+         * is built whole, then sent. */
+        l->x->by_ref = kind == MSG_REQ;
+        proto_exec(l->x, r, out(session));
+        return NULL;
+    }
+    struct msg *m = msg_new_req(r, kind, l->id);
+    if (kind == MSG_UDP)
+        m->u.udp = session;
+    else
+        m->conn = session;
+    STAT_INC(l->stats, req_forwarded);
+    l->host->route(l, owner, m);
+    return m;
+}

@@ -1,0 +1,90 @@
+/*
+ * loop.h — the network side of one worker: its reactor, sockets and
+ * connections, and the per-iteration budgets its connections share. Owned
+ * by that worker's thread (set up by the main thread before it starts).
+ *
+ * The runtime above (server/worker.c) embeds one `struct loop` in each
+ * worker and supplies `struct loop_host`: the few things a connection asks
+ * of the runtime (send a request to its owner, run `stats`, a store walk,
+ * `watch`, `flush_all`). So net/ never includes the runtime's headers.
+ */
+#ifndef PERCORE_LOOP_H
+#define PERCORE_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "util/options.h"
+#include "util/stats.h"
+#include "net/reactor.h"
+#include "proto/proto.h"
+
+struct conn;
+struct msg;
+struct loop;
+
+struct loop_host {
+    /* A request message for worker `owner` (or a reply home). */
+    void (*route)(struct loop *l, unsigned owner, struct msg *m);
+    /* `stats [arg]` into out. */
+    void (*stats)(struct loop *l, const char *arg, size_t len, struct buf *out);
+    /* A store walk for d: a message to queue in the connection's reply order
+     * (then started with dump_start). */
+    struct msg *(*dump_new)(struct loop *l, const struct dump_req *d);
+    void (*dump_start)(struct loop *l, struct msg *m);
+    /* Connection c starts / stops being a `watch` stream. */
+    void (*watch_start)(struct loop *l, struct conn *c, unsigned flags);
+    void (*watch_stop)(struct loop *l, struct conn *c);
+    /* A connection opened or closed (watch connevents); NULL = none wanted. */
+    void (*conn_event)(struct loop *l, int fd, bool is_new);
+    /* flush_all: the runtime broadcasts it; `barrier` (or NULL with
+     * noreply) is the connection's reply slot, completed with "OK" once
+     * every worker applied it. */
+    void (*flush_all)(struct loop *l, int64_t delay, struct msg *barrier);
+};
+
+struct loop {
+    unsigned         id;                   /* the worker's number: key ownership */
+    int              cpu;                  /* its CPU, or -1 */
+    uint32_t         now;                  /* relative clock, ticked by the runtime */
+    struct reactor   reactor;
+    struct evsrc     doorbell;             /* eventfd the runtime rings */
+    struct evsrc     listen[MAX_LISTEN];   /* one SO_REUSEPORT socket per address */
+    int              nlisten;
+    struct evsrc     udp[MAX_LISTEN];
+    int              nudp;
+
+    struct wstats   *stats;                /* the worker's counters */
+    struct exec_ctx *x;                    /* executes keys this worker owns */
+    const struct proto_conf *conf;
+    const struct loop_host *host;
+    void            *owner;                /* the runtime's worker */
+    bool             route_paused;         /* the runtime's messages to other workers
+                                            * are over their cap: stop parsing */
+
+    struct conn     *conns;                /* all open connections */
+    struct conn     *dirty;                /* connections to serve this iteration */
+    struct conn     *resume;               /* yielded with input left: next iteration */
+    unsigned         nconns;
+    uint64_t         iter;                 /* loop iterations */
+    uint64_t         sent_at;              /* iteration sent_iter counts for */
+    size_t           sent_iter;            /* bytes its connections sent in it */
+    size_t           out_bytes;            /* own (copied) output of all its connections */
+    size_t           out_max;              /* past it, the heaviest stop being read */
+};
+
+/* Act on what reactor_wait() reported: connections read, accept, send,
+ * close; UDP datagrams are read; the doorbell is emptied. */
+void loop_dispatch(struct loop *l, const struct revent *ev, int n);
+/* Serve every connection marked this iteration (parse, then write). */
+void loop_serve(struct loop *l);
+/* The one routing decision for TCP and UDP: a request for a key this
+ * worker owns runs here, its reply appended to out(session), and NULL is
+ * returned; any other is copied into a message of `kind` (MSG_REQ for a
+ * connection, MSG_UDP for a datagram session) and sent to its owner. The
+ * returned message is then the owner's, except its origin-only fields
+ * (msg.h), which the caller may still set. */
+struct msg *loop_route(struct loop *l, struct req *r, uint8_t kind, void *session,
+                       struct buf *(*out)(void *session));
+
+#endif
