@@ -374,3 +374,22 @@ def test_slow_reader(server_factory):
 def test_slow_reader_memory_bounded(server_factory):
     srv = server_factory(threads=2)
     _slow_reader_scenario(srv, check_rss=True)
+
+
+def test_flush_all_ok_means_flushed_everywhere(server_factory):
+    """Once a client has read flush_all's OK, no worker serves an item
+    written before it: on four workers, keys spread over all of them are
+    read back from other connections right after each OK."""
+    srv = server_factory(threads=4)
+    writer = srv.conn()
+    readers = [srv.conn() for _ in range(4)]
+    keys = [f"fl{i}" for i in range(64)]
+    for rnd in range(20):
+        writer.send(b"".join(b"set %s 0 0 1 noreply\r\nx\r\n" % k.encode() for k in keys))
+        writer.send(b"mn\r\n")
+        assert writer.readline() == b"MN\r\n"
+        writer.send(b"flush_all\r\n")
+        assert writer.readline() == b"OK\r\n"
+        for r in readers:
+            r.send(("get " + " ".join(keys) + "\r\n").encode())
+            assert r.readline() == b"END\r\n", f"round {rnd}: an item survived flush_all's OK"
