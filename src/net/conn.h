@@ -14,8 +14,6 @@
 #include "server/worker.h"
 #include "proto/proto.h"
 
-enum conn_proto { CP_UNKNOWN, CP_TEXT, CP_BINARY };
-
 struct conn {
     struct evsrc   src;          /* type + fd; first member */
     struct worker *w;
@@ -27,7 +25,6 @@ struct conn {
     bool           stalled;      /* input left unparsed because of back-pressure */
     bool           feed_pending; /* bytes fed by a completion backend, not yet parsed */
     bool           watching;     /* a `watch` stream: input is ignored (server/watch.c) */
-    uint8_t        proto;
     uint32_t       events;       /* current reactor interest */
     uint32_t       last_active;
     unsigned       inflight;     /* requests out at other workers */
@@ -52,8 +49,8 @@ struct conn {
     size_t         trace_skip;   /* -vv: data bytes of a traced reply to skip */
     uint32_t       trace_ref;    /* -vv: wbuf references (values) already skipped */
     bool           trace_stats;  /* -vv: inside a stats reply */
-    struct text_parser tp;
-    void          *bin;          /* binary protocol state, when in use */
+    const struct proto_ops *pops; /* the protocol spoken (NULL until the first bytes) */
+    void          *pstate;       /* its parser's state (proto_ops.state_free) */
 };
 
 void conn_accept(struct worker *w, struct evsrc *ls);
@@ -88,6 +85,6 @@ void conn_trace_in(void *s, const char *line, size_t n);
 void conn_trace_out(struct conn *c);
 /* `stats conns` blocks for the sockets worker w owns (conn_report.c);
  * `asking` is the connection that asked, if it is one of w's. */
-void conn_stats_report(struct worker *w, const void *asking, struct buf *o);
+void conn_stats_report(struct worker *w, const void *asking, struct stats_out *so);
 
 #endif
