@@ -9,48 +9,23 @@
 #include <string.h>
 #include "util/clock.h"
 #include "proto/cmd.h"
-#include "proto/prefix_stats.h"
 
-/* `stats detail`: x->detail says whether this request's protocol is one
- * memcached counts there (text and binary, not meta). */
 static inline void detail(struct exec_ctx *x, const char *key, size_t klen, enum pfx_kind k,
                           bool hit)
 {
-    if (x->detail)
-        pfx_record(x->pfx, key, klen, k, hit);
+    cmd_detail(x, key, klen, k, hit);
 }
 
 void cmd_count_fetch(struct exec_ctx *x, bool touch, bool hit)
 {
-    struct wstats *st = x->stats;
-    if (touch) {
-        STAT_INC(st, cmd_touch);
-        if (hit)
-            STAT_INC(st, touch_hits);
-        else
-            STAT_INC(st, touch_misses);
-    } else {
-        STAT_INC(st, cmd_get);
-        if (hit)
-            STAT_INC(st, get_hits);
-        else
-            STAT_INC(st, get_misses);
-    }
-}
-
-int cmd_get(struct exec_ctx *x, const char *key, size_t klen, struct item_view *iv)
-{
-    int rc = store_get(x->store, key, klen, iv);
-    cmd_count_fetch(x, false, rc == ST_OK);
-    detail(x, key, klen, PFX_GET, rc == ST_OK);
-    return rc;
+    cmd_count_fetch_inline(x, touch, hit);
 }
 
 int cmd_gat(struct exec_ctx *x, const char *key, size_t klen, int64_t exptime,
             struct item_view *iv)
 {
     int rc = store_gat(x->store, key, klen, clock_exptime(exptime, x->now), iv);
-    cmd_count_fetch(x, true, rc == ST_OK);
+    cmd_count_fetch_inline(x, true, rc == ST_OK);
     detail(x, key, klen, PFX_GET, rc == ST_OK);
     return rc;
 }
@@ -58,7 +33,7 @@ int cmd_gat(struct exec_ctx *x, const char *key, size_t klen, int64_t exptime,
 int cmd_touch(struct exec_ctx *x, const char *key, size_t klen, int64_t exptime)
 {
     int rc = store_touch(x->store, key, klen, clock_exptime(exptime, x->now));
-    cmd_count_fetch(x, true, rc == ST_OK);
+    cmd_count_fetch_inline(x, true, rc == ST_OK);
     return rc;
 }
 

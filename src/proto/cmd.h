@@ -15,10 +15,47 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "proto/prefix_stats.h"
 #include "proto/proto.h"
 
-/* get / gets: store_get, counted as a fetch; a hit's view in *iv. */
-int cmd_get(struct exec_ctx *x, const char *key, size_t klen, struct item_view *iv);
+/* `stats detail`: x->detail says whether this request's protocol is one
+ * memcached counts there (text and binary, not meta). */
+static inline void cmd_detail(struct exec_ctx *x, const char *key, size_t klen,
+                              enum pfx_kind k, bool hit)
+{
+    if (x->detail)
+        pfx_record(x->pfx, key, klen, k, hit);
+}
+
+static inline void cmd_count_fetch_inline(struct exec_ctx *x, bool touch, bool hit)
+{
+    struct wstats *st = x->stats;
+    if (touch) {
+        STAT_INC(st, cmd_touch);
+        if (hit)
+            STAT_INC(st, touch_hits);
+        else
+            STAT_INC(st, touch_misses);
+    } else {
+        STAT_INC(st, cmd_get);
+        if (hit)
+            STAT_INC(st, get_hits);
+        else
+            STAT_INC(st, get_misses);
+    }
+}
+
+/* get / gets: store_get, counted as a fetch; a hit's view in *iv. Inline:
+ * it is most of what a server does, and a call layer here costs on every
+ * request. */
+static inline int cmd_get(struct exec_ctx *x, const char *key, size_t klen,
+                          struct item_view *iv)
+{
+    int rc = store_get(x->store, key, klen, iv);
+    cmd_count_fetch_inline(x, false, rc == ST_OK);
+    cmd_detail(x, key, klen, PFX_GET, rc == ST_OK);
+    return rc;
+}
 /* gat / gats / binary touch: get and set the TTL, counted as a touch. */
 int cmd_gat(struct exec_ctx *x, const char *key, size_t klen, int64_t exptime,
             struct item_view *iv);

@@ -560,9 +560,11 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
     return 0;
 }
 
-ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
-                   const struct proto_sink *sk, void *s,
-                   const char *data, size_t len, size_t *need)
+/* The parser proper, inlined into both entry points below: the table's
+ * runs once per read of every connection, so a call layer costs per request. */
+static inline __attribute__((always_inline)) ssize_t
+parse(struct text_parser *p, const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+      const char *data, size_t len, size_t *need)
 {
     size_t off = 0;
     *need = 0;
@@ -612,6 +614,13 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
     return (ssize_t)off;
 }
 
+ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
+                   const struct proto_sink *sk, void *s,
+                   const char *data, size_t len, size_t *need)
+{
+    return parse(p, cf, sk, s, data, len, need);
+}
+
 /* A session's text state exists only while a refused value is being
  * swallowed across reads; most connections never allocate one. */
 static ssize_t text_parse_state(void **state, const struct proto_conf *cf,
@@ -620,7 +629,7 @@ static ssize_t text_parse_state(void **state, const struct proto_conf *cf,
 {
     struct text_parser tmp = {0};
     struct text_parser *p = *state ? *state : &tmp;
-    ssize_t used = text_parse(p, cf, sk, s, data, len, need);
+    ssize_t used = parse(p, cf, sk, s, data, len, need);
     if (p == &tmp && tmp.swallow) {
         p = malloc(sizeof *p);
         if (!p)
