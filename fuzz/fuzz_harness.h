@@ -23,15 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "util/clock.h"
-#include "net/conn.h"
 #include "proto/proto.h"
 
 #define OUT_CAP (8u << 20)   /* a session that says more is cut short */
 
-/* The parser sees the session as a connection (the binary parser keeps
- * its state in c.bin), so the connection comes first. */
+/* The session holds the parser's state as a connection does. */
 struct session {
-    struct conn     c;
+    void           *pstate;
     struct store   *store;
     struct wstats   stats;
     struct exec_ctx x;
@@ -56,12 +54,12 @@ static struct buf *fz_output(void *s)
     return &ss->out;
 }
 
-static void fz_stats(void *s, const char *arg, size_t len)
+static void fz_stats(void *s, const char *arg, size_t len, struct stats_out *so)
 {
-    struct session *ss = s;
+    (void)s;
     (void)arg;
     (void)len;
-    buf_adds(&ss->out, "END\r\n");
+    so->end(so, STATS_END);
 }
 
 static void fz_flush_all(void *s, int64_t delay, bool noreply)

@@ -1,7 +1,8 @@
 /*
  * fuzz_text.c — libFuzzer target for the text and meta protocols: the real
- * text_parse() (meta commands included) feeding the real executors on a real
- * store, through the connection-like sink of fuzz_harness.h. Single-threaded.
+ * proto_text parser (meta commands included) feeding the real executors on
+ * a real store, through the connection-like sink of fuzz_harness.h.
+ * Single-threaded.
  */
 #include "fuzz_harness.h"
 
@@ -9,10 +10,10 @@ static ssize_t fz_parse(struct session *ss, const struct proto_conf *cf,
                         const struct proto_sink *sk, const char *data, size_t len,
                         size_t *need)
 {
-    return text_parse(&ss->c.tp, cf, sk, ss, data, len, need);
+    return proto_text.parse(&ss->pstate, cf, sk, ss, data, len, need);
 }
 
 static void fz_session_end(struct session *ss)
 {
-    (void)ss;
+    proto_text.state_free(&ss->pstate);
 }

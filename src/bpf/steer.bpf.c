@@ -130,13 +130,13 @@ int steer(struct sk_reuseport_md *ctx)
      * where the text parser's tokenizer ends it. A NUL is taken as the end
      * of the loaded bytes: such a key is left to the kernel's hash. */
     __u32 klen = 0;
-    for (__u32 i = 0; i <= KEY_HASH_MAX; i++) {
+    for (__u32 i = 0; i <= KEY_MAX_LENGTH; i++) {
         unsigned char ch = key[i];
         if (ch == ' ' || ch == '\n' || (ch == '\r' && key[i + 1] == '\n')) {
             klen = i;
             break;
         }
-        if (ch == 0 || i == KEY_HASH_MAX)
+        if (ch == 0 || i == KEY_MAX_LENGTH)
             return SK_PASS;              /* cut short, or longer than any key */
     }
     if (!klen)

@@ -32,9 +32,6 @@
 _Atomic int global_conns;
 
 static void conn_update_events(struct conn *c);
-void bin_conn_free(struct conn *c) __attribute__((weak));
-ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
-                  const char *data, size_t len, size_t *need) __attribute__((weak));
 
 /* ---- the reply queue ---------------------------------------------------- */
 
@@ -115,10 +112,10 @@ static void sink_request(void *s, struct req *r)
     }
 }
 
-static void sink_stats(void *s, const char *arg, size_t len)
+static void sink_stats(void *s, const char *arg, size_t len, struct stats_out *so)
 {
     struct conn *c = s;
-    c->l->host->stats(c->l, arg, len, sink_output(c));
+    c->l->host->stats(c->l, arg, len, so);
 }
 
 /* A store walk touring the workers (server/introspect.c): queued like a
@@ -351,8 +348,8 @@ static void conn_free(struct conn *c)
     queue_drop(c);
     buf_free(&c->rbuf);
     buf_free(&c->wbuf);
-    if (c->bin && bin_conn_free)
-        bin_conn_free(c);
+    if (c->pops)
+        c->pops->state_free(&c->pstate);
     if (c->inflight == 0 && !c->in_resume)
         free(c);
 }
@@ -463,19 +460,16 @@ static void conn_parse(struct conn *c)
     }
     /* -B ascii|binary fixes the protocol as memcached does (a binary
      * request is then parsed as text, or text fails the magic check). */
-    if (c->proto == CP_UNKNOWN && c->rbuf.len) {
-        c->proto = settings.protocol == PROT_ASCII || !bin_parse ? CP_TEXT
-                 : settings.protocol == PROT_BINARY ? CP_BINARY
-                 : (unsigned char)c->rbuf.data[0] == 0x80 ? CP_BINARY : CP_TEXT;
-        if (c->proto == CP_TEXT && conn_tracing())
+    if (!c->pops && c->rbuf.len) {
+        c->pops = settings.protocol == PROT_ASCII ? &proto_text
+                : settings.protocol == PROT_BINARY ? &proto_binary
+                : proto_detect(c->rbuf.data, c->rbuf.len);
+        if (c->pops == &proto_text && conn_tracing())
             conn_trace_event(c, "ascii");
     }
     size_t need = 0;
-    ssize_t used;
-    if (c->proto == CP_BINARY)
-        used = bin_parse(c, c->l->conf, &conn_sink, c->rbuf.data, c->rbuf.len, &need);
-    else
-        used = text_parse(&c->tp, c->l->conf, &conn_sink, c, c->rbuf.data, c->rbuf.len, &need);
+    ssize_t used = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, c->rbuf.data,
+                                  c->rbuf.len, &need);
     if (used < 0) {
         conn_close(c);
         return;

@@ -15,8 +15,6 @@
 #include "net/msg.h"
 #include "proto/proto.h"
 
-enum conn_proto { CP_UNKNOWN, CP_TEXT, CP_BINARY };
-
 struct conn {
     struct evsrc   src;          /* type + fd; first member */
     struct loop *l;
@@ -29,7 +27,6 @@ struct conn {
     bool           feed_pending; /* input not yet parsed: parse in this iteration's serve pass */
     bool           eof;          /* the peer closed after that input: close once it is parsed */
     bool           watching;     /* a `watch` stream: input is ignored (server/watch.c) */
-    uint8_t        proto;
     uint32_t       events;       /* current reactor interest */
     uint32_t       last_active;
     unsigned       inflight;     /* requests out at other workers */
@@ -56,8 +53,8 @@ struct conn {
     size_t         trace_skip;   /* -vv: data bytes of a traced reply to skip */
     uint32_t       trace_ref;    /* -vv: wbuf references (values) already skipped */
     bool           trace_stats;  /* -vv: inside a stats reply */
-    struct text_parser tp;
-    void          *bin;          /* binary protocol state, when in use */
+    const struct proto_ops *pops; /* the protocol spoken (NULL until the first bytes) */
+    void          *pstate;       /* its parser's state (proto_ops.state_free) */
 };
 
 extern _Atomic int global_conns;
@@ -98,6 +95,6 @@ void conn_trace_in(void *s, const char *line, size_t n);
 void conn_trace_out(struct conn *c);
 /* `stats conns` blocks for the sockets worker w owns (conn_report.c);
  * `asking` is the connection that asked, if it is one of w's. */
-void conn_stats_report(struct loop *l, const void *asking, struct buf *o);
+void conn_stats_report(struct loop *l, const void *asking, struct stats_out *so);
 
 #endif

@@ -46,50 +46,50 @@ static void sock_addr(int fd, bool peer, const char *proto, char *out, size_t n)
     addr_text(&ss, proto, out, n);
 }
 
-static void line(struct buf *o, int fd, const char *name, const char *val)
+static void line(struct stats_out *so, int fd, const char *name, const char *val)
 {
-    char b[320];
-    int n = snprintf(b, sizeof b, "STAT %d:%s %s\r\n", fd, name, val);
-    buf_add(o, b, (size_t)n < sizeof b ? (size_t)n : sizeof b - 1);
+    char key[64];
+    snprintf(key, sizeof key, "%d:%s", fd, name);
+    stats_emit(so, key, val);
 }
 
-static void secs_line(struct buf *o, int fd, uint32_t secs)
+static void secs_line(struct stats_out *so, int fd, uint32_t secs)
 {
     char v[16];
     snprintf(v, sizeof v, "%u", secs);
-    line(o, fd, "secs_since_last_cmd", v);
+    line(so, fd, "secs_since_last_cmd", v);
 }
 
-void conn_stats_report(struct loop *l, const void *asking, struct buf *o)
+void conn_stats_report(struct loop *l, const void *asking, struct stats_out *so)
 {
     char a[160];
     uint32_t up = l->now - CLOCK_REL_BASE;
     for (int i = 0; i < l->nlisten; i++) {
         int fd = l->listen[i].fd;
         sock_addr(fd, false, "tcp", a, sizeof a);
-        line(o, fd, "addr", a);
-        line(o, fd, "state", "conn_listening");
-        secs_line(o, fd, up);
+        line(so, fd, "addr", a);
+        line(so, fd, "state", "conn_listening");
+        secs_line(so, fd, up);
     }
     for (int i = 0; i < l->nudp; i++) {
         int fd = l->udp[i].fd;
-        line(o, fd, "UDP", "UDP");
+        line(so, fd, "UDP", "UDP");
         sock_addr(fd, false, "udp", a, sizeof a);
-        line(o, fd, "addr", a);
-        line(o, fd, "state", "conn_read");
-        secs_line(o, fd, up);
+        line(so, fd, "addr", a);
+        line(so, fd, "state", "conn_read");
+        secs_line(so, fd, up);
     }
     for (const struct conn *c = l->conns; c; c = c->next) {
         int fd = c->src.fd;
         if (fd < 0)
             continue;
         sock_addr(fd, true, "tcp", a, sizeof a);
-        line(o, fd, "addr", a);
+        line(so, fd, "addr", a);
         sock_addr(fd, false, "tcp", a, sizeof a);
-        line(o, fd, "listen_addr", a);
+        line(so, fd, "listen_addr", a);
         const char *state = c == asking ? "conn_parse_cmd"
                             : c->woff < buf_size(&c->wbuf) ? "conn_mwrite" : "conn_read";
-        line(o, fd, "state", state);
-        secs_line(o, fd, l->now - c->last_active);
+        line(so, fd, "state", state);
+        secs_line(so, fd, l->now - c->last_active);
     }
 }

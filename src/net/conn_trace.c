@@ -93,7 +93,7 @@ static bool starts(const char *l, size_t n, const char *p)
 
 void conn_trace_out(struct conn *c)
 {
-    if (c->proto != CP_TEXT || !conn_tracing()) {
+    if (c->pops != &proto_text || !conn_tracing()) {
         c->trace_off = c->wbuf.len;
         return;
     }

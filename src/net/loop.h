@@ -21,13 +21,14 @@
 
 struct conn;
 struct msg;
+struct stats_out;
 struct loop;
 
 struct loop_host {
     /* A request message for worker `owner` (or a reply home). */
     void (*route)(struct loop *l, unsigned owner, struct msg *m);
     /* `stats [arg]` into out. */
-    void (*stats)(struct loop *l, const char *arg, size_t len, struct buf *out);
+    void (*stats)(struct loop *l, const char *arg, size_t len, struct stats_out *so);
     /* A store walk for d: a message to queue in the connection's reply order
      * (then started with dump_start). */
     struct msg *(*dump_new)(struct loop *l, const struct dump_req *d);

@@ -257,8 +257,8 @@ static int cbpf_build(struct cprog *p, unsigned nworkers)
     /* One FNV-1a step per key byte; the step that meets the key's end
      * jumps to `end` through its own trampoline (conditional jumps reach
      * only 255 instructions). */
-    unsigned tramp[KEY_HASH_MAX];
-    for (unsigned i = 0; i < KEY_HASH_MAX; i++) {
+    unsigned tramp[KEY_MAX_LENGTH];
+    for (unsigned i = 0; i < KEY_MAX_LENGTH; i++) {
         emit(p, BPF_LDX | BPF_MEM, 0, 0, M_OFF);
         emit(p, BPF_LD | BPF_B | BPF_IND, 0, 0, i);
         emit(p, BPF_JMP | BPF_JEQ | BPF_K, 8, 0, ' ');
@@ -274,13 +274,13 @@ static int cbpf_build(struct cprog *p, unsigned nworkers)
     }
     /* 250 bytes without an end: longer than any valid key. */
     emit(p, BPF_LDX | BPF_MEM, 0, 0, M_OFF);
-    emit(p, BPF_LD | BPF_B | BPF_IND, 0, 0, KEY_HASH_MAX);
+    emit(p, BPF_LD | BPF_B | BPF_IND, 0, 0, KEY_MAX_LENGTH);
     emit(p, BPF_JMP | BPF_JEQ | BPF_K, 3, 0, ' ');
     emit(p, BPF_JMP | BPF_JEQ | BPF_K, 2, 0, '\n');
     emit(p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, '\r');
     emit(p, BPF_RET | BPF_K, 0, 0, CB_FALLBACK);
     unsigned end = p->n;
-    for (unsigned i = 0; i < KEY_HASH_MAX; i++)
+    for (unsigned i = 0; i < KEY_MAX_LENGTH; i++)
         p->f[tramp[i]].k = end - tramp[i] - 1;
     /* key_slot(): (h ^ h >> 16) & (SLOT_COUNT - 1), then slot_owner[]. */
     emit(p, BPF_LD | BPF_MEM, 0, 0, M_H);

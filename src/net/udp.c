@@ -218,10 +218,10 @@ static void sink_request(void *s, struct req *r)
     STAT_INC(l->stats, udp_forwarded);
 }
 
-static void sink_stats(void *s, const char *arg, size_t len)
+static void sink_stats(void *s, const char *arg, size_t len, struct stats_out *so)
 {
     struct udp_req *q = s;
-    q->l->host->stats(q->l, arg, len, sink_output(q));
+    q->l->host->stats(q->l, arg, len, so);
 }
 
 static void sink_flush_all(void *s, int64_t delay, bool noreply)
@@ -409,7 +409,7 @@ static bool binary_datagram(struct udp_req *q, const char *body, size_t n)
     bool complete = true;
     size_t off = 0;
     for (unsigned k = 0; off < n && !q->quit; k++) {
-        if ((unsigned char)body[off] != 0x80)
+        if (!proto_binary.detect(body + off, n - off))
             break;
         if (n - off < 24 || n - off < 24 + (size_t)be32(body + off + 8)) {
             complete = false;
@@ -420,8 +420,8 @@ static bool binary_datagram(struct udp_req *q, const char *body, size_t n)
         while (pos < plen) {
             size_t need = 0;
             q->cmd_open = false;
-            ssize_t used = bin_parse_session(&state, q->l->conf, &udp_sink, q, body + off + pos,
-                                             plen - pos, &need);
+            ssize_t used = proto_binary.parse(&state, q->l->conf, &udp_sink, q, body + off + pos,
+                                              plen - pos, &need);
             if (used <= 0)
                 break;
             pos += (size_t)used;
@@ -434,7 +434,7 @@ static bool binary_datagram(struct udp_req *q, const char *body, size_t n)
         }
         off += plen;
     }
-    bin_state_free(&state);
+    proto_binary.state_free(&state);
     return complete;
 }
 
@@ -458,7 +458,7 @@ static void datagram(struct loop *l, int fd, const char *d, size_t len,
     size_t n = len - UDP_HDR, off = 0;
     struct text_parser tp = {0};
     bool complete = true;
-    if ((unsigned char)body[0] == 0x80) {
+    if (proto_detect(body, n) == &proto_binary) {
         q->binary = true;
         complete = binary_datagram(q, body, n);
     }

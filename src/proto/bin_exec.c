@@ -1,17 +1,15 @@
 /*
- * bin_exec.c — executes a keyed binary-protocol request (parsed by
- * bin_parse.c) against the owner's store and encodes the response packet
+ * bin_exec.c — decodes a keyed binary-protocol request (parsed by
+ * bin_parse.c) into a command-layer call (cmd.c) and encodes the response packet
  * as memcached 1.6 does: status codes, error messages, CAS in the header,
  * quiet variants silent on success. Also the response encoders the parser
  * uses for the commands it answers itself. Runs on the key owner's worker.
  */
 #include <arpa/inet.h>
-#include <stdio.h>
-#include "util/clock.h"
+#include <string.h>
 #include "proto/bin.h"
-#include "proto/proto.h"
+#include "proto/cmd.h"
 
-void bin_exec(struct exec_ctx *x, const struct req *r, struct buf *o);
 
 static void put16(unsigned char *p, uint16_t v)
 {
@@ -81,22 +79,13 @@ static void ok(struct buf *o, const struct bin_aux *a, uint64_t cas)
 static void exec_get(struct exec_ctx *x, const struct req *r, const struct bin_aux *a,
                      struct buf *o)
 {
-    struct wstats *st = x->stats;
     bool touch = a->cmd == BIN_TOUCH || a->cmd == BIN_GAT || a->cmd == BIN_GATK;
     bool with_key = a->cmd == BIN_GETK || a->cmd == BIN_GATK;
     bool with_val = a->cmd != BIN_TOUCH;
     struct item_view iv;
-    int rc = touch ? store_gat(x->store, r->key, r->klen, clock_exptime(r->exptime, x->now), &iv)
-                   : store_get(x->store, r->key, r->klen, &iv);
-    if (touch)
-        STAT_INC(st, cmd_touch);
-    else
-        STAT_INC(st, cmd_get);
+    int rc = touch ? cmd_gat(x, r->key, r->klen, r->exptime, &iv)
+                   : cmd_get(x, r->key, r->klen, &iv);
     if (rc != ST_OK) {
-        if (touch)
-            STAT_INC(st, touch_misses);
-        else
-            STAT_INC(st, get_misses);
         if (a->quiet)
             return;
         if (with_key) {
@@ -107,10 +96,6 @@ static void exec_get(struct exec_ctx *x, const struct req *r, const struct bin_a
         }
         return;
     }
-    if (touch)
-        STAT_INC(st, touch_hits);
-    else
-        STAT_INC(st, get_hits);
     uint16_t kl = with_key ? r->klen : 0;
     uint32_t vl = with_val ? iv.vlen : 0;
     buf_reserve(o, BIN_HDR_LEN + 4 + kl + (vl < PROTO_REF_MIN ? vl : 0));
@@ -125,7 +110,6 @@ static void exec_get(struct exec_ctx *x, const struct req *r, const struct bin_a
 static void exec_store(struct exec_ctx *x, const struct req *r, const struct bin_aux *a,
                        struct buf *o)
 {
-    struct wstats *st = x->stats;
     enum store_mode mode;
     switch (a->cmd) {
     case BIN_ADD:     mode = SM_ADD; break;
@@ -134,44 +118,23 @@ static void exec_store(struct exec_ctx *x, const struct req *r, const struct bin
     case BIN_PREPEND: mode = SM_PREPEND; break;
     default:          mode = SM_SET; break;
     }
-    bool concat = mode == SM_APPEND || mode == SM_PREPEND;
     /* memcached: any CAS turns set/add/replace into a cas; append and
      * prepend only refuse a mismatching one. */
-    if (r->cas && !concat)
+    if (r->cas && mode != SM_APPEND && mode != SM_PREPEND)
         mode = SM_CAS;
-    STAT_INC(st, cmd_set);
+    struct cmd_put p = { .mode = mode, .key = r->key, .klen = r->klen, .val = r->val,
+                         .vlen = r->vlen, .flags = r->flags, .exptime = r->exptime,
+                         .cas = r->cas };
     uint64_t cas = 0;
-    int rc = ST_OK;
-    struct item_view iv;
-    if (r->cas && concat && store_peek(x->store, r->key, r->klen, &iv) == ST_OK &&
-        iv.cas != r->cas)
-        rc = ST_EXISTS;
-    if (rc == ST_OK)
-        rc = store_put(x->store, mode, r->key, r->klen, r->val, r->vlen, r->flags,
-                       clock_exptime(r->exptime, x->now), r->cas, &cas);
-    if (mode == SM_CAS) {
-        if (rc == ST_OK)
-            STAT_INC(st, cas_hits);
-        else if (rc == ST_EXISTS)
-            STAT_INC(st, cas_badval);
-        else if (rc == ST_NOT_FOUND)
-            STAT_INC(st, cas_misses);
-    }
     uint16_t status;
-    switch (rc) {
+    switch (cmd_store(x, &p, &cas)) {
     case ST_OK:
         ok(o, a, cas);
         return;
     case ST_EXISTS:    status = BS_EEXISTS; break;
     case ST_NOT_FOUND: status = BS_ENOENT; break;
-    case ST_TOO_LARGE:
-        STAT_INC(st, store_too_large);
-        status = BS_E2BIG;
-        break;
-    case ST_NO_MEMORY:
-        STAT_INC(st, store_no_memory);
-        status = BS_ENOMEM;
-        break;
+    case ST_TOO_LARGE: status = BS_E2BIG; break;
+    case ST_NO_MEMORY: status = BS_ENOMEM; break;
     default:
         status = mode == SM_ADD ? BS_EEXISTS : mode == SM_REPLACE ? BS_ENOENT : BS_NOT_STORED;
         break;
@@ -182,77 +145,40 @@ static void exec_store(struct exec_ctx *x, const struct req *r, const struct bin
 static void exec_delete(struct exec_ctx *x, const struct req *r, const struct bin_aux *a,
                         struct buf *o)
 {
-    int rc = store_delete(x->store, r->key, r->klen, r->cas);
-    if (rc == ST_OK) {
-        STAT_INC(x->stats, delete_hits);
+    struct cmd_del d = { .key = r->key, .klen = r->klen, .cas = r->cas };
+    int rc = cmd_delete(x, &d);
+    if (rc == ST_OK)
         ok(o, a, 0);
-    } else if (rc == ST_EXISTS) {
-        bin_error(o, a->opcode, a->opaque, BS_EEXISTS);
-    } else {
-        STAT_INC(x->stats, delete_misses);
-        bin_error(o, a->opcode, a->opaque, BS_ENOENT);
-    }
-}
-
-static void arith_reply(struct buf *o, const struct bin_aux *a, uint64_t value, uint64_t cas)
-{
-    if (a->quiet)
-        return;
-    unsigned char v[8];
-    put64(v, value);
-    bin_header(o, a->opcode, BS_OK, 0, 0, 8, a->opaque, cas);
-    buf_add(o, v, 8);
+    else
+        bin_error(o, a->opcode, a->opaque, rc == ST_EXISTS ? BS_EEXISTS : BS_ENOENT);
 }
 
 static void exec_arith(struct exec_ctx *x, const struct req *r, const struct bin_aux *a,
                        struct buf *o)
 {
-    struct wstats *st = x->stats;
-    bool incr = a->cmd == BIN_INCR;
-    struct item_view iv;
-    uint64_t value = 0, cas = 0;
-    int rc = store_peek(x->store, r->key, r->klen, &iv);
-    if (rc == ST_OK && r->cas && iv.cas != r->cas) {
-        bin_error(o, a->opcode, a->opaque, BS_EEXISTS);
-        return;
-    }
-    if (rc == ST_OK)
-        rc = store_arith(x->store, r->key, r->klen, incr, r->delta, &value, &cas);
-    switch (rc) {
+    struct cmd_arith c = {
+        .key = r->key, .klen = r->klen, .incr = a->cmd == BIN_INCR, .delta = r->delta,
+        .cas = r->cas, .create = a->exptime != 0xffffffffu, .initial = a->initial,
+        .exptime = a->exptime, .peek = true,
+    };
+    struct cmd_arith_res res;
+    uint16_t status;
+    switch (cmd_arith(x, &c, &res)) {
     case ST_OK:
-        if (incr)
-            STAT_INC(st, incr_hits);
-        else
-            STAT_INC(st, decr_hits);
-        arith_reply(o, a, value, cas);
+        if (!a->quiet) {
+            unsigned char v[8];
+            put64(v, res.value);
+            bin_header(o, a->opcode, BS_OK, 0, 0, 8, a->opaque, res.cas);
+            buf_add(o, v, 8);
+        }
         return;
-    case ST_NON_NUMERIC:
-        bin_error(o, a->opcode, a->opaque, BS_DELTA_BADVAL);
-        return;
-    case ST_MISS:
-        break;
-    default:
-        bin_error(o, a->opcode, a->opaque, BS_ENOMEM);
-        return;
+    case ST_EXISTS:      status = BS_EEXISTS; break;
+    case ST_NON_NUMERIC: status = BS_DELTA_BADVAL; break;
+    case ST_MISS:        status = BS_ENOENT; break;
+    case ST_NOT_STORED:  status = BS_NOT_STORED; break;
+    default:             status = BS_ENOMEM; break;
     }
-    if (a->exptime == 0xffffffffu) {
-        if (incr)
-            STAT_INC(st, incr_misses);
-        else
-            STAT_INC(st, decr_misses);
-        bin_error(o, a->opcode, a->opaque, BS_ENOENT);
-        return;
-    }
-    char num[24];
-    int n = snprintf(num, sizeof num, "%llu", (unsigned long long)a->initial);
-    rc = store_put(x->store, SM_ADD, r->key, r->klen, num, (size_t)n, 0,
-                   clock_exptime(a->exptime, x->now), 0, &cas);
-    if (rc == ST_OK)
-        arith_reply(o, a, a->initial, cas);
-    else if (rc == ST_NOT_STORED)
-        bin_error(o, a->opcode, a->opaque, BS_NOT_STORED);
-    else
-        bin_error(o, a->opcode, a->opaque, BS_ENOMEM);
+    bin_error(o, a->opcode, a->opaque, status);
 }
 
 void bin_exec(struct exec_ctx *x, const struct req *r, struct buf *o)

@@ -4,18 +4,13 @@
  * codes, same "close after this reply" cases), sends keyed commands to the
  * key's owner through the sink and answers the others (noop, version,
  * stat, flush, quit, verbosity, SASL) itself, in order. State: a struct
- * bin_state hanging off the connection (c->bin), owned by the connection's
- * worker; nothing else of the connection is touched.
+ * bin_state the session holds as its protocol state (struct proto_ops),
+ * owned by the session's worker.
  */
 #include <stdlib.h>
 #include <string.h>
-#include "net/conn.h"
 #include "proto/bin.h"
 #include "proto/proto.h"
-
-ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
-                  const char *data, size_t len, size_t *need);
-void bin_conn_free(struct conn *c);
 
 struct bin_state {
     uint64_t swallow;     /* body bytes still to discard (refused value, unknown command) */
@@ -64,88 +59,6 @@ static uint8_t base_cmd(uint8_t op, bool *quiet)
     }
     *quiet = false;
     return op;
-}
-
-/* Take n bytes of text reply at o[start..] out of o (o ends at start again)
- * so a binary encoding can replace them; NULL, with the error packet
- * written, when there is no memory. */
-static char *take_text(struct buf *o, size_t start, size_t n, const struct bin_hdr *h)
-{
-    char *txt = malloc(n ? n : 1);
-    if (txt)
-        memcpy(txt, o->data + start, n);
-    o->len = start;
-    if (!txt)
-        bin_error(o, h->opcode, h->opaque, BS_ENOMEM);
-    return txt;
-}
-
-/* Turn the text `stats` output appended at o[start..] into one binary
- * packet per STAT line and the empty terminator (or an error). */
-static void stats_to_binary(struct buf *o, size_t start, const struct bin_hdr *h)
-{
-    size_t n = o->len - start;
-    char *txt = take_text(o, start, n, h);
-    if (!txt)
-        return;
-    for (size_t i = 0; i < n;) {
-        const char *ln = txt + i;
-        const char *nl = memchr(ln, '\n', n - i);
-        size_t ll = nl ? (size_t)(nl - ln) : n - i;
-        i += ll + 1;
-        if (ll && ln[ll - 1] == '\r')
-            ll--;
-        if (ll > 5 && memcmp(ln, "STAT ", 5) == 0) {
-            const char *name = ln + 5;
-            const char *sp = memchr(name, ' ', ll - 5);
-            size_t nl_ = sp ? (size_t)(sp - name) : ll - 5;
-            const char *val = sp ? sp + 1 : ln + ll;
-            size_t vl = (size_t)(ln + ll - val);
-            bin_header(o, h->opcode, BS_OK, 0, (uint16_t)nl_, (uint32_t)(nl_ + vl), h->opaque, 0);
-            buf_add(o, name, nl_);
-            buf_add(o, val, vl);
-        } else if ((ll == 3 && memcmp(ln, "END", 3) == 0) ||
-                   (ll == 5 && memcmp(ln, "RESET", 5) == 0)) {
-            bin_header(o, h->opcode, BS_OK, 0, 0, 0, h->opaque, 0);
-            break;
-        } else {
-            /* unknown group: memcached answers "not found" */
-            o->len = start;
-            bin_error(o, h->opcode, h->opaque, BS_ENOENT);
-            break;
-        }
-    }
-    free(txt);
-}
-
-/* stat "detail ...", as memcached 1.6.18 answers it: a dump is one stat
- * named "detailed" whose value is the text dump (PREFIX lines and END);
- * on/off (and a bare "detail") only the closing empty stat; anything else
- * "not found". The text reply is at o[start..]. */
-static void detail_to_binary(struct buf *o, size_t start, const struct bin_hdr *h)
-{
-    size_t n = o->len - start;
-    bool usage = n >= 12 && memcmp(o->data + start, "CLIENT_ERROR", 12) == 0;
-    bool bare = h->keylen == 6 || (h->keylen == 7 && h->key[6] == ' ');
-    if (usage && !bare) {
-        o->len = start;
-        bin_error(o, h->opcode, h->opaque, BS_ENOENT);
-        return;
-    }
-    if (n >= 2 && memcmp(o->data + start, "OK", 2) == 0)
-        n = 0;
-    if (usage)
-        n = 0;
-    char *txt = take_text(o, start, n, h);
-    if (!txt)
-        return;
-    if (n) {
-        bin_header(o, h->opcode, BS_OK, 0, 8, (uint32_t)(8 + n), h->opaque, 0);
-        buf_add(o, "detailed", 8);
-        buf_add(o, txt, n);
-    }
-    bin_header(o, h->opcode, BS_OK, 0, 0, 0, h->opaque, 0);
-    free(txt);
 }
 
 static void submit(const struct proto_sink *sk, void *s, const struct bin_hdr *h, uint8_t cmd,
@@ -263,14 +176,12 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
         break;
     case BIN_STAT:
         if ((valid = el == 0)) {
-            o = sk->output(s);
-            size_t start = o->len;
-            sk->stats(s, (const char *)h.key, kl);
-            struct buf *o2 = sk->output(s);
-            if (kl >= 6 && memcmp(h.key, "detail", 6) == 0)
-                detail_to_binary(o2, o2 == o ? start : 0, &h);
-            else
-                stats_to_binary(o2, o2 == o ? start : 0, &h);
+            /* memcached answers a usage error of a bare "detail" with only
+             * the terminator, of anything longer with "not found". */
+            bool bare = kl == 6 || (kl == 7 && h.key[6] == ' ');
+            struct stats_out so;
+            stats_out_binary(&so, sk->output(s), h.opcode, h.opaque, bare);
+            sk->stats(s, (const char *)h.key, kl, &so);
         }
         break;
     case BIN_SASL_LIST:
@@ -356,9 +267,9 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
     return V_NEXT;
 }
 
-ssize_t bin_parse_session(void **state, const struct proto_conf *cf,
-                          const struct proto_sink *sk, void *c,
-                          const char *data, size_t len, size_t *need)
+static ssize_t bin_parse(void **state, const struct proto_conf *cf,
+                         const struct proto_sink *sk, void *c,
+                         const char *data, size_t len, size_t *need)
 {
     struct bin_state *st = *state;
     if (!st) {
@@ -401,20 +312,17 @@ ssize_t bin_parse_session(void **state, const struct proto_conf *cf,
     return (ssize_t)off;
 }
 
-ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
-                  const char *data, size_t len, size_t *need)
-{
-    return bin_parse_session(&c->bin, cf, sk, c, data, len, need);
-}
-
-void bin_state_free(void **state)
+static void bin_state_free(void **state)
 {
     free(*state);
     *state = NULL;
 }
 
-void bin_conn_free(struct conn *c)
+static bool bin_detect(const char *data, size_t len)
 {
-    free(c->bin);
-    c->bin = NULL;
+    return len > 0 && (unsigned char)data[0] == BIN_REQ_MAGIC;
 }
+
+const struct proto_ops proto_binary = {
+    .name = "binary", .detect = bin_detect, .parse = bin_parse, .state_free = bin_state_free,
+};

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "proto/text_internal.h"
 
 /* Boolean flags of a meta request (struct meta_hdr.bits). */
 enum {
@@ -45,6 +46,14 @@ struct meta_hdr {
     uint64_t delta;        /* D (default 1) */
     uint64_t initial;      /* J */
 };
+
+/* mg/ms/md/ma/mn/me, called by the text parser (meta_parse.c). Same
+ * contract as the text dispatcher: returns the data bytes consumed after
+ * the line, sets *wait if the data block is partial. */
+size_t meta_dispatch(struct text_parser *p, const struct proto_conf *cf,
+                     const struct proto_sink *sk, void *s, const char *line,
+                     size_t len, const struct tok *t, size_t nt,
+                     const char *data, size_t avail, bool *wait);
 
 /* memcached-compatible base64 (padding written; on decode, characters
  * outside the alphabet are skipped). decode returns 0 on bad input. */

@@ -1,18 +1,17 @@
 /*
- * meta_exec.c — executes a meta request (mg/ms/md/ma/me, parsed by
- * meta_parse.c) against the owner's store and encodes memcached 1.6's
- * reply. Runs on the worker that owns the key; every step of one request
+ * meta_exec.c — decodes a meta request (mg/ms/md/ma/me, parsed by
+ * meta_parse.c) into command-layer calls (cmd.c) and encodes memcached
+ * 1.6's reply. Runs on the worker that owns the key; every step of one request
  * (look-up, compare, write, flag bits) happens in one call on that thread,
  * so what memcached does under its item lock is atomic here by
  * construction.
  */
 #include <stdio.h>
-#include <stdlib.h>
+#include <string.h>
 #include "util/clock.h"
+#include "proto/cmd.h"
 #include "proto/meta.h"
-#include "proto/proto.h"
 
-void meta_exec(struct exec_ctx *x, const struct req *r, struct buf *o);
 
 struct mctx {
     struct meta_hdr h;
@@ -62,19 +61,29 @@ static bool fnext(struct fiter *it, const char **tok, size_t *n)
     return true;
 }
 
-/* O and k only: what every reply carries back, hit or miss. */
+/* O and k: echoed by every reply that carries flags back. Returns false
+ * for any other flag, which the caller may encode itself. */
+static bool echo_flag(struct buf *o, const struct mctx *m, const char *p, size_t n)
+{
+    if (*p == 'O') {
+        buf_add(o, " ", 1);
+        buf_add(o, p, n);
+        return true;
+    }
+    if (*p == 'k') {
+        add_key(o, m);
+        return true;
+    }
+    return false;
+}
+
+/* What every reply carries back, hit or miss. */
 static void add_echo(struct buf *o, const struct mctx *m)
 {
     const char *p;
     size_t n;
-    for (struct fiter it = fiter(m); fnext(&it, &p, &n);) {
-        if (*p == 'O') {
-            buf_add(o, " ", 1);
-            buf_add(o, p, n);
-        } else if (*p == 'k') {
-            add_key(o, m);
-        }
-    }
+    for (struct fiter it = fiter(m); fnext(&it, &p, &n);)
+        echo_flag(o, m, p, n);
 }
 
 static void add_ttl(struct buf *o, uint32_t exp, uint32_t now)
@@ -96,29 +105,12 @@ static void end_line(struct buf *o)
 static void exec_mg(struct exec_ctx *x, const struct mctx *m, struct buf *o)
 {
     const struct req *r = m->r;
-    struct wstats *st = x->stats;
     struct item_view iv;
-    bool nobump = m->h.bits & MF_NOBUMP;
-    bool created = false, won = false, ttl_set = false;
-    int rc = nobump ? store_peek(x->store, r->key, r->klen, &iv)
-                    : store_get(x->store, r->key, r->klen, &iv);
-    if (rc != ST_OK && (m->h.bits & MF_VIVIFY)) {
-        /* memcached links a zero-byte item, then sets its TTL from N. */
-        if (store_put(x->store, SM_ADD, r->key, r->klen, "", 0, 0, 0, 0, NULL) == ST_OK) {
-            rc = nobump ? store_peek(x->store, r->key, r->klen, &iv)
-                        : store_get(x->store, r->key, r->klen, &iv);
-            created = rc == ST_OK;
-            iv.atime = x->now;
-        }
-    }
+    bool created, won = false, ttl_set = false;
+    int rc = cmd_lookup(x, r->key, r->klen, !(m->h.bits & MF_NOBUMP),
+                        (m->h.bits & MF_VIVIFY) != 0, &iv, &created);
     if (rc != ST_OK) {
-        if (m->h.bits & MF_NEWTTL) {
-            STAT_INC(st, cmd_touch);
-            STAT_INC(st, touch_misses);
-        } else {
-            STAT_INC(st, cmd_get);
-            STAT_INC(st, get_misses);
-        }
+        cmd_count_fetch(x, (m->h.bits & MF_NEWTTL) != 0, false);
         if (r->noreply)
             return;
         buf_add(o, "EN", 2);
@@ -177,14 +169,8 @@ static void exec_mg(struct exec_ctx *x, const struct mctx *m, struct buf *o)
             add_char(o, 'h');
             buf_add(o, (iv.mbits & ITEM_FETCHED) ? "1" : "0", 1);
             break;
-        case 'O':
-            buf_add(o, " ", 1);
-            buf_add(o, p, n);
-            break;
-        case 'k':
-            add_key(o, m);
-            break;
         default:
+            echo_flag(o, m, p, n);
             break;
         }
     }
@@ -204,36 +190,17 @@ static void exec_mg(struct exec_ctx *x, const struct mctx *m, struct buf *o)
     }
     /* The view is dead after these. */
     if (exp != iv.exptime)
-        store_touch(x->store, r->key, r->klen, exp);
+        cmd_set_ttl(x, r->key, r->klen, exp);
     if (won)
-        store_set_mbits(x->store, r->key, r->klen, ITEM_WIN_SENT, 0);
-    if (ttl_set) {
-        STAT_INC(st, cmd_touch);
-        STAT_INC(st, touch_hits);
-    } else {
-        STAT_INC(st, cmd_get);
-        STAT_INC(st, get_hits);
-    }
+        cmd_set_mbits(x, r->key, r->klen, ITEM_WIN_SENT, 0);
+    cmd_count_fetch(x, ttl_set, true);
 }
 
 /* ---- ms ---------------------------------------------------------------- */
 
-/* Rewrite a live item with a new CAS, keeping value, flags and (unless
- * given) exptime, then set its meta bits. Used by md I and ms I. */
-static int restore_stale(struct exec_ctx *x, const struct req *r, const void *val,
-                         size_t vlen, uint32_t flags, uint32_t exp, uint8_t bits,
-                         uint64_t *cas)
-{
-    int rc = store_put(x->store, SM_SET, r->key, r->klen, val, vlen, flags, exp, 0, cas);
-    if (rc == ST_OK)
-        store_set_mbits(x->store, r->key, r->klen, bits, (uint8_t)~bits);
-    return rc;
-}
-
 static void exec_ms(struct exec_ctx *x, const struct mctx *m, struct buf *o)
 {
     const struct req *r = m->r;
-    struct wstats *st = x->stats;
     enum store_mode mode = SM_SET;
     switch (m->h.mode) {
     case 'E': mode = SM_ADD; break;
@@ -245,39 +212,14 @@ static void exec_ms(struct exec_ctx *x, const struct mctx *m, struct buf *o)
     bool has_cas = m->h.bits & MF_CAS;
     if (has_cas && (mode == SM_SET || mode == SM_REPLACE))
         mode = SM_CAS;
-    uint32_t exp = clock_exptime((m->h.bits & MF_NEWTTL) ? m->h.ttl : 0, x->now);
+    struct cmd_put put = {
+        .mode = mode, .opts = CMD_META_CAS | ((m->h.bits & MF_STALE) ? CMD_STALE : 0),
+        .key = r->key, .klen = r->klen, .val = r->val, .vlen = r->vlen,
+        .flags = m->h.client_flags, .exptime = (m->h.bits & MF_NEWTTL) ? m->h.ttl : 0,
+        .cas = has_cas ? m->h.cas : 0,
+    };
     uint64_t cas = 0;
-    int rc;
-    struct item_view iv;
-    STAT_INC(st, cmd_set);
-
-    if (mode == SM_CAS) {
-        /* memcached: CAS 0 never matches; with I a lower CAS stores the
-         * value as stale, keeping the old TTL and win-token bit. */
-        if (store_peek(x->store, r->key, r->klen, &iv) != ST_OK) {
-            rc = ST_NOT_FOUND;
-            STAT_INC(st, cas_misses);
-        } else if (m->h.cas != 0 && m->h.cas == iv.cas) {
-            rc = store_put(x->store, SM_SET, r->key, r->klen, r->val, r->vlen,
-                           m->h.client_flags, exp, 0, &cas);
-            STAT_INC(st, cas_hits);
-        } else if (m->h.cas != 0 && (m->h.bits & MF_STALE) && m->h.cas < iv.cas) {
-            uint8_t bits = (uint8_t)(ITEM_STALE | (iv.mbits & ITEM_WIN_SENT));
-            rc = restore_stale(x, r, r->val, r->vlen, m->h.client_flags, iv.exptime, bits, &cas);
-            STAT_INC(st, cas_hits);
-        } else {
-            rc = ST_EXISTS;
-            STAT_INC(st, cas_badval);
-        }
-    } else {
-        rc = ST_OK;
-        if (has_cas && m->h.cas != 0 && (mode == SM_APPEND || mode == SM_PREPEND) &&
-            store_peek(x->store, r->key, r->klen, &iv) == ST_OK && iv.cas != m->h.cas)
-            rc = ST_EXISTS;
-        if (rc == ST_OK)
-            rc = store_put(x->store, mode, r->key, r->klen, r->val, r->vlen,
-                           m->h.client_flags, exp, 0, &cas);
-    }
+    int rc = cmd_store(x, &put, &cas);
 
     const char *code;
     switch (rc) {
@@ -290,11 +232,9 @@ static void exec_ms(struct exec_ctx *x, const struct mctx *m, struct buf *o)
     case ST_NOT_FOUND: code = "NF"; break;
     case ST_NOT_STORED: code = "NS"; break;
     case ST_TOO_LARGE:
-        STAT_INC(st, store_too_large);
         buf_adds(o, "SERVER_ERROR object too large for cache\r\n");
         return;
     default:
-        STAT_INC(st, store_no_memory);
         buf_adds(o, "SERVER_ERROR out of memory storing object\r\n");
         return;
     }
@@ -302,12 +242,7 @@ static void exec_ms(struct exec_ctx *x, const struct mctx *m, struct buf *o)
     const char *p;
     size_t n;
     for (struct fiter it = fiter(m); fnext(&it, &p, &n);) {
-        if (*p == 'O') {
-            buf_add(o, " ", 1);
-            buf_add(o, p, n);
-        } else if (*p == 'k') {
-            add_key(o, m);
-        } else if (*p == 'c') {
+        if (!echo_flag(o, m, p, n) && *p == 'c') {
             add_char(o, 'c');
             buf_add_u64(o, rc == ST_OK ? cas : 0);
         }
@@ -320,32 +255,19 @@ static void exec_ms(struct exec_ctx *x, const struct mctx *m, struct buf *o)
 static void exec_md(struct exec_ctx *x, const struct mctx *m, struct buf *o)
 {
     const struct req *r = m->r;
-    struct wstats *st = x->stats;
-    struct item_view iv;
+    struct cmd_del d = {
+        .key = r->key, .klen = r->klen, .cas = m->h.cas, .has_cas = (m->h.bits & MF_CAS) != 0,
+        .stale = (m->h.bits & MF_STALE) != 0, .new_ttl = (m->h.bits & MF_NEWTTL) != 0,
+        .exptime = m->h.ttl,
+    };
     const char *code;
-    if (store_peek(x->store, r->key, r->klen, &iv) != ST_OK) {
-        STAT_INC(st, delete_misses);
-        code = "NF";
-    } else if ((m->h.bits & MF_CAS) && iv.cas != m->h.cas) {
-        STAT_INC(st, delete_misses);
-        code = "EX";
-    } else if (m->h.bits & MF_STALE) {
-        /* Invalidate: keep the item, new CAS, stale, win token cleared. */
-        uint32_t exp = (m->h.bits & MF_NEWTTL) ? clock_exptime(m->h.ttl, x->now) : iv.exptime;
-        uint8_t bits = (uint8_t)(ITEM_STALE | (iv.mbits & ITEM_FETCHED));
-        char *copy = malloc(iv.vlen ? iv.vlen : 1);
-        if (!copy) {
-            buf_adds(o, "SERVER_ERROR out of memory\r\n");
-            return;
-        }
-        memcpy(copy, iv.val, iv.vlen);
-        restore_stale(x, r, copy, iv.vlen, iv.flags, exp, bits, NULL);
-        free(copy);
-        code = "HD";
-    } else {
-        store_delete(x->store, r->key, r->klen, 0);
-        STAT_INC(st, delete_hits);
-        code = "HD";
+    switch (cmd_delete(x, &d)) {
+    case ST_OK:     code = "HD"; break;
+    case ST_EXISTS: code = "EX"; break;
+    case ST_MISS:   code = "NF"; break;
+    default:
+        buf_adds(o, "SERVER_ERROR out of memory\r\n");
+        return;
     }
     if (code[0] == 'H' && r->noreply)
         return;
@@ -359,63 +281,36 @@ static void exec_md(struct exec_ctx *x, const struct mctx *m, struct buf *o)
 static void exec_ma(struct exec_ctx *x, const struct mctx *m, struct buf *o)
 {
     const struct req *r = m->r;
-    struct wstats *st = x->stats;
-    bool incr = !(m->h.mode == 'D' || m->h.mode == '-');
-    struct item_view iv;
-    uint64_t value = 0, cas = 0;
-    bool have = false, created = false;
-    uint32_t exp = 0;
+    struct cmd_arith c = {
+        .key = r->key, .klen = r->klen, .incr = !(m->h.mode == 'D' || m->h.mode == '-'),
+        .create = (m->h.bits & MF_VIVIFY) != 0, .peek = true, .delta = m->h.delta,
+        .cas = (m->h.bits & MF_CAS) ? m->h.cas : 0, .initial = m->h.initial,
+    };
+    struct cmd_arith_res res;
     const char *code = NULL;
-
-    if (store_peek(x->store, r->key, r->klen, &iv) == ST_OK) {
-        exp = iv.exptime;
-        if ((m->h.bits & MF_CAS) && m->h.cas != 0 && iv.cas != m->h.cas) {
-            code = "EX";
-        } else {
-            int rc = store_arith(x->store, r->key, r->klen, incr, m->h.delta, &value, &cas);
-            if (rc == ST_NON_NUMERIC) {
-                buf_adds(o, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
-                return;
-            }
-            if (rc != ST_OK) {
-                buf_adds(o, "SERVER_ERROR out of memory\r\n");
-                return;
-            }
-            if (incr)
-                STAT_INC(st, incr_hits);
-            else
-                STAT_INC(st, decr_hits);
-            have = true;
-        }
-    } else if (m->h.bits & MF_VIVIFY) {
-        char num[24];
-        int n = snprintf(num, sizeof num, "%llu", (unsigned long long)m->h.initial);
-        int rc = store_put(x->store, SM_ADD, r->key, r->klen, num, (size_t)n, 0, 0, 0, &cas);
-        if (rc == ST_OK) {
-            value = m->h.initial;
-            have = created = true;
-        } else if (rc == ST_NOT_STORED) {
-            code = "NS";
-        } else {
-            buf_adds(o, "SERVER_ERROR Out of memory allocating new item\r\n");
-            return;
-        }
-    } else {
-        if (incr)
-            STAT_INC(st, incr_misses);
-        else
-            STAT_INC(st, decr_misses);
-        code = "NF";
+    switch (cmd_arith(x, &c, &res)) {
+    case ST_OK:          break;
+    case ST_EXISTS:      code = "EX"; break;
+    case ST_MISS:        code = "NF"; break;
+    case ST_NOT_STORED:  code = "NS"; break;
+    case ST_NON_NUMERIC:
+        buf_adds(o, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+        return;
+    default:
+        buf_adds(o, res.found ? "SERVER_ERROR out of memory\r\n"
+                              : "SERVER_ERROR Out of memory allocating new item\r\n");
+        return;
     }
-
-    if (!have) {
+    if (code) {
         buf_add(o, code, 2);
         add_echo(o, m);
         end_line(o);
         return;
     }
+    bool created = res.created;
+    uint32_t exp = res.exptime;
     char num[24];
-    int vlen = snprintf(num, sizeof num, "%llu", (unsigned long long)value);
+    int vlen = snprintf(num, sizeof num, "%llu", (unsigned long long)res.value);
     uint32_t exp0 = exp;
     size_t start = o->len;
     if (m->h.bits & MF_VALUE) {
@@ -430,7 +325,7 @@ static void exec_ma(struct exec_ctx *x, const struct mctx *m, struct buf *o)
         switch (*p) {
         case 'c':
             add_char(o, 'c');
-            buf_add_u64(o, cas);
+            buf_add_u64(o, res.cas);
             break;
         case 't':
             add_ttl(o, exp, x->now);
@@ -442,14 +337,8 @@ static void exec_ma(struct exec_ctx *x, const struct mctx *m, struct buf *o)
             if (created)
                 exp = clock_exptime(m->h.viv_ttl, x->now);
             break;
-        case 'O':
-            buf_add(o, " ", 1);
-            buf_add(o, p, n);
-            break;
-        case 'k':
-            add_key(o, m);
-            break;
         default:
+            echo_flag(o, m, p, n);
             break;
         }
     }
@@ -459,7 +348,7 @@ static void exec_ma(struct exec_ctx *x, const struct mctx *m, struct buf *o)
     }
     end_line(o);
     if (exp != exp0)
-        store_touch(x->store, r->key, r->klen, exp);
+        cmd_set_ttl(x, r->key, r->klen, exp);
     /* memcached hides a quiet success, but not an auto-created item. */
     if (r->noreply && !created)
         o->len = start;
@@ -487,7 +376,7 @@ static void exec_me(struct exec_ctx *x, const struct mctx *m, struct buf *o)
 {
     const struct req *r = m->r;
     struct item_view iv;
-    if (store_peek(x->store, r->key, r->klen, &iv) != ST_OK) {
+    if (cmd_peek(x, r->key, r->klen, &iv) != ST_OK) {
         buf_add(o, "EN\r\n", 4);
         return;
     }

@@ -13,12 +13,13 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include "util/buf.h"
+#include "util/hash.h"
 #include "util/stats.h"
 #include "proto/request.h"
+#include "proto/stats_out.h"
 #include "store/store.h"
 
 #define PROTO_VERSION "1.6.18-percore-0.1.0"
-#define KEY_MAX_LENGTH 250
 
 struct proto_conf {
     size_t item_max;       /* -I: largest value accepted */
@@ -59,7 +60,8 @@ struct proto_sink {
     void (*request)(void *s, struct req *r);
     /* Where a locally produced reply goes, in order. */
     struct buf *(*output)(void *s);
-    void (*stats)(void *s, const char *arg, size_t len);
+    /* `stats <arg>`: the session runs it, the parser's encoder writes it. */
+    void (*stats)(void *s, const char *arg, size_t len, struct stats_out *so);
     void (*flush_all)(void *s, int64_t delay, bool noreply);
     void (*quit)(void *s);
     void (*shutdown)(void *s, bool graceful);
@@ -84,6 +86,7 @@ struct exec_ctx {
     uint32_t       now;
     uint16_t       self;     /* the executing worker: owner of pins taken */
     bool           by_ref;   /* reply may reference item memory (TCP) */
+    bool           detail;   /* this request counts in `stats detail` (proto/cmd.c) */
     struct pfx_table *pfx;   /* this worker's `stats detail` table */
     int32_t        cfd;      /* client fd of the request executing (watch lines) */
 };
@@ -92,7 +95,7 @@ struct exec_ctx {
  * ones cost less to copy than to pin, describe and unpin. */
 #define PROTO_REF_MIN 2048
 
-/* Text protocol parser state, one per connection. */
+/* Text protocol parser state (UDP keeps one per datagram on its stack). */
 struct text_parser {
     uint64_t swallow;      /* data bytes still to discard after an error */
 };
@@ -105,25 +108,36 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
                    const struct proto_sink *sk, void *s,
                    const char *data, size_t len, size_t *need);
 
-/* The binary protocol's parser on any session (a connection, a UDP
- * datagram): *state is the parser's own state, allocated on first use and
- * released by bin_state_free. Same contract as text_parse(). */
-ssize_t bin_parse_session(void **state, const struct proto_conf *cf,
-                          const struct proto_sink *sk, void *s,
-                          const char *data, size_t len, size_t *need);
-void bin_state_free(void **state);
+/* One protocol a session may speak: the table the connection (net/conn.c)
+ * and UDP (net/udp.c) call through, so neither names a parser. A
+ * session keeps a `void *` state for the protocol, NULL until the parser
+ * needs one, owned by the session's worker; state_free releases it. */
+struct proto_ops {
+    const char *name;      /* memcached's -B name: "ascii", "binary" */
+    /* Do these first bytes (len >= 1) open a request of this protocol? */
+    bool (*detect)(const char *data, size_t len);
+    /* Same contract as text_parse(). */
+    ssize_t (*parse)(void **state, const struct proto_conf *cf, const struct proto_sink *sk,
+                     void *s, const char *data, size_t len, size_t *need);
+    void (*state_free)(void **state);
+};
+
+extern const struct proto_ops proto_text;     /* text and meta (text_parse.c) */
+extern const struct proto_ops proto_binary;   /* binary (bin_parse.c) */
+
+/* The protocol whose detect() claims these first bytes (len >= 1): binary
+ * by its magic byte, text otherwise, as memcached's auto-negotiation. */
+const struct proto_ops *proto_detect(const char *data, size_t len);
 
 /* Execute a keyed request on the owner's store; append its reply to out. */
 void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
+/* The executors proto_exec() picks from (text_exec.c, meta_exec.c, bin_exec.c). */
 void text_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
+void meta_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
+void bin_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
 
 /* Append n bytes of the value of the item iv views: pinned and referenced
  * (see struct buf) when allowed and worth it, copied otherwise. */
 void proto_add_value(struct exec_ctx *x, struct buf *o, const struct item_view *iv, uint32_t n);
-
-/* Parse helpers shared by the text and meta parsers (memcached's safe_strto*). */
-bool parse_u32_trunc(const char *s, size_t n, uint32_t *out);
-bool parse_i32(const char *s, size_t n, int32_t *out);
-bool parse_u64(const char *s, size_t n, uint64_t *out);
 
 #endif

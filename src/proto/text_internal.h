@@ -1,10 +1,13 @@
 /*
- * text_internal.h — what the text and meta parsers share: a token type, the
- * reply helper and the meta-command entry point. Private to src/proto.
+ * text_internal.h — what the text and meta parsers share, below both of
+ * them: the token type and the reply helper. text_parse.c calls into
+ * meta_parse.c (meta.h), never the other way. Private to src/proto.
  */
 #ifndef PERCORE_TEXT_INTERNAL_H
 #define PERCORE_TEXT_INTERNAL_H
 
+#include <string.h>
+#include "util/numparse.h"
 #include "proto/proto.h"
 
 struct tok {
@@ -12,13 +15,12 @@ struct tok {
     size_t      n;
 };
 
-void text_reply(const struct proto_sink *sk, void *s, const char *str);
-
-/* mg/ms/md/ma/mn/me. Same contract as the text dispatcher: returns the data
- * bytes consumed after the line, sets *wait if the data block is partial. */
-size_t meta_dispatch(struct text_parser *p, const struct proto_conf *cf,
-                     const struct proto_sink *sk, void *s, const char *line,
-                     size_t len, const struct tok *t, size_t nt,
-                     const char *data, size_t avail, bool *wait);
+/* A one-line reply, in order with the session's other replies. */
+static inline void text_reply(const struct proto_sink *sk, void *s, const char *str)
+{
+    struct buf *o = sk->output(s);
+    buf_adds(o, str);
+    buf_add(o, "\r\n", 2);
+}
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "util/log.h"
-#include "proto/proto.h"
+#include "proto/meta.h"
 #include "proto/text_internal.h"
 
 /* memcached tokenizes at most 23 words at a time; commands with more are
@@ -45,13 +45,6 @@ static bool tok_is(const struct tok *t, const char *s)
 {
     size_t n = strlen(s);
     return t->n == n && memcmp(t->v, s, n) == 0;
-}
-
-void text_reply(const struct proto_sink *sk, void *s, const char *str)
-{
-    struct buf *o = sk->output(s);
-    buf_adds(o, str);
-    buf_add(o, "\r\n", 2);
 }
 
 /* memcached's set_noreply_maybe: the last word decides. */
@@ -515,7 +508,9 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
                     d.op = walks[i].op;
             sk->dump(s, &d);
         } else {
-            sk->stats(s, arg, (size_t)(line + len - arg));
+            struct stats_out so;
+            stats_out_text(&so, sk->output(s));
+            sk->stats(s, arg, (size_t)(line + len - arg), &so);
         }
     } else if (tok_is(c, "flush_all")) {
         if (nt > 3)
@@ -565,9 +560,11 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
     return 0;
 }
 
-ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
-                   const struct proto_sink *sk, void *s,
-                   const char *data, size_t len, size_t *need)
+/* The parser proper, inlined into both entry points below: the table's
+ * runs once per read of every connection, so a call layer costs per request. */
+static inline __attribute__((always_inline)) ssize_t
+parse(struct text_parser *p, const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+      const char *data, size_t len, size_t *need)
 {
     size_t off = 0;
     *need = 0;
@@ -616,3 +613,46 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
     }
     return (ssize_t)off;
 }
+
+ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
+                   const struct proto_sink *sk, void *s,
+                   const char *data, size_t len, size_t *need)
+{
+    return parse(p, cf, sk, s, data, len, need);
+}
+
+/* A session's text state exists only while a refused value is being
+ * swallowed across reads; most connections never allocate one. */
+static ssize_t text_parse_state(void **state, const struct proto_conf *cf,
+                                const struct proto_sink *sk, void *s, const char *data,
+                                size_t len, size_t *need)
+{
+    struct text_parser tmp = {0};
+    struct text_parser *p = *state ? *state : &tmp;
+    ssize_t used = parse(p, cf, sk, s, data, len, need);
+    if (p == &tmp && tmp.swallow) {
+        p = malloc(sizeof *p);
+        if (!p)
+            return -1;
+        *p = tmp;
+        *state = p;
+    }
+    return used;
+}
+
+static void text_state_free(void **state)
+{
+    free(*state);
+    *state = NULL;
+}
+
+/* Anything that is not another protocol's is text (memcached). */
+static bool text_detect(const char *data, size_t len)
+{
+    return true;
+}
+
+const struct proto_ops proto_text = {
+    .name = "ascii", .detect = text_detect, .parse = text_parse_state,
+    .state_free = text_state_free,
+};

@@ -180,7 +180,9 @@ static enum turn walk_turn(struct worker *w, struct msg *m)
         return TURN_DONE;
     }
     if (in->d.op == DUMP_CONNS) {
-        conn_stats_report(&w->loop, m->conn, &m->reply);
+        struct stats_out so;   /* a text connection's walk: STAT lines */
+        stats_out_text(&so, &m->reply);
+        conn_stats_report(&w->loop, m->conn, &so);
         return TURN_DONE;
     }
     if (in->full)
@@ -253,11 +255,13 @@ static void finish(struct msg *m)
         sort_conn_blocks(&m->reply);
     if (in->d.op == DUMP_ITEMS || in->d.op == DUMP_SLABS) {
         struct buf text = {0};
+        struct stats_out so;
+        stats_out_text(&so, &text);
         const struct store_class_stats *sum = (const void *)m->reply.data;
         if (in->d.op == DUMP_ITEMS)
-            stats_items_format(sum, &text);
+            stats_items_format(sum, &so);
         else
-            stats_slabs_format(sum, &text);
+            stats_slabs_format(sum, &so);
         buf_free(&m->reply);
         m->reply = text;
     }

@@ -1,7 +1,7 @@
 /*
  * stats_report.c — `stats`, `stats settings|items|slabs|conns|reset` (see
  * stats_report.h). Reads other workers' counters with relaxed atomic loads;
- * writes only to the asking connection's output buffer.
+ * emits name/value pairs to the asking session's encoder (proto/stats_out.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,23 +17,6 @@
 #include "server/stats_report.h"
 #include "net/conn.h"
 #include "net/udp.h"
-
-static void stat(struct buf *o, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void stat(struct buf *o, const char *name, const char *fmt, ...)
-{
-    char val[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(val, sizeof val, fmt, ap);
-    va_end(ap);
-    buf_adds(o, "STAT ");
-    buf_adds(o, name);
-    buf_add(o, " ", 1);
-    buf_adds(o, val);
-    buf_add(o, "\r\n", 2);
-}
 
 static void sum_stores(struct store_stats *t)
 {
@@ -57,7 +40,7 @@ static const char *io_name(void)
     }
 }
 
-static void general(struct worker *w, struct buf *o)
+static void general(struct worker *w, struct stats_out *so)
 {
     struct wstats sum;
     memset(&sum, 0, sizeof sum);
@@ -81,77 +64,77 @@ static void general(struct worker *w, struct buf *o)
     getrusage(RUSAGE_SELF, &ru);
     time_t now = time(NULL);
 
-    stat(o, "pid", "%d", (int)getpid());
-    stat(o, "uptime", "%u", w->now - CLOCK_REL_BASE);
-    stat(o, "time", "%ld", (long)now);
-    stat(o, "version", "%s", PROTO_VERSION);
-    stat(o, "libevent", "none");
-    stat(o, "pointer_size", "%d", (int)(8 * sizeof(void *)));
-    stat(o, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
-    stat(o, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
-    stat(o, "max_connections", "%d", settings.maxconns);
-    stat(o, "curr_connections", "%llu", (unsigned long long)stat_get(&sum.curr_connections));
-    stat(o, "total_connections", "%llu", (unsigned long long)stat_get(&sum.total_connections));
-    stat(o, "rejected_connections", "%llu", (unsigned long long)stat_get(&sum.rejected_connections));
-    stat(o, "connection_structures", "%llu", (unsigned long long)stat_get(&sum.curr_connections));
-    stat(o, "reserved_fds", "%u", 5 + nworkers * 2);
+    stats_emitf(so, "pid", "%d", (int)getpid());
+    stats_emitf(so, "uptime", "%u", w->now - CLOCK_REL_BASE);
+    stats_emitf(so, "time", "%ld", (long)now);
+    stats_emitf(so, "version", "%s", PROTO_VERSION);
+    stats_emitf(so, "libevent", "none");
+    stats_emitf(so, "pointer_size", "%d", (int)(8 * sizeof(void *)));
+    stats_emitf(so, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    stats_emitf(so, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
+    stats_emitf(so, "max_connections", "%d", settings.maxconns);
+    stats_emitf(so, "curr_connections", "%llu", (unsigned long long)stat_get(&sum.curr_connections));
+    stats_emitf(so, "total_connections", "%llu", (unsigned long long)stat_get(&sum.total_connections));
+    stats_emitf(so, "rejected_connections", "%llu", (unsigned long long)stat_get(&sum.rejected_connections));
+    stats_emitf(so, "connection_structures", "%llu", (unsigned long long)stat_get(&sum.curr_connections));
+    stats_emitf(so, "reserved_fds", "%u", 5 + nworkers * 2);
 #define PRINT(f) \
     if (strcmp(#f, "curr_connections") && strcmp(#f, "total_connections") && \
         strcmp(#f, "rejected_connections") && strcmp(#f, "conn_yields")) \
-        stat(o, #f, "%llu", (unsigned long long)stat_get(&sum.f));
+        stats_emitf(so, #f, "%llu", (unsigned long long)stat_get(&sum.f));
     WORKER_COUNTERS(PRINT)
 #undef PRINT
-    stat(o, "limit_maxbytes", "%zu", settings.maxbytes);
-    stat(o, "accepting_conns", "1");
-    stat(o, "listen_disabled_num", "0");
-    stat(o, "time_in_listen_disabled_us", "0");
-    stat(o, "threads", "%u", nworkers);
-    stat(o, "conn_yields", "%llu", (unsigned long long)stat_get(&sum.conn_yields));
-    stat(o, "hash_power_level", "%llu", (unsigned long long)hp);
-    stat(o, "hash_bytes", "%llu", (unsigned long long)ss.index_bytes);
-    stat(o, "hash_is_expanding", "%llu", (unsigned long long)(hexp ? 1 : 0));
-    stat(o, "bytes", "%llu", (unsigned long long)ss.bytes);
-    stat(o, "curr_items", "%llu", (unsigned long long)ss.curr_items);
-    stat(o, "total_items", "%llu", (unsigned long long)ss.total_items);
-    stat(o, "expired_unfetched", "%llu", (unsigned long long)ss.expired_unfetched);
-    stat(o, "evicted_unfetched", "%llu", (unsigned long long)ss.evicted_unfetched);
-    stat(o, "evicted_active", "0");
-    stat(o, "evictions", "%llu", (unsigned long long)ss.evictions);
-    stat(o, "reclaimed", "%llu", (unsigned long long)ss.expired_reclaimed);
-    stat(o, "malloced_bytes", "%llu", (unsigned long long)ss.mem_used);
+    stats_emitf(so, "limit_maxbytes", "%zu", settings.maxbytes);
+    stats_emitf(so, "accepting_conns", "1");
+    stats_emitf(so, "listen_disabled_num", "0");
+    stats_emitf(so, "time_in_listen_disabled_us", "0");
+    stats_emitf(so, "threads", "%u", nworkers);
+    stats_emitf(so, "conn_yields", "%llu", (unsigned long long)stat_get(&sum.conn_yields));
+    stats_emitf(so, "hash_power_level", "%llu", (unsigned long long)hp);
+    stats_emitf(so, "hash_bytes", "%llu", (unsigned long long)ss.index_bytes);
+    stats_emitf(so, "hash_is_expanding", "%llu", (unsigned long long)(hexp ? 1 : 0));
+    stats_emitf(so, "bytes", "%llu", (unsigned long long)ss.bytes);
+    stats_emitf(so, "curr_items", "%llu", (unsigned long long)ss.curr_items);
+    stats_emitf(so, "total_items", "%llu", (unsigned long long)ss.total_items);
+    stats_emitf(so, "expired_unfetched", "%llu", (unsigned long long)ss.expired_unfetched);
+    stats_emitf(so, "evicted_unfetched", "%llu", (unsigned long long)ss.evicted_unfetched);
+    stats_emitf(so, "evicted_active", "0");
+    stats_emitf(so, "evictions", "%llu", (unsigned long long)ss.evictions);
+    stats_emitf(so, "reclaimed", "%llu", (unsigned long long)ss.expired_reclaimed);
+    stats_emitf(so, "malloced_bytes", "%llu", (unsigned long long)ss.mem_used);
     /* memcached's LRU crawler and segmented-LRU counters, which exporters
      * (Prometheus' memcached_exporter) read: percore has neither, so 0. */
-    stat(o, "lru_crawler_running", "0");
-    stat(o, "lru_crawler_starts", "0");
-    stat(o, "crawler_reclaimed", "0");
-    stat(o, "crawler_items_checked", "0");
-    stat(o, "direct_reclaims", "0");
-    stat(o, "moves_to_cold", "0");
-    stat(o, "moves_to_warm", "0");
-    stat(o, "moves_within_lru", "0");
+    stats_emitf(so, "lru_crawler_running", "0");
+    stats_emitf(so, "lru_crawler_starts", "0");
+    stats_emitf(so, "crawler_reclaimed", "0");
+    stats_emitf(so, "crawler_items_checked", "0");
+    stats_emitf(so, "direct_reclaims", "0");
+    stats_emitf(so, "moves_to_cold", "0");
+    stats_emitf(so, "moves_to_warm", "0");
+    stats_emitf(so, "moves_within_lru", "0");
     /* percore's own. */
-    stat(o, "io_backend", "%s", io_name());
-    stat(o, "steering", "%s", settings.udp_port ? udp_steering_name() : "off");
-    stat(o, "store_mem_used", "%llu", (unsigned long long)ss.mem_used);
-    stat(o, "store_segments_total", "%llu", (unsigned long long)ss.segs_total);
-    stat(o, "store_segments_used", "%llu", (unsigned long long)ss.segs_used);
-    stat(o, "store_segment_size", "%llu", (unsigned long long)(nworkers ? ss.seg_size / nworkers : 0));
-    stat(o, "store_evicted_segments", "%llu", (unsigned long long)ss.evicted_segments);
-    stat(o, "store_reclaimed_segments", "%llu", (unsigned long long)ss.reclaim_segments);
-    stat(o, "store_merged_items", "%llu", (unsigned long long)ss.merged_items);
-    stat(o, "store_large_items", "%llu", (unsigned long long)ss.large_items);
-    stat(o, "store_pins", "%llu", (unsigned long long)ss.pins);
-    stat(o, "store_held_bytes", "%llu", (unsigned long long)ss.held_bytes);
-    stat(o, "ring_capacity", "%u", ring_capacity);
-    stat(o, "ring_bytes", "%zu", rings_bytes);
-#define OWN(f) stat(o, #f, "%llu", (unsigned long long)stat_get(&sum.f));
+    stats_emitf(so, "io_backend", "%s", io_name());
+    stats_emitf(so, "steering", "%s", settings.udp_port ? udp_steering_name() : "off");
+    stats_emitf(so, "store_mem_used", "%llu", (unsigned long long)ss.mem_used);
+    stats_emitf(so, "store_segments_total", "%llu", (unsigned long long)ss.segs_total);
+    stats_emitf(so, "store_segments_used", "%llu", (unsigned long long)ss.segs_used);
+    stats_emitf(so, "store_segment_size", "%llu", (unsigned long long)(nworkers ? ss.seg_size / nworkers : 0));
+    stats_emitf(so, "store_evicted_segments", "%llu", (unsigned long long)ss.evicted_segments);
+    stats_emitf(so, "store_reclaimed_segments", "%llu", (unsigned long long)ss.reclaim_segments);
+    stats_emitf(so, "store_merged_items", "%llu", (unsigned long long)ss.merged_items);
+    stats_emitf(so, "store_large_items", "%llu", (unsigned long long)ss.large_items);
+    stats_emitf(so, "store_pins", "%llu", (unsigned long long)ss.pins);
+    stats_emitf(so, "store_held_bytes", "%llu", (unsigned long long)ss.held_bytes);
+    stats_emitf(so, "ring_capacity", "%u", ring_capacity);
+    stats_emitf(so, "ring_bytes", "%zu", rings_bytes);
+#define OWN(f) stats_emitf(so, #f, "%llu", (unsigned long long)stat_get(&sum.f));
     WORKER_OWN_COUNTERS(OWN)
 #undef OWN
     for (unsigned i = 0; i < nworkers; i++) {
         char name[64];
 #define PERW(f) \
         snprintf(name, sizeof name, "worker_%u_" #f, i); \
-        stat(o, name, "%llu", (unsigned long long)stat_get(&workers[i].stats.f));
+        stats_emitf(so, name, "%llu", (unsigned long long)stat_get(&workers[i].stats.f));
         PERW(req_local)
         PERW(req_forwarded)
         PERW(req_remote_served)
@@ -164,55 +147,55 @@ static void general(struct worker *w, struct buf *o)
         struct store_stats s;
         worker_store_stats(&workers[i], &s);
         snprintf(name, sizeof name, "worker_%u_curr_items", i);
-        stat(o, name, "%llu", (unsigned long long)s.curr_items);
+        stats_emitf(so, name, "%llu", (unsigned long long)s.curr_items);
         snprintf(name, sizeof name, "worker_%u_cpu", i);
-        stat(o, name, "%d", workers[i].loop.cpu);
+        stats_emitf(so, name, "%d", workers[i].loop.cpu);
         snprintf(name, sizeof name, "worker_%u_loop_max_us", i);
-        stat(o, name, "%llu", (unsigned long long)atomic_load_explicit(
+        stats_emitf(so, name, "%llu", (unsigned long long)atomic_load_explicit(
                                   &workers[i].loop_max_us, memory_order_relaxed));
     }
 }
 
-static void settings_report(struct buf *o)
+static void settings_report(struct stats_out *so)
 {
-    stat(o, "maxbytes", "%zu", settings.maxbytes);
-    stat(o, "maxconns", "%d", settings.maxconns);
-    stat(o, "tcpport", "%d", settings.port);
-    stat(o, "udpport", "%d", settings.udp_port);
-    stat(o, "inter", "%s", settings.listen[0] ? settings.listen[0] : "NULL");
-    stat(o, "verbosity", "%d", log_level_now());
-    stat(o, "oldest", "0");
-    stat(o, "evictions", "%s", settings.no_evict ? "off" : "on");
-    stat(o, "domain_socket", "%s", settings.unix_path ? settings.unix_path : "NULL");
-    stat(o, "umask", "%o", settings.unix_mask);
-    stat(o, "shutdown_command", "%s", settings.shutdown_ok ? "yes" : "no");
-    stat(o, "growth_factor", "1.00");
-    stat(o, "chunk_size", "0");
-    stat(o, "num_threads", "%d", settings.nworkers);
-    stat(o, "num_threads_per_udp", "%d", settings.nworkers);
-    stat(o, "stat_key_prefix", "%c", settings.stat_delim);
-    stat(o, "detail_enabled", "%s", pfx_enabled() ? "yes" : "no");
-    stat(o, "reqs_per_event", "%d", settings.reqs_per_event);
-    stat(o, "cas_enabled", "%s", settings.use_cas ? "yes" : "no");
-    stat(o, "tcp_backlog", "%d", settings.backlog);
-    stat(o, "binding_protocol", "%s", settings.protocol == PROT_ASCII ? "ascii"
+    stats_emitf(so, "maxbytes", "%zu", settings.maxbytes);
+    stats_emitf(so, "maxconns", "%d", settings.maxconns);
+    stats_emitf(so, "tcpport", "%d", settings.port);
+    stats_emitf(so, "udpport", "%d", settings.udp_port);
+    stats_emitf(so, "inter", "%s", settings.listen[0] ? settings.listen[0] : "NULL");
+    stats_emitf(so, "verbosity", "%d", log_level_now());
+    stats_emitf(so, "oldest", "0");
+    stats_emitf(so, "evictions", "%s", settings.no_evict ? "off" : "on");
+    stats_emitf(so, "domain_socket", "%s", settings.unix_path ? settings.unix_path : "NULL");
+    stats_emitf(so, "umask", "%o", settings.unix_mask);
+    stats_emitf(so, "shutdown_command", "%s", settings.shutdown_ok ? "yes" : "no");
+    stats_emitf(so, "growth_factor", "1.00");
+    stats_emitf(so, "chunk_size", "0");
+    stats_emitf(so, "num_threads", "%d", settings.nworkers);
+    stats_emitf(so, "num_threads_per_udp", "%d", settings.nworkers);
+    stats_emitf(so, "stat_key_prefix", "%c", settings.stat_delim);
+    stats_emitf(so, "detail_enabled", "%s", pfx_enabled() ? "yes" : "no");
+    stats_emitf(so, "reqs_per_event", "%d", settings.reqs_per_event);
+    stats_emitf(so, "cas_enabled", "%s", settings.use_cas ? "yes" : "no");
+    stats_emitf(so, "tcp_backlog", "%d", settings.backlog);
+    stats_emitf(so, "binding_protocol", "%s", settings.protocol == PROT_ASCII ? "ascii"
          : settings.protocol == PROT_BINARY ? "binary" : "auto-negotiate");
-    stat(o, "auth_enabled_sasl", "no");
-    stat(o, "auth_enabled_ascii", "no");
-    stat(o, "item_size_max", "%zu", settings.item_max);
-    stat(o, "maxconns_fast", "%s", settings.maxconns_fast ? "yes" : "no");
-    stat(o, "hashpower_init", "0");
-    stat(o, "slab_reassign", "no");
-    stat(o, "slab_automove", "0");
-    stat(o, "lru_crawler", "no");
-    stat(o, "lru_maintainer_thread", "no");
-    stat(o, "flush_enabled", "%s", settings.flush_ok ? "yes" : "no");
-    stat(o, "dump_enabled", "%s", proto_conf.dump_ok ? "yes" : "no");
-    stat(o, "watcher_logbuf_size", "262144");   /* per watcher per worker turn, server/watch.c */
-    stat(o, "idle_timeout", "%d", settings.idle_timeout);
-    stat(o, "io_backend", "%s", io_name());
-    stat(o, "max_conn_output", "%zu", settings.conn_out_max);
-    stat(o, "max_get_keys", "%u", settings.max_get_keys);
+    stats_emitf(so, "auth_enabled_sasl", "no");
+    stats_emitf(so, "auth_enabled_ascii", "no");
+    stats_emitf(so, "item_size_max", "%zu", settings.item_max);
+    stats_emitf(so, "maxconns_fast", "%s", settings.maxconns_fast ? "yes" : "no");
+    stats_emitf(so, "hashpower_init", "0");
+    stats_emitf(so, "slab_reassign", "no");
+    stats_emitf(so, "slab_automove", "0");
+    stats_emitf(so, "lru_crawler", "no");
+    stats_emitf(so, "lru_maintainer_thread", "no");
+    stats_emitf(so, "flush_enabled", "%s", settings.flush_ok ? "yes" : "no");
+    stats_emitf(so, "dump_enabled", "%s", proto_conf.dump_ok ? "yes" : "no");
+    stats_emitf(so, "watcher_logbuf_size", "262144");   /* per watcher per worker turn, server/watch.c */
+    stats_emitf(so, "idle_timeout", "%d", settings.idle_timeout);
+    stats_emitf(so, "io_backend", "%s", io_name());
+    stats_emitf(so, "max_conn_output", "%zu", settings.conn_out_max);
+    stats_emitf(so, "max_get_keys", "%u", settings.max_get_keys);
 }
 
 void stats_classes_add(struct store_class_stats *sum, const struct store_class_stats *one,
@@ -259,18 +242,18 @@ static struct store_class_stats *sum_classes(void)
     return sum;
 }
 
-static void class_stat(struct buf *o, const char *prefix, uint32_t id, const char *name,
+static void class_stat(struct stats_out *so, const char *prefix, uint32_t id, const char *name,
                        unsigned long long v)
 {
     char key[64];
     snprintf(key, sizeof key, "%s%u:%s", prefix, id, name);
-    stat(o, key, "%llu", v);
+    stats_emitf(so, key, "%llu", v);
 }
 
 /* memcached 1.6.18's `stats items`, one block per class holding items or
  * having evicted some. Segmented-LRU and crawler fields have no
  * counterpart in percore and read 0; all items count as cold. */
-void stats_items_format(const struct store_class_stats *cl, struct buf *o)
+void stats_items_format(const struct store_class_stats *cl, struct stats_out *so)
 {
     for (unsigned k = 0; k < STORE_CLASSES_MAX; k++) {
         const struct store_class_stats *c = &cl[k];
@@ -291,22 +274,22 @@ void stats_items_format(const struct store_class_stats *cl, struct buf *o)
             { "hits_to_temp", 0 },
         };
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-            class_stat(o, "items:", c->id, f[i].name, f[i].v);
+            class_stat(so, "items:", c->id, f[i].name, f[i].v);
     }
 }
 
-static void items_report(struct buf *o)
+static void items_report(struct stats_out *so)
 {
     struct store_class_stats *cl = sum_classes();
     if (cl)
-        stats_items_format(cl, o);
+        stats_items_format(cl, so);
     free(cl);
 }
 
 /* memcached 1.6.18's `stats slabs`: a segment plays a page holding one
  * chunk of the segment size (large items: one page per item), followed by
  * percore's own ttl_min/ttl_max/live_items/dead_bytes per class. */
-void stats_slabs_format(const struct store_class_stats *cl, struct buf *o)
+void stats_slabs_format(const struct store_class_stats *cl, struct stats_out *so)
 {
     unsigned active = 0;
     struct store_stats ss;
@@ -330,29 +313,29 @@ void stats_slabs_format(const struct store_class_stats *cl, struct buf *o)
             { "live_items", c->live_items }, { "dead_bytes", c->dead_bytes },
         };
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-            class_stat(o, "", c->id, f[i].name, f[i].v);
+            class_stat(so, "", c->id, f[i].name, f[i].v);
     }
-    stat(o, "active_slabs", "%u", active);
-    stat(o, "total_malloced", "%llu", (unsigned long long)ss.mem_used);
+    stats_emitf(so, "active_slabs", "%u", active);
+    stats_emitf(so, "total_malloced", "%llu", (unsigned long long)ss.mem_used);
 }
 
-static void slabs_report(struct buf *o)
+static void slabs_report(struct stats_out *so)
 {
     struct store_class_stats *cl = sum_classes();
     if (cl) {
-        stats_slabs_format(cl, o);
+        stats_slabs_format(cl, so);
         free(cl);
     }
 }
 
-static void conns_report(struct buf *o)
+static void conns_report(struct stats_out *so)
 {
-    stat(o, "curr_connections", "%d", atomic_load(&global_conns));
+    stats_emitf(so, "curr_connections", "%d", atomic_load(&global_conns));
 }
 
 /* stats detail on|off|dump: memcached looks at the second word only, and
  * by its first letters ("on", "of", "dump"), ignoring anything after. */
-static void detail_report(const char *arg, size_t len, struct buf *o)
+static void detail_report(const char *arg, size_t len, struct stats_out *so)
 {
     const char *p = arg + 6;
     const char *end = arg + len;
@@ -365,49 +348,53 @@ static void detail_report(const char *arg, size_t len, struct buf *o)
 #define WORD(s) (n == strlen(s) && memcmp(p, s, n) == 0)
     if (WORD("on")) {
         pfx_enable(true);
-        buf_adds(o, "OK\r\n");
+        so->end(so, STATS_OK);
     } else if (WORD("off")) {
         pfx_enable(false);
-        buf_adds(o, "OK\r\n");
+        so->end(so, STATS_OK);
     } else if (WORD("dump")) {
         struct pfx_table *t[MAX_WORKERS];
         for (unsigned i = 0; i < nworkers; i++)
             t[i] = workers[i].pfx;
-        pfx_dump(t, nworkers, o);
+        struct buf text = {0};
+        pfx_dump(t, nworkers, &text);
+        so->blob(so, text.data, text.len);
+        buf_free(&text);
+        so->end(so, STATS_DONE);
     } else {
-        buf_adds(o, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+        so->end(so, STATS_USAGE);
     }
 #undef WORD
 }
 
-void stats_report(struct worker *w, const char *arg, size_t len, struct buf *o)
+void stats_report(struct worker *w, const char *arg, size_t len, struct stats_out *so)
 {
     while (len && arg[len - 1] == ' ')
         len--;
 #define IS(s) (len == strlen(s) && memcmp(arg, s, len) == 0)
     if (len == 0)
-        general(w, o);
+        general(w, so);
     else if (IS("reset")) {
         worker_stats_reset(w);
-        buf_adds(o, "RESET\r\n");
+        so->end(so, STATS_RESET);
         return;
     } else if (IS("settings"))
-        settings_report(o);
+        settings_report(so);
     else if (IS("items"))
-        items_report(o);
+        items_report(so);
     else if (IS("slabs"))
-        slabs_report(o);
+        slabs_report(so);
     else if (IS("conns"))
-        conns_report(o);
+        conns_report(so);
     else if (IS("sizes"))
-        stat(o, "sizes_status", "disabled");
+        stats_emitf(so, "sizes_status", "disabled");
     else if (len >= 6 && memcmp(arg, "detail", 6) == 0) {
-        detail_report(arg, len, o);
+        detail_report(arg, len, so);
         return;
     } else {
-        buf_adds(o, "ERROR\r\n");
+        so->end(so, STATS_UNKNOWN);
         return;
     }
 #undef IS
-    buf_adds(o, "END\r\n");
+    so->end(so, STATS_END);
 }

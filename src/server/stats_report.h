@@ -8,16 +8,17 @@
 
 #include <stddef.h>
 #include "util/buf.h"
+#include "proto/stats_out.h"
 #include "server/worker.h"
 
-void stats_report(struct worker *w, const char *arg, size_t len, struct buf *out);
+void stats_report(struct worker *w, const char *arg, size_t len, struct stats_out *so);
 
 /* Per-class `stats items` / `stats slabs` pieces, shared with the exact
  * walk of server/introspect.c: sum n classes into an array indexed by id - 1
- * (STORE_CLASSES_MAX long), and print such an array (without END). */
+ * (STORE_CLASSES_MAX long), and emit such an array (without the end). */
 void stats_classes_add(struct store_class_stats *sum, const struct store_class_stats *one,
                        unsigned n);
-void stats_items_format(const struct store_class_stats *sum, struct buf *o);
-void stats_slabs_format(const struct store_class_stats *sum, struct buf *o);
+void stats_items_format(const struct store_class_stats *sum, struct stats_out *so);
+void stats_slabs_format(const struct store_class_stats *sum, struct stats_out *so);
 
 #endif

@@ -218,7 +218,7 @@ static void on_store_event(void *arg, const struct store_event *ev)
                     : ev->kind == SEV_STORE ? WATCH_MUTATIONS : WATCH_EVICTIONS;
     if (!(state(w)->flags & flag))
         return;
-    char key[3 * 250 + 1], line[1024];
+    char key[3 * KEY_MAX_LENGTH + 1], line[1024];
     uri(key, sizeof key, ev->key, ev->klen);
     int n = head(line, sizeof line);
     int ttl = ev->exptime ? (int)(ev->exptime - w->now) : 0;

@@ -505,9 +505,9 @@ static void host_route(struct loop *l, unsigned owner, struct msg *m)
     worker_send(of(l), owner, m);
 }
 
-static void host_stats(struct loop *l, const char *arg, size_t len, struct buf *out)
+static void host_stats(struct loop *l, const char *arg, size_t len, struct stats_out *so)
 {
-    stats_report(of(l), arg, len, out);
+    stats_report(of(l), arg, len, so);
 }
 
 static struct msg *host_dump_new(struct loop *l, const struct dump_req *d)

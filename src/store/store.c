@@ -15,6 +15,7 @@
  */
 #include <stdlib.h>
 
+#include "util/numparse.h"
 #include "store/store_int.h"
 
 /* --- hashing ---------------------------------------------------------------- */
@@ -433,7 +434,7 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
                     const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
                     uint64_t cas_in, uint64_t *cas_out)
 {
-    if (klen == 0 || klen > STORE_KEY_MAX)
+    if (klen == 0 || klen > KEY_MAX_LENGTH)
         return ST_NOT_STORED;
     uint64_t h = store_hash(key, klen);
     struct item it;
@@ -611,33 +612,6 @@ int store_delete(struct store *s, const char *key, size_t klen, uint64_t cas_in)
     s->cls[entry_class(s, *slot)].delete_hits++;
     item_remove(s, h, slot, &it);
     return ST_OK;
-}
-
-/* memcached accepts a decimal u64, optionally followed by spaces (its own
- * in-place decr pads with them). */
-static bool parse_u64(const char *p, size_t n, uint64_t *out)
-{
-    size_t i = 0;
-    uint64_t v = 0;
-    /* strtoull's leading blanks and '+' are accepted too. */
-    while (i < n && (p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')))
-        i++;
-    if (i < n && p[i] == '+')
-        i++;
-    if (i >= n || p[i] < '0' || p[i] > '9')
-        return false;
-    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    /* Like safe_strtoull: after the digits, anything from a blank on is
-     * ignored. */
-    if (i < n && !(p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')))
-        return false;
-    *out = v;
-    return true;
 }
 
 int store_arith(struct store *s, const char *key, size_t klen, bool incr,

@@ -12,8 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define STORE_KEY_MAX 250
+#include "util/hash.h"
 
 enum store_status {
     ST_OK = 0,        /* hit / stored / deleted / touched */

@@ -14,14 +14,16 @@
 #include <stdint.h>
 
 #define SLOT_COUNT 1024u
-#define KEY_HASH_MAX 250u
+/* memcached's key length limit. The parsers refuse longer keys and the
+ * store never holds one, so the hash (here and in src/bpf) covers a whole key. */
+#define KEY_MAX_LENGTH 250u
 
 static inline uint32_t key_hash(const void *key, size_t len)
 {
     const unsigned char *p = key;
     uint32_t h = 2166136261u;
-    if (len > KEY_HASH_MAX)
-        len = KEY_HASH_MAX;
+    if (len > KEY_MAX_LENGTH)
+        len = KEY_MAX_LENGTH;
     for (size_t i = 0; i < len; i++) {
         h ^= p[i];
         h *= 16777619u;

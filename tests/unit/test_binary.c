@@ -1,8 +1,8 @@
-/* test_binary.c — unit tests of the binary protocol: bin_parse() framing,
+/* test_binary.c — unit tests of the binary protocol: proto_binary.parse() framing,
  * validation and the commands it answers itself, with keyed requests run at
  * once by a fake sink through proto_exec() on a private store, so each test
- * sees the exact response packets. The connection is a zeroed struct conn:
- * bin_parse only uses its `bin` field. Single-threaded. */
+ * sees the exact response packets. The session is the harness, which
+ * holds the parser's state as a connection would. Single-threaded. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,16 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "util/clock.h"
-#include "net/conn.h"
 #include "proto/bin.h"
 #include "proto/proto.h"
 
-ssize_t bin_parse(struct conn *c, const struct proto_conf *cf, const struct proto_sink *sk,
-                  const char *data, size_t len, size_t *need);
-void bin_conn_free(struct conn *c);
-
 struct harness {
-    struct conn       c;      /* first: the sink's session pointer is the conn */
+    void             *state;  /* the binary parser's, as a connection holds it */
     struct store     *store;
     struct wstats     stats;
     struct exec_ctx   x;
@@ -41,14 +36,17 @@ static struct buf *h_output(void *s)
     return &((struct harness *)s)->out;
 }
 
-static void h_stats(void *s, const char *arg, size_t len)
+static void h_stats(void *s, const char *arg, size_t len, struct stats_out *so)
 {
-    if (len == 0)
-        buf_adds(h_output(s), "STAT pid 42\r\nSTAT version 1.6\r\nEND\r\n");
-    else if (len == 5 && memcmp(arg, "reset", 5) == 0)
-        buf_adds(h_output(s), "RESET\r\n");
-    else
-        buf_adds(h_output(s), "ERROR\r\n");
+    if (len == 0) {
+        stats_emit(so, "pid", "42");
+        stats_emit(so, "version", "1.6");
+        so->end(so, STATS_END);
+    } else if (len == 5 && memcmp(arg, "reset", 5) == 0) {
+        so->end(so, STATS_RESET);
+    } else {
+        so->end(so, STATS_UNKNOWN);
+    }
 }
 
 static void h_flush(void *s, int64_t delay, bool noreply)
@@ -99,8 +97,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct harness *h = *state;
-    if (h->c.bin)
-        bin_conn_free(&h->c);
+    proto_binary.state_free(&h->state);
     store_destroy(h->store);
     buf_free(&h->out);
     buf_free(&h->in);
@@ -167,7 +164,7 @@ static int run(struct harness *h, struct rsp *r, int max)
 {
     size_t need;
     h->out.len = 0;
-    ssize_t used = bin_parse(&h->c, &h->cf, &sink, h->in.data, h->in.len, &need);
+    ssize_t used = proto_binary.parse(&h->state, &h->cf, &sink, h, h->in.data, h->in.len, &need);
     assert_true(used >= 0);
     assert_int_equal((size_t)used, h->in.len);
     h->in.len = 0;
@@ -311,9 +308,9 @@ static void test_partial_and_swallow(void **state)
     setpkt(h, BIN_SET, "part", "0123456789", 0, 1, 0);
     /* header only: wait for the whole packet */
     h->out.len = 0;
-    assert_int_equal(bin_parse(&h->c, &h->cf, &sink, h->in.data, 10, &need), 0);
+    assert_int_equal(proto_binary.parse(&h->state, &h->cf, &sink, h, h->in.data, 10, &need), 0);
     assert_int_equal(need, 24);
-    assert_int_equal(bin_parse(&h->c, &h->cf, &sink, h->in.data, 40, &need), 0);
+    assert_int_equal(proto_binary.parse(&h->state, &h->cf, &sink, h, h->in.data, 40, &need), 0);
     assert_int_equal(need, h->in.len);
     assert_int_equal(run(h, r, 4), 1);
     assert_int_equal(r[0].status, BS_OK);
@@ -325,12 +322,12 @@ static void test_partial_and_swallow(void **state)
     setpkt(h, BIN_SET, "part", v, 0, 2, 0);
     free(v);
     h->out.len = 0;
-    ssize_t used = bin_parse(&h->c, &h->cf, &sink, h->in.data, 1000, &need);
+    ssize_t used = proto_binary.parse(&h->state, &h->cf, &sink, h, h->in.data, 1000, &need);
     assert_int_equal(used, 1000);
     buf_consume(&h->in, 1000);
     pkt(h, BIN_GET, "part", NULL, 0, NULL, 0, 3, 0);
     size_t keep = h->out.len;
-    used = bin_parse(&h->c, &h->cf, &sink, h->in.data, h->in.len, &need);
+    used = proto_binary.parse(&h->state, &h->cf, &sink, h, h->in.data, h->in.len, &need);
     assert_int_equal((size_t)used, h->in.len);
     assert_true(h->out.len > keep);
     const unsigned char *o = (const unsigned char *)h->out.data;
@@ -358,7 +355,7 @@ static void test_protocol_errors(void **state)
     assert_int_equal(r[1].op, BIN_NOOP);
     /* bad magic: the connection is dropped */
     unsigned char bad[24] = {0x81};
-    assert_int_equal(bin_parse(&h->c, &h->cf, &sink, (const char *)bad, 24, &need), -1);
+    assert_int_equal(proto_binary.parse(&h->state, &h->cf, &sink, h, (const char *)bad, 24, &need), -1);
     /* quit answers, then stops parsing */
     pkt(h, BIN_QUIT, NULL, NULL, 0, NULL, 0, 5, 0);
     pkt(h, BIN_NOOP, NULL, NULL, 0, NULL, 0, 6, 0);

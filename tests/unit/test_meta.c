@@ -34,9 +34,10 @@ static struct buf *h_output(void *s)
     return &((struct harness *)s)->out;
 }
 
-static void h_stats(void *s, const char *arg, size_t len)
+static void h_stats(void *s, const char *arg, size_t len, struct stats_out *so)
 {
-    buf_adds(h_output(s), "STAT pid 1\r\nEND\r\n");
+    stats_emit(so, "pid", "1");
+    so->end(so, STATS_END);
 }
 
 static void h_flush(void *s, int64_t delay, bool noreply)

@@ -130,7 +130,7 @@ struct sent {
 static void check_steering(struct group *g, unsigned count, bool plain_only)
 {
     unsigned seed = 12345;
-    char key[KEY_HASH_MAX], d[600];
+    char key[KEY_MAX_LENGTH], d[600];
     struct sent *s = calloc(count, sizeof *s);
     assert_non_null(s);
     unsigned wrong = 0, got = 0;
@@ -138,7 +138,7 @@ static void check_steering(struct group *g, unsigned count, bool plain_only)
         unsigned end = base + BATCH < count ? base + BATCH : count;
         for (unsigned i = base; i < end; i++) {
             /* Lengths: many short keys, every length up to 250 too. */
-            size_t len = (i % 3 == 0) ? 1 + i % KEY_HASH_MAX : 1 + (unsigned)rand_r(&seed) % 24;
+            size_t len = (i % 3 == 0) ? 1 + i % KEY_MAX_LENGTH : 1 + (unsigned)rand_r(&seed) % 24;
             bool plain = plain_only || i % 2 == 0;
             make_key(key, len, &seed, plain);
             s[i].owner = key_owner(key, len);

@@ -34,7 +34,10 @@ static void s_request(void *s, struct req *r)
     rc->nreq++;
 }
 static struct buf *s_output(void *s) { return &((struct rec *)s)->out; }
-static void s_stats(void *s, const char *a, size_t n) { buf_adds(s_output(s), "<stats>"); }
+static void s_stats(void *s, const char *a, size_t n, struct stats_out *so)
+{
+    buf_adds(so->o, "<stats>");
+}
 static void s_flush(void *s, int64_t d, bool nr)
 {
     char t[64];

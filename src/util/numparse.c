@@ -1,14 +1,13 @@
 /*
- * numparse.c — strict number parsing with memcached's acceptance rules
- * (leading blanks and a sign allowed, the whole token must be consumed,
- * negative values refused for unsigned fields). Pure functions.
+ * numparse.c — number parsing with memcached's acceptance rules (see
+ * numparse.h). Pure functions, any thread.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include "proto/proto.h"
+#include "util/numparse.h"
 
 /* Copy a token into a NUL-terminated scratch buffer for strto*(). */
 static bool scratch(const char *s, size_t n, char *tmp, size_t cap)
@@ -57,17 +56,37 @@ bool parse_i32(const char *s, size_t n, int32_t *out)
     return true;
 }
 
+static bool blank(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* safe_strtoull over n bytes: what strtoull() accepts (leading blanks, a
+ * sign, decimal digits, no overflow), then the end or a blank; a '-' is
+ * refused when the negated result would read as negative. */
 bool parse_u64(const char *s, size_t n, uint64_t *out)
 {
-    char tmp[64], *end;
-    if (!scratch(s, n, tmp, sizeof tmp))
+    size_t i = 0;
+    uint64_t v = 0;
+    while (i < n && blank(s[i]))
+        i++;
+    bool neg = i < n && s[i] == '-';
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        i++;
+    size_t digits = i;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (i == digits || (i < n && !blank(s[i])))
         return false;
-    errno = 0;
-    unsigned long long l = strtoull(tmp, &end, 10);
-    if (errno == ERANGE || !tail_ok(tmp, end))
-        return false;
-    if ((long long)l < 0 && memchr(tmp, '-', (size_t)(end - tmp)))
-        return false;
-    *out = l;
+    if (neg) {
+        v = -v;
+        if ((int64_t)v < 0)
+            return false;
+    }
+    *out = v;
     return true;
 }
