@@ -130,6 +130,7 @@ bool accept_limit_failed(struct loop *l, struct evsrc *ls, int err)
     }
     if (!s->paused) {
         s->paused = true;
+        l->accept_paused = true;
         s->resume_ms = now + s->backoff_ms;
         s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
     }
@@ -161,5 +162,6 @@ int accept_limit_tick(struct loop *l, int timeout_ms)
         reactor_mod(&l->reactor, s->paused_ls[i]->fd, EV_READ, s->paused_ls[i]);
     s->npaused = 0;
     s->paused = false;
+    l->accept_paused = false;
     return timeout_ms;
 }

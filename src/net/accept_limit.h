@@ -24,8 +24,9 @@ void accept_limit_teardown(struct loop *l);
  * that was descriptor exhaustion and it has been dealt with (listener
  * paused); false for any other error, which the caller handles. */
 bool accept_limit_failed(struct loop *l, struct evsrc *ls, int err);
-/* Once per loop iteration: resumes paused listeners when their back-off is
- * over. Returns the loop's wait timeout, shortened to that moment. */
+/* Once per loop iteration while l->accept_paused: resumes paused listeners
+ * when their back-off is over. Returns the loop's wait timeout, shortened
+ * to that moment. */
 int  accept_limit_tick(struct loop *l, int timeout_ms);
 
 #endif

@@ -62,6 +62,7 @@ struct loop {
     void            *owner;                /* the runtime's worker */
     bool             route_paused;         /* the runtime's messages to other workers
                                             * are over their cap: stop parsing */
+    bool             accept_paused;        /* a listener backs off (accept_limit.c) */
 
     struct conn     *conns;                /* all open connections */
     struct conn     *dirty;                /* connections to serve this iteration */

@@ -338,8 +338,15 @@ static bool rings_empty(struct worker *w)
     return true;
 }
 
+/* Published again only when the store's counters moved (and once a second
+ * regardless): most loop iterations of a read-mostly load change nothing. */
 static void publish_stats(struct worker *w)
 {
+    uint64_t epoch = store_stats_epoch(w->store);
+    if (epoch == w->pub_epoch && w->now == w->pub_now)
+        return;
+    w->pub_epoch = epoch;
+    w->pub_now = w->now;
     struct store_stats ss;
     store_get_stats(w->store, &ss);
     const uint64_t *v = (const uint64_t *)&ss;
@@ -434,10 +441,9 @@ static void *worker_main(void *arg)
 
     while (!atomic_load_explicit(&server_stopping, memory_order_relaxed)) {
         l->iter++;
-        worker_tick(w);
-
         int timeout = (w->ovf_pending || more_maint || l->resume || w->intro_head) ? 0 : 1000;
-        timeout = accept_limit_tick(l, timeout);
+        if (l->accept_paused)
+            timeout = accept_limit_tick(l, timeout);
         if (timeout) {
             atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
             atomic_thread_fence(memory_order_seq_cst);
@@ -446,8 +452,7 @@ static void *worker_main(void *arg)
         }
         int n = reactor_wait(&l->reactor, ev, 256, timeout);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-        if (timeout)
-            worker_tick(w);   /* the wait may have crossed a second */
+        worker_tick(w);
         uint64_t t0 = clock_mono_us();
         conn_resume_all(l);
         loop_dispatch(l, ev, n);

@@ -748,6 +748,31 @@ void store_unpin(struct store *s, uint32_t loc)
     }
 }
 
+uint64_t store_stats_epoch(const struct store *s)
+{
+    /* Distinct odd multipliers: changes in different counters within one
+     * iteration cannot cancel out for any realistic amounts. */
+    uint64_t e = s->c.total_items * 0x9e3779b97f4a7c15ull;
+    e += s->c.curr_items * 0xbf58476d1ce4e5b9ull;
+    e += s->c.bytes * 0x94d049bb133111ebull;
+    e += s->pins * 0xd6e8feb86659fd93ull;
+    e += s->held_bytes * 0xa0761d6478bd642full;
+    e += s->segs_used * 0xe7037ed1a0b428dbull;
+    e += s->nlarge * 0x8ebc6af09c88c6e3ull;
+    e += s->large_bytes * 0x7fb5d329728ea185ull;
+    e += s->c.evictions * 0x589965cc75374cc3ull;
+    e += s->c.evicted_segments * 0x1d8e4e27c47d124full;
+    e += s->c.expired_reclaimed * 0xff51afd7ed558ccdull;
+    e += s->c.expired_unfetched * 0xc4ceb9fe1a85ec53ull;
+    e += s->c.evicted_unfetched * 0x2127599bf4325c37ull;
+    e += s->c.reclaim_segments * 0x880355f21e6d1965ull;
+    e += s->c.merged_items * 0x4cf5ad432745937full;
+    e += s->c.flushes * 0x9fb21c651e98df25ull;
+    e += ((uint64_t)s->idx.nb << 8 | s->idx.level) * 0x2545f4914f6cdd1dull;
+    e += (s->idx.nb_commit + s->idx.ovf_commit) * 0x106689d45497fdb5ull;
+    return e;
+}
+
 void store_get_stats(const struct store *s, struct store_stats *o)
 {
     memset(o, 0, sizeof(*o));

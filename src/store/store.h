@@ -144,6 +144,10 @@ void store_flush_hold(struct store *s, uint32_t until);
 bool store_maintain(struct store *s, unsigned budget);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
+/* A value that changes whenever any store_get_stats() field may have: a mix
+ * of the counters, much cheaper than the copy (the worker publishes its
+ * stats for other workers only when it moved). */
+uint64_t store_stats_epoch(const struct store *s);
 
 /* Replies by reference: pin the memory of the item a view came from, so
  * that iv->val stays readable and unchanged (item values are never written
