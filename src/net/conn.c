@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "util/hash.h"
 #include "util/log.h"
+#include "util/sys.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
 
@@ -429,12 +430,18 @@ static bool send_direct(struct conn *c)
             room = wroom;
         if (c->woff >= buf_size(&c->wbuf) || room == 0)
             break;
-        struct iovec iov[IOV_BATCH];
-        size_t niov = buf_iov(&c->wbuf, c->woff, room, iov, IOV_BATCH);
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = niov };
-        ssize_t n = niov == 1
-            ? send(c->src.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
-            : sendmsg(c->src.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n;
+        if (c->wbuf.nrefs == 0) {
+            /* Own bytes only (the common case): one plain send. */
+            size_t len = c->wbuf.len - c->woff;
+            n = sys_send(c->src.fd, c->wbuf.data + c->woff, len < room ? len : room,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            struct iovec iov[IOV_BATCH];
+            size_t niov = buf_iov(&c->wbuf, c->woff, room, iov, IOV_BATCH);
+            struct msghdr mh = { .msg_iov = iov, .msg_iovlen = niov };
+            n = sys_sendmsg(c->src.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         if (n > 0) {
             c->woff += (size_t)n;
             c->sent_iter += (size_t)n;
@@ -540,7 +547,7 @@ static void conn_read(struct conn *c)
             return;
         }
         size_t room = c->rbuf.cap - c->rbuf.len;
-        ssize_t n = recv(c->src.fd, c->rbuf.data + c->rbuf.len, room, MSG_DONTWAIT);
+        ssize_t n = sys_recv(c->src.fd, c->rbuf.data + c->rbuf.len, room, MSG_DONTWAIT);
         if (n == 0) {
             conn_peer_closed(c);
             return;
@@ -620,8 +627,8 @@ void conn_serve(struct conn *c)
         }
         msg_free(m);
     }
-    if (c->trace_off < c->wbuf.len)
-        conn_trace_out(c);
+    if (c->trace_off < c->wbuf.len && log_level_now() >= 2)
+        conn_trace_out(c);   /* -vv (conn_trace.c) */
     if (reactor_sends(&c->l->reactor)) {
         /* io_uring: the backend takes the bytes (and the references' pins);
          * its completion raises EV_WRITE, which brings us back here for the

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+#include "util/sys.h"
 #include "net/reactor_backend.h"
 
 static uint32_t to_epoll(uint32_t ev)
@@ -57,7 +58,7 @@ int epoll_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
         max = 256;
     if (r->busy_poll)
         timeout_ms = 0;
-    int n = epoll_wait(r->fd, es, max, timeout_ms);
+    int n = sys_epoll_wait(r->fd, es, max, timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -1;
     for (int i = 0; i < n; i++) {
