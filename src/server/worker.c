@@ -154,6 +154,7 @@ static void publish_classes(struct worker *w);
  * tick; the origin's verdict keeps every shard's flush immediate). */
 static void apply_flush(struct worker *w, uint32_t at, bool now)
 {
+    w->store_events++;
     if (at == 0) {
         w->flush_at = 0;
     } else if (now || at <= w->now) {
@@ -299,6 +300,7 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
         return;
     case MSG_UNPIN:
         store_unpin(w->store, m->u.pin);
+        w->store_events++;
         free(m);
         return;
     default:
@@ -342,6 +344,14 @@ static bool rings_empty(struct worker *w)
  * regardless): most loop iterations of a read-mostly load change nothing. */
 static void publish_stats(struct worker *w)
 {
+    /* Cheapest first: nothing reached the store in this iteration (no
+     * request executed, no unpin, no maintenance) and the second is the
+     * same: nothing to publish. */
+    uint64_t work = stat_get(&w->stats.req_local) + stat_get(&w->stats.req_remote_served) +
+                    w->store_events;
+    if (work == w->pub_work && w->now == w->pub_now)
+        return;
+    w->pub_work = work;
     uint64_t epoch = store_stats_epoch(w->store);
     if (epoch == w->pub_epoch && w->now == w->pub_now)
         return;
@@ -398,6 +408,7 @@ static void worker_unpin(uint16_t owner, uint32_t pin)
         return;
     if (owner == w->id) {
         store_unpin(w->store, pin);
+        w->store_events++;
         return;
     }
     struct msg *m = calloc(1, sizeof *m);
@@ -476,8 +487,10 @@ static void *worker_main(void *arg)
             conn_idle_sweep(l);
             publish_classes(w);
             more_maint = store_maintain(w->store, 64);
+            w->store_events++;
         } else if (more_maint && n == 0) {
             more_maint = store_maintain(w->store, 64);
+            w->store_events++;
         }
         publish_stats(w);   /* once per iteration */
         /* The work of one iteration, waiting excluded (the kernel's share of

@@ -24,7 +24,7 @@ bool buf_reserve(struct buf *b, size_t extra)
     return true;
 }
 
-static void release_refs(struct buf *b)
+void buf_release_refs(struct buf *b)
 {
     for (uint32_t i = 0; i < b->nrefs; i++)
         if (buf_unpin)
@@ -35,7 +35,7 @@ static void release_refs(struct buf *b)
 
 void buf_free(struct buf *b)
 {
-    release_refs(b);
+    buf_release_refs(b);
     free(b->refs);
     free(b->data);
     b->refs = NULL;
@@ -44,11 +44,6 @@ void buf_free(struct buf *b)
     b->len = b->cap = 0;
 }
 
-void buf_reset(struct buf *b)
-{
-    release_refs(b);
-    b->len = 0;
-}
 
 void buf_consume(struct buf *b, size_t n)
 {

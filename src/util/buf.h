@@ -42,8 +42,15 @@ extern void (*buf_unpin)(uint16_t owner, uint32_t pin);
 
 bool buf_reserve(struct buf *b, size_t extra);   /* false on OOM */
 void buf_free(struct buf *b);
+/* Let go of every reference (unpinning), keep the own bytes. */
+void buf_release_refs(struct buf *b);
 /* Empty the buffer, keep its memory; references are released. */
-void buf_reset(struct buf *b);
+static inline void buf_reset(struct buf *b)
+{
+    if (b->nrefs)
+        buf_release_refs(b);
+    b->len = 0;
+}
 void buf_consume(struct buf *b, size_t n);       /* drop n bytes from the front (no refs) */
 
 static inline bool buf_add(struct buf *b, const void *p, size_t n)
