@@ -205,8 +205,12 @@ static void conn_recount(struct conn *c)
  * A connection that stops is not read until its output drains. */
 static bool out_full(struct conn *c)
 {
-    size_t cap = settings.conn_out_max;
     size_t out = conn_pending(c);
+    /* The common case, first: nothing unsent, nothing in flight. */
+    if (out == 0 && c->inflight == 0 && c->wbuf.nrefs == 0 && !c->closing &&
+        !c->l->route_paused)
+        return false;
+    size_t cap = settings.conn_out_max;
     if (c->closing || c->inflight >= MAX_INFLIGHT)
         return true;
     if (out > cap || c->wbuf.nrefs + c->tx_refs >= MAX_OUT_REFS) {
