@@ -105,6 +105,8 @@ struct uring {
     struct uio       *all;
     struct uio       *rearm;       /* re-arm after the CQE batch */
     bool              enabled;
+    bool              timer_armed; /* the idle wake-up timeout is outstanding */
+    struct __kernel_timespec timer_ts;
     unsigned          flags;
     unsigned          pending;     /* requests the kernel has not finished */
 };
@@ -465,6 +467,7 @@ int uring_reactor_send(struct reactor *r, int fd, struct buf *out, size_t *off)
 /* ---- shut-down --------------------------------------------------------- */
 
 #define QUIESCE_TAG 0x1ull   /* user_data of the cancel-everything request */
+#define TIMER_TAG   0x2ull   /* ... of the idle wake-up timeout (wait) */
 #define QUIESCE_MS  1000
 
 /* On the worker's own thread (the ring's single issuer), after its
@@ -492,6 +495,10 @@ void uring_reactor_quiesce(struct reactor *r)
             seen++;
             if (cqe->user_data == QUIESCE_TAG) {
                 cancel_done = true;
+                continue;
+            }
+            if (cqe->user_data == TIMER_TAG) {
+                u->pending--;
                 continue;
             }
             struct uio *x = (struct uio *)(uintptr_t)(cqe->user_data & ~OP_MASK);
@@ -601,8 +608,22 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
         uring_bufs_put(&u->bufs, u->held[i]);
     u->nheld = 0;
     /* One io_uring_enter: submits this iteration's sends and re-arms, runs
-     * deferred completions, and sleeps only if there are none. */
-    if (timeout_ms != 0 && io_uring_cq_ready(&u->ring) == 0) {
+     * deferred completions, and sleeps only if there are none. The loop's
+     * usual one-second wait is a timeout request kept outstanding, so the
+     * enter is a plain one; liburing's wait-with-timeout costs about a
+     * hundred more instructions on every sleep. Shorter timeouts (a
+     * listener's back-off) take that path. */
+    if (timeout_ms >= 1000 && io_uring_cq_ready(&u->ring) == 0) {
+        if (!u->timer_armed) {
+            struct io_uring_sqe *s = sqe_get(u);
+            u->timer_ts = (struct __kernel_timespec){ .tv_sec = timeout_ms / 1000 };
+            io_uring_prep_timeout(s, &u->timer_ts, 0, 0);
+            io_uring_sqe_set_data64(s, TIMER_TAG);
+            u->timer_armed = true;
+            u->pending++;
+        }
+        io_uring_submit_and_wait(&u->ring, 1);
+    } else if (timeout_ms != 0 && io_uring_cq_ready(&u->ring) == 0) {
         struct __kernel_timespec ts = {
             .tv_sec = timeout_ms / 1000, .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
         };
@@ -618,6 +639,12 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
     io_uring_for_each_cqe(&u->ring, head, cqe) {
         if (n == max)
             break;   /* no room to report more: the rest waits in the CQ */
+        if (cqe->user_data == TIMER_TAG) {
+            seen++;
+            u->pending--;
+            u->timer_armed = false;
+            continue;
+        }
         struct uio *x = (struct uio *)(uintptr_t)(cqe->user_data & ~OP_MASK);
         unsigned op = (unsigned)(cqe->user_data & OP_MASK);
         seen++;
