@@ -3,6 +3,7 @@
 #   make run        install missing packages, build, start on the defaults
 #   make test       install missing packages, build, run every test
 #   make asan|tsan  sanitizer builds in build-asan/ and build-tsan/
+#   make check-layers  includes point only down src/'s layers, no circles
 
 CC      ?= cc
 O       ?= build
@@ -48,7 +49,7 @@ ifneq ($(wildcard bench/floor.c),)
   ALL += $(O)/percore-floor
 endif
 
-.PHONY: all run test deps deps-test unit integration asan tsan clean install uninstall
+.PHONY: all run test deps deps-test unit integration asan tsan check-layers clean install uninstall
 all: $(ALL)
 
 $(O)/%.o: %.c
@@ -92,6 +93,10 @@ deps-test:
 run: deps
 	$(MAKE) $(O)/percore
 	./$(O)/percore $(ARGS)
+
+# Includes may only point down src/'s layers (util < store < proto < net < server).
+check-layers:
+	@bash scripts/check-layers.sh
 
 unit: all
 	@bash tests/run-unit.sh $(O)

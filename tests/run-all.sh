@@ -1,5 +1,6 @@
 #!/bin/bash
 # The whole test suite, as `make test` and CI run it:
+#   0. layer check: includes point only down src/'s layers (scripts/check-layers.sh)
 #   1. release build with -Werror, unit tests, integration tests (real server,
 #      real clients, memcached side by side)
 #   2. ASan+UBSan build: unit tests + integration tests
@@ -34,6 +35,9 @@ BACKEND_TESTS="tests/integration/test_commands.py tests/integration/test_errors.
  tests/integration/test_bounded_output.py"
 POLL_TESTS="tests/integration/test_commands.py tests/integration/test_errors.py
  tests/integration/test_pipeline.py tests/integration/test_meta.py tests/integration/test_binary.py"
+
+step "layer check (scripts/check-layers.sh)"
+bash scripts/check-layers.sh || fail "layer check"
 
 step "build (release, -Werror)"
 make -j"$JOBS" all >/dev/null || { fail "release build"; exit 1; }
