@@ -4,7 +4,8 @@
 #   1. release build with -Werror, unit tests, integration tests (real server,
 #      real clients, memcached side by side)
 #   2. ASan+UBSan build: unit tests + integration tests
-#   3. TSan build: integration tests of the cross-worker paths
+#   3. TSan build: unit tests (the ring's two-thread run among them) +
+#      integration tests of the cross-worker paths
 #   4. fuzz targets for a bounded time each (when clang's libFuzzer is present)
 # Knobs: SKIP_SAN=1, SKIP_FUZZ=1, FUZZ_SECONDS=N.
 set -u
@@ -73,6 +74,8 @@ if [ -z "${SKIP_SAN:-}" ]; then
     fi
     step "TSan build"
     if make -j"$JOBS" tsan >/dev/null; then
+        TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+            bash tests/run-unit.sh build-tsan || fail "unit tests (tsan)"
         TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
             PERCORE_TESTS="$SAN_TESTS" PERCORE_SOAK_SECONDS=20 bash tests/run-integration.sh build-tsan -m "not slow" || fail "integration tests (tsan)"
     else
