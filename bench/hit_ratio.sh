@@ -146,6 +146,7 @@ for c in ${cases//,/ }; do
         scan_hr="-"
         if [ "$c" = scan ]; then
             wait "$scan_pid" || true
+            bench_stop "$scan_pid"   # reaped: forget it, so the exit trap never signals a reused PID
             scan_hr=$(jget "$tmp/$c.$name.scan.json" hit_ratio gets fills achieved_rps errors timeouts)
         fi
         st=$(stats "$port")
