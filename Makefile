@@ -3,6 +3,7 @@
 #   make run        install missing packages, build, start on the defaults
 #   make test       install missing packages, build, run every test
 #   make asan|tsan  sanitizer builds in build-asan/ and build-tsan/
+#   make check-layers  includes point only down src/'s layers, no circles
 
 CC      ?= cc
 O       ?= build
@@ -35,8 +36,10 @@ MAIN_OBJ   := $(O)/src/server/main.o
 BENCH_SRCS := $(wildcard bench/percore-bench/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(O)/%.o)
 BENCH_LIB_OBJS := $(filter-out $(O)/bench/percore-bench/main.o,$(BENCH_OBJS))
-UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
-UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
+# Unit tests sit in tests/unit/<layer>/ as the code they test sits in src/;
+# their binaries stay flat in $(O)/tests/ (tests/run-unit.sh runs them).
+UNIT_SRCS  := $(wildcard tests/unit/*/test_*.c)
+UNIT_BINS  := $(addprefix $(O)/tests/,$(basename $(notdir $(UNIT_SRCS))))
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(O)/tools/%)
 
@@ -48,7 +51,7 @@ ifneq ($(wildcard bench/floor.c),)
   ALL += $(O)/percore-floor
 endif
 
-.PHONY: all run test deps deps-test unit integration asan tsan clean install uninstall
+.PHONY: all run test deps deps-test unit integration asan tsan check-layers clean install uninstall
 all: $(ALL)
 
 $(O)/%.o: %.c
@@ -64,14 +67,15 @@ $(O)/percore-bench: $(BENCH_OBJS)
 $(O)/percore-floor: $(O)/bench/floor.o
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-# Unit tests of the load generator link its objects; all others the server's.
-$(O)/tests/test_bench_%: $(O)/tests/unit/test_bench_%.o $(BENCH_LIB_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
-
-$(O)/tests/%: $(O)/tests/unit/%.o $(SRV_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcmocka
+# One link rule per unit test (a pattern cannot reach into the layer folder).
+# The load generator's tests (tests/unit/bench/) link its objects; all others
+# the server's.
+define unit_test_rule
+$(O)/tests/$(basename $(notdir $(1))): $(O)/$(1:.c=.o) $(if $(filter tests/unit/bench/%,$(1)),$(BENCH_LIB_OBJS),$(SRV_OBJS))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) $$^ -o $$@ $$(LDLIBS) -lcmocka
+endef
+$(foreach t,$(UNIT_SRCS),$(eval $(call unit_test_rule,$(t))))
 
 $(O)/tools/%: $(O)/tests/tools/%.o
 	@mkdir -p $(dir $@)
@@ -92,6 +96,10 @@ deps-test:
 run: deps
 	$(MAKE) $(O)/percore
 	./$(O)/percore $(ARGS)
+
+# Includes may only point down src/'s layers (util < store < proto < net < server).
+check-layers:
+	@bash scripts/check-layers.sh
 
 unit: all
 	@bash tests/run-unit.sh $(O)

@@ -90,6 +90,8 @@ rm -f "$out/sweep.csv"
 cmdlog=$out/commands.txt
 : > "$cmdlog"
 log() { echo "compare.sh: $*" >&2; }
+. "$here/lib.sh"
+bench_init
 run() { printf '%q ' "$@" >> "$cmdlog"; echo >> "$cmdlog"; "$@"; }
 
 # --- servers -------------------------------------------------------------------
@@ -125,40 +127,21 @@ server_argv() { # name port
     esac
 }
 
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-SPID=
-stop_server() {
-    if [ -n "$SPID" ]; then
-        kill -TERM "$SPID" 2>/dev/null || true
-        # valgrind writes its profile on exit, which takes a while.
-        for _ in $(seq 1 "${STOP_WAIT_TENTHS:-100}"); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SPID" 2>/dev/null || true
-        wait "$SPID" 2>/dev/null || true
-        SPID=
-    fi
-}
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT TERM
-
 start_server() { # name [wrapper...]; sets SPID, PORT
     local s=$1; shift
-    PORT=$(free_port)
+    PORT=$(bench_free_port)
     mapfile -t argv < <(server_argv "$s" "$PORT")
-    local lim=
-    [ -n "${UNDER_VALGRIND:-}" ] && lim="ulimit -n 1024; "
-    echo "$lim$(printf '%q ' taskset -c "$server_cpus" "$@" "${argv[@]}") &" >> "$cmdlog"
-    ( [ -n "$lim" ] && ulimit -n 1024; exec taskset -c "$server_cpus" "$@" "${argv[@]}" ) > "$out/$s.log" 2>&1 &
-    SPID=$!
     local wait_s=10
     [ $# -gt 0 ] && wait_s=60 # under valgrind
-    for _ in $(seq 1 $((wait_s * 10))); do
-        if ! kill -0 "$SPID" 2>/dev/null; then log "$s exited at start-up, see $out/$s.log"; SPID=; return 1; fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    log "$s did not listen on port $PORT within ${wait_s}s"; stop_server; return 1
+    BENCH_NOFILE=${UNDER_VALGRIND:+1024} bench_start "$s" "$server_cpus" "$out/$s.log" "$@" "${argv[@]}"
+    echo "$BENCH_CMD &" >> "$cmdlog"
+    SPID=$BENCH_PID
+    bench_wait "$PORT" "$wait_s" || { SPID=; return 1; }
 }
+# valgrind writes its profile on exit, which takes a while: callers pass
+# STOP_WAIT_TENTHS=600 there.
+stop_server() { [ -z "$SPID" ] || bench_stop "$SPID" "${STOP_WAIT_TENTHS:-100}"; SPID=; }
+SPID=
 
 bench() { run taskset -c "$bench_cpus" "$BENCH" --quiet --json --threads "$bench_threads" --conns "$conns" \
     --keys "$keys" --value-size "$value_size" --timeout 2 "$@" "${extra[@]}"; }

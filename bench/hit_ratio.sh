@@ -73,76 +73,29 @@ while [ $# -gt 0 ]; do
 done
 
 # ---------------------------------------------------------------- helpers
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do stop_pid "$p"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop_pid() {            # stop one process we started: TERM, then KILL after 5 s
-    local p=$1 i
-    kill -0 "$p" 2>/dev/null || return 0
-    kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-}
-
-free_port() {
-    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() {
-    timeout 10 $PY - "$1" <<'EOF'
-import socket, sys, time
-while True:
-    try:
-        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-        s.sendall(b"version\r\n")
-        if s.recv(100).startswith(b"VERSION"):
-            break
-    except OSError:
-        pass
-    time.sleep(0.05)
-EOF
-}
-
-stats() {
-    timeout 10 $PY - "$1" <<'EOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"stats\r\n")
-d = b""
-while not d.endswith(b"END\r\n"):
-    c = s.recv(65536)
-    if not c:
-        break
-    d += c
-for ln in d.decode().split("\r\n"):
-    if ln.startswith("STAT "):
-        print(ln[5:])
-EOF
-}
-stat_of() { awk -v k="$2" '$1 == k { print $2 }' <<<"$1"; }
+# Servers are started, waited for and stopped by bench/lib.sh (by PID only;
+# TERM, then KILL after 5 s).
+. "$here/lib.sh"
+BENCH_STOP_WAIT_TENTHS=50
+bench_init
+stats() { bench_stats "$@"; }
+stat_of() { bench_stat_of "$@"; }
 
 SRV_PID=
 CMD_SERVER=
 start_server() {        # name port
-    local name=$1 port=$2 u=()
+    local name=$1 port=$2 argv
     local common=(-p "$port" -l 127.0.0.1 -U 0 -m "$memory" -t 1 -c 1024)
     if [ "$name" = memcached ]; then
-        [ "$(id -u)" = 0 ] && u=(-u root)
-        CMD_SERVER="taskset -c $scpu $MEMCACHED ${common[*]} ${u[*]}"
-        taskset -c "$scpu" "$MEMCACHED" "${common[@]}" "${u[@]}" &
+        argv=("$MEMCACHED" "${common[@]}")
+        [ "$(id -u)" = 0 ] && argv+=(-u root)
     else
-        CMD_SERVER="taskset -c $scpu $PERCORE ${common[*]}"
-        taskset -c "$scpu" "$PERCORE" "${common[@]}" &
+        argv=("$PERCORE" "${common[@]}")
     fi
-    SRV_PID=$!
-    PIDS+=("$SRV_PID")
-    wait_ready "$port"
+    bench_start "$name" "$scpu" - "${argv[@]}"
+    SRV_PID=$BENCH_PID
+    CMD_SERVER=$BENCH_CMD
+    bench_wait "$port" 10
 }
 
 jget() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join(str(d[k]) for k in sys.argv[2:]))' "$@"; }
@@ -158,7 +111,7 @@ base=(--get-ratio 1 --miss-set --keys "$keys" --key-size "$ksize" --value-size "
 
 for c in ${cases//,/ }; do
     for name in ${servers//,/ }; do
-        port=$(free_port)
+        port=$(bench_free_port)
         start_server "$name" "$port" || continue
         echo "== $c / $name" >&2
         echo "# $c / $name" >>"$cmds"
@@ -178,7 +131,7 @@ for c in ${cases//,/ }; do
             echo "${scan[*]} &   # concurrent scan" >>"$cmds"
             timeout $((scan_s + 30)) "${scan[@]}" >"$tmp/$c.$name.scan.json" &
             scan_pid=$!
-            PIDS+=("$scan_pid")
+            bench_track "$scan_pid"
             ;;
         *) echo "unknown case $c" >&2; exit 2 ;;
         esac
@@ -193,6 +146,7 @@ for c in ${cases//,/ }; do
         scan_hr="-"
         if [ "$c" = scan ]; then
             wait "$scan_pid" || true
+            bench_stop "$scan_pid"   # reaped: forget it, so the exit trap never signals a reused PID
             scan_hr=$(jget "$tmp/$c.$name.scan.json" hit_ratio gets fills achieved_rps errors timeouts)
         fi
         st=$(stats "$port")
@@ -200,7 +154,7 @@ for c in ${cases//,/ }; do
         read -r mhr mgets mfills mrps merr mto <<<"$(jget "$tmp/$c.$name.meas.json" hit_ratio gets fills achieved_rps errors timeouts)"
         echo "$c $name $mhr $whr $mgets $mfills $mrps $merr $mto $(stat_of "$st" curr_items) $(stat_of "$st" evictions) $((t1 - t0)) ${scan_hr// /,}" >>"$rows"
         echo "   measured hit ratio $mhr (warm $whr), errors $merr timeouts $mto, curr_items $(stat_of "$st" curr_items), scan: $scan_hr" >&2
-        stop_pid "$SRV_PID"
+        bench_stop "$SRV_PID"
     done
 done
 

@@ -82,6 +82,8 @@ mkdir -p "$out"
 cmdlog=$out/commands.txt
 : > "$cmdlog"
 log() { echo "io_backends.sh: $*" >&2; }
+. "$(dirname "$0")/lib.sh"
+bench_init
 run() { printf '%q ' "$@" >> "$cmdlog"; echo >> "$cmdlog"; "$@"; }
 TICK=$(getconf CLK_TCK)
 
@@ -95,34 +97,16 @@ server_argv() { # name port
     esac
 }
 
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-SPID=
-stop_server() {
-    if [ -n "$SPID" ]; then
-        kill -TERM "$SPID" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SPID" 2>/dev/null || true
-        wait "$SPID" 2>/dev/null || true
-        SPID=
-    fi
-}
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT TERM
-
 start_server() { # name; sets SPID, PORT
-    PORT=$(free_port)
+    PORT=$(bench_free_port)
     mapfile -t argv < <(server_argv "$1" "$PORT")
-    echo "$(printf '%q ' taskset -c "$server_cpus" "${argv[@]}") &" >> "$cmdlog"
-    taskset -c "$server_cpus" "${argv[@]}" > "$out/$1.log" 2>&1 &
-    SPID=$!
-    for _ in $(seq 1 100); do
-        if ! kill -0 "$SPID" 2>/dev/null; then log "$1 exited at start-up, see $out/$1.log"; SPID=; return 1; fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    log "$1 did not listen on port $PORT within 10s"; stop_server; return 1
+    bench_start "$1" "$server_cpus" "$out/$1.log" "${argv[@]}"
+    echo "$BENCH_CMD &" >> "$cmdlog"
+    SPID=$BENCH_PID
+    bench_wait "$PORT" 10 || { SPID=; return 1; }
 }
+stop_server() { [ -z "$SPID" ] || bench_stop "$SPID" 100; SPID=; }
+SPID=
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime, whole process
 

@@ -52,78 +52,32 @@ while [ $# -gt 0 ]; do
 done
 
 # ---------------------------------------------------------------- helpers
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do stop_pid "$p"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop_pid() {            # stop one process we started: TERM, then KILL after 5 s
-    local p=$1 i
-    kill -0 "$p" 2>/dev/null || return 0
-    kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-}
-
-free_port() {
-    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() {          # port: wait up to 10 s for `version` to answer
-    timeout 10 $PY - "$1" <<'EOF'
-import socket, sys, time
-while True:
-    try:
-        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-        s.sendall(b"version\r\n")
-        if s.recv(100).startswith(b"VERSION"):
-            break
-    except OSError:
-        pass
-    time.sleep(0.05)
-EOF
-}
-
-stats() {               # port -> "name value" lines
-    timeout 10 $PY - "$1" <<'EOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"stats\r\n")
-d = b""
-while not d.endswith(b"END\r\n"):
-    c = s.recv(65536)
-    if not c:
-        break
-    d += c
-for ln in d.decode().split("\r\n"):
-    if ln.startswith("STAT "):
-        print(ln[5:])
-EOF
-}
-
-stat_of() { awk -v k="$2" '$1 == k { print $2 }' <<<"$1"; }
+# Servers are started, waited for and stopped by bench/lib.sh (by PID only;
+# TERM, then KILL after 5 s).
+. "$here/lib.sh"
+BENCH_STOP_WAIT_TENTHS=50
+bench_init
+stats() { bench_stats "$@"; }
+stat_of() { bench_stat_of "$@"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 SRV_PID=
+CMD_SERVER=
 start_server() {        # name port
-    local name=$1 port=$2
+    local name=$1 port=$2 argv
     local common=(-p "$port" -l 127.0.0.1 -U 0 -m "$memory" -t 1 -c 1024)
     if [ "$name" = memcached ]; then
         [ -x "$MEMCACHED" ] || { echo "no $MEMCACHED" >&2; return 1; }
-        local u=(); [ "$(id -u)" = 0 ] && u=(-u root)
-        taskset -c "$scpu" "$MEMCACHED" "${common[@]}" "${u[@]}" &
+        argv=("$MEMCACHED" "${common[@]}")
+        [ "$(id -u)" = 0 ] && argv+=(-u root)
     else
         [ -x "$PERCORE" ] || { echo "no $PERCORE (make)" >&2; return 1; }
-        taskset -c "$scpu" "$PERCORE" "${common[@]}" &
+        argv=("$PERCORE" "${common[@]}")
     fi
-    SRV_PID=$!
-    PIDS+=("$SRV_PID")
-    CMD_SERVER="taskset -c $scpu $( [ "$name" = memcached ] && echo "$MEMCACHED ${common[*]} ${u[*]}" || echo "$PERCORE ${common[*]}")"
-    wait_ready "$port"
+    bench_start "$name" "$scpu" - "${argv[@]}"
+    SRV_PID=$BENCH_PID
+    CMD_SERVER=$BENCH_CMD
+    bench_wait "$port" 10
 }
 
 # ---------------------------------------------------------------- run
@@ -132,7 +86,7 @@ tmp=$(mktemp -d)
 declare -A R
 kv=$((ksize + vsize))
 for name in ${servers//,/ }; do
-    port=$(free_port)
+    port=$(bench_free_port)
     start_server "$name" "$port" || continue
     sleep 0.5
     before=$(rss_kb "$SRV_PID")
@@ -168,7 +122,7 @@ for name in ${servers//,/ }; do
     R[$name.cmd_load]="${load[*]}"
     R[$name.warm]=$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["warmup_sets"], d["errors"])' "$tmp/$name.json")
     echo "   RSS $before kB -> $after kB, curr_items $curr, bytes $bytes, evictions $evic" >&2
-    stop_pid "$SRV_PID"
+    bench_stop "$SRV_PID"
 done
 
 # ---------------------------------------------------------------- report

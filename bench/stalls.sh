@@ -66,78 +66,32 @@ while [ $# -gt 0 ]; do
 done
 
 # ---------------------------------------------------------------- helpers
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do stop_pid "$p"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop_pid() {            # stop one process we started: TERM, then KILL after 5 s
-    local p=$1 i
-    kill -0 "$p" 2>/dev/null || return 0
-    kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-}
-
-free_port() {
-    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() {
-    timeout 10 $PY - "$1" <<'EOF'
-import socket, sys, time
-while True:
-    try:
-        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-        s.sendall(b"version\r\n")
-        if s.recv(100).startswith(b"VERSION"):
-            break
-    except OSError:
-        pass
-    time.sleep(0.05)
-EOF
-}
-
-stats() {
-    timeout 10 $PY - "$1" <<'EOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"stats\r\n")
-d = b""
-while not d.endswith(b"END\r\n"):
-    c = s.recv(65536)
-    if not c:
-        break
-    d += c
-for ln in d.decode().split("\r\n"):
-    if ln.startswith("STAT "):
-        print(ln[5:])
-EOF
-}
-evictions() { stats "$1" | awk '$1 == "evictions" { print $2 }'; }
+# Servers are started, waited for and stopped by bench/lib.sh (by PID only;
+# TERM, then KILL after 5 s).
+. "$here/lib.sh"
+BENCH_STOP_WAIT_TENTHS=50
+bench_init
+stats() { bench_stats "$@"; }
+stat_of() { bench_stat_of "$@"; }
+evictions() { bench_stats "$1" | awk '$1 == "evictions" { print $2 }'; }
 
 SRV_PID=
 CMD_SERVER=
 start_server() {        # name port
-    local name=$1 port=$2 u=()
+    local name=$1 port=$2 argv
     local common=(-p "$port" -l 127.0.0.1 -U 0 -m "$memory" -t 1 -c 1024)
     if [ "$name" = memcached ]; then
-        [ "$(id -u)" = 0 ] && u=(-u root)
-        CMD_SERVER="taskset -c $scpu $MEMCACHED ${common[*]} ${u[*]}"
-        taskset -c "$scpu" "$MEMCACHED" "${common[@]}" "${u[@]}" &
+        argv=("$MEMCACHED" "${common[@]}")
+        [ "$(id -u)" = 0 ] && argv+=(-u root)
     else
         local extra=()
         read -r -a extra <<<"$pargs"
-        CMD_SERVER="taskset -c $scpu $PERCORE ${common[*]} ${extra[*]}"
-        taskset -c "$scpu" "$PERCORE" "${common[@]}" "${extra[@]}" &
+        argv=("$PERCORE" "${common[@]}" "${extra[@]}")
     fi
-    SRV_PID=$!
-    PIDS+=("$SRV_PID")
-    wait_ready "$port"
+    bench_start "$name" "$scpu" - "${argv[@]}"
+    SRV_PID=$BENCH_PID
+    CMD_SERVER=$BENCH_CMD
+    bench_wait "$port" 10
 }
 
 # ---------------------------------------------------------------- run
@@ -150,7 +104,7 @@ open=(--rate "$rate" --conns 4 -d "$duration" --get-ratio 0 --key-size "$ksize"
       --value-size "$vsize" --timeout 2 -q --json)
 [ "$spin" != 0 ] && open+=(--spin-us "$spin")
 for name in ${servers//,/ }; do
-    port=$(free_port)
+    port=$(bench_free_port)
     start_server "$name" "$port" || continue
     echo "== $name" >&2
     { echo "# $name"; echo "$CMD_SERVER &"; } >>"$cmds"
@@ -173,7 +127,7 @@ for name in ${servers//,/ }; do
     e3=$(evictions "$port")
     echo "$name full $tmp/$name.full.json $((e3 - e2))" >>"$rows"
     echo "   evictions: not-full phase $((e1 - e0)), fill $((e2 - e1)), full phase $((e3 - e2))" >&2
-    stop_pid "$SRV_PID"
+    bench_stop "$SRV_PID"
 done
 
 {

@@ -65,22 +65,10 @@ mkdir -p "$raw" "$(dirname "$out")"
 cmdlog=$raw/commands.txt
 : > "$cmdlog"
 log() { echo "udp_steering.sh: $*" >&2; }
+. "$(dirname "$0")/lib.sh"
+bench_init
 # every generator run is bounded: its duration, the drain (--timeout 2) and slack
 bench_limit=$(( ${duration%.*} + 30 ))
-
-free_port() { # free for both TCP and UDP on 127.0.0.1
-    $PY -c '
-import socket
-while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        u.close(); t.close()'
-}
 
 stats() { # tcp-port -> "udp_requests udp_forwarded udp_dropped" (n/a where absent)
     timeout 5 $PY -c '
@@ -106,24 +94,14 @@ child_ticks() { # CPU time of this shell's waited-for children (the generator), 
     times | awk -v hz="$HZ" 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print int(t * hz + 0.5) }'
 }
 
+stop_server() { [ -z "$SPID" ] || bench_stop "$SPID" 50; SPID=; }
 SPID=
-stop_server() {
-    if [ -n "$SPID" ]; then
-        kill -TERM "$SPID" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SPID" 2>/dev/null || true
-        wait "$SPID" 2>/dev/null || true
-        SPID=
-    fi
-}
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT TERM
 
 start_server() { # config -> SPID, UPORT, TPORT
     local cfg=$1 argv
-    UPORT=$(free_port)
-    TPORT=$(free_port)
-    while [ "$TPORT" = "$UPORT" ]; do TPORT=$(free_port); done
+    UPORT=$(bench_free_port udp)
+    TPORT=$(bench_free_port udp)
+    while [ "$TPORT" = "$UPORT" ]; do TPORT=$(bench_free_port udp); done
     case $cfg in
     ebpf|off)
         [ -x "$PERCORE" ] || { log "SKIP $cfg: $PERCORE not built"; return 1; }
@@ -133,17 +111,10 @@ start_server() { # config -> SPID, UPORT, TPORT
         argv=("$MEMCACHED" -U "$UPORT" -p "$TPORT" -l 127.0.0.1 -t 2 -m 1024)
         [ "$(id -u)" = 0 ] && argv+=(-u root) ;;
     esac
-    printf '%q ' taskset -c "$server_cpus" "${argv[@]}" >> "$cmdlog"; echo "&" >> "$cmdlog"
-    taskset -c "$server_cpus" "${argv[@]}" > "$raw/$cfg.log" 2>&1 &
-    SPID=$!
-    for _ in $(seq 1 100); do
-        if ! kill -0 "$SPID" 2>/dev/null; then
-            log "$cfg exited at start-up:"; cat "$raw/$cfg.log" >&2; SPID=; return 1
-        fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$TPORT") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    log "$cfg did not listen within 10 s"; stop_server; return 1
+    bench_start "$cfg" "$server_cpus" "$raw/$cfg.log" "${argv[@]}"
+    echo "$BENCH_CMD &" >> "$cmdlog"
+    SPID=$BENCH_PID
+    bench_wait "$TPORT" 10 || { SPID=; return 1; }
 }
 
 bench() { # label, then percore-bench options

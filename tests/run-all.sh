@@ -1,9 +1,11 @@
 #!/bin/bash
 # The whole test suite, as `make test` and CI run it:
+#   0. layer check: includes point only down src/'s layers (scripts/check-layers.sh)
 #   1. release build with -Werror, unit tests, integration tests (real server,
 #      real clients, memcached side by side)
 #   2. ASan+UBSan build: unit tests + integration tests
-#   3. TSan build: integration tests of the cross-worker paths
+#   3. TSan build: unit tests (the ring's two-thread run among them) +
+#      integration tests of the cross-worker paths
 #   4. fuzz targets for a bounded time each (when clang's libFuzzer is present)
 # Knobs: SKIP_SAN=1, SKIP_FUZZ=1, FUZZ_SECONDS=N.
 set -u
@@ -34,6 +36,9 @@ BACKEND_TESTS="tests/integration/test_commands.py tests/integration/test_errors.
  tests/integration/test_bounded_output.py"
 POLL_TESTS="tests/integration/test_commands.py tests/integration/test_errors.py
  tests/integration/test_pipeline.py tests/integration/test_meta.py tests/integration/test_binary.py"
+
+step "layer check (scripts/check-layers.sh)"
+bash scripts/check-layers.sh || fail "layer check"
 
 step "build (release, -Werror)"
 make -j"$JOBS" all >/dev/null || { fail "release build"; exit 1; }
@@ -69,6 +74,8 @@ if [ -z "${SKIP_SAN:-}" ]; then
     fi
     step "TSan build"
     if make -j"$JOBS" tsan >/dev/null; then
+        TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+            bash tests/run-unit.sh build-tsan || fail "unit tests (tsan)"
         TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
             PERCORE_TESTS="$SAN_TESTS" PERCORE_SOAK_SECONDS=20 bash tests/run-integration.sh build-tsan -m "not slow" || fail "integration tests (tsan)"
     else

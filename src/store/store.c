@@ -8,8 +8,9 @@
  * CAS: an item's CAS is derived from where it was written,
  *   shard id (8 bits) | segment serial | offset within the segment,
  * so it costs no bytes: every write lands at a new (serial, offset) and
- * serials are never reused (until the serial field wraps: 2^36 segment
- * openings with 1 MiB segments). touch and relocation on expiry keep the CAS
+ * serials are never reused (until the serial field, 56 - log2(seg_size)
+ * bits, wraps: 2^38 segment openings at the automatic size's 256 KiB cap,
+ * 2^32 at the 16 MiB SEG_SIZE_MAX). touch and relocation on expiry keep the CAS
  * (stored explicitly, 8 bytes, in the moved copy); relocation by an eviction
  * merge changes it, so a later `cas` fails safely with EXISTS.
  */
@@ -95,8 +96,9 @@ struct store *store_create(const struct store_config *cfg)
         if (seg < 64 * 1024)
             seg = 64 * 1024;
         /* An eviction merge walks a few whole segments in one go; at 1 MiB
-         * that took ~4 ms and showed as p99.9 write stalls when full. 256 KiB
-         * keeps a merge under 1 ms with the same hit ratio (docs/storage.md). */
+         * (the former cap) that took ~4 ms and showed as p99.9 write stalls
+         * when full. 256 KiB keeps a merge under 1 ms with the same hit
+         * ratio (docs/storage.md). */
         if (seg > 256 * 1024)
             seg = 256 * 1024;
         while (seg > 4096 && mem / seg < 16)
@@ -798,21 +800,4 @@ void store_get_stats(const struct store *s, struct store_stats *o)
     o->flushes = s->c.flushes;
     o->hash_power = s->idx.level;
     o->hash_expanding = s->idx.nb != ((size_t)1 << s->idx.level);
-}
-
-const char *store_status_str(int st)
-{
-    static const char *const names[] = {
-        [ST_OK] = "OK",
-        [ST_MISS] = "MISS",
-        [ST_NOT_STORED] = "NOT_STORED",
-        [ST_EXISTS] = "EXISTS",
-        [ST_NOT_FOUND] = "NOT_FOUND",
-        [ST_TOO_LARGE] = "TOO_LARGE",
-        [ST_NO_MEMORY] = "NO_MEMORY",
-        [ST_NON_NUMERIC] = "NON_NUMERIC",
-    };
-    if (st < 0 || st >= (int)(sizeof(names) / sizeof(names[0])) || !names[st])
-        return "UNKNOWN";
-    return names[st];
 }

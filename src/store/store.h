@@ -234,6 +234,4 @@ struct store_event {
 void store_set_observer(struct store *s, void (*fn)(void *arg, const struct store_event *ev),
                         void *arg);
 
-const char *store_status_str(int st);
-
 #endif

@@ -56,10 +56,3 @@ uint32_t clock_exptime(int64_t exptime, uint32_t now)
     uint64_t t = (uint64_t)now + (uint64_t)exptime;
     return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
-
-int64_t clock_ttl_left(uint32_t exptime, uint32_t now)
-{
-    if (exptime == 0)
-        return -1;
-    return exptime > now ? (int64_t)(exptime - now) : 0;
-}

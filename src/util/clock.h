@@ -22,8 +22,6 @@ uint32_t clock_rel_now(void);
 time_t clock_started(void);
 /* Convert a client exptime into a store exptime (0 = never). */
 uint32_t clock_exptime(int64_t exptime, uint32_t now);
-/* Remaining seconds of a store exptime as the meta protocol reports (-1 = never). */
-int64_t clock_ttl_left(uint32_t exptime, uint32_t now);
 
 /* Monotonic microseconds, for measuring (vDSO: no system call). */
 static inline uint64_t clock_mono_us(void)

@@ -5,7 +5,9 @@
  *
  * The hash is FNV-1a (32-bit) over at most 250 bytes: cheap, and simple
  * enough to run unchanged inside the eBPF steering program (src/bpf), which
- * must pick the same owner. tests/unit/test_hash.c proves both agree.
+ * must pick the same owner. tests/unit/net/test_steer_hash.c proves both
+ * agree (it runs the loaded program on real sockets); tests/unit/util/
+ * test_hash.c checks the hash itself against published FNV-1a vectors.
  */
 #ifndef PERCORE_HASH_H
 #define PERCORE_HASH_H

@@ -20,8 +20,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "../../bench/percore-bench/bench.h"
-#include "../../bench/percore-bench/udp.h"
+#include "../../../bench/percore-bench/bench.h"
+#include "../../../bench/percore-bench/udp.h"
 
 static void test_header(void **st)
 {

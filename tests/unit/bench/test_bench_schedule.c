@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdint.h>
-#include "../../bench/percore-bench/schedule.h"
+#include "../../../bench/percore-bench/schedule.h"
 
 static void test_gaps_exponential(void **st)
 {

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <stdint.h>
 #include <string.h>
-#include "../../bench/percore-bench/proto.h"
+#include "../../../bench/percore-bench/proto.h"
 
 static void test_keys(void **st)
 {

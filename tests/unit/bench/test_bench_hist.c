@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <math.h>
-#include "../../bench/percore-bench/hist.h"
-#include "../../bench/percore-bench/dist.h"
+#include "../../../bench/percore-bench/hist.h"
+#include "../../../bench/percore-bench/dist.h"
 
 static void test_buckets_contiguous(void **st)
 {

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../bench/percore-bench/dist.h"
+#include "../../../bench/percore-bench/dist.h"
 
 static void test_exponential_moments(void **st)
 {
