@@ -605,9 +605,9 @@ static inline size_t word_end(const char *p, size_t n)
  * just before it. */
 static inline size_t eol_at(const char *q, const char *end)
 {
-    if (q < end && *q == '\n')
-        return 1;
-    return (end - q >= 2 && q[0] == '\r' && q[1] == '\n') ? 2 : 0;
+    if (end - q >= 2 && memcmp(q, "\r\n", 2) == 0)
+        return 2;
+    return q < end && *q == '\n';
 }
 
 /* 1 to 9 decimal digits at q (anything longer or signed goes the general
@@ -631,9 +631,9 @@ static inline const char *fast_num(const char *q, const char *end, uint32_t *v)
  * an over-long key) returns 0 having done nothing, and the general path
  * judges it as before, so replies cannot differ. Otherwise returns the
  * line's bytes with its terminator; *used and *wait as dispatch() sets. */
-static inline size_t fast_line(struct text_parser *p, const struct proto_conf *cf,
-                               const struct proto_sink *sk, void *s, const char *start,
-                               size_t avail, size_t *used, bool *wait)
+static inline __attribute__((always_inline)) size_t
+fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto_sink *sk,
+          void *s, const char *start, size_t avail, size_t *used, bool *wait)
 {
     enum req_op op;
     size_t k;
@@ -754,28 +754,22 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
     return parse(p, cf, sk, s, data, len, need);
 }
 
-/* A session's text state exists only while a refused value is being
- * swallowed across reads; most connections never allocate one. */
+/* A session's text state is one count, the data bytes still to swallow
+ * after a refused value, kept in the session's state word itself rather
+ * than behind it: a value is at most INT32_MAX bytes, so the count fits any
+ * pointer, and the per-read path neither allocates nor tests for a block. */
 static ssize_t text_parse_state(void **state, const struct proto_conf *cf,
                                 const struct proto_sink *sk, void *s, const char *data,
                                 size_t len, size_t *need)
 {
-    struct text_parser tmp = {0};
-    struct text_parser *p = *state ? *state : &tmp;
-    ssize_t used = parse(p, cf, sk, s, data, len, need);
-    if (p == &tmp && tmp.swallow) {
-        p = malloc(sizeof *p);
-        if (!p)
-            return -1;
-        *p = tmp;
-        *state = p;
-    }
+    struct text_parser p = { .swallow = (uintptr_t)*state };
+    ssize_t used = parse(&p, cf, sk, s, data, len, need);
+    *state = (void *)(uintptr_t)p.swallow;
     return used;
 }
 
 static void text_state_free(void **state)
 {
-    free(*state);
     *state = NULL;
 }
 
