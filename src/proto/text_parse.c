@@ -3,6 +3,11 @@
  * command lines (and data blocks), validates them exactly as memcached does
  * and hands keyed requests to the sink. State: struct text_parser, owned by
  * the connection's worker. Meta commands (mg/ms/...) go to meta_parse.c.
+ *
+ * Two paths: fast_line() takes the common single-key get/gets and plain set
+ * lines in one pass; every other line, and any of those it is unsure of,
+ * is tokenized and judged by dispatch(), which is the reference for what
+ * memcached replies.
  */
 #include <stdlib.h>
 #include <string.h>
