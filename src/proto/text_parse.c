@@ -4,8 +4,8 @@
  * and hands keyed requests to the sink. State: struct text_parser, owned by
  * the connection's worker. Meta commands (mg/ms/...) go to meta_parse.c.
  *
- * Two paths: fast_line() takes the common single-key get/gets and plain set
- * lines in one pass; every other line, and any of those it is unsure of,
+ * Two paths: fast_line() takes the common get/gets and plain set lines in
+ * one pass; every other line, and any of those it is unsure of,
  * is tokenized and judged by dispatch(), which is the reference for what
  * memcached replies.
  */
@@ -22,6 +22,8 @@
 #define LINE_JUNK 2048
 /* Upper bound on one get line (memcached's is unbounded; ours is not). */
 #define LINE_GET_MAX (2u << 20)
+/* Most keys one get line takes the fast path (fast_line) with. */
+#define FAST_GET_KEYS 64
 
 static size_t tokenize(const char *line, size_t len, struct tok *t, bool *more)
 {
@@ -628,14 +630,15 @@ static inline const char *fast_num(const char *q, const char *end, uint32_t *v)
     return (q == d || q - d > 9) ? NULL : q;
 }
 
-/* The lines nearly every request is: `get <key>`, `gets <key>` and
- * `set <key> <flags> <exptime> <bytes>`, one space between words, plain
- * digits, CRLF or LF. They are recognised in one pass that ends at the
- * line's end, with no newline search, token array or dispatch ladder.
- * Anything else (more keys, noreply, signs, other blanks, no newline yet,
- * an over-long key) returns 0 having done nothing, and the general path
- * judges it as before, so replies cannot differ. Otherwise returns the
- * line's bytes with its terminator; *used and *wait as dispatch() sets. */
+/* The lines nearly every request is: `get <key>...` and `gets <key>...`
+ * (up to FAST_GET_KEYS keys) and `set <key> <flags> <exptime> <bytes>`,
+ * one space between words, plain digits, CRLF or LF. They are recognised
+ * in one pass that ends at the line's end, with no newline search, token
+ * array or dispatch ladder. Anything else (noreply, signs, other blanks,
+ * no newline yet, an over-long key, too many keys) returns 0 having done
+ * nothing, and the general path judges it as before, so replies cannot
+ * differ. Otherwise returns the line's bytes with its terminator; *used
+ * and *wait as dispatch() sets them. */
 static inline __attribute__((always_inline)) size_t
 fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto_sink *sk,
           void *s, const char *start, size_t avail, size_t *used, bool *wait)
@@ -665,6 +668,22 @@ fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto
             !(q = fast_num(q + 1, end, &exptime)) || q == end || *q != ' ' ||
             !(q = fast_num(q + 1, end, &vlen)))
             return 0;
+    } else {
+        /* More keys, each after one space: all are checked before any is
+         * sent (below), as do_get() does. The cap bounds the bytes scanned
+         * again while a long line is still arriving. */
+        unsigned nkeys = 1;
+        while (*q == ' ') {
+            const char *k2 = q + 1;
+            size_t lim2 = (size_t)(end - k2) < KEY_MAX_LENGTH + 1 ? (size_t)(end - k2)
+                                                                 : KEY_MAX_LENGTH + 1;
+            size_t l2 = word_end(k2, lim2);
+            if (l2 == 0 || l2 == lim2 || ++nkeys > FAST_GET_KEYS)
+                return 0;
+            q = k2 + l2;
+        }
+        if (cf->max_get_keys && nkeys > cf->max_get_keys)
+            return 0;
     }
     size_t eol = eol_at(q, end);
     if (!eol)
@@ -677,12 +696,19 @@ fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto
                             (int32_t)vlen, 0, false, start + line, avail - line, wait);
         return line;
     }
-    struct req r = {0};
-    r.op = (uint8_t)op;
-    r.proto = PROTO_TEXT;
-    r.key = key;
-    r.klen = (uint8_t)klen;
-    sk->request(s, &r);
+    for (;;) {
+        struct req r = {0};
+        r.op = (uint8_t)op;
+        r.proto = PROTO_TEXT;
+        r.key = key;
+        r.klen = (uint8_t)klen;
+        sk->request(s, &r);
+        key += klen;
+        if (key == q)
+            break;
+        key++;
+        klen = word_end(key, (size_t)(q - key));
+    }
     buf_add(sk->output(s), "END\r\n", 5);
     *used = 0;
     return line;

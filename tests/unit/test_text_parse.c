@@ -124,19 +124,30 @@ static void test_fast_path_same(void **state)
         "set k 0  0 1\r\na\r\n", "set k 0 0 01\r\na\r\n", "set k 0 0\r\n", "set k\r\n",
         "set k 0 0 1 \r\na\r\n", "set k 0 0 1\r\r\na\r\n", "set k 0 0 +1\r\na\r\n",
         "set k 4294967296 0 1\r\na\r\n", "set k 0x1 0 1\r\na\r\n", "set  k 0 0 1\r\na\r\n",
+        "get a b c\r\n", "gets a bb\n", "get a  b\r\n", "get a b \r\n", "get a b\t\r\n",
+        "get a b\r\r\n", "get a b",
     };
     char key250[251], key251[252];
     memset(key250, 'k', 250);
     key250[250] = 0;
     memset(key251, 'k', 251);
     key251[251] = 0;
-    char extra[4][300];
+    char extra[8][600];
     snprintf(extra[0], sizeof extra[0], "get %s\r\n", key250);
     snprintf(extra[1], sizeof extra[1], "get %s\r\n", key251);
     snprintf(extra[2], sizeof extra[2], "set %s 0 0 1\r\na\r\n", key250);
     snprintf(extra[3], sizeof extra[3], "set %s 0 0 1\r\na\r\n", key251);
+    snprintf(extra[4], sizeof extra[4], "get a %s b\r\n", key250);
+    snprintf(extra[5], sizeof extra[5], "get a %s b\r\n", key251);
+    /* 64 keys (the fast path's most) and 65 */
+    strcpy(extra[6], "gets");
+    for (int k = 0; k < 64; k++)
+        snprintf(extra[6] + strlen(extra[6]), 8, " k%d", k);
+    strcpy(extra[7], extra[6]);
+    strcat(extra[6], "\r\n");
+    strcat(extra[7], " z\r\n");
     size_t nl = sizeof lines / sizeof lines[0];
-    for (size_t i = 0; i < nl + 4; i++) {
+    for (size_t i = 0; i < nl + 8; i++) {
         const char *l = i < nl ? lines[i] : extra[i - nl];
         char fast[4096], slow[4097];
         int n = snprintf(fast, sizeof fast, "%sget z\r\n", l);
