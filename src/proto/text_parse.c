@@ -630,6 +630,55 @@ static inline const char *fast_num(const char *q, const char *end, uint32_t *v)
     return (q == d || q - d > 9) ? NULL : q;
 }
 
+/* The keys after a get line's first, each after one space, all checked
+ * before any is sent, as do_get() does. Returns the end of the last key,
+ * NULL to leave the line to the general path. The cap bounds the bytes
+ * scanned again while a long line is still arriving. Out of line: the
+ * single-key get is the common case. */
+static __attribute__((noinline)) const char *
+get_more_keys(const struct proto_conf *cf, const char *q, const char *end)
+{
+    unsigned nkeys = 1;
+    while (q < end && *q == ' ') {
+        const char *k = q + 1;
+        size_t lim = (size_t)(end - k) < KEY_MAX_LENGTH + 1 ? (size_t)(end - k)
+                                                           : KEY_MAX_LENGTH + 1;
+        size_t klen = word_end(k, lim);
+        if (klen == 0 || klen == lim || ++nkeys > FAST_GET_KEYS)
+            return NULL;
+        q = k + klen;
+    }
+    if (cf->max_get_keys && nkeys > cf->max_get_keys)
+        return NULL;
+    return q;
+}
+
+static inline void get_send(const struct proto_sink *sk, void *s, enum req_op op,
+                            const char *key, size_t klen)
+{
+    struct req r = {0};
+    r.op = (uint8_t)op;
+    r.proto = PROTO_TEXT;
+    r.key = key;
+    r.klen = (uint8_t)klen;
+    sk->request(s, &r);
+}
+
+/* The keys in [key, end) that get_more_keys() passed. */
+static __attribute__((noinline)) void
+get_send_more(const struct proto_sink *sk, void *s, enum req_op op, const char *key,
+              const char *end)
+{
+    for (;;) {
+        size_t klen = word_end(key, (size_t)(end - key));
+        get_send(sk, s, op, key, klen);
+        key += klen;
+        if (key == end)
+            break;
+        key++;
+    }
+}
+
 /* The lines nearly every request is: `get <key>...` and `gets <key>...`
  * (up to FAST_GET_KEYS keys) and `set <key> <flags> <exptime> <bytes>`,
  * one space between words, plain digits, CRLF or LF. They are recognised
@@ -668,22 +717,8 @@ fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto
             !(q = fast_num(q + 1, end, &exptime)) || q == end || *q != ' ' ||
             !(q = fast_num(q + 1, end, &vlen)))
             return 0;
-    } else {
-        /* More keys, each after one space: all are checked before any is
-         * sent (below), as do_get() does. The cap bounds the bytes scanned
-         * again while a long line is still arriving. */
-        unsigned nkeys = 1;
-        while (*q == ' ') {
-            const char *k2 = q + 1;
-            size_t lim2 = (size_t)(end - k2) < KEY_MAX_LENGTH + 1 ? (size_t)(end - k2)
-                                                                 : KEY_MAX_LENGTH + 1;
-            size_t l2 = word_end(k2, lim2);
-            if (l2 == 0 || l2 == lim2 || ++nkeys > FAST_GET_KEYS)
-                return 0;
-            q = k2 + l2;
-        }
-        if (cf->max_get_keys && nkeys > cf->max_get_keys)
-            return 0;
+    } else if (*q == ' ' && !(q = get_more_keys(cf, q, end))) {
+        return 0;
     }
     size_t eol = eol_at(q, end);
     if (!eol)
@@ -696,19 +731,9 @@ fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto
                             (int32_t)vlen, 0, false, start + line, avail - line, wait);
         return line;
     }
-    for (;;) {
-        struct req r = {0};
-        r.op = (uint8_t)op;
-        r.proto = PROTO_TEXT;
-        r.key = key;
-        r.klen = (uint8_t)klen;
-        sk->request(s, &r);
-        key += klen;
-        if (key == q)
-            break;
-        key++;
-        klen = word_end(key, (size_t)(q - key));
-    }
+    get_send(sk, s, op, key, klen);
+    if (key + klen != q)
+        get_send_more(sk, s, op, key + klen + 1, q);
     buf_add(sk->output(s), "END\r\n", 5);
     *used = 0;
     return line;
