@@ -111,7 +111,8 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
 /* One protocol a session may speak: the table the connection (net/conn.c)
  * and UDP (net/udp.c) call through, so neither names a parser. A
  * session keeps a `void *` state for the protocol, NULL until the parser
- * needs one, owned by the session's worker; state_free releases it. */
+ * needs one, owned by the session's worker; state_free releases it. It is
+ * the parser's to interpret: text keeps its swallow count in the word. */
 struct proto_ops {
     const char *name;      /* memcached's -B name: "ascii", "binary" */
     /* Do these first bytes (len >= 1) open a request of this protocol? */

@@ -3,6 +3,11 @@
  * command lines (and data blocks), validates them exactly as memcached does
  * and hands keyed requests to the sink. State: struct text_parser, owned by
  * the connection's worker. Meta commands (mg/ms/...) go to meta_parse.c.
+ *
+ * Two paths: fast_line() takes the common get/gets and plain set lines in
+ * one pass; every other line, and any of those it is unsure of,
+ * is tokenized and judged by dispatch(), which is the reference for what
+ * memcached replies.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +22,8 @@
 #define LINE_JUNK 2048
 /* Upper bound on one get line (memcached's is unbounded; ours is not). */
 #define LINE_GET_MAX (2u << 20)
+/* Most keys one get line takes the fast path (fast_line) with. */
+#define FAST_GET_KEYS 64
 
 static size_t tokenize(const char *line, size_t len, struct tok *t, bool *more)
 {
@@ -116,9 +123,56 @@ static void do_get(const struct proto_conf *cf, const struct proto_sink *sk, voi
     buf_add(sk->output(s), "END\r\n", 5);
 }
 
-/* Storage commands. Returns the bytes of data block this command consumes
- * (value + CRLF), or 0 when it consumes none; sets *wait when the data
- * block has not fully arrived. */
+/* A storage command whose line has been judged: take its data block.
+ * Returns the bytes of data block it consumes (value + CRLF), or 0 when it
+ * consumes none; sets *wait when the block has not fully arrived. */
+static size_t store_block(struct text_parser *p, const struct proto_conf *cf,
+                          const struct proto_sink *sk, void *s, enum req_op op,
+                          const char *key, size_t klen, uint32_t flags, int32_t exptime,
+                          int32_t vlen, uint64_t casv, bool noreply, const char *data,
+                          size_t avail, bool *wait)
+{
+    size_t total = (size_t)vlen + 2;
+    if ((size_t)vlen > cf->item_max) {
+        /* Refuse without buffering it: swallow the block as it streams in.
+         * A failed set also removes the old value, as memcached does. */
+        out(sk, s, noreply, "SERVER_ERROR object too large for cache");
+        if (op == OP_SET) {
+            struct req r = {0};
+            r.op = OP_DELETE;
+            r.proto = PROTO_TEXT;
+            r.noreply = true;
+            r.key = key;
+            r.klen = (uint8_t)klen;
+            sk->request(s, &r);
+        }
+        p->swallow = total;
+        return 0;
+    }
+    if (avail < total) {
+        *wait = true;
+        return total;
+    }
+    if (data[vlen] != '\r' || data[vlen + 1] != '\n') {
+        out(sk, s, noreply, "CLIENT_ERROR bad data chunk");
+        return total;
+    }
+    struct req r = {0};
+    r.op = (uint8_t)op;
+    r.proto = PROTO_TEXT;
+    r.noreply = noreply;
+    r.key = key;
+    r.klen = (uint8_t)klen;
+    r.flags = flags;
+    r.exptime = exptime;
+    r.val = data;
+    r.vlen = (uint32_t)vlen;
+    r.cas = casv;
+    sk->request(s, &r);
+    return total;
+}
+
+/* Storage commands: judge the line, then store_block(). */
 static size_t do_store(struct text_parser *p, const struct proto_conf *cf,
                        const struct proto_sink *sk, void *s, const struct tok *t,
                        size_t nt, enum req_op op, const char *data, size_t avail,
@@ -147,44 +201,8 @@ static size_t do_store(struct text_parser *p, const struct proto_conf *cf,
         out(sk, s, noreply, "CLIENT_ERROR bad command line format");
         return 0;
     }
-    size_t total = (size_t)vlen + 2;
-    if ((size_t)vlen > cf->item_max) {
-        /* Refuse without buffering it: swallow the block as it streams in.
-         * A failed set also removes the old value, as memcached does. */
-        out(sk, s, noreply, "SERVER_ERROR object too large for cache");
-        if (op == OP_SET) {
-            struct req r = {0};
-            r.op = OP_DELETE;
-            r.proto = PROTO_TEXT;
-            r.noreply = true;
-            r.key = t[1].v;
-            r.klen = (uint8_t)t[1].n;
-            sk->request(s, &r);
-        }
-        p->swallow = total;
-        return 0;
-    }
-    if (avail < total) {
-        *wait = true;
-        return total;
-    }
-    if (data[vlen] != '\r' || data[vlen + 1] != '\n') {
-        out(sk, s, noreply, "CLIENT_ERROR bad data chunk");
-        return total;
-    }
-    struct req r = {0};
-    r.op = (uint8_t)op;
-    r.proto = PROTO_TEXT;
-    r.noreply = noreply;
-    r.key = t[1].v;
-    r.klen = (uint8_t)t[1].n;
-    r.flags = flags;
-    r.exptime = exptime;
-    r.val = data;
-    r.vlen = (uint32_t)vlen;
-    r.cas = casv;
-    sk->request(s, &r);
-    return total;
+    return store_block(p, cf, sk, s, op, t[1].v, t[1].n, flags, exptime, vlen, casv, noreply,
+                       data, avail, wait);
 }
 
 static void do_arith(const struct proto_sink *sk, void *s, const struct tok *t,
@@ -560,6 +578,167 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
     return 0;
 }
 
+/* Index of the first byte <= ' ' in p[0..n) (blank, CR, LF or another
+ * control byte: where a word of a fast-path line ends), or n. Eight bytes
+ * a step, as keys run to tens of bytes and every get scans one: a byte
+ * below 0x21 sets its top bit in (w - 0x21..) & ~w, and the lowest byte
+ * so flagged is exact (borrows only run upward from a true hit). */
+static inline size_t word_end(const char *p, size_t n)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t lo = 0x2121212121212121ull, hi = 0x8080808080808080ull;
+    uint64_t w, m;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        if ((m = (w - lo) & ~w & hi))
+            return i + (size_t)(__builtin_ctzll(m) >> 3);
+    }
+    if (i < n && n >= 8) {
+        /* The last 8 bytes: those overlapping the loop's are known clean. */
+        memcpy(&w, p + n - 8, 8);
+        m = (w - lo) & ~w & hi;
+        return m ? n - 8 + (size_t)(__builtin_ctzll(m) >> 3) : n;
+    }
+#endif
+    for (; i < n; i++)
+        if ((unsigned char)p[i] <= ' ')
+            return i;
+    return n;
+}
+
+/* Bytes of the line terminator at q (CRLF or LF), 0 if q does not end the
+ * line. The general path's rule: the line ends at the first LF, less a CR
+ * just before it. */
+static inline size_t eol_at(const char *q, const char *end)
+{
+    if (end - q >= 2 && memcmp(q, "\r\n", 2) == 0)
+        return 2;
+    return q < end && *q == '\n';
+}
+
+/* 1 to 9 decimal digits at q (anything longer or signed goes the general
+ * way): the value, and where they end; NULL if none. Nine digits fit the
+ * int32 and uint32 fields with no range check. */
+static inline const char *fast_num(const char *q, const char *end, uint32_t *v)
+{
+    const char *d = q;
+    uint32_t x = 0;
+    while (q < end && (unsigned char)(*q - '0') < 10 && q - d < 10)
+        x = x * 10 + (uint32_t)(*q++ - '0');
+    *v = x;
+    return (q == d || q - d > 9) ? NULL : q;
+}
+
+/* The keys after a get line's first, each after one space, all checked
+ * before any is sent, as do_get() does. Returns the end of the last key,
+ * NULL to leave the line to the general path. The cap bounds the bytes
+ * scanned again while a long line is still arriving. Out of line: the
+ * single-key get is the common case. */
+static __attribute__((noinline)) const char *
+get_more_keys(const struct proto_conf *cf, const char *q, const char *end)
+{
+    unsigned nkeys = 1;
+    while (q < end && *q == ' ') {
+        const char *k = q + 1;
+        size_t lim = (size_t)(end - k) < KEY_MAX_LENGTH + 1 ? (size_t)(end - k)
+                                                           : KEY_MAX_LENGTH + 1;
+        size_t klen = word_end(k, lim);
+        if (klen == 0 || klen == lim || ++nkeys > FAST_GET_KEYS)
+            return NULL;
+        q = k + klen;
+    }
+    if (cf->max_get_keys && nkeys > cf->max_get_keys)
+        return NULL;
+    return q;
+}
+
+static inline void get_send(const struct proto_sink *sk, void *s, enum req_op op,
+                            const char *key, size_t klen)
+{
+    struct req r = {0};
+    r.op = (uint8_t)op;
+    r.proto = PROTO_TEXT;
+    r.key = key;
+    r.klen = (uint8_t)klen;
+    sk->request(s, &r);
+}
+
+/* The keys in [key, end) that get_more_keys() passed. */
+static __attribute__((noinline)) void
+get_send_more(const struct proto_sink *sk, void *s, enum req_op op, const char *key,
+              const char *end)
+{
+    for (;;) {
+        size_t klen = word_end(key, (size_t)(end - key));
+        get_send(sk, s, op, key, klen);
+        key += klen;
+        if (key == end)
+            break;
+        key++;
+    }
+}
+
+/* The lines nearly every request is: `get <key>...` and `gets <key>...`
+ * (up to FAST_GET_KEYS keys) and `set <key> <flags> <exptime> <bytes>`,
+ * one space between words, plain digits, CRLF or LF. They are recognised
+ * in one pass that ends at the line's end, with no newline search, token
+ * array or dispatch ladder. Anything else (noreply, signs, other blanks,
+ * no newline yet, an over-long key, too many keys) returns 0 having done
+ * nothing, and the general path judges it as before, so replies cannot
+ * differ. Otherwise returns the line's bytes with its terminator; *used
+ * and *wait as dispatch() sets them. */
+static inline __attribute__((always_inline)) size_t
+fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto_sink *sk,
+          void *s, const char *start, size_t avail, size_t *used, bool *wait)
+{
+    enum req_op op;
+    size_t k;
+    if (avail < 6)   /* "get k\n" */
+        return 0;
+    if (memcmp(start, "get ", 4) == 0) {
+        op = OP_GET, k = 4;
+    } else if (memcmp(start, "set ", 4) == 0) {
+        op = OP_SET, k = 4;
+    } else if (memcmp(start, "gets ", 5) == 0) {
+        op = OP_GETS, k = 5;
+    } else {
+        return 0;
+    }
+    const char *end = start + avail, *key = start + k;
+    size_t lim = avail - k < KEY_MAX_LENGTH + 1 ? avail - k : KEY_MAX_LENGTH + 1;
+    size_t klen = word_end(key, lim);
+    if (klen == 0 || klen == lim)
+        return 0;   /* empty, over KEY_MAX_LENGTH, or the line is not all here */
+    const char *q = key + klen;
+    uint32_t flags = 0, exptime = 0, vlen = 0;
+    if (op == OP_SET) {
+        if (*q != ' ' || !(q = fast_num(q + 1, end, &flags)) || q == end || *q != ' ' ||
+            !(q = fast_num(q + 1, end, &exptime)) || q == end || *q != ' ' ||
+            !(q = fast_num(q + 1, end, &vlen)))
+            return 0;
+    } else if (*q == ' ' && !(q = get_more_keys(cf, q, end))) {
+        return 0;
+    }
+    size_t eol = eol_at(q, end);
+    if (!eol)
+        return 0;
+    size_t line = (size_t)(q - start) + eol;
+    if (sk->trace && log_level_now() >= 2)
+        sk->trace(s, start, (size_t)(q - start));
+    if (op == OP_SET) {
+        *used = store_block(p, cf, sk, s, OP_SET, key, klen, flags, (int32_t)exptime,
+                            (int32_t)vlen, 0, false, start + line, avail - line, wait);
+        return line;
+    }
+    get_send(sk, s, op, key, klen);
+    if (key + klen != q)
+        get_send_more(sk, s, op, key + klen + 1, q);
+    buf_add(sk->output(s), "END\r\n", 5);
+    *used = 0;
+    return line;
+}
+
 /* The parser proper, inlined into both entry points below: the table's
  * runs once per read of every connection, so a call layer costs per request. */
 static inline __attribute__((always_inline)) ssize_t
@@ -579,6 +758,17 @@ parse(struct text_parser *p, const struct proto_conf *cf, const struct proto_sin
             break;
         const char *start = data + off;
         size_t avail = len - off;
+        bool wait = false, close = false;
+        size_t used;
+        size_t line = fast_line(p, cf, sk, s, start, avail, &used, &wait);
+        if (line) {
+            if (wait) {
+                *need = line + used;
+                break;
+            }
+            off += line + used;
+            continue;
+        }
         const char *nl = memchr(start, '\n', avail);
         if (!nl) {
             if (avail > LINE_JUNK) {
@@ -598,10 +788,9 @@ parse(struct text_parser *p, const struct proto_conf *cf, const struct proto_sin
             linelen--;
         const char *next = nl + 1;
         size_t after = (size_t)(data + len - next);
-        bool wait = false, close = false;
         if (sk->trace && log_level_now() >= 2)
             sk->trace(s, start, linelen);
-        size_t used = dispatch(p, cf, sk, s, start, linelen, next, after, &wait, &close);
+        used = dispatch(p, cf, sk, s, start, linelen, next, after, &wait, &close);
         if (wait) {
             /* Whole command not here yet: leave it for the next call. */
             *need = (size_t)(next - start) + used;
@@ -621,28 +810,22 @@ ssize_t text_parse(struct text_parser *p, const struct proto_conf *cf,
     return parse(p, cf, sk, s, data, len, need);
 }
 
-/* A session's text state exists only while a refused value is being
- * swallowed across reads; most connections never allocate one. */
+/* A session's text state is one count, the data bytes still to swallow
+ * after a refused value, kept in the session's state word itself rather
+ * than behind it: a value is at most INT32_MAX bytes, so the count fits any
+ * pointer, and the per-read path neither allocates nor tests for a block. */
 static ssize_t text_parse_state(void **state, const struct proto_conf *cf,
                                 const struct proto_sink *sk, void *s, const char *data,
                                 size_t len, size_t *need)
 {
-    struct text_parser tmp = {0};
-    struct text_parser *p = *state ? *state : &tmp;
-    ssize_t used = parse(p, cf, sk, s, data, len, need);
-    if (p == &tmp && tmp.swallow) {
-        p = malloc(sizeof *p);
-        if (!p)
-            return -1;
-        *p = tmp;
-        *state = p;
-    }
+    struct text_parser p = { .swallow = (uintptr_t)*state };
+    ssize_t used = parse(&p, cf, sk, s, data, len, need);
+    *state = (void *)(uintptr_t)p.swallow;
     return used;
 }
 
 static void text_state_free(void **state)
 {
-    free(*state);
     *state = NULL;
 }
 

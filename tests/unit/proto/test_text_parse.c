@@ -1,7 +1,8 @@
 /*
  * test_text_parse.c — the text protocol parser against a recording sink:
  * framing (partial lines, partial data blocks, values containing CRLF),
- * memcached's error replies and what is swallowed after them, noreply.
+ * memcached's error replies and what is swallowed after them, noreply;
+ * the get/set fast path replying exactly as the general path.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,6 +106,90 @@ static void test_set_any_split(void **state)
         assert_string_equal(o, "<op=4 key=k vlen=4 flags=5 exp=100 cas=0 d=0 nr=0>[a\r\nb]"
                                "<op=0 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>END\r\n");
     }
+}
+
+/* The one-pass fast path (get/gets/set lines of the common shape) must
+ * reply exactly as the general path does. A leading blank sends a line
+ * the general way with the same meaning, so each line is run both ways,
+ * whole and byte by byte, then followed by a get to show the framing. */
+static void test_fast_path_same(void **state)
+{
+    static const char *lines[] = {
+        "get k\r\n", "get k\n", "gets k\r\n", "get k\r\r\n", "get k\rx\r\n", "get k\t\r\n",
+        "get k \r\n", "get  k\r\n", "get \r\n", "get k\x7f\xff\r\n", "gets k\n",
+        "get k", "set k 0 0 1\r\na\r\n", "set k 0 0 1\na\r\n", "set k 1 2 3\r\nabc\r\n",
+        "set k 999999999 999999999 0\r\n\r\n", "set k 0 1000000000 1\r\na\r\n",
+        "set k 0 0 1234567890\r\n", "set k 0 0 2000\r\n", "set k 0 0 5 noreply\r\nhello\r\n",
+        "set k -1 0 1\r\na\r\n", "set k 0 -1 1\r\na\r\n", "set k 0 0 1\r\nab\r\n",
+        "set k 0  0 1\r\na\r\n", "set k 0 0 01\r\na\r\n", "set k 0 0\r\n", "set k\r\n",
+        "set k 0 0 1 \r\na\r\n", "set k 0 0 1\r\r\na\r\n", "set k 0 0 +1\r\na\r\n",
+        "set k 4294967296 0 1\r\na\r\n", "set k 0x1 0 1\r\na\r\n", "set  k 0 0 1\r\na\r\n",
+        "get a b c\r\n", "gets a bb\n", "get a  b\r\n", "get a b \r\n", "get a b\t\r\n",
+        "get a b\r\r\n", "get a b",
+    };
+    char key250[251], key251[252];
+    memset(key250, 'k', 250);
+    key250[250] = 0;
+    memset(key251, 'k', 251);
+    key251[251] = 0;
+    char extra[8][600];
+    snprintf(extra[0], sizeof extra[0], "get %s\r\n", key250);
+    snprintf(extra[1], sizeof extra[1], "get %s\r\n", key251);
+    snprintf(extra[2], sizeof extra[2], "set %s 0 0 1\r\na\r\n", key250);
+    snprintf(extra[3], sizeof extra[3], "set %s 0 0 1\r\na\r\n", key251);
+    snprintf(extra[4], sizeof extra[4], "get a %s b\r\n", key250);
+    snprintf(extra[5], sizeof extra[5], "get a %s b\r\n", key251);
+    /* 64 keys (the fast path's most) and 65 */
+    strcpy(extra[6], "gets");
+    for (int k = 0; k < 64; k++)
+        snprintf(extra[6] + strlen(extra[6]), 8, " k%d", k);
+    strcpy(extra[7], extra[6]);
+    strcat(extra[6], "\r\n");
+    strcat(extra[7], " z\r\n");
+    size_t nl = sizeof lines / sizeof lines[0];
+    for (size_t i = 0; i < nl + 8; i++) {
+        const char *l = i < nl ? lines[i] : extra[i - nl];
+        char fast[4096], slow[4097];
+        int n = snprintf(fast, sizeof fast, "%sget z\r\n", l);
+        snprintf(slow, sizeof slow, " %s", fast);
+        for (size_t step = 1; step <= (size_t)n; step += (size_t)n - 1) {
+            struct rec rc;
+            char want[65536];
+            snprintf(want, sizeof want, "%s", run(&rc, slow, (size_t)n + 1, step));
+            char *got = run(&rc, fast, (size_t)n, step);
+            if (strcmp(got, want) != 0)
+                fail_msg("line %zu step %zu: fast '%s' general '%s'", i, step, got, want);
+        }
+    }
+}
+
+/* A refused value is swallowed across reads through the protocol table,
+ * whose state is the count itself. */
+static void test_swallow_state(void **state)
+{
+    struct rec rc;
+    memset(&rc, 0, sizeof rc);
+    void *st = NULL;
+    size_t need;
+    const char head[] = "set k 0 0 2000\r\n";
+    ssize_t used = proto_text.parse(&st, &conf, &sink, &rc, head, sizeof head - 1, &need);
+    assert_int_equal(used, sizeof head - 1);
+    assert_true(st != NULL);
+    char junk[1000];
+    memset(junk, 'x', sizeof junk);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(proto_text.parse(&st, &conf, &sink, &rc, junk, sizeof junk, &need),
+                         sizeof junk);
+    const char tail[] = "\r\nget k\r\n";
+    assert_int_equal(proto_text.parse(&st, &conf, &sink, &rc, tail, sizeof tail - 1, &need),
+                     sizeof tail - 1);
+    assert_null(st);
+    buf_add(&rc.out, "", 1);
+    assert_string_equal(rc.out.data, "SERVER_ERROR object too large for cache\r\n"
+                                     "<op=10 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=1>"
+                                     "<op=0 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>END\r\n");
+    proto_text.state_free(&st);
+    buf_free(&rc.out);
 }
 
 static void test_multiget(void **state)
@@ -278,6 +363,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_any_split),
+        cmocka_unit_test(test_fast_path_same),
+        cmocka_unit_test(test_swallow_state),
         cmocka_unit_test(test_multiget),
         cmocka_unit_test(test_long_key),
         cmocka_unit_test(test_bad_data_chunk),
