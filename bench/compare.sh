@@ -3,15 +3,20 @@
 # with percore-bench, the way DESIGN.md "How we measure" asks: same memory and
 # thread settings, servers and load generator pinned to different cores, closed-
 # loop peak of each server, then open loop at 25/50/75/90% of memcached's peak
-# against each, p50/p99/p99.9 and percore/memcached ratios. Writes a results folder
-# (summary.md, sweep.csv, sweep.png, peak.jsonl, open.jsonl, commands.txt) and
-# rewrites the compare.sh section of docs/performance.md. Optionally counts user-
-# space instructions per request under valgrind --tool=callgrind.
+# (or at fixed --rates) against each, in --rounds rounds that alternate the
+# servers' order, medians of p50/p99/p99.9 and of the server's user and kernel CPU
+# per request (/proc/PID/stat), percore/memcached and percore/floor ratios.
+# Writes a results folder (summary.md, sweep.csv, sweep.png, peak.jsonl,
+# open.jsonl, commands.txt) and rewrites the compare.sh section of
+# docs/performance.md. Optionally counts user-space instructions per request
+# under valgrind --tool=callgrind (floor, memcached and each percore backend).
 # A server whose binary is missing is skipped with a message. Only processes this
 # script started are stopped, by PID. Every step is bounded in time.
 #
 # usage: bench/compare.sh [options] [-- extra percore-bench options]
-#   --servers LIST     subset of memcached,percore,floor (default all three)
+#   --servers LIST     from memcached, percore (its default backend), percore-epoll,
+#                      percore-uring, percore-poll, floor
+#                      (default memcached,percore-epoll,percore-uring,floor)
 #   --server-cpus L    taskset CPU list for servers (default 0)
 #   --bench-cpus L     taskset CPU list for percore-bench (default 1)
 #   --threads N        server threads -t (default 1)
@@ -19,6 +24,8 @@
 #   --duration S       seconds per open-loop point (default 5)
 #   --peak-duration S  seconds of the closed-loop peak run (default 5)
 #   --loads LIST       percentages of memcached's peak (default 25,50,75,90)
+#   --rates LIST       open-loop rates in req/s instead of --loads
+#   --rounds N         open-loop rounds, servers alternating (default 3; medians)
 #   --bench-threads T  generator threads (default 1)
 #   --conns C          connections per generator thread (default 8)
 #   --depth D          closed-loop outstanding per connection for the peak (default 8)
@@ -28,15 +35,17 @@
 #   --out DIR          results folder (default bench-results/compare-DATE)
 #   --doc FILE         markdown file to update (default docs/performance.md)
 #   --no-doc           do not touch any markdown file
-#   --callgrind        also count instructions per request (memcached, percore)
-#   --callgrind-requests N  requests per callgrind run (default 20000)
+#   --callgrind        also count user-space instructions per get (every server)
+#   --callgrind-requests N  gets per callgrind run (default 20000)
+#   --callgrind-rate R      open-loop gets/s under callgrind (default 4000)
+#   --callgrind-conns C     connections under callgrind (default 50)
 set -euo pipefail
 BUILD=${PERCORE_BUILD:-build}
 BENCH=$BUILD/percore-bench
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 PY=/usr/bin/python3
-servers=memcached,percore,floor
+servers=memcached,percore-epoll,percore-uring,floor
 server_cpus=0
 bench_cpus=1
 threads=1
@@ -44,6 +53,8 @@ memory=1024
 duration=5
 peak_duration=5
 loads=25,50,75,90
+rates_abs=
+rounds=3
 bench_threads=1
 conns=8
 depth=8
@@ -54,6 +65,8 @@ out=bench-results/compare-$(date +%Y%m%d-%H%M%S)
 doc=docs/performance.md
 callgrind=0
 cg_requests=20000
+cg_rate=4000
+cg_conns=50
 extra=()
 orig_args=("$@")
 while [ $# -gt 0 ]; do
@@ -66,6 +79,8 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --peak-duration) peak_duration=$2; shift 2 ;;
     --loads) loads=$2; shift 2 ;;
+    --rates) rates_abs=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --bench-threads) bench_threads=$2; shift 2 ;;
     --conns) conns=$2; shift 2 ;;
     --depth) depth=$2; shift 2 ;;
@@ -77,8 +92,10 @@ while [ $# -gt 0 ]; do
     --no-doc) doc=; shift ;;
     --callgrind) callgrind=1; shift ;;
     --callgrind-requests) cg_requests=$2; shift 2 ;;
+    --callgrind-rate) cg_rate=$2; shift 2 ;;
+    --callgrind-conns) cg_conns=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -99,11 +116,12 @@ declare -A BIN
 BIN[memcached]=/usr/bin/memcached
 BIN[percore]=$BUILD/percore
 BIN[floor]=$BUILD/percore-floor
+for b in epoll uring poll; do BIN[percore-$b]=$BUILD/percore; done
 avail=()
 IFS=, read -r -a wanted <<< "$servers"
 for s in "${wanted[@]}"; do
     if [ -z "${BIN[$s]:-}" ]; then
-        log "unknown server '$s' (memcached, percore, floor)"; exit 2
+        log "unknown server '$s' (memcached, percore, percore-epoll, percore-uring, percore-poll, floor)"; exit 2
     elif [ -x "${BIN[$s]}" ]; then
         avail+=("$s")
     else
@@ -123,6 +141,7 @@ server_argv() { # name port
         [ -n "${UNDER_VALGRIND:-}" ] && a+=(-c 1012)
         printf '%s\n' "${a[@]}" ;;
     percore) printf '%s\n' "$BUILD/percore" -p "$p" -l 127.0.0.1 -t "$threads" -m "$memory" -U 0 ${PERCORE_IO:+--io "$PERCORE_IO"} ;;
+    percore-*) printf '%s\n' "$BUILD/percore" -p "$p" -l 127.0.0.1 -t "$threads" -m "$memory" -U 0 --io "${s#percore-}" ;;
     floor) printf '%s\n' "$BUILD/percore-floor" -p "$p" -l 127.0.0.1 -t "$threads" ;;
     esac
 }
@@ -159,22 +178,68 @@ for s in "${avail[@]}"; do
 done
 
 # --- 2. open loop at fractions of memcached's peak --------------------------------
-ref=memcached
-if [ "${PEAK[memcached]:-0}" -le 0 ]; then
-    for s in "${avail[@]}"; do [ "${PEAK[$s]:-0}" -gt 0 ] && { ref=$s; break; }; done
-    log "memcached peak unavailable: open-loop loads are fractions of $ref's peak"
+if [ -n "$rates_abs" ]; then
+    ref=-
+    rates=$rates_abs
+    log "open-loop rates: $rates req/s (--rates)"
+else
+    ref=memcached
+    if [ "${PEAK[memcached]:-0}" -le 0 ]; then
+        for s in "${avail[@]}"; do [ "${PEAK[$s]:-0}" -gt 0 ] && { ref=$s; break; }; done
+        log "memcached peak unavailable: open-loop loads are fractions of $ref's peak"
+    fi
+    refpeak=${PEAK[$ref]:-0}
+    [ "$refpeak" -gt 0 ] || { log "no peak measured, stopping"; exit 1; }
+    rates=$($PY -c 'import sys; print(",".join(str(max(1,int(int(sys.argv[1])*float(p)/100))) for p in sys.argv[2].split(",")))' "$refpeak" "$loads")
+    log "open-loop rates: $rates req/s (${loads}% of $ref's $refpeak)"
 fi
-refpeak=${PEAK[$ref]:-0}
-[ "$refpeak" -gt 0 ] || { log "no peak measured, stopping"; exit 1; }
-rates=$($PY -c 'import sys; print(",".join(str(max(1,int(int(sys.argv[1])*float(p)/100))) for p in sys.argv[2].split(",")))' "$refpeak" "$loads")
-log "open-loop rates: $rates req/s (${loads}% of $ref's $refpeak)"
-for s in "${avail[@]}"; do
-    start_server "$s" || continue
-    log "$s: open loop at $rates (${duration}s each)"
-    bench -s "$s=127.0.0.1:$PORT" --warmup --sweep "$rates" --duration "$duration" --spin-us "$spin" \
-        --csv "$out/sweep.csv" >> "$out/open.jsonl" || log "$s: open-loop runs failed"
-    stop_server
+CLK=$(getconf CLK_TCK)
+ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
+IFS=, read -r -a rate_list <<< "$rates"
+for ((round = 1; round <= rounds; round++)); do
+    order=("${avail[@]}")
+    if [ $((round % 2)) = 0 ]; then   # alternate who goes first
+        order=(); for ((i = ${#avail[@]} - 1; i >= 0; i--)); do order+=("${avail[$i]}"); done
+    fi
+    for s in "${order[@]}"; do
+        start_server "$s" || continue
+        bench -s "$s=127.0.0.1:$PORT" --warmup --closed --requests 1 > /dev/null || log "$s: warm-up failed"
+        for rate in "${rate_list[@]}"; do
+            read -r u0 s0 < <(ticks "$SPID")
+            j=$(bench -s "$s=127.0.0.1:$PORT" --rate "$rate" --duration "$duration" --spin-us "$spin") ||
+                log "$s: open loop at $rate failed"
+            read -r u1 s1 < <(ticks "$SPID")
+            J=$j $PY - "$round" "$u0" "$s0" "$u1" "$s1" "$CLK" >> "$out/open.jsonl" <<'PY' || true
+import json, os, sys
+rnd, u0, s0, u1, s1, clk = map(int, sys.argv[1:])
+r = json.loads(os.environ["J"].strip().splitlines()[-1])
+n = max(r.get("completed", 0), 1)
+r["round"] = rnd
+r["user_us_per_req"] = (u1 - u0) / clk / n * 1e6
+r["sys_us_per_req"] = (s1 - s0) / clk / n * 1e6
+print(json.dumps(r))
+PY
+            log "$s: round $round, $rate req/s done"
+        done
+        stop_server
+    done
 done
+# sweep.csv (medians over rounds) for plot.sh
+$PY - "$out" <<'PY'
+import json, os, statistics, sys
+out = sys.argv[1]
+rows = [json.loads(l) for l in open(os.path.join(out, "open.jsonl")) if l.strip()]
+g = {}
+for r in rows:
+    g.setdefault((r["server"], round(r["offered_rps"])), []).append(r)
+with open(os.path.join(out, "sweep.csv"), "w") as f:
+    f.write("server,offered,achieved,p50,p90,p99,p999,p9999,max,errors,timeouts\n")
+    for (s, off), rs in sorted(g.items()):
+        m = lambda k: statistics.median(x["latency_us"][k] for x in rs)
+        f.write("%s,%d,%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%d,%d\n" % (
+            s, off, statistics.median(x["achieved_rps"] for x in rs), m("p50"), m("p90"), m("p99"),
+            m("p999"), m("p9999"), m("max"), sum(x["errors"] for x in rs), sum(x["timeouts"] for x in rs)))
+PY
 "$here/plot.sh" "$out/sweep.csv" "$out/sweep.png" "memcached vs percore vs floor: open-loop tail latency" || true
 
 # --- 3. instructions per request (callgrind) --------------------------------------
@@ -183,17 +248,19 @@ if [ "$callgrind" = 1 ]; then
     if ! command -v valgrind >/dev/null; then
         log "SKIP callgrind: valgrind not installed"
     else
+        # The load of the per-request-cost question: open loop, cg_rate gets/s
+        # over cg_conns connections (each wake-up then sees about one request),
+        # keys preloaded, gets only. Two runs, N and 2N gets: the difference is
+        # N gets' worth of instructions without start-up, preload and shutdown.
         for s in "${avail[@]}"; do
-            [ "$s" = floor ] && continue
-            # Two runs, N and 2N requests: the difference is N requests' worth of
-            # instructions without start-up and shutdown.
             irs=()
             for n in "$cg_requests" $((cg_requests * 2)); do
                 f="$out/callgrind.$s.$n.out"
                 rm -f "$f"
                 UNDER_VALGRIND=1 start_server "$s" valgrind --tool=callgrind --callgrind-out-file="$f" || { irs+=(0); continue; }
-                bench -s "$s=127.0.0.1:$PORT" --closed --depth 1 --conns 1 --threads 1 --requests "$n" \
-                    --duration 300 --timeout 10 > "$out/callgrind.$s.$n.json" || log "$s: callgrind bench failed"
+                bench -s "$s=127.0.0.1:$PORT" --warmup --rate "$cg_rate" --conns "$cg_conns" --threads 1 \
+                    --get-ratio 1 --requests "$n" --duration 300 --timeout 10 \
+                    > "$out/callgrind.$s.$n.json" || log "$s: callgrind bench failed"
                 STOP_WAIT_TENTHS=600 stop_server
                 ir=$(grep -E '^(summary|totals):' "$f" 2>/dev/null | head -1 | awk '{print $2}')
                 irs+=("${ir:-0}")
@@ -201,7 +268,7 @@ if [ "$callgrind" = 1 ]; then
             if [ "${irs[0]}" -gt 0 ] && [ "${irs[1]}" -gt 0 ]; then
                 per=$($PY -c 'import sys; a,b,n=map(int,sys.argv[1:]); print(round((b-a)/n))' "${irs[0]}" "${irs[1]}" "$cg_requests")
                 echo "$s,$per" >> "$out/callgrind.txt"
-                log "$s: $per instructions per request (user space, callgrind)"
+                log "$s: $per instructions per get (user space, callgrind, $cg_rate gets/s over $cg_conns connections)"
             else
                 log "$s: callgrind produced no totals (server must exit cleanly on SIGTERM)"
             fi
@@ -224,7 +291,10 @@ peak = {r["server"]: r for r in rows("peak.jsonl")}
 opn = {}
 for r in rows("open.jsonl"):
     opn.setdefault(r["server"], []).append(r)
-order = [s for s in ("memcached", "percore", "floor") if s in peak or s in opn]
+import statistics
+known = ("memcached", "percore", "percore-epoll", "percore-uring", "percore-poll", "floor")
+order = [s for s in known if s in peak or s in opn]
+med = lambda rs, f: statistics.median(f(x) for x in rs)
 L = []
 L.append("Servers: -t %s -m %s, pinned to CPU %s; percore-bench pinned to CPU %s." % (threads, memory, scpu, bcpu))
 L.append("")
@@ -235,37 +305,56 @@ for s in order:
     if p:
         L.append("| %s | %.0f | %.1f | %d |" % (s, p["achieved_rps"], p["latency_us"]["p99"], p["errors"] + p["timeouts"]))
 L.append("")
-L.append("Open loop at %s%% of %s's peak (latency from the scheduled send time, microseconds):" % (loads, ref))
+nr = max([r.get("round", 1) for rs in opn.values() for r in rs] or [1])
+L.append("Open loop (%s; latency from the scheduled send time, microseconds; median of %d round(s), "
+         "servers alternating; CPU = the server's user and kernel time per request):" % (
+             "fixed rates" if ref == "-" else "%s%% of %s's peak" % (loads, ref), nr))
 L.append("")
-L.append("| server | offered | achieved | p50 | p99 | p99.9 | max | errors | timeouts |")
-L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+L.append("| server | offered | achieved | p50 | p99 | p99.9 | max | user us/req | kernel us/req | errors | timeouts |")
+L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+byrate = {}
 for s in order:
+    g = {}
     for r in opn.get(s, []):
-        l = r["latency_us"]
-        L.append("| %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %d | %d |" % (
-            s, r["offered_rps"], r["achieved_rps"], l["p50"], l["p99"], l["p999"], l["max"], r["errors"], r["timeouts"]))
+        g.setdefault(round(r["offered_rps"]), []).append(r)
+    byrate[s] = g
+    for off in sorted(g):
+        rs = g[off]
+        lat = lambda k: med(rs, lambda x: x["latency_us"][k])
+        L.append("| %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %d | %d |" % (
+            s, off, med(rs, lambda x: x["achieved_rps"]), lat("p50"), lat("p99"), lat("p999"), lat("max"),
+            med(rs, lambda x: x.get("user_us_per_req", 0)), med(rs, lambda x: x.get("sys_us_per_req", 0)),
+            sum(x["errors"] for x in rs), sum(x["timeouts"] for x in rs)))
 L.append("")
-if "percore" in peak and "memcached" in peak:
-    L.append("percore / memcached ratios (throughput: higher is better; latency: lower is better):")
-    L.append("")
-    L.append("| metric | ratio |")
-    L.append("|---|---:|")
-    L.append("| closed-loop peak throughput | %.2f |" % (peak["percore"]["achieved_rps"] / max(1.0, peak["memcached"]["achieved_rps"])))
-    mo = {round(r["offered_rps"]): r for r in opn.get("memcached", [])}
-    for r in opn.get("percore", []):
-        m = mo.get(round(r["offered_rps"]))
-        if not m:
+def ratios(base):
+    out_ = []
+    for s in order:
+        if not s.startswith("percore") or base not in byrate:
             continue
-        for k, name in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
-            a, b = r["latency_us"][k], m["latency_us"][k]
-            L.append("| %s at %.0f req/s | %s |" % (name, r["offered_rps"], "%.2f" % (a / b) if b else "n/a"))
+        if s in peak and base in peak and base != "floor":
+            out_.append("| %s / %s | closed-loop peak | %.2f |" % (s, base, peak[s]["achieved_rps"] / max(1.0, peak[base]["achieved_rps"])))
+        for off in sorted(byrate[s]):
+            if off not in byrate[base]:
+                continue
+            for k, name in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
+                a = med(byrate[s][off], lambda x: x["latency_us"][k])
+                b = med(byrate[base][off], lambda x: x["latency_us"][k])
+                out_.append("| %s / %s | %s at %d req/s | %s |" % (s, base, name, off, "%.2f" % (a / b) if b else "n/a"))
+    return out_
+rr = ratios("memcached") + ratios("floor")
+if rr:
+    L.append("Ratios (throughput: higher is better; latency: lower is better):")
+    L.append("")
+    L.append("| servers | metric | ratio |")
+    L.append("|---|---|---:|")
+    L.extend(rr)
     L.append("")
 else:
-    L.append("(no percore/memcached ratios: one of them was not measured)")
+    L.append("(no ratios: memcached or the floor was not measured beside percore)")
     L.append("")
 cg = os.path.join(out, "callgrind.txt")
 if os.path.exists(cg) and os.path.getsize(cg):
-    L.append("| server | user-space instructions per request (callgrind) |")
+    L.append("| server | user-space instructions per get (callgrind) |")
     L.append("|---|---:|")
     for line in open(cg):
         s, n = line.strip().split(",")
