@@ -147,6 +147,26 @@ static void ring_bells(struct worker *w)
 
 static void publish_classes(struct worker *w);
 
+/* A copy of `proto` (kind and payload) to every other worker; returns how
+ * many were sent. */
+static unsigned broadcast(struct worker *w, const struct msg *proto)
+{
+    unsigned n = 0;
+    for (unsigned p = 0; p < nworkers; p++) {
+        if (p == w->id)
+            continue;
+        struct msg *m = calloc(1, sizeof *m);
+        if (!m)
+            abort();
+        m->kind = proto->kind;
+        m->u = proto->u;
+        m->from = (uint8_t)w->id;
+        worker_send(w, p, m);
+        n++;
+    }
+    return n;
+}
+
 /* `at` is memcached's oldest_live: the last relative second whose writes
  * are flushed (0 = cancel a pending delayed flush, flush nothing). Once it
  * is reached everything goes, and writes during that second go too. `now`:
@@ -202,21 +222,13 @@ static void flush_all(struct worker *w, int64_t delay, struct msg *barrier)
     STAT_INC(&w->stats, cmd_flush);
     if (barrier)
         barrier->u.waiting = 1;   /* this worker's own, below */
-    for (unsigned p = 0; p < nworkers; p++) {
-        if (p == w->id)
-            continue;
-        struct msg *m = calloc(1, sizeof *m);
-        if (!m)
-            abort();
-        m->kind = MSG_FLUSH;
-        m->from = (uint8_t)w->id;
-        m->u.flush.at = at;
-        m->u.flush.now = at != 0 && at <= w->now;
-        m->u.flush.barrier = barrier;
-        if (barrier)
-            barrier->u.waiting++;
-        worker_send(w, p, m);
-    }
+    struct msg proto = { .kind = MSG_FLUSH };
+    proto.u.flush.at = at;
+    proto.u.flush.now = at != 0 && at <= w->now;
+    proto.u.flush.barrier = barrier;
+    unsigned sent = broadcast(w, &proto);
+    if (barrier)
+        barrier->u.waiting += sent;
     apply_flush(w, at, false);
     if (barrier)
         barrier_done(barrier);
@@ -243,16 +255,7 @@ void worker_stats_reset(struct worker *w)
      * a `stats detail dump` right after the reset sees none of the old. */
     for (unsigned p = 0; p < nworkers; p++)
         pfx_clear(workers[p].pfx);
-    for (unsigned p = 0; p < nworkers; p++) {
-        if (p == w->id)
-            continue;
-        struct msg *m = calloc(1, sizeof *m);
-        if (!m)
-            abort();
-        m->kind = MSG_STATS_RESET;
-        m->from = (uint8_t)w->id;
-        worker_send(w, p, m);
-    }
+    broadcast(w, &(struct msg){ .kind = MSG_STATS_RESET });
     reset_own_stats(w);
 }
 

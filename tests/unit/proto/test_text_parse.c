@@ -141,8 +141,10 @@ static void test_fast_path_same(void **state)
     snprintf(extra[5], sizeof extra[5], "get a %s b\r\n", key251);
     /* 64 keys (the fast path's most) and 65 */
     strcpy(extra[6], "gets");
-    for (int k = 0; k < 64; k++)
-        snprintf(extra[6] + strlen(extra[6]), 8, " k%d", k);
+    for (int k = 0; k < 64; k++) {
+        size_t at = strlen(extra[6]);
+        snprintf(extra[6] + at, sizeof extra[6] - at, " k%d", k);
+    }
     strcpy(extra[7], extra[6]);
     strcat(extra[6], "\r\n");
     strcat(extra[7], " z\r\n");
