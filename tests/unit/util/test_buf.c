@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include "util/buf.h"
@@ -81,10 +83,36 @@ static void test_refs_in_order(void **state)
         assert_int_equal(unpins[i], 1);
 }
 
+/* buf_add_u64 writes what printf's %llu writes: the edges of each digit
+ * count and a million random values of every magnitude. */
+static void test_add_u64(void **state)
+{
+    static const uint64_t edge[] = { 0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 12345,
+                                     4294967295ull, 9999999999999999999ull,
+                                     10000000000000000000ull, 18446744073709551615ull };
+    struct buf b = {0};
+    char ref[32];
+    srand(7);
+    for (int i = 0; i < 1000000 + (int)(sizeof edge / sizeof edge[0]); i++) {
+        uint64_t v;
+        if (i < (int)(sizeof edge / sizeof edge[0]))
+            v = edge[i];
+        else
+            v = (((uint64_t)rand() << 33) ^ ((uint64_t)rand() << 2) ^ (uint64_t)rand()) >> (rand() % 64);
+        b.len = 0;
+        assert_true(buf_add_u64(&b, v));
+        snprintf(ref, sizeof ref, "%llu", (unsigned long long)v);
+        assert_int_equal(b.len, strlen(ref));
+        assert_memory_equal(b.data, ref, b.len);
+    }
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refs_in_order),
+        cmocka_unit_test(test_add_u64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
