@@ -15,18 +15,26 @@ static void line(struct buf *o, const char *s)
 static void encode_value(struct exec_ctx *x, struct buf *o, const struct item_view *iv,
                          bool with_cas)
 {
-    buf_reserve(o, iv->klen + (iv->vlen < PROTO_REF_MIN ? iv->vlen : 0) + 64);
-    buf_add(o, "VALUE ", 6);
-    buf_add(o, iv->key, iv->klen);
-    buf_add(o, " ", 1);
-    buf_add_u64(o, iv->flags);
-    buf_add(o, " ", 1);
-    buf_add_u64(o, iv->vlen);
+    /* The header is written in place: one capacity check for all of it
+     * (6 + 1 + 10 + 1 + 10 + 1 + 20 + 2 bytes at most besides the key). */
+    if (!buf_reserve(o, iv->klen + (iv->vlen < PROTO_REF_MIN ? iv->vlen : 0) + 64))
+        return;
+    char *p = o->data + o->len;
+    memcpy(p, "VALUE ", 6);
+    p += 6;
+    memcpy(p, iv->key, iv->klen);
+    p += iv->klen;
+    *p++ = ' ';
+    p += buf_dec(p, iv->flags);
+    *p++ = ' ';
+    p += buf_dec(p, iv->vlen);
     if (with_cas) {
-        buf_add(o, " ", 1);
-        buf_add_u64(o, iv->cas);
+        *p++ = ' ';
+        p += buf_dec(p, iv->cas);
     }
-    buf_add(o, "\r\n", 2);
+    *p++ = '\r';
+    *p++ = '\n';
+    o->len = (size_t)(p - o->data);
     proto_add_value(x, o, iv, iv->vlen);
     buf_add(o, "\r\n", 2);
 }

@@ -133,35 +133,10 @@ size_t buf_iov(const struct buf *b, size_t off, size_t limit, struct iovec *iov,
     return n;
 }
 
-/* Every reply carries a few small numbers (flags, lengths): count the
- * digits with comparisons, then write them in place two at a time; no
- * scratch copy and no memcpy call for two or three bytes. */
-static const char digit_pairs[201] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
 bool buf_add_u64(struct buf *b, uint64_t v)
 {
     if (b->cap - b->len < 20 && !buf_reserve(b, 20))
         return false;
-    unsigned n = 1;
-    for (uint64_t t = 10; n < 20 && v >= t; t *= 10)
-        n++;
-    char *p = b->data + b->len + n;
-    b->len += n;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        p -= 2;
-        p[0] = digit_pairs[2 * r];
-        p[1] = digit_pairs[2 * r + 1];
-    }
-    if (v >= 10) {
-        p[-2] = digit_pairs[2 * v];
-        p[-1] = digit_pairs[2 * v + 1];
-    } else {
-        p[-1] = (char)('0' + v);
-    }
+    b->len += buf_dec(b->data + b->len, v);
     return true;
 }

@@ -90,4 +90,33 @@ size_t buf_iov(const struct buf *b, size_t off, size_t limit, struct iovec *iov,
 /* Append an unsigned decimal number. */
 bool buf_add_u64(struct buf *b, uint64_t v);
 
+/* Write v in decimal at p (room for 20 bytes); returns the length. Every
+ * reply carries a few small numbers (flags, lengths): the digits are
+ * counted by comparison and written in place two at a time. */
+static inline size_t buf_dec(char *p, uint64_t v)
+{
+    static const char pairs[201] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    size_t n = 1;
+    for (uint64_t t = 10; n < 20 && v >= t; t *= 10)
+        n++;
+    char *e = p + n;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        e -= 2;
+        e[0] = pairs[2 * r];
+        e[1] = pairs[2 * r + 1];
+    }
+    if (v >= 10) {
+        e[-2] = pairs[2 * v];
+        e[-1] = pairs[2 * v + 1];
+    } else {
+        e[-1] = (char)('0' + v);
+    }
+    return n;
+}
+
 #endif

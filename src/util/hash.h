@@ -26,7 +26,19 @@ static inline uint32_t key_hash(const void *key, size_t len)
     uint32_t h = 2166136261u;
     if (len > KEY_MAX_LENGTH)
         len = KEY_MAX_LENGTH;
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+#ifndef __bpf__
+    /* The same bytes in the same order, four per round: the loop's own
+     * counting was half the cost of hashing a 32-byte key. (The eBPF
+     * program keeps the plain loop its verifier is happy with.) */
+    for (; i + 4 <= len; i += 4) {
+        h = (h ^ p[i]) * 16777619u;
+        h = (h ^ p[i + 1]) * 16777619u;
+        h = (h ^ p[i + 2]) * 16777619u;
+        h = (h ^ p[i + 3]) * 16777619u;
+    }
+#endif
+    for (; i < len; i++) {
         h ^= p[i];
         h *= 16777619u;
     }
