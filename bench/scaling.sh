@@ -29,6 +29,7 @@
 #   --memory MB        server -m (default 1024)
 #   --io BACKEND       percore --io (default: percore's default)
 #   --out DIR          results folder (default bench-results/scaling-DATE)
+#   --replot DIR       only redo summary and plot from DIR/scaling.csv
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -51,6 +52,7 @@ value_size=100
 memory=1024
 io=
 out=
+replot=0
 orig_args=("$@")
 while [ $# -gt 0 ]; do
     case $1 in
@@ -68,6 +70,7 @@ while [ $# -gt 0 ]; do
     --memory) memory=$2; shift 2 ;;
     --io) io=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --replot) out=$2; replot=1; shift 2 ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "scaling.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -145,13 +148,15 @@ EOF
 }
 
 csv=$out/scaling.csv
+IFS=, read -ra wlist <<< "$workers"
+IFS=, read -ra llist <<< "$loads"
+[ "$replot" = 1 ] && rounds=$(awk -F, 'NR > 1 && $1 > r { r = $1 } END { print r + 0 }' "$csv")
+[ "$replot" = 1 ] || {
 echo "round,server,workers,placement,load_pct,offered,achieved,p50_us,p99_us,p999_us,user_us_per_req,sys_us_per_req" > "$csv"
 {
     echo "# $(date -u +%FT%TZ) $(uname -r), $ncpu CPUs"
     echo "bench/scaling.sh ${orig_args[*]}"
 } > "$out/commands.txt"
-IFS=, read -ra wlist <<< "$workers"
-IFS=, read -ra llist <<< "$loads"
 
 for ((r = 1; r <= rounds; r++)); do
     for w in "${wlist[@]}"; do
@@ -187,6 +192,7 @@ for ((r = 1; r <= rounds; r++)); do
         done
     done
 done
+}
 
 # Medians over rounds, a markdown table and the plot.
 "$PY" - "$csv" "$out" <<'EOF'
@@ -235,8 +241,9 @@ if command -v gnuplot >/dev/null; then
     gnuplot <<GP || bench_log "gnuplot failed"
 set terminal pngcairo size 1100,480 noenhanced
 set output '$out/scaling.png'
-set multiplot layout 1,2 title 'scaling.sh: workers on dedicated CPUs ($ncpu CPUs here), median of $rounds rounds'
+set multiplot layout 1,2 title 'scaling.sh: server on CPUs 0..W-1, generator on the next ones (sharing the last CPU where none is left); $ncpu CPUs, median of $rounds rounds'
 set xlabel 'workers'
+set xtics 1
 set grid
 set key top left
 set ylabel 'closed-loop peak (req/s)'
