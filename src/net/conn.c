@@ -288,6 +288,14 @@ void conn_accept_fd(struct loop *l, int fd)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (l->reactor.busy_poll) {
+        /* --io poll: the socket's own NAPI busy polling, for kernels without
+         * epoll's (reactor_epoll.c); refused without CAP_NET_ADMIN on some
+         * kernels, which only costs the optimisation. */
+        int usecs = 50;
+        setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, sizeof usecs);
+        setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof one);
+    }
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);

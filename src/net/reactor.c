@@ -34,7 +34,13 @@ int reactor_init(struct reactor *r, bool busy_poll)
         log_warn("io_uring not available (%s): falling back to epoll", why);
         settings.io = IO_EPOLL;
     }
-    return epoll_reactor_init(r, busy_poll);
+    int rc = epoll_reactor_init(r, busy_poll);
+    static bool said;
+    if (rc == 0 && busy_poll && !said) {
+        log_info("busy-poll backend: %s", reactor_name(r));
+        said = true;
+    }
+    return rc;
 }
 
 void reactor_fini(struct reactor *r)
@@ -79,5 +85,9 @@ int reactor_send(struct reactor *r, int fd, struct buf *out, size_t *off)
 
 const char *reactor_name(const struct reactor *r)
 {
-    return r->uring ? uring_mode_name(r) : r->busy_poll ? "busy-poll" : "epoll";
+    if (r->uring)
+        return uring_mode_name(r);
+    if (r->busy_poll)
+        return r->kernel_busy_poll ? "busy-poll, kernel NAPI busy polling" : "busy-poll";
+    return "epoll";
 }

@@ -54,6 +54,7 @@ struct uring;
 struct reactor {
     int           fd;          /* epoll instance; -1 with io_uring */
     bool          busy_poll;   /* never block in the kernel */
+    bool          kernel_busy_poll; /* ... and the kernel busy-polls NIC queues (epoll 6.9+) */
     struct uring *uring;       /* private to reactor_uring.c; non-NULL when it drives */
 };
 

@@ -284,6 +284,11 @@ class Server:
         from pymemcache.client.base import Client
         kw.setdefault("connect_timeout", DEFAULT_TIMEOUT)
         kw.setdefault("timeout", DEFAULT_TIMEOUT)
+        # pymemcache's default sends set/add/... with noreply, so a test's
+        # set may still be on its way to the key's owner when the test's
+        # next connection asks for the key (seen with --io poll: an incr
+        # answered NOT_FOUND). Tests wait for their writes.
+        kw.setdefault("default_noreply", False)
         return Client(self.addr, **kw)
 
 
