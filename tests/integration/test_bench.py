@@ -265,19 +265,24 @@ def test_sweep_script_plot(floor, tmp_path):
 def test_throughput_agrees_with_memcaslap(memcached):
     """Closed-loop throughput against memcached, same shape as memcaslap's default
     (1 thread, 8 connections, 1 outstanding each, 90% gets, 100-byte values).
-    Margin: within a factor of 1.5 either way (the two tools differ in key layout
-    and the 2-core test machine is shared, so a tighter bound would be flaky)."""
+    Margin: within a factor of 1.5 either way (the two tools differ in key layout).
+    The tools take turns, three runs each, and the best run of each is compared:
+    on a shared machine one 2-second run can lose half its CPU to a neighbour
+    (a single pair once measured 57k against 123k)."""
     need(MEMCASLAP)
-    p = subprocess.run([MEMCASLAP, "-s", memcached.addr, "-t", "2s", "-T", "1", "-c", "8", "-X", "100"],
-                       capture_output=True, text=True, timeout=30)
-    m = re.search(r"TPS:\s*(\d+)", p.stdout)
-    assert m, p.stdout + p.stderr
-    ref = int(m.group(1))
-    r = bench("-s", memcached.addr, "--closed", "--threads", 1, "--conns", 8, "--depth", 1,
-              "--duration", 2, "--key-size", 64, "--value-size", 100, "--keys", 10000, "--warmup")
-    clean(r)
-    ratio = r["achieved_rps"] / ref
-    assert 1 / 1.5 <= ratio <= 1.5, (r["achieved_rps"], ref)
+    refs, ours = [], []
+    for _ in range(3):
+        p = subprocess.run([MEMCASLAP, "-s", memcached.addr, "-t", "2s", "-T", "1", "-c", "8", "-X", "100"],
+                           capture_output=True, text=True, timeout=30)
+        m = re.search(r"TPS:\s*(\d+)", p.stdout)
+        assert m, p.stdout + p.stderr
+        refs.append(int(m.group(1)))
+        r = bench("-s", memcached.addr, "--closed", "--threads", 1, "--conns", 8, "--depth", 1,
+                  "--duration", 2, "--key-size", 64, "--value-size", 100, "--keys", 10000, "--warmup")
+        clean(r)
+        ours.append(r["achieved_rps"])
+    ratio = max(ours) / max(refs)
+    assert 1 / 1.5 <= ratio <= 1.5, (ours, refs)
 
 
 def test_compare_script_skips_missing_server(tmp_path):
