@@ -53,6 +53,18 @@ struct msg {
     char         data[];
 };
 
+/* Append m to a holder's FIFO of messages linked through qnext (overflow
+ * queues, held replies, pending store walks). */
+static inline void msgq_push(struct msg **head, struct msg **tail, struct msg *m)
+{
+    m->qnext = NULL;
+    if (*tail)
+        (*tail)->qnext = m;
+    else
+        *head = m;
+    *tail = m;
+}
+
 /* A request message carrying a copy of r's key, value and aux bytes (the
  * only copy made on the way to the owner). Aborts on allocation failure. */
 struct msg *msg_new_req(const struct req *r, enum msg_kind kind, unsigned from);

@@ -51,12 +51,7 @@ struct msg *intro_msg_new(const struct dump_req *d, unsigned from)
 
 static void pending_add(struct worker *w, struct msg *m)
 {
-    m->qnext = NULL;
-    if (w->intro_tail)
-        w->intro_tail->qnext = m;
-    else
-        w->intro_head = m;
-    w->intro_tail = m;
+    msgq_push(&w->intro_head, &w->intro_tail, m);
 }
 
 static void deliver(struct worker *w, struct msg *m, unsigned to)

@@ -50,12 +50,7 @@ static __thread struct worker *current_worker;
 void worker_send(struct worker *w, unsigned to, struct msg *m)
 {
     if (w->ovf_head[to] || !ring_push(w->out[to], m)) {
-        m->qnext = NULL;
-        if (w->ovf_tail[to])
-            w->ovf_tail[to]->qnext = m;
-        else
-            w->ovf_head[to] = m;
-        w->ovf_tail[to] = m;
+        msgq_push(&w->ovf_head[to], &w->ovf_tail[to], m);
         w->ovf_pending = true;
         w->ovf_len++;
         STAT_INC(&w->stats, ring_full);
@@ -70,12 +65,7 @@ void worker_send(struct worker *w, unsigned to, struct msg *m)
  * reply and then asks for stats on any worker sees what it changed. */
 static void reply_later(struct worker *w, unsigned to, struct msg *m)
 {
-    m->qnext = NULL;
-    if (w->rep_tail[to])
-        w->rep_tail[to]->qnext = m;
-    else
-        w->rep_head[to] = m;
-    w->rep_tail[to] = m;
+    msgq_push(&w->rep_head[to], &w->rep_tail[to], m);
     w->rep_pending = true;
 }
 
