@@ -194,7 +194,6 @@ else
     log "open-loop rates: $rates req/s (${loads}% of $ref's $refpeak)"
 fi
 CLK=$(getconf CLK_TCK)
-ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 IFS=, read -r -a rate_list <<< "$rates"
 for ((round = 1; round <= rounds; round++)); do
     order=("${avail[@]}")
@@ -205,10 +204,10 @@ for ((round = 1; round <= rounds; round++)); do
         start_server "$s" || continue
         bench -s "$s=127.0.0.1:$PORT" --warmup --closed --requests 1 > /dev/null || log "$s: warm-up failed"
         for rate in "${rate_list[@]}"; do
-            read -r u0 s0 < <(ticks "$SPID")
+            read -r u0 s0 < <(bench_cpu_ticks "$SPID")
             j=$(bench -s "$s=127.0.0.1:$PORT" --rate "$rate" --duration "$duration" --spin-us "$spin") ||
                 log "$s: open loop at $rate failed"
-            read -r u1 s1 < <(ticks "$SPID")
+            read -r u1 s1 < <(bench_cpu_ticks "$SPID")
             J=$j $PY - "$round" "$u0" "$s0" "$u1" "$s1" "$CLK" >> "$out/open.jsonl" <<'PY' || true
 import json, os, sys
 rnd, u0, s0, u1, s1, clk = map(int, sys.argv[1:])

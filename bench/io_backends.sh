@@ -108,7 +108,7 @@ start_server() { # name; sets SPID, PORT
 stop_server() { [ -z "$SPID" ] || bench_stop "$SPID" 100; SPID=; }
 SPID=
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime, whole process
+cpu_ticks() { local u k; read -r u k < <(bench_cpu_ticks "$1"); echo $((u + k)); }   # utime + stime
 
 bench() { run taskset -c "$bench_cpus" "$BENCH" --quiet --json --threads 1 --conns "$conns" \
     --keys "$keys" --value-size "$value_size" --timeout 2 "$@" "${extra[@]}"; }

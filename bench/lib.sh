@@ -17,6 +17,7 @@
 #   bench_track PID                     stop PID too when the script ends
 #   bench_stats PORT                    `stats` as "name value" lines
 #   bench_stat_of "$stats" NAME         one value from bench_stats' output
+#   bench_cpu_ticks PID                 "utime stime" of the process, in clock ticks
 # Knobs (environment): BENCH_LOG_CAP bytes kept of a server's output (default
 # 1 MiB); BENCH_STOP_WAIT_TENTHS grace before KILL (default 100: under
 # valgrind a server needs up to a minute to write its profile, so compare.sh
@@ -180,3 +181,6 @@ EOF
 }
 
 bench_stat_of() { awk -v k="$2" '$1 == k { print $2 }' <<<"$1"; }
+
+# taskset execs the server, so the PID we hold is the server's own.
+bench_cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }

@@ -122,17 +122,16 @@ cpus_of() { # workers -> "server_cpus gen_cpus gen_threads placement"
     fi
 }
 
-ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 
 # One measurement: runs percore-bench with the given arguments against the
 # server on PORT, prints "achieved p50 p99 p999 user_us sys_us" (per request).
 measure() { # pid port gcpus gthreads args...
     local pid=$1 port=$2 gc=$3 gt=$4; shift 4
     local u0 s0 u1 s1 j
-    read -r u0 s0 < <(ticks "$pid")
+    read -r u0 s0 < <(bench_cpu_ticks "$pid")
     j=$(timeout $((duration + peak_duration + 60)) taskset -c "$gc" "$BENCH" -s "127.0.0.1:$port" \
         -t "$gt" -c "$conns" --keys "$keys" --value-size "$value_size" --json -q "$@") || true
-    read -r u1 s1 < <(ticks "$pid")
+    read -r u1 s1 < <(bench_cpu_ticks "$pid")
     J=$j "$PY" - "$u0" "$s0" "$u1" "$s1" "$CLK" <<'EOF'
 import json, os, sys
 u0, s0, u1, s1, clk = map(int, sys.argv[1:])
