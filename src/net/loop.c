@@ -60,7 +60,7 @@ void loop_serve(struct loop *l)
 struct msg *loop_route(struct loop *l, struct req *r, uint8_t kind, void *session,
                        struct buf *(*out)(void *session))
 {
-    unsigned owner = key_owner(r->key, r->klen);
+    unsigned owner = l->solo ? l->id : key_owner(r->key, r->klen);
     if (owner == l->id) {
         STAT_INC(l->stats, req_local);
         /* A TCP reply may send from the store's memory (pinned); a datagram

@@ -46,6 +46,7 @@ struct loop_host {
 
 struct loop {
     unsigned         id;                   /* the worker's number: key ownership */
+    bool             solo;                 /* it owns every key: no routing hash */
     int              cpu;                  /* its CPU, or -1 */
     uint32_t         now;                  /* relative clock, ticked by the runtime */
     struct reactor   reactor;
@@ -71,6 +72,8 @@ struct loop {
     uint64_t         iter;                 /* loop iterations */
     uint64_t         sent_at;              /* iteration sent_iter counts for */
     size_t           sent_iter;            /* bytes its connections sent in it */
+    uint64_t         direct_at;            /* iteration direct_sends counts for */
+    unsigned         direct_sends;         /* io_uring replies sent without the ring in it */
     size_t           out_bytes;            /* own (copied) output of all its connections */
     size_t           out_max;              /* past it, the heaviest stop being read */
 };

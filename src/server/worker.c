@@ -413,9 +413,9 @@ static void worker_unpin(uint16_t owner, uint32_t pin)
     worker_send(w, owner, m);
 }
 
-static void worker_tick(struct worker *w)
+static void worker_tick(struct worker *w, uint32_t now)
 {
-    w->now = clock_rel_now();
+    w->now = now;
     w->loop.now = w->now;
     w->x.now = w->now;
     store_clock(w->store, w->now);
@@ -456,8 +456,11 @@ static void *worker_main(void *arg)
         }
         int n = reactor_wait(&l->reactor, ev, 256, timeout);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-        worker_tick(w);
-        uint64_t t0 = clock_mono_us();
+        /* One clock reading for the second hand and the loop's own time. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        worker_tick(w, clock_rel_at(&ts));
+        uint64_t t0 = clock_ts_us(&ts);
         conn_resume_all(l);
         loop_dispatch(l, ev, n);
         /* Replies and requests from other workers; replies make their
@@ -632,6 +635,7 @@ int workers_setup(void)
         struct worker *w = &workers[i];
         w->id = i;
         w->loop.id = i;
+        w->loop.solo = nworkers == 1;
         w->loop.stats = &w->stats;
         w->loop.x = &w->x;
         w->loop.conf = &proto_conf;

@@ -8,7 +8,7 @@
 
 void (*buf_unpin)(uint16_t owner, uint32_t pin);
 
-bool buf_reserve(struct buf *b, size_t extra)
+bool buf_grow(struct buf *b, size_t extra)
 {
     if (b->cap - b->len >= extra)
         return true;
@@ -45,12 +45,8 @@ void buf_free(struct buf *b)
 }
 
 
-void buf_consume(struct buf *b, size_t n)
+void buf_shift(struct buf *b, size_t n)
 {
-    if (n >= b->len) {
-        b->len = 0;
-        return;
-    }
     memmove(b->data + 0, b->data + n, b->len - n);
     b->len -= n;
 }

@@ -40,7 +40,14 @@ struct buf {
 /* Set once at start-up; called for every reference a buffer lets go of. */
 extern void (*buf_unpin)(uint16_t owner, uint32_t pin);
 
-bool buf_reserve(struct buf *b, size_t extra);   /* false on OOM */
+bool buf_grow(struct buf *b, size_t extra);      /* buf_reserve's slow path */
+void buf_shift(struct buf *b, size_t n);         /* buf_consume's slow path */
+/* Room for extra more bytes; false on OOM. Inline: nearly every call finds
+ * the room already there, and a call per reply added up. */
+static inline bool buf_reserve(struct buf *b, size_t extra)
+{
+    return b->cap - b->len >= extra || buf_grow(b, extra);
+}
 void buf_free(struct buf *b);
 /* Let go of every reference (unpinning), keep the own bytes. */
 void buf_release_refs(struct buf *b);
@@ -51,11 +58,18 @@ static inline void buf_reset(struct buf *b)
         buf_release_refs(b);
     b->len = 0;
 }
-void buf_consume(struct buf *b, size_t n);       /* drop n bytes from the front (no refs) */
+/* Drop n bytes from the front (no refs); most often all of them. */
+static inline void buf_consume(struct buf *b, size_t n)
+{
+    if (n >= b->len)
+        b->len = 0;
+    else
+        buf_shift(b, n);
+}
 
 static inline bool buf_add(struct buf *b, const void *p, size_t n)
 {
-    if (b->cap - b->len < n && !buf_reserve(b, n))
+    if (b->cap - b->len < n && !buf_grow(b, n))
         return false;
     if (n)
         memcpy(b->data + b->len, p, n);

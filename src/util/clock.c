@@ -27,6 +27,12 @@ uint32_t clock_rel_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return clock_rel_at(&ts);
+}
+
+uint32_t clock_rel_at(const struct timespec *now)
+{
+    const struct timespec ts = *now;
     time_t secs = ts.tv_sec - mono_start.tv_sec;
     if (ts.tv_nsec < mono_start.tv_nsec)
         secs--;

@@ -18,17 +18,24 @@
 void clock_setup(void);
 /* Current relative second (monotonic). */
 uint32_t clock_rel_now(void);
+/* The same, of a CLOCK_MONOTONIC reading the caller already has. */
+uint32_t clock_rel_at(const struct timespec *mono);
 /* Unix time of process start (for converting absolute exptimes). */
 time_t clock_started(void);
 /* Convert a client exptime into a store exptime (0 = never). */
 uint32_t clock_exptime(int64_t exptime, uint32_t now);
 
 /* Monotonic microseconds, for measuring (vDSO: no system call). */
+static inline uint64_t clock_ts_us(const struct timespec *ts)
+{
+    return (uint64_t)ts->tv_sec * 1000000u + (uint64_t)ts->tv_nsec / 1000u;
+}
+
 static inline uint64_t clock_mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return clock_ts_us(&ts);
 }
 
 #endif
