@@ -337,18 +337,12 @@ static bool rings_empty(struct worker *w)
  * regardless): most loop iterations of a read-mostly load change nothing. */
 static void publish_stats(struct worker *w)
 {
-    /* Cheapest first: nothing reached the store in this iteration (no
-     * request executed, no unpin, no maintenance) and the second is the
-     * same: nothing to publish. */
-    uint64_t work = stat_get(&w->stats.req_local) + stat_get(&w->stats.req_remote_served) +
-                    w->store_events;
-    if (work == w->pub_work && w->now == w->pub_now)
+    /* Nothing reached the store in a way that can change its figures (get
+     * hits do not) and the second is the same: nothing to publish. */
+    uint64_t gen = store_stats_gen(w->store) + w->store_events;
+    if (gen == w->pub_gen && w->now == w->pub_now)
         return;
-    w->pub_work = work;
-    uint64_t epoch = store_stats_epoch(w->store);
-    if (epoch == w->pub_epoch && w->now == w->pub_now)
-        return;
-    w->pub_epoch = epoch;
+    w->pub_gen = gen;
     w->pub_now = w->now;
     struct store_stats ss;
     store_get_stats(w->store, &ss);

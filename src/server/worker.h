@@ -63,8 +63,7 @@ struct worker {
 
     struct wstats    stats;                /* written by this worker only */
     _Atomic uint64_t store_pub[STORE_STATS_WORDS]; /* published store stats */
-    uint64_t         pub_epoch;            /* store_stats_epoch() when last published */
-    uint64_t         pub_work;             /* requests run + store_events then */
+    uint64_t         pub_gen;              /* store_stats_gen() + store_events when last published */
     uint64_t         store_events;         /* unpins, maintenance, flushes (publish_stats) */
     uint32_t         pub_now;              /* ... and the clock then */
 };

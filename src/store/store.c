@@ -168,6 +168,7 @@ void store_clock(struct store *s, uint32_t now)
 
 bool store_make_room(struct store *s, size_t bytes)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     while (!store_room(s, bytes))
         if (!evict_one(s))
             return false;
@@ -212,6 +213,7 @@ static uint64_t *lookup(struct store *s, const char *key, size_t klen, uint64_t 
     uint64_t *slot = index_find(s, key, klen, h, it);
     if (slot && item_expired(s, it->exptime)) {
         if (remove_expired) {
+            s->gen++;
             if (!(it->bits & ITEM_FETCHED))
                 s->c.expired_unfetched++;
             item_remove(s, h, slot, it);
@@ -400,6 +402,7 @@ static uint64_t *set_exptime(struct store *s, const char *key, size_t klen, uint
 int store_gat(struct store *s, const char *key, size_t klen, uint32_t exptime,
               struct item_view *iv)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
@@ -423,6 +426,7 @@ int store_gat(struct store *s, const char *key, size_t klen, uint32_t exptime,
 
 int store_touch(struct store *s, const char *key, size_t klen, uint32_t exptime)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
@@ -517,6 +521,7 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
               const void *val, size_t vlen, uint32_t flags, uint32_t exptime,
               uint64_t cas_in, uint64_t *cas_out)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     int st = put_item(s, mode, key, klen, val, vlen, flags, exptime, cas_in, cas_out);
     if (s->obs) {
         struct store_event ev = { .kind = SEV_STORE, .mode = (uint8_t)mode, .status = st,
@@ -559,6 +564,7 @@ static bool walk_one(struct store *s, uint32_t sid, uint32_t off, const struct i
 bool store_walk(struct store *s, uint32_t *cursor, unsigned budget,
                 bool (*fn)(void *arg, const struct store_walk_item *it), void *arg)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     uint32_t end = s->nsegs + s->nlarge_cap;
     for (; *cursor < end && budget; budget--) {
         uint32_t sid = (*cursor)++;
@@ -599,11 +605,13 @@ void store_reset_class_stats(struct store *s)
 
 void store_flush_hold(struct store *s, uint32_t until)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     s->flush_hold = until;
 }
 
 int store_delete(struct store *s, const char *key, size_t klen, uint64_t cas_in)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
@@ -619,6 +627,7 @@ int store_delete(struct store *s, const char *key, size_t klen, uint64_t cas_in)
 int store_arith(struct store *s, const char *key, size_t klen, bool incr,
                 uint64_t delta, uint64_t *result, uint64_t *cas_out)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
@@ -669,6 +678,7 @@ int store_arith(struct store *s, const char *key, size_t klen, bool incr,
 
 int store_set_mbits(struct store *s, const char *key, size_t klen, uint8_t set, uint8_t clear)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint64_t *slot = lookup(s, key, klen, h, &it, true);
@@ -680,6 +690,7 @@ int store_set_mbits(struct store *s, const char *key, size_t klen, uint8_t set, 
 
 void store_flush(struct store *s)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     for (uint32_t i = 0; i < s->nlarge_cap; i++)
         if (s->larges[i].mem && !s->larges[i].held)
             seg_large_free(s, s->nsegs + i);
@@ -703,6 +714,7 @@ void store_flush(struct store *s)
 
 bool store_maintain(struct store *s, unsigned budget)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     bool more = false;
     if (budget == 0)
         return true;
@@ -729,6 +741,7 @@ bool store_maintain(struct store *s, unsigned budget)
  * only the memory's reuse has to wait. */
 void store_pin(struct store *s, uint32_t loc)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     if (loc_is_large(s, loc))
         s->larges[loc - s->nsegs].pins++;
     else
@@ -738,6 +751,7 @@ void store_pin(struct store *s, uint32_t loc)
 
 void store_unpin(struct store *s, uint32_t loc)
 {
+    s->gen++;   /* may change what store_get_stats() reports */
     s->pins--;
     if (loc_is_large(s, loc)) {
         struct large *l = &s->larges[loc - s->nsegs];
@@ -750,29 +764,9 @@ void store_unpin(struct store *s, uint32_t loc)
     }
 }
 
-uint64_t store_stats_epoch(const struct store *s)
+uint64_t store_stats_gen(const struct store *s)
 {
-    /* Distinct odd multipliers: changes in different counters within one
-     * iteration cannot cancel out for any realistic amounts. */
-    uint64_t e = s->c.total_items * 0x9e3779b97f4a7c15ull;
-    e += s->c.curr_items * 0xbf58476d1ce4e5b9ull;
-    e += s->c.bytes * 0x94d049bb133111ebull;
-    e += s->pins * 0xd6e8feb86659fd93ull;
-    e += s->held_bytes * 0xa0761d6478bd642full;
-    e += s->segs_used * 0xe7037ed1a0b428dbull;
-    e += s->nlarge * 0x8ebc6af09c88c6e3ull;
-    e += s->large_bytes * 0x7fb5d329728ea185ull;
-    e += s->c.evictions * 0x589965cc75374cc3ull;
-    e += s->c.evicted_segments * 0x1d8e4e27c47d124full;
-    e += s->c.expired_reclaimed * 0xff51afd7ed558ccdull;
-    e += s->c.expired_unfetched * 0xc4ceb9fe1a85ec53ull;
-    e += s->c.evicted_unfetched * 0x2127599bf4325c37ull;
-    e += s->c.reclaim_segments * 0x880355f21e6d1965ull;
-    e += s->c.merged_items * 0x4cf5ad432745937full;
-    e += s->c.flushes * 0x9fb21c651e98df25ull;
-    e += ((uint64_t)s->idx.nb << 8 | s->idx.level) * 0x2545f4914f6cdd1dull;
-    e += (s->idx.nb_commit + s->idx.ovf_commit) * 0x106689d45497fdb5ull;
-    return e;
+    return s->gen;
 }
 
 void store_get_stats(const struct store *s, struct store_stats *o)

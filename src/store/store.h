@@ -144,10 +144,11 @@ void store_flush_hold(struct store *s, uint32_t until);
 bool store_maintain(struct store *s, unsigned budget);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
-/* A value that changes whenever any store_get_stats() field may have: a mix
- * of the counters, much cheaper than the copy (the worker publishes its
- * stats for other workers only when it moved). */
-uint64_t store_stats_epoch(const struct store *s);
+/* A count that moves whenever any store_get_stats() field may have: every
+ * call that can change the store bumps it (a get only when it removes an
+ * expired item), so a loop of get hits leaves it alone and the worker, which
+ * publishes its stats for other workers only when it moved, copies nothing. */
+uint64_t store_stats_gen(const struct store *s);
 
 /* Replies by reference: pin the memory of the item a view came from, so
  * that iv->val stays readable and unchanged (item values are never written

@@ -164,6 +164,7 @@ struct store {
     uint32_t now;
     uint32_t flush_hold;  /* items written while now <= this vanish (flush_all) */
     uint64_t rng;
+    uint64_t gen;         /* store_stats_gen(): bumped by every call that may mutate */
 
     size_t   seg_size;
     size_t   large_min;   /* items bigger than this go to a large allocation */
