@@ -27,16 +27,11 @@ struct pfx_table {
     size_t            cap, used;
 };
 
-static _Atomic bool enabled;
+_Atomic bool pfx_on;
 
 void pfx_enable(bool on)
 {
-    atomic_store_explicit(&enabled, on, memory_order_relaxed);
-}
-
-bool pfx_enabled(void)
-{
-    return atomic_load_explicit(&enabled, memory_order_relaxed);
+    atomic_store_explicit(&pfx_on, on, memory_order_relaxed);
 }
 
 struct pfx_table *pfx_create(void)

@@ -10,6 +10,7 @@
 #ifndef PERCORE_PREFIX_STATS_H
 #define PERCORE_PREFIX_STATS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include "util/buf.h"
@@ -24,7 +25,12 @@ struct pfx_table *pfx_create(void);
 void pfx_destroy(struct pfx_table *t);
 /* stats detail on|off, read by every worker. */
 void pfx_enable(bool on);
-bool pfx_enabled(void);
+extern _Atomic bool pfx_on;
+/* Inline: every request asks. */
+static inline bool pfx_enabled(void)
+{
+    return atomic_load_explicit(&pfx_on, memory_order_relaxed);
+}
 /* Count one command for key (nothing when it has no delimiter). */
 void pfx_record(struct pfx_table *t, const char *key, size_t klen, enum pfx_kind k, bool hit);
 /* Forget everything (stats reset); owner thread. */

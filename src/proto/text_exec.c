@@ -34,6 +34,16 @@ static void encode_value(struct exec_ctx *x, struct buf *o, const struct item_vi
     }
     *p++ = '\r';
     *p++ = '\n';
+    if (iv->vlen < PROTO_REF_MIN) {
+        /* Small values are copied (cheaper than a reference), into the room
+         * reserved above with the header's. */
+        memcpy(p, iv->val, iv->vlen);
+        p += iv->vlen;
+        *p++ = '\r';
+        *p++ = '\n';
+        o->len = (size_t)(p - o->data);
+        return;
+    }
     o->len = (size_t)(p - o->data);
     proto_add_value(x, o, iv, iv->vlen);
     buf_add(o, "\r\n", 2);
