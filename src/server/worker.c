@@ -309,6 +309,8 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
 
 static bool drain_rings(struct worker *w, unsigned budget)
 {
+    if (nworkers == 1)
+        return false;
     bool more = false;
     for (unsigned p = 0; p < nworkers; p++) {
         if (p == w->id)
@@ -327,6 +329,8 @@ static bool drain_rings(struct worker *w, unsigned budget)
 
 static bool rings_empty(struct worker *w)
 {
+    if (nworkers == 1)
+        return true;
     for (unsigned p = 0; p < nworkers; p++)
         if (p != w->id && !ring_empty(w->in[p]))
             return false;

@@ -113,8 +113,22 @@ static inline size_t buf_dec(char *p, uint64_t v)
         "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
         "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
         "8081828384858687888990919293949596979899";
-    size_t n = 1;
-    for (uint64_t t = 10; n < 20 && v >= t; t *= 10)
+    /* Flags are mostly 0 and lengths a few digits: those without a loop. */
+    if (v < 10) {
+        *p = (char)('0' + v);
+        return 1;
+    }
+    if (v < 100) {
+        memcpy(p, pairs + 2 * v, 2);
+        return 2;
+    }
+    if (v < 1000) {
+        *p = (char)('0' + v / 100);
+        memcpy(p + 1, pairs + 2 * (v % 100), 2);
+        return 3;
+    }
+    size_t n = 4;
+    for (uint64_t t = 10000; n < 20 && v >= t; t *= 10)
         n++;
     char *e = p + n;
     while (v >= 100) {

@@ -108,11 +108,37 @@ static void test_add_u64(void **state)
     buf_free(&b);
 }
 
+/* buf_dec() against printf: every digit count's edges and a dense range. */
+static void check_dec(uint64_t v)
+{
+    char want[32], got[32];
+    int n = snprintf(want, sizeof want, "%llu", (unsigned long long)v);
+    size_t m = buf_dec(got, v);
+    assert_int_equal(m, (size_t)n);
+    assert_memory_equal(got, want, m);
+}
+
+static void test_dec(void **state)
+{
+    (void)state;
+    for (uint64_t v = 0; v < 200000; v++)
+        check_dec(v);
+    for (uint64_t t = 10; t != 0 && t <= UINT64_MAX / 10; t *= 10) {
+        check_dec(t - 1);
+        check_dec(t);
+        check_dec(t + 1);
+    }
+    check_dec(UINT64_MAX);
+    check_dec(UINT64_MAX - 1);
+    check_dec(4294967295u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refs_in_order),
         cmocka_unit_test(test_add_u64),
+        cmocka_unit_test(test_dec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
