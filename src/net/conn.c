@@ -491,31 +491,61 @@ static bool send_direct(struct conn *c)
 
 /* ---- input -------------------------------------------------------------- */
 
-/* Run the parser over rbuf: the only place requests are parsed. */
+/* Input received in place (c->rin) moves into rbuf, from byte `from` on:
+ * before more arrives behind it, or what is left unparsed before the
+ * backend's buffer goes back. rbuf is empty whenever rin is set. */
+static __attribute__((noinline)) bool rin_keep(struct conn *c, size_t from)
+{
+    size_t n = c->rin_len - from, want = n > c->rneed ? n : c->rneed;
+    const char *p = c->rin + from;
+    c->rin = NULL;
+    c->rin_len = 0;
+    if (n == 0)
+        return true;
+    if (!buf_reserve(&c->rbuf, want)) {
+        conn_close(c);
+        return false;
+    }
+    memcpy(c->rbuf.data + c->rbuf.len, p, n);
+    c->rbuf.len += n;
+    return true;
+}
+
+/* Run the parser over the input (rbuf, or what io_uring received in place):
+ * the only place requests are parsed. */
 static void conn_parse(struct conn *c)
 {
     if (c->watching) {
         c->rbuf.len = 0;   /* a watch stream ignores what its client sends */
+        c->rin = NULL;
         return;
     }
+    const char *data = c->rin ? c->rin : c->rbuf.data;
+    size_t len = c->rin ? c->rin_len : c->rbuf.len;
     /* -B ascii|binary fixes the protocol as memcached does (a binary
      * request is then parsed as text, or text fails the magic check). */
-    if (!c->pops && c->rbuf.len) {
+    if (!c->pops && len) {
         c->pops = settings.protocol == PROT_ASCII ? &proto_text
                 : settings.protocol == PROT_BINARY ? &proto_binary
-                : proto_detect(c->rbuf.data, c->rbuf.len);
+                : proto_detect(data, len);
         if (c->pops == &proto_text && conn_tracing())
             conn_trace_event(c, "ascii");
     }
     size_t need = 0;
-    ssize_t used = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, c->rbuf.data,
-                                  c->rbuf.len, &need);
+    ssize_t used = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data, len, &need);
     if (used < 0) {
         conn_close(c);
         return;
     }
-    buf_consume(&c->rbuf, (size_t)used);
     c->rneed = need;
+    if (c->rin) {
+        if ((size_t)used == len)
+            c->rin = NULL;   /* all of it parsed: nothing to keep */
+        else if (!rin_keep(c, (size_t)used))
+            return;
+    } else {
+        buf_consume(&c->rbuf, (size_t)used);
+    }
     c->stalled = c->rbuf.len > 0 && (c->yielded || out_full(c));
     if (c->yielded) {
         c->yielded = false;
@@ -530,7 +560,7 @@ static void conn_parse(struct conn *c)
 /* New input: parsed once in this iteration's serve pass, after every read
  * and completion of the iteration is in (a line split over several reads or
  * provided buffers is judged whole). */
-static void input_arrived(struct conn *c, size_t n)
+static inline void input_arrived(struct conn *c, size_t n)
 {
     c->last_active = c->l->now;
     STAT_ADD(c->l->stats, bytes_read, (uint64_t)n);
@@ -541,6 +571,16 @@ static void input_arrived(struct conn *c, size_t n)
 void conn_feed(struct conn *c, const char *data, size_t n)
 {
     if (c->closed)
+        return;
+    if (c->rbuf.len == 0 && !c->rin) {
+        /* Parsed where it lies (the serve pass comes before the buffer
+         * goes back); only what is left over is copied. */
+        c->rin = data;
+        c->rin_len = n;
+        input_arrived(c, n);
+        return;
+    }
+    if (c->rin && !rin_keep(c, 0))
         return;
     size_t want = n;
     if (c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
@@ -632,12 +672,14 @@ void conn_serve(struct conn *c)
     }
     /* A value still arriving cannot be parsed: wait for all of it instead
      * of tokenizing its command line again for every piece. */
-    if (c->feed_pending && (c->eof || c->rbuf.len >= c->rneed)) {
+    if (c->feed_pending && (c->eof || (c->rin ? c->rin_len : c->rbuf.len) >= c->rneed)) {
         c->feed_pending = false;
         conn_parse(c);
         if (c->closed)
             return;
     }
+    if (c->rin && !rin_keep(c, 0))
+        return;   /* a value still arriving: keep what came */
     if (c->eof) {
         conn_close(c);
         return;

@@ -46,6 +46,9 @@ struct conn {
     struct buf    *xout;         /* where the request executing here replies */
     size_t         xbefore;      /* ... and its size before that reply */
     struct buf     rbuf;
+    const char    *rin;          /* io_uring: input still in the backend's buffer (valid
+                                  * until its next wait), parsed there when rbuf is empty */
+    size_t         rin_len;
     struct buf     wbuf;
     size_t         woff;         /* bytes of wbuf already sent */
     struct msg    *q_head, *q_tail;  /* replies not yet in wbuf, in order */
