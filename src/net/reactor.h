@@ -56,6 +56,7 @@ struct reactor {
     bool          busy_poll;   /* never block in the kernel */
     bool          kernel_busy_poll; /* ... and the kernel busy-polls NIC queues (epoll 6.9+) */
     struct uring *uring;       /* private to reactor_uring.c; non-NULL when it drives */
+    struct wstats *stats;      /* the worker's counters (zero-copy sends) */
 };
 
 /* Picks the backend from settings.io; io_uring falls back to epoll (with one

@@ -50,9 +50,11 @@ void uring_reactor_quiesce(struct reactor *r) { (void)r; }
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "net/uring_bufs.h"
+#include "util/stats.h"
 
 #define URING_SQ_ENTRIES  1024
 #define URING_CQ_ENTRIES  8192        /* multishot: many CQEs per SQE */
@@ -67,6 +69,14 @@ void uring_reactor_quiesce(struct reactor *r) { (void)r; }
 #define TX_KEEP           (64 * 1024) /* larger idle send buffers are released */
 #define TX_IOV            64          /* iovecs per sendmsg; the rest follows */
 #define TX_SLICE          REACTOR_TX_SLICE
+#define URING_FILES_MAX   65536       /* registered-file slots per worker, at most */
+/* Kernel ABI (6.2) that liburing 2.3's copy of io_uring.h predates. */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE  (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 
 /* What a CQE completes, in the low bits of user_data (uios are 16-aligned). */
 enum { OP_ARM = 0, OP_SEND = 1, OP_CANCEL = 2 };
@@ -84,6 +94,10 @@ struct uio {
     bool          tx_busy;    /* a send is outstanding */
     bool          rearm_queued;
     bool          bell_poll;  /* this kernel makes us poll the doorbell */
+    bool          fixed;      /* fd is also its slot in the ring's registered files */
+    bool          zc_sent;    /* the send in flight is zero-copy */
+    bool          zc_notif;   /* a zero-copy send's result is in; its notification is not */
+    int           zc_res;     /* ... that result */
     unsigned      refs;       /* outstanding requests + pending re-arm */
     struct buf    tx;         /* bytes of the send in flight (own and referenced) */
     size_t        txoff;
@@ -109,6 +123,9 @@ struct uring {
     struct __kernel_timespec timer_ts;
     unsigned          flags;
     unsigned          pending;     /* requests the kernel has not finished */
+    unsigned          nfiles;      /* registered-file slots (0: none); slot = fd */
+    bool              zc;          /* the kernel has SENDMSG_ZC */
+    struct wstats    *stats;
 };
 
 /* ---- set-up ------------------------------------------------------------ */
@@ -178,6 +195,7 @@ int uring_reactor_init(struct reactor *r, const char **why)
      * probe, since older kernels reject the recv only when it runs. */
     struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
     bool ok = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+    u->zc = probe && io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC);
     if (probe)
         io_uring_free_probe(probe);
     if (!ok) {
@@ -200,6 +218,8 @@ int uring_reactor_init(struct reactor *r, const char **why)
 
 const char *uring_mode_name(const struct reactor *r)
 {
+    /* Registered files are set up when the worker enables its ring, after
+     * this is first logged; they are reported in `stats settings`. */
     unsigned f = r->uring->flags;
     if (f & IORING_SETUP_DEFER_TASKRUN)
         return "single issuer, deferred task work";
@@ -242,6 +262,14 @@ static struct io_uring_sqe *sqe_get(struct uring *u)
     return s;
 }
 
+/* A connection's requests name its registered slot: the kernel then skips
+ * looking up and reference-counting the file on every receive and send. */
+static inline void sqe_file(struct io_uring_sqe *s, const struct uio *x)
+{
+    if (x->fixed)
+        s->flags |= IOSQE_FIXED_FILE;   /* s->fd is the slot, which is the fd */
+}
+
 static void uio_put(struct uring *u, struct uio *x)
 {
     if (--x->refs > 0 || x->src)
@@ -263,6 +291,7 @@ static void arm(struct uring *u, struct uio *x)
     switch (x->kind) {
     case UK_CONN:
         io_uring_prep_recv_multishot(s, x->fd, NULL, 0, 0);
+        sqe_file(s, x);
         s->flags |= IOSQE_BUFFER_SELECT;
         s->buf_group = URING_BGID;
         break;
@@ -301,25 +330,39 @@ static void send_tx(struct uring *u, struct uio *x)
 {
     /* A buffer with references (values sent from their segments) goes out
      * with sendmsg, up to TX_IOV pieces at a time. */
-    if (x->tx.nrefs && !x->txiov) {
-        x->txiov = malloc(TX_IOV * sizeof *x->txiov);
-        if (!x->txiov)
-            abort();
-    }
     struct io_uring_sqe *s = sqe_get(u);
+    /* Large replies (values sent from their segments, mostly) go zero-copy:
+     * the kernel sends from our pages instead of copying them into socket
+     * buffers, and says when it has let go of them in a second completion
+     * (the notification), until which the buffer and its pins stay. */
+    size_t left = buf_size(&x->tx) - x->txoff;
+    bool zc = u->zc && settings.zc_send_min && left >= settings.zc_send_min;
     /* WAITALL: the kernel retries a short send on a stream socket itself,
      * so a completion means all sent or the connection failed. */
-    if (x->tx.nrefs) {
+    if (x->tx.nrefs || zc) {
+        if (!x->txiov) {
+            x->txiov = malloc(TX_IOV * sizeof *x->txiov);
+            if (!x->txiov)
+                abort();
+        }
         x->txmsg = (struct msghdr){
             .msg_iov = x->txiov,
             .msg_iovlen = buf_iov(&x->tx, x->txoff, TX_SLICE, x->txiov, TX_IOV),
         };
-        io_uring_prep_sendmsg(s, x->fd, &x->txmsg, MSG_NOSIGNAL | MSG_WAITALL);
+        x->zc_sent = zc;
+        if (zc) {
+            io_uring_prep_sendmsg_zc(s, x->fd, &x->txmsg, MSG_NOSIGNAL | MSG_WAITALL);
+            s->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+            STAT_INC(u->stats, uring_zc_sends);
+        } else {
+            io_uring_prep_sendmsg(s, x->fd, &x->txmsg, MSG_NOSIGNAL | MSG_WAITALL);
+        }
     } else {
-        size_t len = x->tx.len - x->txoff;
-        io_uring_prep_send(s, x->fd, x->tx.data + x->txoff, len < TX_SLICE ? len : TX_SLICE,
+        x->zc_sent = false;
+        io_uring_prep_send(s, x->fd, x->tx.data + x->txoff, left < TX_SLICE ? left : TX_SLICE,
                            MSG_NOSIGNAL | MSG_WAITALL);
     }
+    sqe_file(s, x);
     io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_SEND);
     u->pending++;
 }
@@ -386,6 +429,9 @@ int uring_reactor_add(struct reactor *r, int fd, uint32_t events, struct evsrc *
     x->kind = src->type == SRC_CONN ? UK_CONN : src->type == SRC_LISTEN ? UK_LISTEN
             : src->type == SRC_DOORBELL ? UK_DOORBELL : UK_POLL;
     x->want = (events & EV_READ) != 0;
+    if (x->kind == UK_CONN && (unsigned)fd < u->nfiles &&
+        io_uring_register_files_update(&u->ring, (unsigned)fd, &fd, 1) == 1)
+        x->fixed = true;
     x->refs = 1;   /* held by the fd until reactor_del */
     x->next = u->all;
     if (u->all)
@@ -424,6 +470,12 @@ int uring_reactor_del(struct reactor *r, int fd, bool finish_send)
     u->byfd[fd] = NULL;
     x->src = NULL;
     x->want = false;
+    if (x->fixed) {
+        /* Requests in flight hold their own reference to the file; the
+         * slot is freed now, before the fd number can come back. */
+        int none = -1;
+        io_uring_register_files_update(&u->ring, (unsigned)fd, &none, 1);
+    }
     if (x->armed && !x->cancelling) {
         cancel(u, x, OP_ARM);
         x->cancelling = true;
@@ -602,6 +654,14 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
             abort();
         }
         u->enabled = true;
+        u->stats = r->stats;
+        /* Registered files, one slot per possible fd (capped): the
+         * worker's thread registers them, as a single-issuer ring asks. */
+        struct rlimit rl;
+        unsigned want = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < URING_FILES_MAX
+                      ? (unsigned)rl.rlim_cur : URING_FILES_MAX;
+        if (io_uring_register_files_sparse(&u->ring, want) == 0)
+            u->nfiles = want;
     }
     /* The bytes reported last time have been consumed. */
     for (unsigned i = 0; i < u->nheld; i++)
@@ -656,7 +716,23 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
             continue;
         }
         if (op == OP_SEND) {
-            n += on_send(u, x, cqe->res, &ev[n]);
+            if (cqe->flags & IORING_CQE_F_NOTIF) {
+                /* The kernel let go of a zero-copy send's pages: now it is
+                 * done (REPORT_USAGE: whether it copied them after all). */
+                if ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED)
+                    STAT_INC(u->stats, uring_zc_copied);
+                x->zc_notif = false;
+                n += on_send(u, x, x->zc_res, &ev[n]);
+            } else if (cqe->flags & IORING_CQE_F_MORE) {
+                x->zc_notif = true;   /* its result; the notification follows */
+                x->zc_res = cqe->res;
+            } else if (x->zc_sent && cqe->res == -EINVAL && u->zc) {
+                /* A kernel without REPORT_USAGE (6.1): plain sends from now. */
+                u->zc = false;
+                send_tx(u, x);
+            } else {
+                n += on_send(u, x, cqe->res, &ev[n]);
+            }
             continue;
         }
         bool got = false;

@@ -195,6 +195,7 @@ static void settings_report(struct stats_out *so)
     stats_emitf(so, "idle_timeout", "%d", settings.idle_timeout);
     stats_emitf(so, "io_backend", "%s", io_name());
     stats_emitf(so, "max_conn_output", "%zu", settings.conn_out_max);
+    stats_emitf(so, "zc_send_min", "%zu", settings.zc_send_min);
     stats_emitf(so, "max_get_keys", "%u", settings.max_get_keys);
 }
 

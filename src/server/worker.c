@@ -676,6 +676,7 @@ int workers_setup(void)
         }
         w->x = (struct exec_ctx){ .store = w->store, .stats = &w->stats, .now = w->now,
                                   .self = (uint16_t)i, .pfx = w->pfx };
+        w->loop.reactor.stats = &w->stats;
         if (reactor_init(&w->loop.reactor, settings.io == IO_POLL) < 0)
             return -1;
         if (accept_limit_setup(&w->loop) < 0)

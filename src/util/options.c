@@ -66,7 +66,8 @@ struct settings settings;
     X("max-conn-output", 1, 0x104, "<num>",  "stop reading a client with this much unsent output (default: 4m)") \
     X("max-get-keys",    1, 0x105, "<num>",  "most keys in one get (default: 0, unlimited)") \
     X("segment-size",    1, 0x106, "<num>",  "segment size of the item log (default: automatic)") \
-    X("max-worker-output", 1, 0x107, "<num>", "copied output of all a worker's clients before the heaviest stop (default: -m/t/8, at least 4m)")
+    X("max-worker-output", 1, 0x107, "<num>", "copied output of all a worker's clients before the heaviest stop (default: -m/t/8, at least 4m)") \
+    X("zc-send-min",     1, 0x120, "<num>",  "io_uring: replies this large are sent zero-copy, 0 never (default: 64k)")
 
 static void usage(void)
 {
@@ -381,6 +382,7 @@ int options_parse(int argc, char **argv)
         .nworkers = 0, .item_max = 1 << 20, .use_cas = true, .flush_ok = true,
         .backlog = 1024, .io = IO_URING, .steering = STEER_AUTO,
         .conn_out_max = 4u << 20,
+        .zc_send_min = 64u << 10,
         .unix_mask = 0700, .reqs_per_event = 20, .protocol = PROT_AUTO,
         .stat_delim = ':', .maxconns_fast = true, .growth_factor = 1.25,
         .slab_min_size = 48,
@@ -477,6 +479,7 @@ int options_parse(int argc, char **argv)
         case 0x103: settings.idle_timeout = (int)parse_int(optarg, 0, 1 << 30, "--idle-timeout"); break;
         case 0x104: settings.conn_out_max = parse_size(optarg, 1, "--max-conn-output"); break;
         case 0x107: settings.worker_out_max = parse_size(optarg, 1, "--max-worker-output"); break;
+        case 0x120: settings.zc_send_min = parse_size(optarg, 1, "--zc-send-min"); break;
         case 0x105: settings.max_get_keys = (unsigned)parse_int(optarg, 0, 1 << 30, "--max-get-keys"); break;
         case 0x106: settings.seg_size = parse_size(optarg, 1, "--segment-size"); break;
         case ':': die_usage("option '%s' needs a value", argv[optind - 1]); break;

@@ -38,6 +38,7 @@ struct settings {
     int      steering;         /* --steering */
     int      idle_timeout;     /* --idle-timeout seconds, 0 = off */
     size_t   conn_out_max;     /* --max-conn-output: back-pressure threshold */
+    size_t   zc_send_min;      /* --zc-send-min: io_uring sends this large go zero-copy (0 = never) */
     unsigned max_get_keys;     /* --max-get-keys */
     size_t   seg_size;         /* --segment-size, 0 = store picks */
 

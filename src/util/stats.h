@@ -33,7 +33,9 @@
     X(conn_idle_closed) X(conn_output_paused) \
     X(conn_output_throttled)   /* checks that found a connection's unsent output at its cap */ \
     X(worker_output_throttled) /* ... the worker's connections' output at the worker's cap */ \
-    X(ring_backpressure)       /* ... messages queued behind full rings at their cap */
+    X(ring_backpressure)       /* ... messages queued behind full rings at their cap */ \
+    X(uring_zc_sends)          /* io_uring zero-copy sends (--zc-send-min) */ \
+    X(uring_zc_copied)         /* ... of them the kernel copied after all (loopback) */
 
 struct wstats {
 #define STAT_FIELD(n) _Atomic uint64_t n;

@@ -271,3 +271,39 @@ def test_restart_on_same_port_20_times(backend):
         with srv.conn() as c:
             c.call(b"set k 0 0 1\r\nx\r\n", b"STORED\r\n")
         srv.stop_and_check()
+
+
+@pytest.mark.parametrize("zc_min", ["0", "4k", "64k"])
+def test_uring_zero_copy_sends(zc_min):
+    """--zc-send-min: io_uring replies at least that large go out with
+    SENDMSG_ZC and wait for the kernel's notification before their buffer
+    (and the values' pins) go back. Values of several sizes around the
+    threshold, pipelined and interleaved with small gets, read back byte for
+    byte; 0 turns zero-copy off."""
+    if not uring_usable():
+        pytest.skip("io_uring disabled on this kernel")
+    srv = Server(threads=2, extra=["--io=uring", "--zc-send-min=" + zc_min])
+    try:
+        rnd = random.Random(5)
+        sizes = [100, 3000, 4095, 4096, 70_000, 65_535, 65_536, 300_000, 1_000_000]
+        vals = {b"zc:%d" % n: bytes(rnd.getrandbits(8) for _ in range(256)) * (n // 256)
+                + b"x" * (n % 256) for n in sizes}
+        with srv.conn(timeout=20) as c:
+            for k, v in vals.items():
+                c.call(b"set %s 3 0 %d\r\n" % (k, len(v)) + v + b"\r\n", b"STORED\r\n")
+            req = b"".join(b"get %s\r\nget zc:none\r\n" % k for k in vals) * 3
+            want = b"".join(b"VALUE %s 3 %d\r\n" % (k, len(v)) + v + b"\r\nEND\r\nEND\r\n"
+                            for k, v in vals.items()) * 3
+            c.call(req, want)
+            st = stats(c)
+            c.assert_in_sync()
+        sends = int(st["uring_zc_sends"])
+        if zc_min == "0":
+            assert sends == 0
+        elif st["io_backend"] == "uring":
+            assert sends > 0
+        assert int(st["uring_zc_copied"]) <= sends
+        with srv.conn() as c:
+            assert stats(c, b"settings")["zc_send_min"] == str({"0": 0, "4k": 4096, "64k": 65536}[zc_min])
+    finally:
+        srv.stop_and_check()
