@@ -251,3 +251,239 @@ def test_bad_authfile_refuses_to_start(binary, tmp_path, content, message):
     r = run_server(binary, "-Y", str(p))
     assert r.returncode == 1, r
     assert message in r.stderr
+
+
+# ---- -S: SASL over the binary protocol ----------------------------------------
+
+SASLPASSWD2 = shutil.which("saslpasswd2") or "/usr/sbin/saslpasswd2"
+needs_sasl_tools = pytest.mark.skipif(not os.path.exists(SASLPASSWD2),
+                                      reason="saslpasswd2 (sasl2-bin) not installed")
+
+GET, SET, VERSION, NOOP, STAT = 0x00, 0x01, 0x0B, 0x0A, 0x10
+SASL_LIST, SASL_AUTH, SASL_STEP = 0x20, 0x21, 0x22
+AUTH_ERROR, AUTH_CONTINUE = 0x20, 0x21
+
+
+def pkt(op, key=b"", ext=b"", val=b"", opaque=0):
+    if isinstance(key, str):
+        key = key.encode()
+    if isinstance(val, str):
+        val = val.encode()
+    bl = len(key) + len(ext) + len(val)
+    return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), len(ext), 0, 0, bl, opaque, 0) + ext + key + val
+
+
+def read_pkt(c):
+    """(opcode, status, body) of one response, or None at EOF."""
+    h = c.read_exact(24)
+    if len(h) < 24:
+        return None
+    _, op, kl, el, _, status, bl, _, _ = struct.unpack(">BBHBBHIIQ", h)
+    body = c.read_exact(bl)
+    return op, status, body[kl + el:]
+
+
+@pytest.fixture
+def sasl_conf(tmp_path, monkeypatch):
+    """A memcached.conf (mech_list, sasldb_path) and a sasldb holding alice,
+    made with Cyrus's own tool; SASL_CONF_PATH points the servers at it.
+    Returns a function to rewrite the mechanism list."""
+    db = tmp_path / "sasldb2"
+    subprocess.run([SASLPASSWD2, "-p", "-c", "-f", str(db), "-a", "memcached", USER],
+                   input=PASSWORD.encode(), check=True, timeout=10)
+
+    def mechs(m):
+        (tmp_path / "memcached.conf").write_text(f"mech_list: {m}\nsasldb_path: {db}\n")
+    mechs("plain scram-sha-256")
+    monkeypatch.setenv("SASL_CONF_PATH", str(tmp_path))
+    return mechs
+
+
+def plain_auth(c, user=USER, password=PASSWORD):
+    c.send(pkt(SASL_AUTH, "PLAIN", val=f"\0{user}\0{password}"))
+    return read_pkt(c)
+
+
+class Scram:
+    """The client side of SCRAM-SHA-256 (RFC 5802, 7677), no channel binding."""
+
+    def __init__(self, user, password):
+        self.user, self.password = user, password
+        self.nonce = base64.b64encode(os.urandom(18)).decode()
+        self.bare = f"n={user},r={self.nonce}"
+
+    def first(self):
+        return "n,," + self.bare
+
+    def final(self, server_first, proof_ok=True):
+        f = dict(kv.split("=", 1) for kv in server_first.split(","))
+        assert f["r"].startswith(self.nonce)
+        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), base64.b64decode(f["s"]),
+                                     int(f["i"]))
+        ck = hmac.new(salted, b"Client Key", "sha256").digest()
+        without = f"c=biws,r={f['r']}"
+        self.auth_msg = f"{self.bare},{server_first},{without}".encode()
+        sig = hmac.new(hashlib.sha256(ck).digest(), self.auth_msg, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(ck, sig))
+        if not proof_ok:
+            proof = bytes([proof[0] ^ 1]) + proof[1:]
+        self.server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+        return f"{without},p={base64.b64encode(proof).decode()}"
+
+    def verify(self, server_final):
+        want = hmac.new(self.server_key, self.auth_msg, "sha256").digest()
+        return server_final == "v=" + base64.b64encode(want).decode()
+
+
+def scram_auth(c, password=PASSWORD, proof_ok=True):
+    """Runs the exchange; returns the list of (opcode, status, body)."""
+    s = Scram(USER, password)
+    out = []
+    c.send(pkt(SASL_AUTH, "SCRAM-SHA-256", val=s.first()))
+    r = read_pkt(c)
+    out.append(r)
+    if r[1] != AUTH_CONTINUE:
+        return out
+    c.send(pkt(SASL_STEP, "SCRAM-SHA-256", val=s.final(r[2].decode(), proof_ok)))
+    r = read_pkt(c)
+    out.append(r)
+    if r[1] == AUTH_CONTINUE:          # the server's final message; answer empty
+        assert s.verify(r[2].decode()), r
+        c.send(pkt(SASL_STEP, "SCRAM-SHA-256"))
+        out.append(read_pkt(c))
+    return out
+
+
+@needs_sasl_tools
+@pytest.mark.parametrize("binary", BOTH, ids=name)
+def test_sasl_raw_exchanges_match_memcached(servers, sasl_conf, binary):
+    srv = servers(binary, "-S")
+    with srv.conn() as c:
+        c.send(pkt(VERSION))
+        assert read_pkt(c)[1] == 0                       # allowed before auth
+        c.send(pkt(SASL_LIST))
+        assert read_pkt(c) == (SASL_LIST, 0, b"PLAIN SCRAM-SHA-256")
+        assert plain_auth(c, password="wrong") == (SASL_AUTH, AUTH_ERROR, b"Auth failure.")
+        assert plain_auth(c, user="nobody") == (SASL_AUTH, AUTH_ERROR, b"Auth failure.")
+        c.send(pkt(SASL_AUTH, "NO-SUCH-MECH", val="x"))
+        assert read_pkt(c) == (SASL_AUTH, AUTH_ERROR, b"Auth failure.")
+        c.send(pkt(SASL_AUTH, "X" * 40, val="x"))       # mechanism name too long
+        assert read_pkt(c)[1] == 0x04
+        assert plain_auth(c) == (SASL_AUTH, 0, b"Authenticated")
+        c.send(pkt(SET, "k", struct.pack(">II", 0, 0), "v") + pkt(GET, "k"))
+        assert read_pkt(c)[1] == 0 and read_pkt(c) == (GET, 0, b"v")
+        c.send(pkt(STAT, "settings"))
+        st = {}
+        while True:
+            _, status, body = read_pkt(c)
+            if not body:
+                break
+        c.send(pkt(STAT))
+        while True:
+            h = c.read_exact(24)
+            kl, bl = struct.unpack(">H", h[2:4])[0], struct.unpack(">I", h[8:12])[0]
+            body = c.read_exact(bl)
+            if kl == 0:
+                break
+            st[body[:kl].decode()] = body[kl:].decode()
+        assert (st["auth_cmds"], st["auth_errors"]) == ("4", "3")
+
+
+@needs_sasl_tools
+@pytest.mark.parametrize("binary", BOTH, ids=name)
+def test_sasl_unauthenticated_command_is_refused_and_closed(servers, sasl_conf, binary):
+    srv = servers(binary, "-S")
+    with srv.conn() as c:
+        c.send(pkt(SET, "k", struct.pack(">II", 0, 0), "v"))
+        assert read_pkt(c) == (SET, AUTH_ERROR, b"Auth failure.")
+        assert c.is_closed()
+    with srv.conn() as c:
+        c.send(pkt(NOOP))
+        assert read_pkt(c) == (NOOP, AUTH_ERROR, b"Auth failure.")
+        assert c.is_closed()
+    with srv.conn() as c:       # nothing was stored
+        assert plain_auth(c)[1] == 0
+        c.send(pkt(GET, "k"))
+        assert read_pkt(c)[1] == 0x01
+    with srv.conn() as c:       # -S speaks only binary: a header's worth of text
+        c.send(b"get k\r\n" * 4)
+        assert c.is_closed()
+
+
+@needs_sasl_tools
+@pytest.mark.parametrize("binary", BOTH, ids=name)
+def test_sasl_scram_sha256_by_hand(servers, sasl_conf, binary):
+    sasl_conf("scram-sha-256")
+    srv = servers(binary, "-S")
+    with srv.conn() as c:
+        bad = scram_auth(c, proof_ok=False)
+        assert [r[1] for r in bad] == [AUTH_CONTINUE, AUTH_ERROR]
+        good = scram_auth(c)
+        assert [r[1] for r in good] == [AUTH_CONTINUE, AUTH_CONTINUE, 0]
+        assert good[-1][2] == b"Authenticated"
+        c.send(pkt(GET, "k"))
+        assert read_pkt(c)[1] == 0x01
+
+
+@needs_sasl_tools
+@pytest.mark.parametrize("binary", BOTH, ids=name)
+@pytest.mark.parametrize("mech", ["plain", "scram-sha-256"])
+def test_pylibmc_sasl(servers, sasl_conf, binary, mech):
+    """libmemcached's SASL client (binary protocol), as applications use it."""
+    import pylibmc
+    sasl_conf(mech)
+    srv = servers(binary, "-S")
+    addr = f"{srv.addr[0]}:{srv.addr[1]}"
+    mc = pylibmc.Client([addr], binary=True, username=USER, password=PASSWORD)
+    mc.set("k", "v")
+    assert mc.get("k") == "v"
+    assert mc.incr("n", 1) if mc.add("n", 1) else True
+    bad = pylibmc.Client([addr], binary=True, username=USER, password="wrong")
+    with pytest.raises(pylibmc.Error, match="AUTHENTICATION FAILURE"):
+        bad.get("k")
+    mc.disconnect_all()
+    bad.disconnect_all()
+
+
+@needs_sasl_tools
+def test_sasl_wrong_password_a_thousand_times(servers, sasl_conf):
+    srv = servers(PERCORE, "-S", "-vv", threads=1)
+    with srv.conn() as good, srv.conn() as c:
+        assert plain_auth(good)[1] == 0
+        t0 = time.monotonic()
+        c.send(b"".join(pkt(SASL_AUTH, "PLAIN", val=f"\0{USER}\0guess{i:04d}", opaque=i)
+                        for i in range(1000)))
+        for i in range(1000):
+            assert read_pkt(c) == (SASL_AUTH, AUTH_ERROR, b"Auth failure.")
+            if i % 100 == 0:
+                good.send(pkt(GET, "nokey"))
+                assert read_pkt(good)[1] == 0x01
+        assert time.monotonic() - t0 < 60
+        assert plain_auth(c)[1] == 0
+    err = srv.stderr_text()
+    assert "guess" not in err and PASSWORD not in err
+    assert err.count("SASL:") < 100, "SASL log lines are rate-limited"
+
+
+@needs_sasl_tools
+@pytest.mark.parametrize("binary", BOTH, ids=name)
+@pytest.mark.parametrize("args,message", [
+    (["-U", "11211"], "Cannot enable UDP while using binary SASL authentication."),
+    (["-B", "ascii"], "You cannot allow the ASCII protocol while using SASL."),
+])
+def test_sasl_startup_errors(binary, sasl_conf, args, message):
+    r = run_server(binary, "-S", *args)
+    assert r.returncode == 64, r
+    assert message in r.stderr
+
+
+def test_sasl_without_configuration_refuses_to_start(tmp_path, monkeypatch):
+    """memcached exits 1 ("Error initializing sasl."); percore says where
+    it looked."""
+    if any(os.path.exists(f"/etc/{d}/memcached.conf") for d in ("sasl", "sasl2")):
+        pytest.skip("a system-wide SASL configuration exists")
+    monkeypatch.delenv("SASL_CONF_PATH", raising=False)
+    for binary in BOTH:
+        r = run_server(binary, "-S")
+        assert r.returncode == 1, r
+    assert "SASL_CONF_PATH" in run_server(PERCORE, "-S").stderr
