@@ -283,11 +283,20 @@ static struct wstats *sink_counters(void *s)
     return ((struct conn *)s)->l->stats;
 }
 
+/* As a -R yield, asked by the parser (proto.h). */
+static void sink_yield(void *s)
+{
+    struct conn *c = s;
+    if (!c->yielded)
+        STAT_INC(c->l->stats, conn_yields);
+    c->yielded = true;
+}
+
 const struct proto_sink conn_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
     .dump = sink_dump, .busy = sink_busy, .trace = conn_trace_in, .watch = sink_watch,
-    .counters = sink_counters,
+    .counters = sink_counters, .yield = sink_yield,
 };
 
 /* ---- accept ------------------------------------------------------------- */

@@ -25,6 +25,7 @@ struct bin_state {
     uint64_t swallow;     /* body bytes still to discard (refused value, unknown command) */
     struct sasl_session *sasl;   /* -S: this session's SASL conversation */
     bool     authed;      /* -S: a SASL exchange succeeded */
+    bool     costly;      /* the packet just handled ran a SASL step */
 };
 
 struct bin_hdr {
@@ -271,6 +272,7 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
             return V_WAIT;
         }
         sasl_cmd(st, sk, s, &h);
+        st->costly = true;
         *used = BIN_HDR_LEN + (size_t)bl;
         break;
     case BIN_GET:
@@ -385,6 +387,14 @@ static ssize_t bin_parse(void **state, const struct proto_conf *cf,
             return (ssize_t)len;
         }
         off += used;
+        if (st->costly && sk->yield) {
+            /* A SASL step costs up to milliseconds (SCRAM's key
+             * derivation): one per session per loop iteration, so a
+             * password guesser cannot hold the worker. */
+            st->costly = false;
+            sk->yield(c);
+            break;
+        }
     }
     return (ssize_t)off;
 }

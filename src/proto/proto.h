@@ -81,6 +81,11 @@ struct proto_sink {
     /* The session's worker's counters, for what a parser counts itself
      * (authentication attempts); NULL: nothing is counted. */
     struct wstats *(*counters)(void *s);
+    /* The session gives up the rest of this loop iteration after a costly
+     * command (a SASL step can take milliseconds of CPU): its remaining
+     * input is parsed on the next iteration, after the other sessions.
+     * NULL: the parser just goes on. */
+    void (*yield)(void *s);
 };
 
 struct pfx_table;
