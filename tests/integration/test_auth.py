@@ -372,20 +372,17 @@ def test_sasl_raw_exchanges_match_memcached(servers, sasl_conf, binary):
         assert plain_auth(c) == (SASL_AUTH, 0, b"Authenticated")
         c.send(pkt(SET, "k", struct.pack(">II", 0, 0), "v") + pkt(GET, "k"))
         assert read_pkt(c)[1] == 0 and read_pkt(c) == (GET, 0, b"v")
-        c.send(pkt(STAT, "settings"))
         st = {}
-        while True:
-            _, status, body = read_pkt(c)
-            if not body:
-                break
-        c.send(pkt(STAT))
-        while True:
-            h = c.read_exact(24)
-            kl, bl = struct.unpack(">H", h[2:4])[0], struct.unpack(">I", h[8:12])[0]
-            body = c.read_exact(bl)
-            if kl == 0:
-                break
-            st[body[:kl].decode()] = body[kl:].decode()
+        for key in ("settings", ""):
+            c.send(pkt(STAT, key))
+            while True:
+                h = c.read_exact(24)
+                kl, bl = struct.unpack(">H", h[2:4])[0], struct.unpack(">I", h[8:12])[0]
+                body = c.read_exact(bl)
+                if kl == 0:
+                    break
+                st[body[:kl].decode()] = body[kl:].decode()
+        assert st["auth_enabled_sasl"] == "yes"
         assert (st["auth_cmds"], st["auth_errors"]) == ("4", "3")
 
 
@@ -487,3 +484,61 @@ def test_sasl_without_configuration_refuses_to_start(tmp_path, monkeypatch):
         r = run_server(binary, "-S")
         assert r.returncode == 1, r
     assert "SASL_CONF_PATH" in run_server(PERCORE, "-S").stderr
+
+
+@needs_sasl_tools
+def test_sasl_steps_interleave_with_other_clients(servers, sasl_conf):
+    """A SCRAM step costs milliseconds of the worker's CPU: one per
+    connection per loop iteration, so a client pipelining a hundred of
+    them does not stand before another client's get, even with -R 1000.
+    Judged by order (replies already sent when the get is answered), not
+    by time."""
+    srv = servers(PERCORE, "-S", "-R", "1000", threads=1)
+    with srv.conn() as good, srv.conn(timeout=60) as att:
+        assert plain_auth(good)[1] == 0
+        att.send(pkt(SASL_AUTH, "SCRAM-SHA-256", val=Scram(USER, "x").first()) * 100)
+        time.sleep(0.05)
+        good.send(pkt(GET, "k"))
+        assert read_pkt(good)[1] == 0x01
+        att.sock.setblocking(False)
+        sent = b""
+        try:
+            while True:
+                d = att.sock.recv(1 << 20)
+                if not d:
+                    break
+                sent += d
+        except BlockingIOError:
+            pass
+        done = 0
+        while len(sent) >= 24:
+            bl = struct.unpack(">I", sent[8:12])[0]
+            sent = sent[24 + bl:]
+            done += 1
+        assert done < 50, f"{done} of 100 SCRAM steps ran before the other client's get"
+        att.sock.setblocking(True)
+
+
+def test_ascii_auth_over_a_unix_socket(tmp_path, authfile):
+    """The login is the protocol layer's: the same over a UNIX socket."""
+    path = str(tmp_path / "sock")
+    proc = subprocess.Popen([PERCORE, "-s", path, "-Y", authfile, "-t", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            if os.path.exists(path):
+                break
+            time.sleep(0.02)
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(b"get k\r\nset a 0 0 15\r\nalice s3cret-pw\r\nset k 0 0 1\r\nv\r\nget k\r\n")
+        got = b""
+        while not got.endswith(b"END\r\n"):
+            got += s.recv(4096)
+        assert got == (b"CLIENT_ERROR unauthenticated\r\nSTORED\r\nSTORED\r\n"
+                       b"VALUE k 0 1\r\nv\r\nEND\r\n")
+        s.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
