@@ -372,24 +372,27 @@ static void refuse(const char *what)
 /* -S and -Y (memcached's rules): SASL speaks only binary, the auth file
  * only ASCII (it wins when both are given), and neither goes with UDP,
  * whose datagrams carry no session to authenticate. */
+static bool protocol_given;   /* -B appeared (even "auto") */
+
 static void auth_checks(void)
 {
-    int given = settings.protocol;   /* -B as given (auto when absent) */
     if (settings.sasl) {
-        if (given == PROT_ASCII)
+        if (protocol_given && settings.protocol != PROT_BINARY)
             die_usage("%s", "ERROR: You cannot allow the ASCII protocol while using SASL.");
         if (settings.udp_port)
             die_usage("%s", "ERROR: Cannot enable UDP while using binary SASL authentication.");
-        settings.protocol = PROT_BINARY;
     }
     if (settings.auth_file) {
-        if (given == PROT_BINARY)
+        if (protocol_given && settings.protocol != PROT_ASCII)
             die_usage("%s", "ERROR: You cannot allow the BINARY protocol while using ascii "
                       "authentication tokens.");
         if (settings.udp_port)
             die_usage("%s", "Cannot use UDP with ascii authentication enabled (-U 0 to disable)");
-        settings.protocol = PROT_ASCII;
     }
+    if (settings.sasl)
+        settings.protocol = PROT_BINARY;
+    if (settings.auth_file)
+        settings.protocol = PROT_ASCII;
 }
 
 int options_parse(int argc, char **argv)
@@ -463,6 +466,7 @@ int options_parse(int argc, char **argv)
             break;
         case 'R': settings.reqs_per_event = (int)parse_int(optarg, 1, 1 << 20, "requests per event (-R)"); break;
         case 'B':
+            protocol_given = true;
             if (!strcmp(optarg, "auto")) settings.protocol = PROT_AUTO;
             else if (!strcmp(optarg, "ascii")) settings.protocol = PROT_ASCII;
             else if (!strcmp(optarg, "binary")) settings.protocol = PROT_BINARY;

@@ -232,6 +232,7 @@ def run_server(binary, *args):
 @pytest.mark.parametrize("args,code,message", [
     (["-U", "11211"], 64, "Cannot use UDP with ascii authentication enabled"),
     (["-B", "binary"], 64, "You cannot allow the BINARY protocol while using ascii"),
+    (["-B", "auto"], 64, "You cannot allow the BINARY protocol while using ascii"),
 ])
 def test_ascii_auth_startup_errors(binary, authfile, args, code, message):
     r = run_server(binary, "-Y", authfile, *args)
@@ -467,6 +468,7 @@ def test_sasl_wrong_password_a_thousand_times(servers, sasl_conf):
 @pytest.mark.parametrize("args,message", [
     (["-U", "11211"], "Cannot enable UDP while using binary SASL authentication."),
     (["-B", "ascii"], "You cannot allow the ASCII protocol while using SASL."),
+    (["-B", "auto"], "You cannot allow the ASCII protocol while using SASL."),
 ])
 def test_sasl_startup_errors(binary, sasl_conf, args, message):
     r = run_server(binary, "-S", *args)
