@@ -30,19 +30,25 @@ def name(b):
 
 
 class AuthServer(Server):
-    """A server that answers nothing before a login: ready once it accepts
-    a TCP connection."""
+    """A server that answers nothing but errors before a login: ready once
+    a connection is answered (a binary VERSION under -S, which is allowed
+    before SASL; any text line under -Y, answered unauthenticated)."""
 
     def _wait_ready(self, timeout):
+        probe = (struct.pack(">BBHBBHIIQ", 0x80, 0x0B, 0, 0, 0, 0, 0, 0, 0)
+                 if "-S" in self.args and "-Y" not in self.args else b"version\r\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
             try:
-                socket.create_connection(self.addr, timeout=1.0).close()
-                return True
+                with socket.create_connection(self.addr, timeout=1.0) as s:
+                    s.sendall(probe)
+                    if s.recv(64):
+                        return True
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         return False
 
 
