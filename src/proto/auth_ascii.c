@@ -85,13 +85,13 @@ static bool login(const struct proto_sink *sk, void *s, const char *blk, size_t 
     return ok;
 }
 
-static ssize_t auth_parse(void **state, const struct proto_conf *cf,
-                          const struct proto_sink *sk, void *s, const char *data, size_t len,
-                          size_t *need)
+/* Before the login (and the read that carries it): out of line, so the
+ * logged-in path below stays a test and a tail call. */
+static __attribute__((noinline)) ssize_t
+login_parse(void **state, const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+            const char *data, size_t len, size_t *need)
 {
     struct text_auth *a = *state;
-    if (a && a->ok)
-        return proto_text.parse(&a->text, cf, sk, s, data, len, need);
     if (!a) {
         if (!(a = calloc(1, sizeof *a)))
             return -1;
@@ -138,6 +138,16 @@ static ssize_t auth_parse(void **state, const struct proto_conf *cf,
         off += (size_t)used;
     }
     return (ssize_t)off;
+}
+
+static ssize_t auth_parse(void **state, const struct proto_conf *cf,
+                          const struct proto_sink *sk, void *s, const char *data, size_t len,
+                          size_t *need)
+{
+    struct text_auth *a = *state;
+    if (__builtin_expect(a && a->ok, 1))
+        return proto_text.parse(&a->text, cf, sk, s, data, len, need);
+    return login_parse(state, cf, sk, s, data, len, need);
 }
 
 static void auth_state_free(void **state)
