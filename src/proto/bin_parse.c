@@ -179,13 +179,13 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
         bin_error(sk->output(s), h.opcode, h.opaque, BS_UNKNOWN);
         return V_CLOSE;
     }
-    if (kl > KEY_MAX_LENGTH) {
-        bin_error(sk->output(s), h.opcode, h.opaque, BS_EINVAL);
+    if (cf->auth_sasl && !st->authed && !sasl_open_cmd(h.opcode)) {
+        /* memcached: "Auth failure.", then close, before judging the packet */
+        bin_error(sk->output(s), h.opcode, h.opaque, BS_AUTH_ERROR);
         return V_CLOSE;
     }
-    if (cf->auth_sasl && !st->authed && !sasl_open_cmd(h.opcode)) {
-        /* memcached: "Auth failure.", then close */
-        bin_error(sk->output(s), h.opcode, h.opaque, BS_AUTH_ERROR);
+    if (kl > KEY_MAX_LENGTH) {
+        bin_error(sk->output(s), h.opcode, h.opaque, BS_EINVAL);
         return V_CLOSE;
     }
     bool quiet;
