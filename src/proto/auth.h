@@ -22,9 +22,12 @@
 #include <stddef.h>
 #include "proto/proto.h"
 
-/* -Y: load the file (main thread, before workers). Returns 0, or -1 with
+/* -Y: load the file (main thread: before workers, and on SIGHUP while
+ * they run; a failed load keeps the entries in use). Returns 0, or -1 with
  * memcached's message in err. */
 int authfile_load(const char *path, char *err, size_t errlen);
+/* Every table loaded (main thread, after the workers stopped). */
+void authfile_free(void);
 /* True when user/pass match an entry; compares in time independent of
  * where the bytes differ. Any thread once loaded. */
 bool authfile_check(const char *user, size_t ulen, const char *pass, size_t plen);

@@ -3,9 +3,15 @@
  * memcached reads them (the user ends at the first ':', the password at the
  * line's end; a CR before the LF is not part of it). Unlike memcached,
  * every entry is kept (it keeps the first 8 silently) and blank lines are
- * skipped. Loaded by the main thread before workers start; read-only after.
+ * skipped. Loaded by the main thread before workers start, and again on
+ * SIGHUP (memcached reloads it then too): a reload builds a new table and
+ * publishes it with one release store; workers read the current one with an
+ * acquire load. A replaced table is kept until exit, since a worker may
+ * still be comparing against it (a reload is an operator's act, and costs
+ * at most the file's size).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +27,31 @@ struct cred {
     size_t      ulen, plen;
 };
 
-static char        *file_data;
-static struct cred *creds;
-static unsigned     ncreds;
+struct table {
+    char         *data;
+    struct cred  *creds;
+    unsigned      n;
+    struct table *retired;   /* the table this one replaced */
+};
+
+static _Atomic(struct table *) current;
 
 unsigned authfile_entries(void)
 {
-    return ncreds;
+    struct table *t = atomic_load_explicit(&current, memory_order_acquire);
+    return t ? t->n : 0;
+}
+
+void authfile_free(void)
+{
+    struct table *t = atomic_exchange(&current, NULL);
+    while (t) {
+        struct table *next = t->retired;
+        free(t->creds);
+        free(t->data);
+        free(t);
+        t = next;
+    }
 }
 
 int authfile_load(const char *path, char *err, size_t errlen)
@@ -59,7 +83,10 @@ int authfile_load(const char *path, char *err, size_t errlen)
     for (size_t i = 0; i < size; i++)
         lines += data[i] == '\n';
     struct cred *tab = calloc(lines, sizeof *tab);
-    if (!tab) {
+    struct table *t = malloc(sizeof *t);
+    if (!tab || !t) {
+        free(t);
+        free(tab);
         snprintf(err, errlen, "Could not read authfile [%s]: out of memory", path);
         free(data);
         return -1;
@@ -77,6 +104,7 @@ int authfile_load(const char *path, char *err, size_t errlen)
             if (!colon || memchr(p, '\0', (size_t)(end - p))) {
                 snprintf(err, errlen,
                          "Authfile [%s] has a malformed entry. Should be 'user:password'", path);
+                free(t);
                 free(tab);
                 free(data);
                 return -1;
@@ -87,11 +115,8 @@ int authfile_load(const char *path, char *err, size_t errlen)
         }
         p = next;
     }
-    free(creds);
-    free(file_data);
-    creds = tab;
-    file_data = data;
-    ncreds = n;
+    *t = (struct table){ .data = data, .creds = tab, .n = n };
+    t->retired = atomic_exchange_explicit(&current, t, memory_order_acq_rel);
     return 0;
 }
 
@@ -107,11 +132,13 @@ static unsigned char ct_diff(const char *a, size_t alen, const char *b, size_t b
 bool authfile_check(const char *user, size_t ulen, const char *pass, size_t plen)
 {
     bool ok = false;
+    const struct table *t = atomic_load_explicit(&current, memory_order_acquire);
     /* Every entry is compared (no early exit), so the time taken does not
      * say which user exists. */
-    for (unsigned i = 0; i < ncreds; i++) {
-        unsigned char d = ct_diff(user, ulen, creds[i].user, creds[i].ulen) |
-                          ct_diff(pass, plen, creds[i].pass, creds[i].plen);
+    for (unsigned i = 0; t && i < t->n; i++) {
+        const struct cred *c = &t->creds[i];
+        unsigned char d = ct_diff(user, ulen, c->user, c->ulen) |
+                          ct_diff(pass, plen, c->pass, c->plen);
         ok |= d == 0;
     }
     return ok;

@@ -39,4 +39,19 @@ void auth_teardown(void)
 {
     if (settings.sasl)
         sasl_teardown();
+    authfile_free();
+}
+
+void auth_sighup(void)
+{
+    char err[512];
+    if (!settings.auth_file) {
+        log_info("SIGHUP: nothing to reopen (logs go to stderr); ignored");
+        return;
+    }
+    if (authfile_load(settings.auth_file, err, sizeof err) < 0)
+        log_warn("SIGHUP: -Y file not reloaded, the previous entries stay in use: %s", err);
+    else
+        log_info("SIGHUP: -Y file reloaded, %u entries in %s", authfile_entries(),
+                 settings.auth_file);
 }

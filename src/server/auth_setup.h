@@ -8,5 +8,8 @@
 /* 0, or -1 after logging why the server cannot start. */
 int auth_setup(void);
 void auth_teardown(void);
+/* SIGHUP (main thread): reload the -Y file, as memcached does; logs what
+ * happened (also that there was nothing to do). */
+void auth_sighup(void);
 
 #endif

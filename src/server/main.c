@@ -204,7 +204,7 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_info("SIGHUP: nothing to reopen (logs go to stderr); ignored");
+            auth_sighup();   /* reloads -Y's file; otherwise nothing to do */
             continue;
         }
         log_info("signal %d: shutting down", sig);

@@ -550,3 +550,35 @@ def test_ascii_auth_over_a_unix_socket(tmp_path, authfile):
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("binary", BOTH, ids=name)
+def test_sighup_reloads_the_authfile(servers, tmp_path, binary):
+    """memcached reloads -Y's file on SIGHUP (within its 1 s clock tick); a
+    file that no longer parses leaves the entries in use."""
+    import signal
+    p = tmp_path / "auth"
+    p.write_text("alice:old\n")
+    srv = servers(binary, "-Y", str(p))
+
+    def can_login(user, pw):
+        with srv.conn() as c:
+            return login(c, user, pw) == b"STORED\r\n"
+
+    def eventually(user, pw, want):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if can_login(user, pw) == want:
+                return True
+            time.sleep(0.1)
+        return False
+
+    assert can_login("alice", "old")
+    p.write_text("alice:new\nbob:pw\n")
+    os.kill(srv.pid, signal.SIGHUP)
+    assert eventually("alice", "new", True) and eventually("bob", "pw", True)
+    assert not can_login("alice", "old")
+    p.write_text("no colon here\n")
+    os.kill(srv.pid, signal.SIGHUP)
+    time.sleep(1.5)
+    assert can_login("bob", "pw"), "a bad file must not drop the entries in use"

@@ -91,6 +91,11 @@ static void test_file_format(void **state)
     char err[256];
     assert_int_equal(authfile_load("/nonexistent/auth", err, sizeof err), -1);
     assert_non_null(strstr(err, "Could not open authfile"));
+    /* a reload replaces the entries (SIGHUP) */
+    assert_int_equal(load("bob:new\n"), 0);
+    assert_true(check("bob", "new"));
+    assert_false(check("u0", "p0"));
+    assert_int_equal(authfile_entries(), 1);
 }
 
 /* Feed `in` in chunks of `step` bytes through the gate, as a connection. */
@@ -181,5 +186,7 @@ int main(void)
         cmocka_unit_test(test_gate_refuses_everything_before_login),
         cmocka_unit_test(test_gate_bad_blocks),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    authfile_free();
+    return rc;
 }
