@@ -582,3 +582,39 @@ def test_sighup_reloads_the_authfile(servers, tmp_path, binary):
     os.kill(srv.pid, signal.SIGHUP)
     time.sleep(1.5)
     assert can_login("bob", "pw"), "a bad file must not drop the entries in use"
+
+
+@needs_sasl_tools
+def test_sasl_logins_from_many_threads_on_every_worker(servers, sasl_conf):
+    """libsasl2 is used by every worker at once (sasldb lookups, SCRAM):
+    concurrent logins, right and wrong, all get their own answer."""
+    srv = servers(PERCORE, "-S", threads=4)
+    errors = []
+
+    def worker(i):
+        try:
+            for j in range(15):
+                with srv.conn(timeout=30) as c:
+                    ok = (i + j) % 3 != 0
+                    if j % 2:
+                        r = plain_auth(c, password=PASSWORD if ok else "nope")
+                        assert r[1] == (0 if ok else AUTH_ERROR), r
+                    else:
+                        steps = scram_auth(c, password=PASSWORD if ok else "nope")
+                        assert steps[-1][1] == (0 if ok else AUTH_ERROR), steps
+                    c.send(pkt(GET, f"k{i}"))
+                    if ok:
+                        assert read_pkt(c)[1] == 0x01
+                    else:
+                        assert read_pkt(c)[1] == AUTH_ERROR and c.is_closed()
+        except Exception as e:   # reported below, with the thread's number
+            errors.append((i, repr(e)))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    with srv.conn() as c:
+        assert plain_auth(c)[1] == 0
