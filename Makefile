@@ -30,6 +30,13 @@ ifeq ($(HAVE_URING),1)
   LDLIBS += -luring
 endif
 
+# -S (SASL authentication, src/proto/auth_sasl.c): Cyrus SASL, libsasl2-dev.
+HAVE_SASL := $(shell test -e /usr/include/sasl/sasl.h && echo 1)
+ifeq ($(HAVE_SASL),1)
+  CFLAGS += -DHAVE_SASL
+  LDLIBS += -lsasl2
+endif
+
 SRV_SRCS   := $(filter-out src/server/main.c,$(wildcard src/util/*.c src/server/*.c src/net/*.c src/proto/*.c src/store/*.c))
 SRV_OBJS   := $(SRV_SRCS:%.c=$(O)/%.o)
 MAIN_OBJ   := $(O)/src/server/main.o

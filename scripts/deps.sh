@@ -6,12 +6,15 @@
 set -e
 # Compiler and make; liburing (io_uring backend); clang, llvm, bpftool,
 # libbpf, libelf and zlib for the eBPF steering program (without them the
-# server still builds, with software steering only).
-RUN_PKGS="build-essential pkg-config liburing-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev"
+# server still builds, with software steering only); Cyrus SASL for -S
+# (libsasl2-dev; the PLAIN and SCRAM-SHA-* mechanisms are in
+# libsasl2-modules, the sasldb password store in libsasl2-modules-db).
+RUN_PKGS="build-essential pkg-config liburing-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+libsasl2-dev libsasl2-modules libsasl2-modules-db"
 # Unit tests (cmocka), the reference server and clients the integration
 # tests drive, and the tools the benchmarks and soak use.
 TEST_PKGS="libcmocka-dev memcached python3 python3-pytest python3-pymemcache python3-pylibmc
-libmemcached-tools gnuplot-nox valgrind iproute2 nutcracker ruby ruby-dalli"
+libmemcached-tools gnuplot-nox valgrind iproute2 nutcracker ruby ruby-dalli sasl2-bin"
 case "${1:-test}" in
 run)  PKGS="$RUN_PKGS" ;;
 test) PKGS="$RUN_PKGS $TEST_PKGS" ;;

@@ -18,6 +18,7 @@
 #include "util/sys.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
+#include "proto/auth.h"
 
 #define READ_CHUNK    16384
 #define MAX_INFLIGHT  1024          /* per connection, then stop parsing */
@@ -277,10 +278,25 @@ static bool sink_busy(void *s)
     return false;
 }
 
+static struct wstats *sink_counters(void *s)
+{
+    return ((struct conn *)s)->l->stats;
+}
+
+/* As a -R yield, asked by the parser (proto.h). */
+static void sink_yield(void *s)
+{
+    struct conn *c = s;
+    if (!c->yielded)
+        STAT_INC(c->l->stats, conn_yields);
+    c->yielded = true;
+}
+
 const struct proto_sink conn_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
     .dump = sink_dump, .busy = sink_busy, .trace = conn_trace_in, .watch = sink_watch,
+    .counters = sink_counters, .yield = sink_yield,
 };
 
 /* ---- accept ------------------------------------------------------------- */
@@ -530,6 +546,7 @@ static void conn_parse(struct conn *c)
                 : proto_detect(data, len);
         if (c->pops == &proto_text && conn_tracing())
             conn_trace_event(c, "ascii");
+        c->pops = proto_auth_gate(c->pops, c->l->conf);   /* -Y */
     }
     size_t need = 0;
     ssize_t used = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data, len, &need);

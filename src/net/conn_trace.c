@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "util/log.h"
 #include "net/conn.h"
+#include "proto/auth.h"
 
 static void trace_line(char dir, int fd, const char *what, size_t n)
 {
@@ -93,7 +94,7 @@ static bool starts(const char *l, size_t n, const char *p)
 
 void conn_trace_out(struct conn *c)
 {
-    if (c->pops != &proto_text || !conn_tracing()) {
+    if (!proto_is_text(c->pops) || !conn_tracing()) {
         c->trace_off = c->wbuf.len;
         return;
     }

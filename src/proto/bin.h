@@ -31,7 +31,7 @@ enum bin_opcode {
 enum bin_status {
     BS_OK = 0x00, BS_ENOENT = 0x01, BS_EEXISTS = 0x02, BS_E2BIG = 0x03,
     BS_EINVAL = 0x04, BS_NOT_STORED = 0x05, BS_DELTA_BADVAL = 0x06,
-    BS_AUTH_ERROR = 0x20, BS_UNKNOWN = 0x81, BS_ENOMEM = 0x82,
+    BS_AUTH_ERROR = 0x20, BS_AUTH_CONTINUE = 0x21, BS_UNKNOWN = 0x81, BS_ENOMEM = 0x82,
 };
 
 /* A keyed binary request's aux (copied with memcpy: it may be unaligned).

@@ -5,15 +5,27 @@
  * key's owner through the sink and answers the others (noop, version,
  * stat, flush, quit, verbosity, SASL) itself, in order. State: a struct
  * bin_state the session holds as its protocol state (struct proto_ops),
- * owned by the session's worker.
+ * owned by the session's worker. With -S it also holds the session's SASL
+ * conversation (proto/auth.h) and whether it has authenticated.
  */
 #include <stdlib.h>
 #include <string.h>
+#include "proto/auth.h"
 #include "proto/bin.h"
+#include "proto/cmd.h"
 #include "proto/proto.h"
+
+/* Largest SASL message accepted (a PLAIN or SCRAM message is well under
+ * a kilobyte). */
+#define SASL_DATA_MAX 4096
+/* Longest SASL mechanism name (memcached's MAX_SASL_MECH_LEN). */
+#define SASL_MECH_MAX 32
 
 struct bin_state {
     uint64_t swallow;     /* body bytes still to discard (refused value, unknown command) */
+    struct sasl_session *sasl;   /* -S: this session's SASL conversation */
+    bool     authed;      /* -S: a SASL exchange succeeded */
+    bool     costly;      /* the packet just handled ran a SASL step */
 };
 
 struct bin_hdr {
@@ -102,6 +114,44 @@ static void submit(const struct proto_sink *sk, void *s, const struct bin_hdr *h
 
 enum verdict { V_NEXT, V_WAIT, V_CLOSE };
 
+/* -S: what memcached lets a session that has not authenticated send. */
+static bool sasl_open_cmd(uint8_t opcode)
+{
+    return opcode == BIN_SASL_LIST || opcode == BIN_SASL_AUTH || opcode == BIN_SASL_STEP ||
+           opcode == BIN_VERSION;
+}
+
+/* -S: SASL_AUTH (start) or SASL_STEP with the whole body here: run the
+ * exchange and answer as memcached does ("Authenticated", a challenge
+ * with AUTH_CONTINUE, or "Auth failure."), counting the outcome. */
+static void sasl_cmd(struct bin_state *st, const struct proto_sink *sk, void *s,
+                     const struct bin_hdr *h)
+{
+    const char *out;
+    unsigned outlen;
+    uint32_t dlen = h->bodylen - h->keylen;
+    enum sasl_res r = sasl_exchange(&st->sasl, h->opcode == BIN_SASL_STEP,
+                                    (const char *)h->key, h->keylen,
+                                    (const char *)h->key + h->keylen, dlen, &out, &outlen);
+    struct buf *o = sk->output(s);
+    switch (r) {
+    case SASL_RES_OK:
+        st->authed = true;
+        bin_header(o, h->opcode, BS_OK, 0, 0, 13, h->opaque, 0);
+        buf_add(o, "Authenticated", 13);
+        break;
+    case SASL_RES_CONTINUE:
+        bin_header(o, h->opcode, BS_AUTH_CONTINUE, 0, 0, outlen, h->opaque, 0);
+        buf_add(o, out, outlen);
+        return;   /* not counted until the exchange ends, as memcached */
+    default:
+        bin_error(o, h->opcode, h->opaque, BS_AUTH_ERROR);
+        break;
+    }
+    if (sk->counters)
+        cmd_count_auth(sk->counters(s), r == SASL_RES_OK);
+}
+
 /* Handle one packet whose header, extras and key are in p[0..avail).
  * Sets *used to the bytes consumed (the rest of a body may be left to
  * st->swallow) or *need when more input is required. */
@@ -127,6 +177,11 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
     uint32_t kl = h.keylen, el = h.extlen, bl = h.bodylen;
     if (kl > bl || kl + el > bl) {
         bin_error(sk->output(s), h.opcode, h.opaque, BS_UNKNOWN);
+        return V_CLOSE;
+    }
+    if (cf->auth_sasl && !st->authed && !sasl_open_cmd(h.opcode)) {
+        /* memcached: "Auth failure.", then close, before judging the packet */
+        bin_error(sk->output(s), h.opcode, h.opaque, BS_AUTH_ERROR);
         return V_CLOSE;
     }
     if (kl > KEY_MAX_LENGTH) {
@@ -185,16 +240,40 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
         }
         break;
     case BIN_SASL_LIST:
-        if ((valid = el == 0 && kl == 0 && bl == 0))
-            bin_error(sk->output(s), h.opcode, h.opaque, BS_UNKNOWN);
+        if (!(valid = el == 0 && kl == 0 && bl == 0))
+            break;
+        o = sk->output(s);
+        if (cf->auth_sasl) {
+            size_t n;
+            const char *m = sasl_mechs(&n);
+            bin_header(o, h.opcode, BS_OK, 0, 0, (uint32_t)n, h.opaque, 0);
+            buf_add(o, m, n);
+        } else {
+            bin_error(o, h.opcode, h.opaque, BS_UNKNOWN);
+        }
         break;
     case BIN_SASL_AUTH:
     case BIN_SASL_STEP:
-        /* No SASL here: unknown command, as memcached without -S. */
-        if ((valid = el == 0 && kl != 0)) {
+        if (!(valid = el == 0 && kl != 0))
+            break;
+        if (!cf->auth_sasl) {
+            /* No SASL here: unknown command, as memcached without -S. */
             bin_error(sk->output(s), h.opcode, h.opaque, BS_UNKNOWN);
             st->swallow = bl - kl;
+            break;
         }
+        if (kl > SASL_MECH_MAX || bl - kl > SASL_DATA_MAX) {
+            bin_error(sk->output(s), h.opcode, h.opaque, BS_EINVAL);
+            st->swallow = bl - kl;
+            break;
+        }
+        if (avail < BIN_HDR_LEN + (size_t)bl) {
+            *need = BIN_HDR_LEN + (size_t)bl;
+            return V_WAIT;
+        }
+        sasl_cmd(st, sk, s, &h);
+        st->costly = true;
+        *used = BIN_HDR_LEN + (size_t)bl;
         break;
     case BIN_GET:
     case BIN_GETK:
@@ -308,13 +387,24 @@ static ssize_t bin_parse(void **state, const struct proto_conf *cf,
             return (ssize_t)len;
         }
         off += used;
+        if (st->costly && sk->yield) {
+            /* A SASL step costs up to milliseconds (SCRAM's key
+             * derivation): one per session per loop iteration, so a
+             * password guesser cannot hold the worker. */
+            st->costly = false;
+            sk->yield(c);
+            break;
+        }
     }
     return (ssize_t)off;
 }
 
 static void bin_state_free(void **state)
 {
-    free(*state);
+    struct bin_state *st = *state;
+    if (st)
+        sasl_session_free(&st->sasl);
+    free(st);
     *state = NULL;
 }
 

@@ -131,4 +131,14 @@ struct cmd_arith_res {
 };
 int cmd_arith(struct exec_ctx *x, const struct cmd_arith *a, struct cmd_arith_res *res);
 
+/* An authentication attempt (-Y login, -S SASL exchange that ended):
+ * auth_cmds, and auth_errors when it failed, as memcached counts them.
+ * Runs on the session's worker, whose counters st are. */
+static inline void cmd_count_auth(struct wstats *st, bool ok)
+{
+    STAT_INC(st, auth_cmds);
+    if (!ok)
+        STAT_INC(st, auth_errors);
+}
+
 #endif

@@ -30,6 +30,8 @@ struct proto_conf {
     bool   dump_ok;        /* metadump / cachedump allowed (memcached's -X
                             * clears it; see workers_setup) */
     bool   watch_ok;       /* watch allowed (memcached's -W clears it) */
+    bool   auth_ascii;     /* -Y: text sessions authenticate first (proto/auth.h) */
+    bool   auth_sasl;      /* -S: binary sessions authenticate by SASL first */
 };
 
 /* What a `watch` asks for (memcached's names). */
@@ -76,6 +78,14 @@ struct proto_sink {
     void (*trace)(void *s, const char *line, size_t len);
     /* The session becomes a `watch` stream (NULL: it cannot; ERROR). */
     void (*watch)(void *s, unsigned flags);
+    /* The session's worker's counters, for what a parser counts itself
+     * (authentication attempts); NULL: nothing is counted. */
+    struct wstats *(*counters)(void *s);
+    /* The session gives up the rest of this loop iteration after a costly
+     * command (a SASL step can take milliseconds of CPU): its remaining
+     * input is parsed on the next iteration, after the other sessions.
+     * NULL: the parser just goes on. */
+    void (*yield)(void *s);
 };
 
 struct pfx_table;

@@ -19,6 +19,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/options.h"
+#include "server/auth_setup.h"
 #include "server/worker.h"
 #include "net/udp.h"
 
@@ -153,6 +154,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     clock_setup();
+    /* Before -u drops privileges: a credential file is often root's alone. */
+    if (auth_setup() < 0)
+        return EXIT_RUNTIME;
     if (settings.daemonize && daemonize() < 0) {
         log_err("cannot daemonize: %s", strerror(errno));
         return EXIT_RUNTIME;
@@ -200,7 +204,7 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_info("SIGHUP: nothing to reopen (logs go to stderr); ignored");
+            auth_sighup();   /* reloads -Y's file; otherwise nothing to do */
             continue;
         }
         log_info("signal %d: shutting down", sig);
@@ -208,6 +212,7 @@ int main(int argc, char **argv)
     }
     workers_stop();
     workers_teardown();
+    auth_teardown();
     if (settings.pidfile)
         unlink(settings.pidfile);
     return 0;

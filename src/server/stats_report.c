@@ -180,8 +180,8 @@ static void settings_report(struct stats_out *so)
     stats_emitf(so, "tcp_backlog", "%d", settings.backlog);
     stats_emitf(so, "binding_protocol", "%s", settings.protocol == PROT_ASCII ? "ascii"
          : settings.protocol == PROT_BINARY ? "binary" : "auto-negotiate");
-    stats_emitf(so, "auth_enabled_sasl", "no");
-    stats_emitf(so, "auth_enabled_ascii", "no");
+    stats_emitf(so, "auth_enabled_sasl", "%s", settings.sasl ? "yes" : "no");
+    stats_emitf(so, "auth_enabled_ascii", "%s", settings.auth_file ? settings.auth_file : "no");
     stats_emitf(so, "item_size_max", "%zu", settings.item_max);
     stats_emitf(so, "maxconns_fast", "%s", settings.maxconns_fast ? "yes" : "no");
     stats_emitf(so, "hashpower_init", "0");

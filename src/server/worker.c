@@ -591,6 +591,8 @@ int workers_setup(void)
         .max_get_keys = settings.max_get_keys,
         .dump_ok = !settings.dump_disabled,     /* -X */
         .watch_ok = !settings.watch_disabled,   /* -W */
+        .auth_ascii = settings.auth_file != NULL,   /* -Y (proto/auth.h) */
+        .auth_sasl = settings.sasl && !settings.auth_file,   /* -S; -Y wins, as in memcached */
     };
     if (settings.detail_enabled)
         pfx_enable(true);                       /* -D */

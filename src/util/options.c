@@ -50,11 +50,11 @@ struct settings settings;
     X("listen-backlog",  1, 'b', "<num>",  "TCP listen backlog (default: 1024)") \
     X("protocol",        1, 'B', "<name>", "ascii, binary or auto (default: auto)") \
     X("max-item-size",   1, 'I', "<num>",  "largest value, k/m suffix allowed (default: 1m, max 128m)") \
-    X("enable-sasl",     0, 'S', "",       "SASL authentication: not supported, refused") \
+    X("enable-sasl",     0, 'S', "",       "SASL authentication, binary protocol only (Cyrus SASL; config: SASL_CONF_PATH or /etc/sasl2/memcached.conf)") \
     X("disable-flush-all", 0, 'F', "",     "disable flush_all") \
     X("disable-dumping", 0, 'X', "",       "disable stats cachedump and lru_crawler metadump") \
     X("disable-watch",   0, 'W', "",       "disable watch commands") \
-    X("auth-file",       1, 'Y', "<file>", "ASCII authentication: not supported, refused") \
+    X("auth-file",       1, 'Y', "<file>", "ASCII authentication, user:password lines; ASCII protocol only") \
     X("memory-file",     1, 'e', "<file>", "accepted; no effect (no warm restart here), warns once") \
     X("enable-ssl",      0, 'Z', "",       "TLS: not supported, refused") \
     X("extended",        1, 'o', "<opts>", "comma separated memcached -o sub-options (see docs/deployment.md)") \
@@ -369,6 +369,32 @@ static void refuse(const char *what)
     exit(EXIT_USAGE);
 }
 
+/* -S and -Y (memcached's rules): SASL speaks only binary, the auth file
+ * only ASCII (it wins when both are given), and neither goes with UDP,
+ * whose datagrams carry no session to authenticate. */
+static bool protocol_given;   /* -B appeared (even "auto") */
+
+static void auth_checks(void)
+{
+    if (settings.sasl) {
+        if (protocol_given && settings.protocol != PROT_BINARY)
+            die_usage("%s", "ERROR: You cannot allow the ASCII protocol while using SASL.");
+        if (settings.udp_port)
+            die_usage("%s", "ERROR: Cannot enable UDP while using binary SASL authentication.");
+    }
+    if (settings.auth_file) {
+        if (protocol_given && settings.protocol != PROT_ASCII)
+            die_usage("%s", "ERROR: You cannot allow the BINARY protocol while using ascii "
+                      "authentication tokens.");
+        if (settings.udp_port)
+            die_usage("%s", "Cannot use UDP with ascii authentication enabled (-U 0 to disable)");
+    }
+    if (settings.sasl)
+        settings.protocol = PROT_BINARY;
+    if (settings.auth_file)
+        settings.protocol = PROT_ASCII;
+}
+
 int options_parse(int argc, char **argv)
 {
     static struct option longopts[] = {
@@ -440,6 +466,7 @@ int options_parse(int argc, char **argv)
             break;
         case 'R': settings.reqs_per_event = (int)parse_int(optarg, 1, 1 << 20, "requests per event (-R)"); break;
         case 'B':
+            protocol_given = true;
             if (!strcmp(optarg, "auto")) settings.protocol = PROT_AUTO;
             else if (!strcmp(optarg, "ascii")) settings.protocol = PROT_ASCII;
             else if (!strcmp(optarg, "binary")) settings.protocol = PROT_BINARY;
@@ -451,10 +478,10 @@ int options_parse(int argc, char **argv)
         case 'o': parse_extended(optarg); break;
         case 'N': settings.napi_ids = (int)parse_int(optarg, 1, 1 << 20, "number of NAPI ids (-N)");
                   note("-N", WHY_NAPI); break;
-        /* Authentication and TLS: starting without them would expose a cache
-         * its operator meant to protect. */
-        case 'S': refuse("SASL authentication (-S)"); break;
-        case 'Y': refuse("ASCII authentication (-Y)"); break;
+        case 'S': settings.sasl = true; break;
+        case 'Y': settings.auth_file = optarg; break;
+        /* TLS: starting without it would expose a cache its operator meant
+         * to protect. */
         case 'Z': refuse("TLS (-Z)"); break;
         case 'h': usage(); return 1;
         case 'i':
@@ -507,6 +534,7 @@ int options_parse(int argc, char **argv)
     if (settings.nworkers == 0)
         settings.nworkers = settings.ncpus > 0 ? settings.ncpus : 1;
     /* memcached's start-up checks, with its wording. */
+    auth_checks();
     /* The memory limit first: the item size checks below are relative to it. */
     if (settings.maxbytes < (1u << 20))
         die_usage("%s", "Memory limit (-m) must be at least 1 megabyte.");

@@ -62,6 +62,10 @@ struct settings {
     double   growth_factor;    /* -f: accepted for stats settings, no effect */
     int      slab_min_size;    /* -n: accepted, no effect */
     int      napi_ids;         /* -N: accepted, no effect */
+
+    /* Authentication (issue 15, proto/auth.h). */
+    bool     sasl;             /* -S: SASL over the binary protocol */
+    char    *auth_file;        /* -Y: user:password lines, ASCII protocol */
 };
 
 enum bind_protocol { PROT_AUTO, PROT_ASCII, PROT_BINARY };

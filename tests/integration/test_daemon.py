@@ -112,7 +112,7 @@ def test_sighup_is_logged_and_ignored():
     (["--no-such-flag"], "unknown option '--no-such-flag'"),
     (["-j"], "unknown option"),
     (["-Z"], "TLS (-Z) is not supported"),
-    (["-S"], "SASL authentication (-S) is not supported"),
+    (["-S", "-U", "11211"], "Cannot enable UDP while using binary SASL authentication."),
     (["-p"], "needs a value"),
     (["-p", "http"], "invalid port"),
     (["-p", "70000"], "invalid port"),

@@ -196,7 +196,7 @@ def test_memory_file_warns_once_without_v(tmp_path):
     (["-f", "0.5"], "invalid slab growth factor (-f)"),
     (["-l", "127.0.0.1:99999"], "invalid port in listen address (-l)"),
     (["-l", "[::1"], "invalid listen address '[::1' (-l)"),
-    (["-Y", "/etc/passwd"], "ASCII authentication (-Y) is not supported"),
+    (["-Y", "/etc/passwd", "-B", "binary"], "You cannot allow the BINARY protocol while using ascii"),
 ])
 def test_bad_values_exit_64_naming_the_flag(args, message):
     r = run(PERCORE, args)
