@@ -5,6 +5,8 @@
  */
 #include <unistd.h>
 #include "util/hash.h"
+#include "util/lat_hist.h"
+#include "proto/req_class.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
 #include "net/loop.h"
@@ -66,10 +68,23 @@ struct msg *loop_route(struct loop *l, struct req *r, uint8_t kind, void *sessio
         /* A TCP reply may send from the store's memory (pinned); a datagram
          * is built whole, then sent. */
         l->x->by_ref = kind == MSG_REQ;
+        if (!l->lat) {
+            proto_exec(l->x, r, out(session));
+            return NULL;
+        }
+        /* Parsed to reply queued: the execution itself. */
+        unsigned cls = req_class(r);
+        uint64_t t0 = lat_ticks();
         proto_exec(l->x, r, out(session));
+        lat_record(l->lat, cls, LAT_LOCAL, lat_ticks() - t0);
         return NULL;
     }
+    uint64_t t0 = l->lat ? lat_ticks() : 0;
     struct msg *m = msg_new_req(r, kind, l->id);
+    if (t0) {   /* recorded when the reply is home (server/worker.c) */
+        m->lat_class = (uint8_t)req_class(r);
+        m->lat_t0 = t0;
+    }
     if (kind == MSG_UDP)
         m->u.udp = session;
     else

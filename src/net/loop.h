@@ -23,6 +23,7 @@ struct conn;
 struct msg;
 struct stats_out;
 struct loop;
+struct lat_table;
 
 struct loop_host {
     /* A request message for worker `owner` (or a reply home). */
@@ -58,6 +59,7 @@ struct loop {
 
     struct wstats   *stats;                /* the worker's counters */
     struct exec_ctx *x;                    /* executes keys this worker owns */
+    struct lat_table *lat;                 /* latency histograms (util/lat_hist.h), NULL = off */
     const struct proto_conf *conf;
     const struct loop_host *host;
     void            *owner;                /* the runtime's worker */

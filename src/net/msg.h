@@ -36,6 +36,7 @@ struct msg {
     uint8_t      kind;
     uint8_t      from;      /* origin worker */
     bool         done;      /* origin: reply has arrived */
+    uint8_t      lat_class; /* origin: latency class (proto/req_class.h) */
     struct conn *conn;      /* origin's connection; never dereferenced elsewhere */
     union {                 /* what the kind carries besides the request */
         size_t          qbytes;   /* origin: reply bytes counted in the conn's queue */
@@ -48,6 +49,7 @@ struct msg {
             struct msg *barrier;  /* ... the origin's reply slot, or NULL */
         } flush;
     } u;
+    uint64_t     lat_t0;    /* origin: lat_ticks() when parsed, 0 = not timed */
     struct req   req;       /* key/val/aux point into data[] */
     struct buf   reply;     /* written by the owner, freed by the origin */
     char         data[];

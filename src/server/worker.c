@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "util/clock.h"
 #include "util/hash.h"
+#include "util/lat_hist.h"
 #include "server/introspect.h"
 #include "util/log.h"
 #include "proto/prefix_stats.h"
@@ -43,6 +44,11 @@ unsigned ring_capacity;
 size_t rings_bytes;
 
 static struct ring *rings;   /* nworkers * nworkers; [from * n + to] */
+/* Test hook (tests/integration/test_observability.py): a worker that served
+ * requests for other workers in an iteration busy-waits this long before
+ * sending the replies, a known delay on the forwarded path. Set once from
+ * PERCORE_TEST_STALL_US before workers start; 0 = never. */
+static unsigned test_stall_us;
 static __thread struct worker *current_worker;
 
 /* ---- messaging ---------------------------------------------------------- */
@@ -75,6 +81,11 @@ static void send_replies(struct worker *w)
 {
     if (!w->rep_pending)
         return;
+    if (test_stall_us) {
+        uint64_t until = clock_mono_us() + test_stall_us;
+        while (clock_mono_us() < until)
+            ;
+    }
     publish_stats(w);
     for (unsigned p = 0; p < nworkers; p++) {
         struct msg *m = w->rep_head[p];
@@ -255,6 +266,8 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
     case MSG_REQ:
     case MSG_UDP:
         if (m->from == w->id) {
+            if (m->lat_t0)
+                lat_record(w->loop.lat, m->lat_class, LAT_FORWARDED, lat_ticks() - m->lat_t0);
             if (m->kind == MSG_REQ)
                 conn_reply_arrived(m);
             else
@@ -585,6 +598,9 @@ int workers_setup(void)
     }
     slots_init(nworkers);
     buf_unpin = worker_unpin;
+    lat_clock_setup();
+    const char *stall = getenv("PERCORE_TEST_STALL_US");
+    test_stall_us = stall ? (unsigned)strtoul(stall, NULL, 10) : 0;
     proto_conf = (struct proto_conf){
         .item_max = settings.item_max, .use_cas = settings.use_cas,
         .flush_ok = settings.flush_ok, .shutdown_ok = settings.shutdown_ok,
@@ -638,6 +654,11 @@ int workers_setup(void)
         w->loop.solo = nworkers == 1;
         w->loop.stats = &w->stats;
         w->loop.x = &w->x;
+        if (!settings.latency_off) {
+            w->loop.lat = calloc(1, sizeof *w->loop.lat);
+            if (!w->loop.lat)
+                return -1;
+        }
         w->loop.conf = &proto_conf;
         w->loop.host = &worker_host;
         w->loop.owner = w;
@@ -788,6 +809,7 @@ void workers_teardown(void)
         if (w->store)
             store_destroy(w->store);
         pfx_destroy(w->pfx);
+        free(w->loop.lat);
         watch_free(w);
         if (w->cls_pub)
             pthread_mutex_destroy(&w->cls_lock);

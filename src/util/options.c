@@ -67,7 +67,9 @@ struct settings settings;
     X("max-get-keys",    1, 0x105, "<num>",  "most keys in one get (default: 0, unlimited)") \
     X("segment-size",    1, 0x106, "<num>",  "segment size of the item log (default: automatic)") \
     X("max-worker-output", 1, 0x107, "<num>", "copied output of all a worker's clients before the heaviest stop (default: -m/t/8, at least 4m)") \
-    X("zc-send-min",     1, 0x120, "<num>",  "io_uring: replies this large are sent zero-copy, 0 never (default: 64k)")
+    X("zc-send-min",     1, 0x120, "<num>",  "io_uring: replies this large are sent zero-copy, 0 never (default: 64k)") \
+    X("latency-stats",   1, 0x170, "<on|off>", "per-worker latency histograms for stats latency and /metrics (default: on)") \
+    X("metrics",         1, 0x171, "<addr:port>", "serve Prometheus GET /metrics on this address (default: off)")
 
 static void usage(void)
 {
@@ -362,6 +364,34 @@ static void parse_listen(const char *arg)
     free(copy);
 }
 
+/* --metrics addr:port, [v6]:port or a bare port (then 127.0.0.1). */
+static void parse_metrics(const char *arg)
+{
+    char *copy = strdup(arg);
+    char *host = copy, *port = copy;
+    if (*copy == '[') {
+        char *close = strchr(copy, ']');
+        if (!close || close[1] != ':')
+            die_usage("invalid --metrics address '%s' (addr:port)", arg);
+        *close = '\0';
+        host = copy + 1;
+        port = close + 2;
+    } else {
+        char *colon = strrchr(copy, ':');
+        if (colon) {
+            *colon = '\0';
+            port = colon + 1;
+        } else {
+            host = "127.0.0.1";
+        }
+    }
+    if (!*host)
+        die_usage("invalid --metrics address '%s' (addr:port)", arg);
+    settings.metrics_port = (int)parse_int(port, 1, 65535, "--metrics port");
+    settings.metrics_addr = strdup(host);
+    free(copy);
+}
+
 static void refuse(const char *what)
 {
     fprintf(stderr, "percore: %s is not supported; refusing to start rather than run without it\n"
@@ -509,6 +539,12 @@ int options_parse(int argc, char **argv)
         case 0x120: settings.zc_send_min = parse_size(optarg, 1, "--zc-send-min"); break;
         case 0x105: settings.max_get_keys = (unsigned)parse_int(optarg, 0, 1 << 30, "--max-get-keys"); break;
         case 0x106: settings.seg_size = parse_size(optarg, 1, "--segment-size"); break;
+        case 0x170:
+            if (!strcmp(optarg, "on")) settings.latency_off = false;
+            else if (!strcmp(optarg, "off")) settings.latency_off = true;
+            else die_usage("invalid --latency-stats '%s' (on, off)", optarg);
+            break;
+        case 0x171: parse_metrics(optarg); break;
         case ':': die_usage("option '%s' needs a value", argv[optind - 1]); break;
         default:  die_usage("unknown option '%s'", argv[optind - 1]); break;
         }

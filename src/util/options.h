@@ -66,6 +66,11 @@ struct settings {
     /* Authentication (issue 15, proto/auth.h). */
     bool     sasl;             /* -S: SASL over the binary protocol */
     char    *auth_file;        /* -Y: user:password lines, ASCII protocol */
+
+    /* Observability (issue 17). */
+    bool     latency_off;      /* --latency-stats off */
+    char    *metrics_addr;     /* --metrics addr:port, NULL = off */
+    int      metrics_port;
 };
 
 enum bind_protocol { PROT_AUTO, PROT_ASCII, PROT_BINARY };
