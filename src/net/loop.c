@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include "util/hash.h"
 #include "util/lat_hist.h"
+#include "util/topk.h"
 #include "proto/req_class.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
@@ -65,6 +66,8 @@ struct msg *loop_route(struct loop *l, struct req *r, uint8_t kind, void *sessio
     unsigned owner = l->solo ? l->id : key_owner(r->key, r->klen);
     if (owner == l->id) {
         STAT_INC(l->stats, req_local);
+        if (l->hot)
+            topk_note(l->hot, r->key, r->klen);
         /* A TCP reply may send from the store's memory (pinned); a datagram
          * is built whole, then sent. */
         l->x->by_ref = kind == MSG_REQ;

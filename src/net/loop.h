@@ -24,6 +24,7 @@ struct msg;
 struct stats_out;
 struct loop;
 struct lat_table;
+struct topk;
 
 struct loop_host {
     /* A request message for worker `owner` (or a reply home). */
@@ -60,6 +61,7 @@ struct loop {
     struct wstats   *stats;                /* the worker's counters */
     struct exec_ctx *x;                    /* executes keys this worker owns */
     struct lat_table *lat;                 /* latency histograms (util/lat_hist.h), NULL = off */
+    struct topk     *hot;                  /* hot keys it executes (util/topk.h), NULL = off */
     const struct proto_conf *conf;
     const struct loop_host *host;
     void            *owner;                /* the runtime's worker */

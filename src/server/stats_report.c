@@ -14,6 +14,7 @@
 #include "util/log.h"
 #include "util/options.h"
 #include "proto/prefix_stats.h"
+#include "server/hotkeys_report.h"
 #include "server/latency_report.h"
 #include "server/stats_report.h"
 #include "net/conn.h"
@@ -379,6 +380,7 @@ void stats_report(struct worker *w, const char *arg, size_t len, struct stats_ou
     else if (IS("reset")) {
         worker_stats_reset(w);
         latency_reset();
+        hotkeys_reset();
         so->end(so, STATS_RESET);
         return;
     } else if (IS("settings"))
@@ -396,6 +398,12 @@ void stats_report(struct worker *w, const char *arg, size_t len, struct stats_ou
         while (skip < len && arg[skip] == ' ')
             skip++;
         latency_report(arg + skip, len - skip, so);
+        return;
+    } else if (len >= 7 && memcmp(arg, "hotkeys", 7) == 0 && (len == 7 || arg[7] == ' ')) {
+        size_t skip = 7;
+        while (skip < len && arg[skip] == ' ')
+            skip++;
+        hotkeys_report(arg + skip, len - skip, so);
         return;
     } else if (len >= 6 && memcmp(arg, "detail", 6) == 0) {
         detail_report(arg, len, so);

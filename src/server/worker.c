@@ -25,6 +25,7 @@
 #include "util/clock.h"
 #include "util/hash.h"
 #include "util/lat_hist.h"
+#include "util/topk.h"
 #include "server/introspect.h"
 #include "util/log.h"
 #include "proto/prefix_stats.h"
@@ -275,6 +276,8 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
             return;
         }
         STAT_INC(&w->stats, req_remote_served);
+        if (w->loop.hot)
+            topk_note(w->loop.hot, m->req.key, m->req.klen);
         /* A TCP reply may send from this store's memory, pinned here until
          * the origin's MSG_UNPIN comes back; a datagram is always copied. */
         w->x.by_ref = m->kind == MSG_REQ;
@@ -659,6 +662,11 @@ int workers_setup(void)
             if (!w->loop.lat)
                 return -1;
         }
+        if (!settings.hotkeys_off) {
+            w->loop.hot = malloc(sizeof *w->loop.hot);
+            if (!w->loop.hot || topk_init(w->loop.hot, 0x9e3779b9u * (i + 1)) < 0)
+                return -1;
+        }
         w->loop.conf = &proto_conf;
         w->loop.host = &worker_host;
         w->loop.owner = w;
@@ -810,6 +818,9 @@ void workers_teardown(void)
             store_destroy(w->store);
         pfx_destroy(w->pfx);
         free(w->loop.lat);
+        if (w->loop.hot)
+            topk_fini(w->loop.hot);
+        free(w->loop.hot);
         watch_free(w);
         if (w->cls_pub)
             pthread_mutex_destroy(&w->cls_lock);

@@ -69,7 +69,8 @@ struct settings settings;
     X("max-worker-output", 1, 0x107, "<num>", "copied output of all a worker's clients before the heaviest stop (default: -m/t/8, at least 4m)") \
     X("zc-send-min",     1, 0x120, "<num>",  "io_uring: replies this large are sent zero-copy, 0 never (default: 64k)") \
     X("latency-stats",   1, 0x170, "<on|off>", "per-worker latency histograms for stats latency and /metrics (default: on)") \
-    X("metrics",         1, 0x171, "<addr:port>", "serve Prometheus GET /metrics on this address (default: off)")
+    X("metrics",         1, 0x171, "<addr:port>", "serve Prometheus GET /metrics on this address (default: off)") \
+    X("hot-keys",        1, 0x172, "<on|off>", "sample requests for stats hotkeys (default: on)")
 
 static void usage(void)
 {
@@ -545,6 +546,11 @@ int options_parse(int argc, char **argv)
             else die_usage("invalid --latency-stats '%s' (on, off)", optarg);
             break;
         case 0x171: parse_metrics(optarg); break;
+        case 0x172:
+            if (!strcmp(optarg, "on")) settings.hotkeys_off = false;
+            else if (!strcmp(optarg, "off")) settings.hotkeys_off = true;
+            else die_usage("invalid --hot-keys '%s' (on, off)", optarg);
+            break;
         case ':': die_usage("option '%s' needs a value", argv[optind - 1]); break;
         default:  die_usage("unknown option '%s'", argv[optind - 1]); break;
         }

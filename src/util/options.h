@@ -69,6 +69,7 @@ struct settings {
 
     /* Observability (issue 17). */
     bool     latency_off;      /* --latency-stats off */
+    bool     hotkeys_off;      /* --hot-keys off */
     char    *metrics_addr;     /* --metrics addr:port, NULL = off */
     int      metrics_port;
 };

@@ -105,3 +105,55 @@ def test_classes_reset_and_off():
             assert stats(c, "latency") == {"latency_stats": "off"}
     finally:
         off.stop_and_check()
+
+
+# ---- hot keys -----------------------------------------------------------------
+
+def test_hot_key_found_among_10000():
+    """10,000 keys read once each, one of them 20,000 times more: it is the
+    hottest key, its count is about right, and its owner carries the load."""
+    srv = start_server(threads=2)
+    try:
+        with srv.conn() as c:
+            keys = [b"k%05d" % i for i in range(10000)]
+            for i in range(0, len(keys), 500):
+                set_keys(c, keys[i:i + 500])
+            assert stats(c, "hotkeys reset") == {}
+            batch = b"".join(b"get %s\r\n" % k for k in keys)
+            c.send(batch)
+            for _ in keys:
+                while c.readline() != b"END\r\n":
+                    pass
+            hot = b"k04242"
+            for _ in range(40):
+                c.send(b"get %s\r\n" % hot * 500)
+                for _ in range(500):
+                    while c.readline() != b"END\r\n":
+                        pass
+            s = stats(c, "hotkeys 5")
+            assert s["hotkeys"] == "on"
+            assert s["hotkey:1:key"] == hot.decode(), s
+            est = int(s["hotkey:1:count"])
+            assert 0.7 * 20000 <= est <= 1.3 * 20000 + int(s["hotkey:1:error"]), s
+            owner = int(s["hotkey:1:worker"])
+            assert float(s[f"worker_{owner}:share"]) > 0.6, s
+            assert float(s["imbalance"]) > 1.2, s
+            assert float(s["hotkey:1:worker_share"]) > 0.5, s
+            assert "hotkey:6:key" not in s
+            assert stats(c, "hotkeys reset") == {}
+            assert "hotkey:1:key" not in stats(c, "hotkeys")
+            for bad in (b"stats hotkeys x\r\n", b"stats hotkeys 0\r\n"):
+                c.send(bad)
+                assert c.readline() == b"ERROR\r\n"
+    finally:
+        srv.stop_and_check()
+
+
+def test_hot_keys_off():
+    srv = start_server(threads=1, extra=["--hot-keys=off"])
+    try:
+        with srv.conn() as c:
+            s = stats(c, "hotkeys")
+            assert s["hotkeys"] == "off" and "imbalance" in s
+    finally:
+        srv.stop_and_check()
