@@ -20,6 +20,7 @@
 #include "util/log.h"
 #include "util/options.h"
 #include "server/auth_setup.h"
+#include "server/metrics.h"
 #include "server/worker.h"
 #include "net/udp.h"
 
@@ -161,7 +162,8 @@ int main(int argc, char **argv)
         log_err("cannot daemonize: %s", strerror(errno));
         return EXIT_RUNTIME;
     }
-    if (workers_setup() < 0) {
+    if (workers_setup() < 0 || metrics_setup() < 0) {
+        metrics_stop();
         workers_teardown();
         return EXIT_RUNTIME;
     }
@@ -191,7 +193,7 @@ int main(int argc, char **argv)
     if (settings.udp_port)
         log_info("UDP port %d, steering: %s", settings.udp_port, udp_steering_name());
 
-    if (workers_start() < 0)
+    if (workers_start() < 0 || metrics_start() < 0)
         return EXIT_RUNTIME;
     if (ready_fd >= 0) {
         ssize_t w = write(ready_fd, "", 1);
@@ -210,6 +212,7 @@ int main(int argc, char **argv)
         log_info("signal %d: shutting down", sig);
         break;
     }
+    metrics_stop();
     workers_stop();
     workers_teardown();
     auth_teardown();

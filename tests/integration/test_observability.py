@@ -157,3 +157,149 @@ def test_hot_keys_off():
             assert s["hotkeys"] == "off" and "imbalance" in s
     finally:
         srv.stop_and_check()
+
+
+# ---- /metrics -----------------------------------------------------------------
+
+def metrics_server(threads=2, extra=()):
+    mport = free_port()
+    srv = start_server(threads=threads, extra=[f"--metrics=127.0.0.1:{mport}", *extra])
+    return srv, mport
+
+
+def curl(mport, path="/metrics"):
+    r = subprocess.run(["curl", "-sS", "--max-time", "5", "-o", "-", "-w", "\n%{http_code}",
+                        f"http://127.0.0.1:{mport}{path}"],
+                       capture_output=True, timeout=10)
+    body, _, code = r.stdout.decode().rpartition("\n")
+    return int(code or 0), body
+
+
+def parse(text):
+    from prometheus_client.parser import text_string_to_metric_families
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_metrics_parsed_by_prometheus_client():
+    srv, mport = metrics_server()
+    try:
+        with srv.conn() as c:
+            keys = [b"m%d" % i for i in range(50)]
+            set_keys(c, keys)
+            for k in keys:
+                get_one(c, k)
+            get_one(c, b"missing")
+            c.send(b"get a b c\r\n")
+            assert c.readline() == b"END\r\n"
+        code, body = curl(mport)
+        assert code == 200
+        fam = parse(body)
+        hits = sum(s.value for s in fam["memcached_commands"].samples
+                   if s.labels["command"] == "get" and s.labels["status"] == "hit")
+        misses = sum(s.value for s in fam["memcached_commands"].samples
+                     if s.labels["command"] == "get" and s.labels["status"] == "miss")
+        assert (hits, misses) == (50, 4)
+        assert {s.labels["worker"] for s in fam["memcached_commands"].samples} == {"0", "1"}
+        items = sum(s.value for s in fam["memcached_current_items"].samples)
+        assert items == 50
+        assert fam["memcached_up"].samples[0].value == 1
+        h = fam["percore_request_duration_seconds"]
+        assert h.type == "histogram"
+        total = 0
+        series = {}
+        for s in h.samples:
+            key = (s.labels["worker"], s.labels["command"], s.labels["path"])
+            if s.name.endswith("_bucket"):
+                series.setdefault(key, []).append((float(s.labels["le"]), s.value))
+            elif s.name.endswith("_count") and s.labels["command"] == "get":
+                total += s.value
+        assert total == 54           # every get key, hit or miss
+        for key, b in series.items():
+            b.sort()
+            assert [v for _, v in b] == sorted(v for _, v in b), key   # cumulative
+            assert b[-1][0] == float("inf")
+        assert {k[2] for k in series} <= {"local", "forwarded"}
+        assert "percore_req_forwarded" in fam and "percore_worker_imbalance" in fam
+        code, _ = curl(mport, "/nothing")
+        assert code == 404
+    finally:
+        srv.stop_and_check()
+
+
+def raw_http(mport, data, timeout=5.0):
+    s = socket.create_connection((HOST, mport), timeout=timeout)
+    try:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass                     # the server may close while we still send
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass                     # a reset counts as a close
+        return out
+    finally:
+        s.close()
+
+
+def test_metrics_bad_http_leaves_server_serving():
+    srv, mport = metrics_server()
+    try:
+        assert raw_http(mport, b"\x16\x03\x01garbage\x00\xff\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert raw_http(mport, b"GET /metrics\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert raw_http(mport, b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405")
+        big = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+        out = raw_http(mport, big)
+        assert out == b"" or out.startswith(b"HTTP/1.1 400")
+        # Slowloris: more hanging connections than the endpoint has slots,
+        # each with half a request line. Scrapes still work, and so does the cache.
+        hang = []
+        try:
+            for _ in range(24):
+                s = socket.create_connection((HOST, mport), timeout=5)
+                s.sendall(b"GET /met")
+                hang.append(s)
+            time.sleep(0.2)
+            code, body = curl(mport)
+            assert code == 200 and "memcached_up 1" in body
+            with srv.conn() as c:
+                set_keys(c, [b"still"])
+                c.send(b"get still\r\n")
+                assert c.readline().startswith(b"VALUE still")
+        finally:
+            for s in hang:
+                s.close()
+        code, _ = curl(mport)
+        assert code == 200
+    finally:
+        srv.stop_and_check()
+
+
+def test_metrics_scraped_while_loaded():
+    """Scrapes every 10 ms from this thread while a client keeps requests
+    flowing: every reply is right and every scrape parses (TSan runs this
+    too: the metrics thread only reads what workers publish)."""
+    srv, mport = metrics_server()
+    try:
+        with srv.conn() as c:
+            set_keys(c, [b"x%d" % i for i in range(100)])
+            deadline = time.monotonic() + 1.5
+            scrapes = 0
+            while time.monotonic() < deadline:
+                c.send(b"".join(b"get x%d\r\n" % i for i in range(100)))
+                for i in range(100):
+                    assert c.readline() == b"VALUE x%d 0 1\r\n" % i
+                    assert c.readline() == b"v\r\n"
+                    assert c.readline() == b"END\r\n"
+                code, body = curl(mport)
+                assert code == 200
+                parse(body)
+                scrapes += 1
+            assert scrapes >= 3
+    finally:
+        srv.stop_and_check()
