@@ -11,6 +11,9 @@
 #include "hist.h"
 #include "proto.h"
 
+/* Released with the server of the same version (src/util/options.c). */
+#define PB_VERSION "0.1.0"
+
 struct config {
     const char *name;       /* server label, for reports */
     const char *host;

@@ -3,6 +3,7 @@
  * measuring happens in engine.c's worker threads. */
 #include "bench.h"
 #include "udp.h"
+#include "hgrm.h"
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -48,8 +49,28 @@ static void usage(FILE *f)
 "      --seed N           random seed (default 1)\n"
 "Output:\n"
 "      --json             one JSON object per run on stdout instead of the table\n"
+"      --hgrm FILE        HdrHistogram percentile distribution (.hgrm, ms) of all requests'\n"
+"                         latency; with several runs the Nth (N > 1) goes to FILE-N\n"
+"  -V, --version          print the version and exit\n"
 "  -q, --quiet            no progress line on stderr\n"
 "  -h, --help\n", UDP_MAX_DATAGRAM, PB_MAX_MULTIGET);
+}
+
+/* The Nth run's distribution: FILE for the first, FILE-N after. */
+static int write_hgrm(const char *file, int n, const struct hist *h)
+{
+    char name[4096];
+    if (n == 1)
+        snprintf(name, sizeof name, "%s", file);
+    else
+        snprintf(name, sizeof name, "%s-%d", file, n);
+    FILE *f = fopen(name, "w");
+    if (!f) {
+        perror(name);
+        return -1;
+    }
+    hgrm_write(f, h);
+    return fclose(f) == 0 ? 0 : -1;
 }
 
 static void on_sigint(int sig)
@@ -112,7 +133,8 @@ static int parse_rates(const char *s, double *rates)
 
 enum {
     O_PROTO = 256, O_CLOSED, O_DEPTH, O_MAXOUT, O_TIMEOUT, O_SWEEP, O_CSV, O_KEYS, O_KSIZE, O_VSIZE,
-    O_VMAX, O_GETR, O_DIST, O_SKEW, O_MULTI, O_WARM, O_MISS, O_SEED, O_JSON, O_HOST, O_PORT, O_SPIN
+    O_VMAX, O_GETR, O_DIST, O_SKEW, O_MULTI, O_WARM, O_MISS, O_SEED, O_JSON, O_HOST, O_PORT, O_SPIN,
+    O_HGRM
 };
 
 int main(int argc, char **argv)
@@ -136,17 +158,20 @@ int main(int argc, char **argv)
         { "miss-set", no_argument, 0, O_MISS },     { "seed", required_argument, 0, O_SEED },
         { "spin-us", required_argument, 0, O_SPIN },
         { "json", no_argument, 0, O_JSON },         { "quiet", no_argument, 0, 'q' },
+        { "hgrm", required_argument, 0, O_HGRM },   { "version", no_argument, 0, 'V' },
         { "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 }
     };
     struct target targets[MAX_SERVERS];
     int ntargets = 0;
     double rates[MAX_RATES];
     int nrates = 0;
+    const char *hgrm = NULL;
+    int runs = 0;
     const char *csv = NULL, *ksz = "16", *vsz = "100", *host = NULL;
     int port = 0, json = 0, duration_given = 0;
     uint32_t vmax = 500000;
     int o;
-    while ((o = getopt_long(argc, argv, "s:r:t:c:d:n:qh", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "s:r:t:c:d:n:qhV", opts, NULL)) != -1) {
         switch (o) {
         case 's':
             if (ntargets >= MAX_SERVERS || parse_target(optarg, &targets[ntargets])) {
@@ -210,6 +235,8 @@ int main(int argc, char **argv)
         case O_SPIN: c.spin_us = atoi(optarg); break;
         case 'q': c.quiet = 1; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("percore-bench " PB_VERSION "\n"); return 0;
+        case O_HGRM: hgrm = optarg; break;
         default: usage(stderr); return 2;
         }
     }
@@ -323,6 +350,8 @@ int main(int argc, char **argv)
                 report_csv_row(cf, &c, r);
                 fflush(cf);
             }
+            if (hgrm && write_hgrm(hgrm, ++runs, &r->all) < 0)
+                rc = 1;
             fflush(stdout);
         }
         c.warmup = warm;
