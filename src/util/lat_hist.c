@@ -5,6 +5,7 @@
  * copies.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "util/lat_hist.h"
 #if defined(__x86_64__) || defined(__i386__)
@@ -29,16 +30,35 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The kernel's verdict: an invariant TSC shows as constant_tsc and
+ * nonstop_tsc in /proc/cpuinfo (it also covers hypervisors that hide the
+ * CPUID bit, and valgrind, whose synthetic CPUID does). */
+static bool cpuinfo_says_invariant(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        if (strncmp(line, "flags", 5) == 0)
+            found = strstr(line, " constant_tsc") && strstr(line, " nonstop_tsc");
+    fclose(f);
+    return found;
+}
+
 /* An invariant TSC ticks at one rate in every power state and on every
  * core: CPUID 0x80000007, EDX bit 8. Without it, clock_gettime. */
 static bool tsc_invariant(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
-    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) < 0x80000007u)
-        return false;
-    __cpuid(0x80000007u, a, b, c, d);
-    return (d >> 8) & 1;
+    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000007u) {
+        __cpuid(0x80000007u, a, b, c, d);
+        if ((d >> 8) & 1)
+            return true;
+    }
+    return cpuinfo_says_invariant();
 #else
     return false;
 #endif

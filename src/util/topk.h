@@ -15,7 +15,7 @@
 #include "util/hash.h"
 
 #define TOPK_SLOTS  64
-#define TOPK_SAMPLE 16     /* mean interval between sampled requests */
+#define TOPK_SAMPLE 64     /* mean interval between sampled requests */
 
 struct topk_entry {
     uint64_t count;        /* sampled hits (space-saving estimate, an upper bound) */
