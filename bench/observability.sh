@@ -3,16 +3,19 @@
 # "Observability cost"):
 #   1. user-space instructions per get (valgrind --tool=callgrind) of percore with
 #      latency histograms and hot keys on (the default), histograms off, and both
-#      off; at -t 1 (every get local) and -t 2 (about half forwarded). Two runs per
-#      configuration, N and 2N gets: the difference is N gets without start-up,
-#      preload and shut-down (as bench/compare.sh --callgrind does).
+#      off; at -t 1 (every get local) and -t 2 (about half forwarded). Closed loop,
+#      one connection, one get at a time: every get costs one wake-up, read, parse,
+#      execution and write, so the count does not move with batching (an open loop
+#      under valgrind batches differently from run to run, +-100 instructions).
+#      Two runs per configuration, N and 2N gets: the difference is N gets without
+#      start-up, preload and shut-down (as bench/compare.sh --callgrind does).
 #   2. p99 at a fixed open-loop load with /metrics scraped every 100 ms vs not,
 #      alternating, in the same run; memcached beside it with `stats` asked every
 #      100 ms vs not (what memcached_exporter does). User and kernel CPU per request.
 # Servers pinned to CPU 0, percore-bench and the scraper to CPU 1; every process
 # is started here and stopped by PID (bench/lib.sh).
 #
-#   bench/observability.sh [--out DIR] [--requests N] [--rate R] [--duration S]
+#   bench/observability.sh [--out DIR] [--requests N] [--cg-conns C] [--rate R] [--duration S]
 #                          [--rounds K] [--no-callgrind] [--no-scrape]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +24,7 @@ BENCH=$BUILD/percore-bench
 PY=${PY:-/usr/bin/python3}
 out=bench-results/observability
 cg_requests=20000
-cg_rate=4000
+cg_conns=1
 rate=20000
 duration=5
 rounds=3
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --out) out=$2; shift 2 ;;
     --requests) cg_requests=$2; shift 2 ;;
+    --cg-conns) cg_conns=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
@@ -58,7 +62,7 @@ start() { # name wait_s cmd...; sets SPID PORT (PORT must be set by caller)
 # --- 1. instructions per get ----------------------------------------------------
 : > "$out/callgrind.csv"
 if [ "$do_cg" = 1 ] && command -v valgrind >/dev/null; then
-    echo "config,threads,instructions_per_get" > "$out/callgrind.csv"
+    echo "config,threads,instructions_per_get,observability_code_per_get" > "$out/callgrind.csv"
     for t in 1 2; do
         for cfg in on latency-off all-off; do
             case $cfg in
@@ -74,8 +78,8 @@ if [ "$do_cg" = 1 ] && command -v valgrind >/dev/null; then
                 BENCH_NOFILE=1024 start "percore-$cfg-t$t" 60 valgrind --tool=callgrind \
                     --callgrind-out-file="$f" "$BUILD/percore" -p "$PORT" -l 127.0.0.1 -t "$t" \
                     -m 256 -U 0 --io epoll "${extra[@]}" || { irs+=(0); continue; }
-                run taskset -c 1 "$BENCH" --quiet --json -s "127.0.0.1:$PORT" --warmup --rate "$cg_rate" \
-                    --conns 50 --threads 1 --keys 10000 --key-size 32 --get-ratio 1 --requests "$n" \
+                run taskset -c 1 "$BENCH" --quiet --json -s "127.0.0.1:$PORT" --warmup --closed --depth 1 \
+                    --conns "$cg_conns" --threads 1 --keys 10000 --key-size 32 --get-ratio 1 --requests "$n" \
                     --duration 300 --timeout 10 > "$out/callgrind.$cfg.t$t.$n.json" || log "bench failed"
                 bench_stop "$SPID" 600
                 ir=$(grep -E '^(summary|totals):' "$f" 2>/dev/null | head -1 | awk '{print $2}')
@@ -84,8 +88,33 @@ if [ "$do_cg" = 1 ] && command -v valgrind >/dev/null; then
             if [ "${irs[0]}" -gt 0 ] && [ "${irs[1]}" -gt 0 ]; then
                 per=$($PY -c 'import sys; a,b,n=map(int,sys.argv[1:]); print(round((b-a)/n))' \
                       "${irs[0]}" "${irs[1]}" "$cg_requests")
-                echo "$cfg,$t,$per" >> "$out/callgrind.csv"
-                log "-t $t $cfg: $per instructions per get"
+                # The instructions callgrind attributes to the observability code
+                # itself (inlined from lat_hist.h, req_class.h, topk.h, the TSC read,
+                # and topk.c), 2N run minus N run, per get: exact, where the totals
+                # above also carry the run-to-run noise of wake-ups and polling.
+                attr=$($PY - "$out/callgrind.$cfg.t$t.$cg_requests.out" \
+                       "$out/callgrind.$cfg.t$t.$((cg_requests * 2)).out" "$cg_requests" <<'PY'
+import re, subprocess, sys
+def cost(f):
+    txt = subprocess.run(["callgrind_annotate", "--threshold=100", f], capture_output=True,
+                         text=True).stdout
+    total = 0
+    for line in txt.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S+):(\S+)", line)
+        if not m:
+            continue
+        src, fn = m.group(2), m.group(3)
+        if re.search(r"(lat_hist\.h|req_class\.h|topk\.[ch]|ia32intrin\.h)$", src) or fn == "topk_sample":
+            if fn in ("lat_clock_setup", "lat_tick_ns"):
+                continue
+            total += int(m.group(1).replace(",", ""))
+    return total
+a, b, n = cost(sys.argv[1]), cost(sys.argv[2]), int(sys.argv[3])
+print(round((b - a) / n, 1))
+PY
+)
+                echo "$cfg,$t,$per,$attr" >> "$out/callgrind.csv"
+                log "-t $t $cfg: $per instructions per get ($attr in the observability code)"
             fi
         done
     done
@@ -181,10 +210,12 @@ out = sys.argv[1]
 print("### instructions per get (callgrind, user space)\n")
 rows = [l.strip().split(",") for l in open(os.path.join(out, "callgrind.csv")) if l.strip()][1:]
 if rows:
-    print("| threads | histograms + hot keys on (default) | histograms off | both off |")
+    print("Total per get (2N - N gets), and in brackets the part callgrind attributes to the")
+    print("observability code itself (histograms: lat_hist.h, req_class.h, TSC reads; hot keys: topk).\n")
+    print("| threads | histograms + hot keys on (default) | histograms off, hot keys on | both off |")
     print("|---:|---:|---:|---:|")
-    by = {(c, t): int(v) for c, t, v in rows}
-    for t in sorted({t for _, t, _ in rows}):
+    by = {(c, t): "%s (%s)" % (v, a) for c, t, v, a in rows}
+    for t in sorted({r[1] for r in rows}):
         print("| %s | %s | %s | %s |" % (t, by.get(("on", t), "-"), by.get(("latency-off", t), "-"),
                                          by.get(("all-off", t), "-")))
 print("\n### open loop with and without scraping (medians over rounds)\n")

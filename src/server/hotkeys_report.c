@@ -33,8 +33,8 @@ unsigned hotkeys_top(struct hotkey *out, unsigned max)
             struct hotkey *h = &all[n++];
             h->e = one[j];
             h->worker = i;
-            h->est = one[j].count * TOPK_SAMPLE;
-            h->est_err = one[j].err * TOPK_SAMPLE;
+            h->est = one[j].count * workers[i].loop.hot->interval;
+            h->est_err = one[j].err * workers[i].loop.hot->interval;
             h->worker_share = sampled ? (double)one[j].count / (double)sampled : 0;
         }
     }
@@ -99,7 +99,7 @@ void hotkeys_report(const char *arg, size_t len, struct stats_out *so)
     bool on = workers && workers[0].loop.hot;
     stats_emitf(so, "hotkeys", "%s", on ? "on" : "off");
     if (on) {
-        stats_emitf(so, "hotkeys_sample_interval", "%d", TOPK_SAMPLE);
+        stats_emitf(so, "hotkeys_sample_interval", "%u", workers[0].loop.hot->interval);
         unsigned cap = nworkers * TOPK_SLOTS;
         if (want > cap)
             want = cap;

@@ -662,9 +662,10 @@ int workers_setup(void)
             if (!w->loop.lat)
                 return -1;
         }
-        if (!settings.hotkeys_off) {
+        if (settings.hotkeys_interval) {
             w->loop.hot = malloc(sizeof *w->loop.hot);
-            if (!w->loop.hot || topk_init(w->loop.hot, 0x9e3779b9u * (i + 1)) < 0)
+            if (!w->loop.hot ||
+                topk_init(w->loop.hot, 0x9e3779b9u * (i + 1), settings.hotkeys_interval) < 0)
                 return -1;
         }
         w->loop.conf = &proto_conf;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/un.h>
 #include "util/log.h"
+#include "util/topk.h"
 #include "util/options.h"
 
 struct settings settings;
@@ -70,7 +71,7 @@ struct settings settings;
     X("zc-send-min",     1, 0x120, "<num>",  "io_uring: replies this large are sent zero-copy, 0 never (default: 64k)") \
     X("latency-stats",   1, 0x170, "<on|off>", "per-worker latency histograms for stats latency and /metrics (default: on)") \
     X("metrics",         1, 0x171, "<addr:port>", "serve Prometheus GET /metrics on this address (default: off)") \
-    X("hot-keys",        1, 0x172, "<on|off>", "sample requests for stats hotkeys (default: on)")
+    X("hot-keys",        1, 0x172, "<on|off|N>", "sample 1 request in N (on: 128) for stats hotkeys (default: on)")
 
 static void usage(void)
 {
@@ -442,7 +443,7 @@ int options_parse(int argc, char **argv)
         .zc_send_min = 64u << 10,
         .unix_mask = 0700, .reqs_per_event = 20, .protocol = PROT_AUTO,
         .stat_delim = ':', .maxconns_fast = true, .growth_factor = 1.25,
-        .slab_min_size = 48,
+        .slab_min_size = 48, .hotkeys_interval = TOPK_SAMPLE_DEFAULT,
     };
     bool cpus_given = false;
     int c;
@@ -547,9 +548,9 @@ int options_parse(int argc, char **argv)
             break;
         case 0x171: parse_metrics(optarg); break;
         case 0x172:
-            if (!strcmp(optarg, "on")) settings.hotkeys_off = false;
-            else if (!strcmp(optarg, "off")) settings.hotkeys_off = true;
-            else die_usage("invalid --hot-keys '%s' (on, off)", optarg);
+            if (!strcmp(optarg, "on")) settings.hotkeys_interval = TOPK_SAMPLE_DEFAULT;
+            else if (!strcmp(optarg, "off")) settings.hotkeys_interval = 0;
+            else settings.hotkeys_interval = (unsigned)parse_int(optarg, 1, 1 << 20, "--hot-keys (on, off or 1 to 1048576)");
             break;
         case ':': die_usage("option '%s' needs a value", argv[optind - 1]); break;
         default:  die_usage("unknown option '%s'", argv[optind - 1]); break;

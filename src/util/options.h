@@ -69,7 +69,7 @@ struct settings {
 
     /* Observability (issue 17). */
     bool     latency_off;      /* --latency-stats off */
-    bool     hotkeys_off;      /* --hot-keys off */
+    unsigned hotkeys_interval; /* --hot-keys: sample 1 request in this many, 0 = off */
     char    *metrics_addr;     /* --metrics addr:port, NULL = off */
     int      metrics_port;
 };

@@ -11,13 +11,14 @@ static uint32_t next_interval(struct topk *t)
     t->rng ^= t->rng << 13;
     t->rng ^= t->rng >> 17;
     t->rng ^= t->rng << 5;
-    return 1 + t->rng % (2 * TOPK_SAMPLE - 1);   /* 1 .. 2 * TOPK_SAMPLE - 1, mean TOPK_SAMPLE */
+    return 1 + t->rng % (2 * t->interval - 1);   /* 1 .. 2 * interval - 1, mean interval */
 }
 
-int topk_init(struct topk *t, uint32_t seed)
+int topk_init(struct topk *t, uint32_t seed, uint32_t interval)
 {
     memset(t, 0, sizeof *t);
     t->rng = seed ? seed : 0x9e3779b9u;
+    t->interval = interval ? interval : 1;
     t->countdown = next_interval(t);
     return pthread_mutex_init(&t->lock, NULL) == 0 ? 0 : -1;
 }

@@ -1,7 +1,7 @@
 /*
  * topk.h — a worker's hot keys: a space-saving top-K (Metwally et al.) fed
  * by a sample of the requests the worker executes (about one in
- * TOPK_SAMPLE, at random intervals so no request pattern aliases with it).
+ * `interval`, at random intervals so no request pattern aliases with it).
  * The owning worker writes it under `lock`, which it only ever try-locks (a
  * sample that finds a reader copying is dropped); `stats hotkeys` and the
  * /metrics thread copy it under the lock, and a reset clears it under it.
@@ -15,7 +15,7 @@
 #include "util/hash.h"
 
 #define TOPK_SLOTS  64
-#define TOPK_SAMPLE 64     /* mean interval between sampled requests */
+#define TOPK_SAMPLE_DEFAULT 128   /* mean interval between sampled requests */
 
 struct topk_entry {
     uint64_t count;        /* sampled hits (space-saving estimate, an upper bound) */
@@ -28,13 +28,14 @@ struct topk_entry {
 struct topk {
     uint32_t countdown;    /* owner only: requests until the next sample */
     uint32_t rng;          /* owner only */
+    uint32_t interval;     /* mean requests per sample; set before the owner starts */
     pthread_mutex_t lock;
     uint64_t sampled;      /* samples taken (under lock) */
     unsigned n;
     struct topk_entry e[TOPK_SLOTS];
 };
 
-int  topk_init(struct topk *t, uint32_t seed);
+int  topk_init(struct topk *t, uint32_t seed, uint32_t interval);
 void topk_fini(struct topk *t);
 /* Owner: count one sampled request for key (dropped when a reader holds the lock). */
 void topk_sample(struct topk *t, const char *key, size_t klen);
@@ -47,7 +48,8 @@ static inline void topk_note(struct topk *t, const char *key, size_t klen)
     topk_sample(t, key, klen);
 }
 
-/* Any thread: copy the entries (returns how many) and the samples taken. */
+/* Any thread: copy the entries (returns how many) and the samples taken.
+ * An entry's count times t->interval estimates the key's requests. */
 unsigned topk_copy(struct topk *t, struct topk_entry *out, uint64_t *sampled);
 /* Any thread: forget everything. */
 void topk_clear(struct topk *t);

@@ -18,7 +18,7 @@ static void test_finds_hot(void **state)
 {
     (void)state;
     struct topk t;
-    assert_int_equal(topk_init(&t, 7), 0);
+    assert_int_equal(topk_init(&t, 7, 64), 0);
     char key[32];
     unsigned hot = 0;
     for (unsigned i = 0; i < 200000; i++) {
@@ -35,15 +35,15 @@ static void test_finds_hot(void **state)
     uint64_t sampled = 0;
     unsigned n = topk_copy(&t, e, &sampled);
     assert_true(n <= TOPK_SLOTS);
-    assert_true(sampled > 200000 / TOPK_SAMPLE * 8 / 10 && sampled < 200000 / TOPK_SAMPLE * 12 / 10);
+    assert_true(sampled > 200000 / 64 * 8 / 10 && sampled < 200000 / 64 * 12 / 10);
     unsigned best = 0;
     for (unsigned i = 1; i < n; i++)
         if (e[i].count > e[best].count)
             best = i;
     assert_int_equal(e[best].klen, 3);
     assert_memory_equal(e[best].key, "hot", 3);
-    uint64_t est = e[best].count * TOPK_SAMPLE;
-    assert_true(est > hot * 8 / 10 && est < hot * 12 / 10 + e[best].err * TOPK_SAMPLE);
+    uint64_t est = e[best].count * 64;
+    assert_true(est > hot * 8 / 10 && est < hot * 12 / 10 + e[best].err * 64);
     topk_clear(&t);
     assert_int_equal(topk_copy(&t, e, &sampled), 0);
     assert_int_equal(sampled, 0);
