@@ -69,8 +69,10 @@ void latency_report(const char *arg, size_t len, struct stats_out *so)
     }
     stats_emitf(so, "latency_clock", "%s", lat_use_tsc ? "tsc" : "monotonic");
     double tick_ns = lat_tick_ns();
-    struct lat_snap *s = malloc(sizeof *s);
-    if (!s) {
+    struct lat_snap *s = malloc(sizeof *s), *all = malloc(sizeof *all);
+    if (!s || !all) {
+        free(s);
+        free(all);
         so->end(so, STATS_END);
         return;
     }
@@ -78,16 +80,26 @@ void latency_report(const char *arg, size_t len, struct stats_out *so)
         { "p50_us", 0.50 }, { "p90_us", 0.90 }, { "p99_us", 0.99 },
         { "p99.9_us", 0.999 }, { "p99.99_us", 0.9999 }, { "max_us", 1.0 },
     };
-    for (unsigned c = 0; c < LAT_NCLASSES; c++)
-        for (unsigned p = 0; p < LAT_NPATHS; p++) {
-            latency_snapshot(-1, c, p, s);
-            pthread_mutex_lock(&base_lock);
-            if (base)
-                lat_snap_sub(s, &base[c * LAT_NPATHS + p]);
-            pthread_mutex_unlock(&base_lock);
+    for (unsigned c = 0; c < LAT_NCLASSES; c++) {
+        memset(all, 0, sizeof *all);
+        unsigned used = 0;   /* paths that counted something */
+        for (unsigned p = 0; p <= LAT_NPATHS; p++) {
+            if (p < LAT_NPATHS) {
+                latency_snapshot(-1, c, p, s);
+                pthread_mutex_lock(&base_lock);
+                if (base)
+                    lat_snap_sub(s, &base[c * LAT_NPATHS + p]);
+                pthread_mutex_unlock(&base_lock);
+                lat_snap_merge(all, s);
+                used += s->count != 0;
+            } else if (used < 2) {
+                continue;   /* one path only: "all" would repeat it */
+            } else {
+                memcpy(s, all, sizeof *s);
+            }
             if (s->count == 0)
                 continue;
-            const char *cn = lat_class_names[c], *pn = lat_path_names[p];
+            const char *cn = lat_class_names[c], *pn = p < LAT_NPATHS ? lat_path_names[p] : "all";
             char name[64];
             snprintf(name, sizeof name, "%s:%s:count", cn, pn);
             stats_emitf(so, name, "%llu", (unsigned long long)s->count);
@@ -95,6 +107,8 @@ void latency_report(const char *arg, size_t len, struct stats_out *so)
             for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++)
                 emit_us(so, cn, pn, qs[k].name, (double)lat_snap_quantile(s, qs[k].q) * tick_ns);
         }
+    }
+    free(all);
     free(s);
     so->end(so, STATS_END);
 }

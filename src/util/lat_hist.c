@@ -116,6 +116,14 @@ void lat_snap_add(struct lat_snap *s, const struct lat_hist *h)
     s->sum += stat_get(&h->sum);
 }
 
+void lat_snap_merge(struct lat_snap *dst, const struct lat_snap *src)
+{
+    for (unsigned i = 0; i < LAT_NBUCKETS; i++)
+        dst->b[i] += src->b[i];
+    dst->count += src->count;
+    dst->sum += src->sum;
+}
+
 void lat_snap_sub(struct lat_snap *s, const struct lat_snap *base)
 {
     s->count = 0;

@@ -107,6 +107,8 @@ struct lat_snap {
 
 /* Add one worker's histogram to s (relaxed loads). */
 void lat_snap_add(struct lat_snap *s, const struct lat_hist *h);
+/* dst += src, bucket by bucket. */
+void lat_snap_merge(struct lat_snap *dst, const struct lat_snap *src);
 /* s -= base, bucket by bucket (a reset's baseline; never below zero). */
 void lat_snap_sub(struct lat_snap *s, const struct lat_snap *base);
 /* Value in ticks at quantile q (0..1]: the upper bound of the bucket

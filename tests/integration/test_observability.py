@@ -69,6 +69,8 @@ def test_known_delay_lands_in_forwarded_bucket(monkeypatch):
             for q in ("p90_us", "p99_us", "p99.9_us", "p99.99_us", "mean_us"):
                 assert f"get:forwarded:{q}" in s
             assert "set:local:count" not in s       # sets were before the reset
+            assert int(s["get:all:count"]) == len(keys)
+            assert float(s["get:local:p50_us"]) <= float(s["get:all:p50_us"]) <= p50
     finally:
         srv.stop_and_check()
 
@@ -92,6 +94,7 @@ def test_classes_reset_and_off():
                     s[n] = v
             for cls in ("set", "incr_decr", "delete", "touch", "meta_get", "meta_set"):
                 assert s.get(f"{cls}:local:count") == "1", (cls, s)
+            assert not [k for k in s if ":all:" in k]   # one path: no merged line
             assert stats(c, "latency reset") == {}
             assert [k for k in stats(c, "latency") if k.endswith(":count")] == []
             c.send(b"stats latency bogus\r\n")
