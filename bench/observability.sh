@@ -15,7 +15,7 @@
 # Servers pinned to CPU 0, percore-bench and the scraper to CPU 1; every process
 # is started here and stopped by PID (bench/lib.sh).
 #
-#   bench/observability.sh [--out DIR] [--requests N] [--cg-conns C] [--rate R] [--duration S]
+#   bench/observability.sh [--out DIR] [--requests N] [--cg-conns C] [--cg-reps K] [--rate R] [--duration S]
 #                          [--rounds K] [--no-callgrind] [--no-scrape]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +25,7 @@ PY=${PY:-/usr/bin/python3}
 out=bench-results/observability
 cg_requests=20000
 cg_conns=1
+cg_reps=1
 rate=20000
 duration=5
 rounds=3
@@ -35,6 +36,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --requests) cg_requests=$2; shift 2 ;;
     --cg-conns) cg_conns=$2; shift 2 ;;
+    --cg-reps) cg_reps=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
@@ -63,6 +65,7 @@ start() { # name wait_s cmd...; sets SPID PORT (PORT must be set by caller)
 : > "$out/callgrind.csv"
 if [ "$do_cg" = 1 ] && command -v valgrind >/dev/null; then
     echo "config,threads,instructions_per_get,observability_code_per_get" > "$out/callgrind.csv"
+    for ((rep = 1; rep <= cg_reps; rep++)); do
     for t in 1 2; do
         for cfg in on latency-off all-off; do
             case $cfg in
@@ -117,6 +120,7 @@ PY
                 log "-t $t $cfg: $per instructions per get ($attr in the observability code)"
             fi
         done
+    done
     done
 fi
 
@@ -214,7 +218,14 @@ if rows:
     print("observability code itself (histograms: lat_hist.h, req_class.h, TSC reads; hot keys: topk).\n")
     print("| threads | histograms + hot keys on (default) | histograms off, hot keys on | both off |")
     print("|---:|---:|---:|---:|")
-    by = {(c, t): "%s (%s)" % (v, a) for c, t, v, a in rows}
+    g = {}
+    for c, t, v, a in rows:
+        g.setdefault((c, t), []).append((int(v), float(a)))
+    by = {k: "%d (%.1f)" % (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+          for k, v in g.items()}
+    reps = max(len(v) for v in g.values())
+    if reps > 1:
+        print("Medians of %d repetitions.\n" % reps)
     for t in sorted({r[1] for r in rows}):
         print("| %s | %s | %s | %s |" % (t, by.get(("on", t), "-"), by.get(("latency-off", t), "-"),
                                          by.get(("all-off", t), "-")))
