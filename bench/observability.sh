@@ -64,7 +64,7 @@ start() { # name wait_s cmd...; sets SPID PORT (PORT must be set by caller)
 # --- 1. instructions per get ----------------------------------------------------
 : > "$out/callgrind.csv"
 if [ "$do_cg" = 1 ] && command -v valgrind >/dev/null; then
-    echo "config,threads,instructions_per_get,observability_code_per_get" > "$out/callgrind.csv"
+    echo "config,threads,instructions_per_get,request_path_per_get" > "$out/callgrind.csv"
     for ((rep = 1; rep <= cg_reps; rep++)); do
     for t in 1 2; do
         for cfg in on latency-off all-off; do
@@ -91,10 +91,12 @@ if [ "$do_cg" = 1 ] && command -v valgrind >/dev/null; then
             if [ "${irs[0]}" -gt 0 ] && [ "${irs[1]}" -gt 0 ]; then
                 per=$($PY -c 'import sys; a,b,n=map(int,sys.argv[1:]); print(round((b-a)/n))' \
                       "${irs[0]}" "${irs[1]}" "$cg_requests")
-                # The instructions callgrind attributes to the observability code
-                # itself (inlined from lat_hist.h, req_class.h, topk.h, the TSC read,
-                # and topk.c), 2N run minus N run, per get: exact, where the totals
-                # above also carry the run-to-run noise of wake-ups and polling.
+                # The request path's own instructions per get, 2N run minus N run:
+                # everything in loop_route (the routing decision, local execution's
+                # timing, the forward's time stamp) and topk_sample, plus the lines
+                # inlined from the histogram and hot-key headers elsewhere (a forwarded
+                # reply's recording in the worker). Unlike the totals, these do not
+                # move with the once-a-second work a slower run does more of.
                 attr=$($PY - "$out/callgrind.$cfg.t$t.$cg_requests.out" \
                        "$out/callgrind.$cfg.t$t.$((cg_requests * 2)).out" "$cg_requests" <<'PY'
 import re, subprocess, sys
@@ -107,9 +109,9 @@ def cost(f):
         if not m:
             continue
         src, fn = m.group(2), m.group(3)
-        if re.search(r"(lat_hist\.h|req_class\.h|topk\.[ch]|ia32intrin\.h)$", src) or fn == "topk_sample":
-            if fn in ("lat_clock_setup", "lat_tick_ns"):
-                continue
+        if fn in ("loop_route", "topk_sample") or (
+                re.search(r"(lat_hist\.h|req_class\.h|topk\.h|ia32intrin\.h)$", src)
+                and fn not in ("lat_clock_setup", "lat_tick_ns")):
             total += int(m.group(1).replace(",", ""))
     return total
 a, b, n = cost(sys.argv[1]), cost(sys.argv[2]), int(sys.argv[3])
@@ -117,7 +119,7 @@ print(round((b - a) / n, 1))
 PY
 )
                 echo "$cfg,$t,$per,$attr" >> "$out/callgrind.csv"
-                log "-t $t $cfg: $per instructions per get ($attr in the observability code)"
+                log "-t $t $cfg: $per instructions per get ($attr in loop_route and the recording)"
             fi
         done
     done
@@ -125,6 +127,17 @@ PY
 fi
 
 # --- 2. p99 with and without scraping ------------------------------------------
+# utime+stime ticks of the server's thread named NAME (0 when none)
+thread_ticks() { # pid name
+    local t
+    for t in /proc/"$1"/task/*; do
+        if [ "$(cat "$t/comm" 2>/dev/null)" = "$2" ]; then
+            awk '{ print $14 + $15 }' "$t/stat"; return
+        fi
+    done
+    echo 0
+}
+
 scraper() { # kind port: every 100 ms until killed
     local kind=$1 port=$2
     if [ "$kind" = metrics ]; then
@@ -185,19 +198,21 @@ if [ "$do_scrape" = 1 ]; then
                     sleep 0.3
                 fi
                 read -r u0 s0 < <(bench_cpu_ticks "$SPID")
+                m0=$(thread_ticks "$SPID" percore-metrics)
                 j=$(run taskset -c 1 "$BENCH" --quiet --json -s "$srv=127.0.0.1:$PORT" --rate "$rate" \
                     --duration "$duration" --conns 50 --keys 10000 --key-size 32 --get-ratio 0.9 \
                     --timeout 2) || log "$srv: open loop failed"
                 read -r u1 s1 < <(bench_cpu_ticks "$SPID")
+                m1=$(thread_ticks "$SPID" percore-metrics)
                 [ -z "$spid" ] || bench_stop "$spid" 10
-                J=$j $PY - "$round" "$scrape" "$u0" "$s0" "$u1" "$s1" "$CLK" >> "$out/scrape.jsonl" <<'PY' || true
+                J=$j $PY - "$round" "$scrape" "$u0" "$s0" "$u1" "$s1" "$CLK" "$m0" "$m1" >> "$out/scrape.jsonl" <<'PY' || true
 import json, os, sys
 rnd, scrape = int(sys.argv[1]), sys.argv[2]
-u0, s0, u1, s1, clk = map(int, sys.argv[3:])
+u0, s0, u1, s1, clk, m0, m1 = map(int, sys.argv[3:])
 r = json.loads(os.environ["J"].strip().splitlines()[-1])
 n = max(r.get("completed", 0), 1)
 r.update(round=rnd, scrape=scrape, user_us_per_req=(u1 - u0) / clk / n * 1e6,
-         sys_us_per_req=(s1 - s0) / clk / n * 1e6)
+         sys_us_per_req=(s1 - s0) / clk / n * 1e6, metrics_thread_s=(m1 - m0) / clk)
 print(json.dumps(r))
 PY
                 log "$srv: round $round, scrape $scrape done"
@@ -214,35 +229,42 @@ out = sys.argv[1]
 print("### instructions per get (callgrind, user space)\n")
 rows = [l.strip().split(",") for l in open(os.path.join(out, "callgrind.csv")) if l.strip()][1:]
 if rows:
-    print("Total per get (2N - N gets), and in brackets the part callgrind attributes to the")
-    print("observability code itself (histograms: lat_hist.h, req_class.h, TSC reads; hot keys: topk).\n")
-    print("| threads | histograms + hot keys on (default) | histograms off, hot keys on | both off |")
-    print("|---:|---:|---:|---:|")
     g = {}
     for c, t, v, a in rows:
         g.setdefault((c, t), []).append((int(v), float(a)))
     by = {k: "%d (%.1f)" % (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
           for k, v in g.items()}
     reps = max(len(v) for v in g.values())
-    if reps > 1:
-        print("Medians of %d repetitions.\n" % reps)
+    print("Total per get (2N - N gets%s), and in brackets the instructions per get in loop_route," %
+          (", median of %d repetitions" % reps if reps > 1 else ""))
+    print("topk_sample and the histogram/hot-key code inlined elsewhere: the request path's")
+    print("share, which the once-a-second work (more of it in a slower run) does not move.\n")
+    print("| threads | histograms + hot keys on (default) | histograms off, hot keys on | both off |")
+    print("|---:|---:|---:|---:|")
     for t in sorted({r[1] for r in rows}):
         print("| %s | %s | %s | %s |" % (t, by.get(("on", t), "-"), by.get(("latency-off", t), "-"),
                                          by.get(("all-off", t), "-")))
 print("\n### open loop with and without scraping (medians over rounds)\n")
 rs = [json.loads(l) for l in open(os.path.join(out, "scrape.jsonl")) if l.strip()]
 if rs:
-    print("| server | scraped every 100 ms | rounds | achieved req/s | p50 us | p99 us | p99.9 us | max us | user us/req | sys us/req | errors+timeouts |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| server | scraped every 100 ms | rounds | achieved req/s | p50 us | p99 us | p99.9 us | max us | user us/req | sys us/req | metrics thread CPU s | errors+timeouts |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     g = {}
     for r in rs:
         g.setdefault((r["server"], r["scrape"]), []).append(r)
     for (s, sc), x in sorted(g.items()):
         m = lambda f: statistics.median(f(r) for r in x)
-        print("| %s | %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %d |" % (
+        print("| %s | %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %s | %d |" % (
             s, "yes (/metrics)" if sc == "on" and s == "percore" else "yes (stats)" if sc == "on" else "no",
             len(x), m(lambda r: r["achieved_rps"]), m(lambda r: r["latency_us"]["p50"]),
             m(lambda r: r["latency_us"]["p99"]), m(lambda r: r["latency_us"]["p999"]),
             m(lambda r: r["latency_us"]["max"]), m(lambda r: r["user_us_per_req"]),
-            m(lambda r: r["sys_us_per_req"]), sum(r["errors"] + r["timeouts"] for r in x)))
+            m(lambda r: r["sys_us_per_req"]),
+            "%.2f" % sum(r.get("metrics_thread_s", 0) for r in x) if s == "percore" else "-",
+            sum(r["errors"] + r["timeouts"] for r in x)))
+    print("\nPer round (p50 / p99 / max us), to show the spread:\n")
+    for (s, sc), x in sorted(g.items()):
+        print("- %s, scraped %s: %s" % (s, sc, ", ".join(
+            "%.0f / %.0f / %.0f" % (r["latency_us"]["p50"], r["latency_us"]["p99"], r["latency_us"]["max"])
+            for r in sorted(x, key=lambda r: r["round"]))))
 PY
