@@ -168,6 +168,14 @@ static void stores(struct mb *b)
         F("percore_store_evicted_segments_total", "counter", "Segments evicted.", evicted_segments),
         F("percore_store_merged_items_total", "counter", "Live items kept by eviction merges.", merged_items),
         F("percore_store_held_bytes", "gauge", "Freed memory held by replies still sending.", held_bytes),
+        F("percore_store_pins", "gauge", "Replies in flight sending from item memory.", pins),
+        F("percore_store_large_items", "gauge", "Items stored outside regular segments.", large_items),
+        F("percore_store_index_bytes", "gauge", "Bytes of the hash index (hash_bytes).", index_bytes),
+        F("percore_store_hash_power", "gauge", "log2 of the index's buckets (hash_power_level).", hash_power),
+        F("percore_store_reclaimed_segments_total", "counter", "Segments freed whole, all expired.", reclaim_segments),
+        F("percore_store_expired_unfetched_total", "counter", "Expired items never read (expired_unfetched).", expired_unfetched),
+        F("percore_store_evicted_unfetched_total", "counter", "Evicted items never read (evicted_unfetched).", evicted_unfetched),
+        F("percore_store_flushes_total", "counter", "flush_all applied.", flushes),
 #undef F
     };
     for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
@@ -184,8 +192,15 @@ static void own(struct mb *b)
 #define OWN(f) PER_WORKER(b, "percore_" #f "_total", "counter", "percore's " #f " (see docs/observability.md).", f);
     WORKER_OWN_COUNTERS(OWN)
 #undef OWN
-    PER_WORKER(b, "percore_cmd_get_total", "counter", "Keys asked for by get commands.", cmd_get);
-    PER_WORKER(b, "percore_cmd_set_total", "counter", "Store commands.", cmd_set);
+    /* The rest of `stats`' counters that memcached_exporter has no name for. */
+    PER_WORKER(b, "percore_cmd_get_total", "counter", "Keys asked for by get commands (cmd_get).", cmd_get);
+    PER_WORKER(b, "percore_cmd_set_total", "counter", "Store commands (cmd_set).", cmd_set);
+    PER_WORKER(b, "percore_cmd_touch_total", "counter", "Touch commands (cmd_touch).", cmd_touch);
+    PER_WORKER(b, "percore_cmd_meta_total", "counter", "Meta commands (cmd_meta).", cmd_meta);
+    PER_WORKER(b, "percore_get_expired_total", "counter", "Gets that found the item expired (get_expired).", get_expired);
+    PER_WORKER(b, "percore_get_flushed_total", "counter", "Gets that found the item flushed (get_flushed).", get_flushed);
+    PER_WORKER(b, "percore_auth_cmds_total", "counter", "Authentication commands (auth_cmds).", auth_cmds);
+    PER_WORKER(b, "percore_auth_errors_total", "counter", "Failed authentications (auth_errors).", auth_errors);
     family(b, "percore_loop_max_seconds", "gauge", "Longest loop iteration's work since stats reset.");
     for (unsigned i = 0; i < nworkers; i++)
         mb_printf(b, "percore_loop_max_seconds{worker=\"%u\",cpu=\"%d\"} %.6f\n", i, workers[i].loop.cpu,

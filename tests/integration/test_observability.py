@@ -398,3 +398,68 @@ def test_resets_and_scrapes_race_with_load():
         assert not errors, errors
     finally:
         srv.stop_and_check()
+
+
+def test_metrics_cover_every_stats_counter():
+    """Every counter of `stats` has a /metrics series: under the exporter's
+    name (memcached_*) or percore_<name>[_total] (names mapped below)."""
+    srv, mport = metrics_server()
+    try:
+        with srv.conn() as c:
+            general = stats(c)
+        code, body = curl(mport)
+        assert code == 200
+        served = {line.split("{")[0].split(" ")[0] for line in body.splitlines()
+                  if line and not line.startswith("#")}
+        exporter = {
+            "get_hits": "memcached_commands_total", "get_misses": "memcached_commands_total",
+            "delete_hits": "memcached_commands_total", "delete_misses": "memcached_commands_total",
+            "incr_hits": "memcached_commands_total", "incr_misses": "memcached_commands_total",
+            "decr_hits": "memcached_commands_total", "decr_misses": "memcached_commands_total",
+            "cas_hits": "memcached_commands_total", "cas_misses": "memcached_commands_total",
+            "cas_badval": "memcached_commands_total", "touch_hits": "memcached_commands_total",
+            "touch_misses": "memcached_commands_total", "cmd_flush": "memcached_commands_total",
+            "bytes_read": "memcached_read_bytes_total", "bytes_written": "memcached_written_bytes_total",
+            "curr_connections": "memcached_current_connections",
+            "total_connections": "memcached_connections_total",
+            "rejected_connections": "memcached_connections_rejected_total",
+            "conn_yields": "memcached_connections_yielded_total",
+            "store_too_large": "memcached_item_too_large_total",
+            "store_no_memory": "memcached_item_no_memory_total",
+            "bytes": "memcached_current_bytes", "curr_items": "memcached_current_items",
+            "total_items": "memcached_items_total", "evictions": "memcached_items_evicted_total",
+            "reclaimed": "memcached_items_reclaimed_total", "malloced_bytes": "memcached_malloced_bytes",
+            "limit_maxbytes": "memcached_limit_bytes", "max_connections": "memcached_max_connections",
+            "uptime": "memcached_uptime_seconds", "time": "memcached_time_seconds",
+            "rusage_user": "memcached_process_user_cpu_seconds_total",
+            "rusage_system": "memcached_process_system_cpu_seconds_total",
+            "accepting_conns": "memcached_accepting_connections",
+            "listen_disabled_num": "memcached_connections_listener_disabled_total",
+            "threads": "percore_workers", "expired_unfetched": "percore_store_expired_unfetched_total",
+            "evicted_unfetched": "percore_store_evicted_unfetched_total",
+            "hash_bytes": "percore_store_index_bytes", "hash_power_level": "percore_store_hash_power",
+            "store_segments_total": "percore_store_segments_total",
+            "store_segments_used": "percore_store_segments_used",
+            "store_evicted_segments": "percore_store_evicted_segments_total",
+            "store_reclaimed_segments": "percore_store_reclaimed_segments_total",
+            "store_merged_items": "percore_store_merged_items_total",
+            "store_large_items": "percore_store_large_items", "store_pins": "percore_store_pins",
+            "store_held_bytes": "percore_store_held_bytes", "store_mem_used": "memcached_malloced_bytes",
+        }
+        # Not counters, or constants memcached's tools read (0 / settings / strings).
+        skip = {"pid", "version", "libevent", "pointer_size", "connection_structures",
+                "reserved_fds", "evicted_active", "lru_crawler_running", "lru_crawler_starts",
+                "crawler_reclaimed", "crawler_items_checked", "direct_reclaims", "moves_to_cold",
+                "moves_to_warm", "moves_within_lru", "io_backend", "steering", "hash_is_expanding",
+                "store_segment_size", "ring_capacity", "ring_bytes", "time_in_listen_disabled_us"}
+        missing = []
+        for name in general:
+            if name in skip or re.match(r"worker_\d+_", name):
+                continue
+            want = exporter.get(name)
+            cands = [want] if want else [f"percore_{name}_total", f"percore_{name}"]
+            if not any(c in served for c in cands):
+                missing.append((name, cands))
+        assert not missing, missing
+    finally:
+        srv.stop_and_check()
