@@ -44,6 +44,7 @@ static int stop_fd = -1;
 static pthread_t thread;
 static bool running;
 static struct mclient *clients;
+static uint64_t accept_paused_until;   /* out of descriptors: stop polling the listener */
 
 int metrics_setup(void)
 {
@@ -105,7 +106,8 @@ static void reply(struct mclient *c, const char *status, const char *type, char 
         return;
     }
     memcpy(c->out, head, (size_t)h);
-    memcpy(c->out + h, body, blen);
+    if (blen)
+        memcpy(c->out + h, body, blen);
     free(body);
     c->outlen = (size_t)h + blen;
     c->outoff = 0;
@@ -206,8 +208,13 @@ static void accept_all(void)
 {
     for (;;) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            /* Out of descriptors, the listener stays readable: a pause
+             * instead of a busy loop (the cache's own clients come first). */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_paused_until = clock_mono_us() + 100000;
             return;
+        }
         struct mclient *c = NULL, *oldest = NULL;
         for (int i = 0; i < METRICS_CLIENTS && !c; i++) {
             if (clients[i].fd < 0)
@@ -242,8 +249,9 @@ static void *metrics_main(void *arg)
     for (;;) {
         int n = 0;
         pf[n++] = (struct pollfd){ .fd = stop_fd, .events = POLLIN };
-        pf[n++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
         uint64_t now = clock_mono_us();
+        /* A negative fd is ignored by poll(): the listener while paused. */
+        pf[n++] = (struct pollfd){ .fd = now >= accept_paused_until ? listen_fd : -1, .events = POLLIN };
         for (int i = 0; i < METRICS_CLIENTS; i++) {
             struct mclient *c = &clients[i];
             if (c->fd < 0)
