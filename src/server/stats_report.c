@@ -370,8 +370,21 @@ static void detail_report(const char *arg, size_t len, struct stats_out *so)
 #undef WORD
 }
 
+/* arg is `word` alone or `word <more>`: *rest = where <more> starts. */
+static bool sub_arg(const char *arg, size_t len, const char *word, size_t *rest)
+{
+    size_t n = strlen(word);
+    if (len < n || memcmp(arg, word, n) != 0 || (len > n && arg[n] != ' '))
+        return false;
+    while (n < len && arg[n] == ' ')
+        n++;
+    *rest = n;
+    return true;
+}
+
 void stats_report(struct worker *w, const char *arg, size_t len, struct stats_out *so)
 {
+    size_t rest;
     while (len && arg[len - 1] == ' ')
         len--;
 #define IS(s) (len == strlen(s) && memcmp(arg, s, len) == 0)
@@ -393,17 +406,11 @@ void stats_report(struct worker *w, const char *arg, size_t len, struct stats_ou
         conns_report(so);
     else if (IS("sizes"))
         stats_emitf(so, "sizes_status", "disabled");
-    else if (len >= 7 && memcmp(arg, "latency", 7) == 0 && (len == 7 || arg[7] == ' ')) {
-        size_t skip = 7;
-        while (skip < len && arg[skip] == ' ')
-            skip++;
-        latency_report(arg + skip, len - skip, so);
+    else if (sub_arg(arg, len, "latency", &rest)) {
+        latency_report(arg + rest, len - rest, so);
         return;
-    } else if (len >= 7 && memcmp(arg, "hotkeys", 7) == 0 && (len == 7 || arg[7] == ' ')) {
-        size_t skip = 7;
-        while (skip < len && arg[skip] == ' ')
-            skip++;
-        hotkeys_report(arg + skip, len - skip, so);
+    } else if (sub_arg(arg, len, "hotkeys", &rest)) {
+        hotkeys_report(arg + rest, len - rest, so);
         return;
     } else if (len >= 6 && memcmp(arg, "detail", 6) == 0) {
         detail_report(arg, len, so);
