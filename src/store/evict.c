@@ -33,14 +33,14 @@ void evict_note_dirty(struct store *s, uint32_t id)
     s->dirty_n++;
 }
 
-static uint64_t cas_of_loc(const struct store *s, uint32_t sid, uint32_t off)
+uint64_t evict_cas_of_loc(const struct store *s, uint32_t sid, uint32_t off)
 {
     return ((uint64_t)s->cfg.shard_id << 56)
            | ((seg_loc_serial(s, sid) & s->serial_mask) << s->off_bits) | off;
 }
 
 /* Count a live item that is being dropped. */
-static void drop_stats(struct store *s, const struct item *it, bool expired, uint32_t id)
+void evict_drop_stats(struct store *s, const struct item *it, bool expired, uint32_t id)
 {
     struct class_ctr *cc = &s->cls[s->segs[id].bucket];
     if (expired) {
@@ -148,7 +148,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                 /* cannot remember it (out of heap): drop it now */
                 it.p[1] |= IB_DEAD;
                 if (slot) {
-                    drop_stats(s, &it, item_expired(s, it.exptime), id);
+                    evict_drop_stats(s, &it, item_expired(s, it.exptime), id);
                     index_delete(s, h, slot);
                 }
                 continue;
@@ -225,7 +225,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                 if (add_cas) {
                     size_t hl = seg_item_encode(dst, it.klen, it.vlen, it.bits, it.flags,
                                             it.exptime, it.bits & IB_EXP,
-                                            cas_of_loc(s, id, off));
+                                            evict_cas_of_loc(s, id, off));
                     memcpy(dst + hl, it.key, (size_t)it.klen + it.vlen);
                     s->c.bytes += 8;
                 } else {
@@ -242,7 +242,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                 kept_here += nsize;
                 kept++;
             } else {
-                drop_stats(s, &it, expired, id);
+                evict_drop_stats(s, &it, expired, id);
                 index_delete(s, h, slot);
             }
         }
@@ -284,18 +284,30 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
     }
 }
 
+/* Main-log segments a merge may take. Probation segments (probation.c)
+ * leave by promotion instead, except under -M, where nothing is dropped
+ * and compaction is all eviction may do. */
+static bool mergeable(const struct store *s, uint32_t id)
+{
+    return s->segs[id].state == SEG_SEALED && (!s->segs[id].prob || s->cfg.no_evict);
+}
+
 static uint32_t first_sealed(const struct store *s, uint32_t id)
 {
-    while (id != NONE32 && s->segs[id].state != SEG_SEALED)
+    while (id != NONE32 && !mergeable(s, id))
         id = s->segs[id].next;
     return id;
 }
 
+/* Up to N_MERGE mergeable segments in chain order from id, stepping over
+ * probation segments and open ones (the merged segment takes the first
+ * one's place). */
 static unsigned window_from(const struct store *s, uint32_t id, uint32_t *w)
 {
     unsigned n = 0;
-    while (id != NONE32 && n < N_MERGE && s->segs[id].state == SEG_SEALED) {
-        w[n++] = id;
+    while (id != NONE32 && n < N_MERGE) {
+        if (mergeable(s, id))
+            w[n++] = id;
         id = s->segs[id].next;
     }
     return n;
@@ -311,11 +323,11 @@ static unsigned dirty_window(const struct store *s, uint32_t id, uint32_t *w)
     unsigned n = 1;
     while (n < N_MERGE) {
         uint32_t nx = s->segs[last].next, pv = s->segs[first].prev;
-        if (nx != NONE32 && s->segs[nx].state == SEG_SEALED &&
+        if (nx != NONE32 && mergeable(s, nx) &&
             live + s->segs[nx].live_bytes <= s->seg_size) {
             live += s->segs[nx].live_bytes;
             last = nx;
-        } else if (pv != NONE32 && s->segs[pv].state == SEG_SEALED &&
+        } else if (pv != NONE32 && mergeable(s, pv) &&
                    live + s->segs[pv].live_bytes <= s->seg_size) {
             live += s->segs[pv].live_bytes;
             first = pv;
@@ -365,7 +377,7 @@ bool evict_one(struct store *s)
         if (!g->dirty_queued)
             continue;
         g->dirty_queued = 0;
-        if (g->state != SEG_SEALED)
+        if (!mergeable(s, id))
             continue;
         n = dirty_window(s, id, w);
         if (n >= 2 && (!no_evict || merge_keeps_all(s, w, n))) {
@@ -373,6 +385,10 @@ bool evict_one(struct store *s)
             return true;
         }
     }
+
+    /* new items wait in probation until it outgrows its share */
+    if (!no_evict && prob_over_share(s) && prob_evict_one(s))
+        return true;
 
     /* the bucket whose next window is the oldest */
     uint32_t best = NONE32;
@@ -423,16 +439,25 @@ bool evict_one(struct store *s)
         return false;
     if (s->nlarge && seg_large_evict_one(s))
         return true;
+    if (prob_evict_one(s))
+        return true;
 
-    /* last resort: the oldest open segment */
+    /* last resort: the oldest open segment (client writes or promotions) */
     uint32_t old = NONE32;
     for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
-        uint32_t o = s->ttl[b].open;
-        if (o != NONE32 && (old == NONE32 || s->segs[o].create_at < s->segs[old].create_at))
-            old = o;
+        uint32_t os[2] = { s->ttl[b].open, s->ttl[b].popen };
+        for (unsigned k = 0; k < 2; k++) {
+            uint32_t o = os[k];
+            if (o != NONE32 && (old == NONE32 || s->segs[o].create_at < s->segs[old].create_at))
+                old = o;
+        }
     }
     if (old != NONE32) {
-        s->ttl[s->segs[old].bucket].open = NONE32;
+        struct ttl_bucket *tb = &s->ttl[s->segs[old].bucket];
+        if (tb->open == old)
+            tb->open = NONE32;
+        else
+            tb->popen = NONE32;
         s->segs[old].state = SEG_SEALED;
         evict_merge(s, &old, 1, MERGE_DROP);
         return true;

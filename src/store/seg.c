@@ -101,12 +101,14 @@ void seg_init_open(struct store *s, uint32_t id)
     g->create_at = g->atime = s->now;
     g->exp_max = 0;
     g->dirty_queued = 0;
+    g->prob = 0;
     g->state = SEG_OPEN;
 }
 
 void seg_release(struct store *s, uint32_t id)
 {
     struct seg *g = &s->segs[id];
+    prob_released(s, id);
     if (g->pins) {
         /* A reply still sends from here: reuse waits for the last unpin. */
         g->state = SEG_HELD;

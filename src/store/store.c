@@ -123,8 +123,10 @@ struct store *store_create(const struct store_config *cfg)
         nmax = SEG_ID_MAX / 4;
     s->nsegs = (uint32_t)nmax;
     s->nlarge_cap = (uint32_t)(2 * nmax + 16);
+    s->probq_cap = (uint32_t)(2 * nmax);
     s->fixed_bytes = sizeof(*s) + nmax * (sizeof(struct seg) + sizeof(uint32_t))
-                     + s->nlarge_cap * sizeof(struct large);
+                     + s->nlarge_cap * sizeof(struct large)
+                     + s->probq_cap * sizeof(struct probq_ent);
     size_t index_min = 64 * 64;
     if (mem < s->fixed_bytes + index_min + 2 * seg) {
         free(s);
@@ -133,12 +135,13 @@ struct store *store_create(const struct store_config *cfg)
     s->nsegs = (uint32_t)((mem - s->fixed_bytes - index_min) / seg);
     s->segs = calloc(nmax, sizeof(struct seg));
     s->dirty = calloc(nmax, sizeof(uint32_t));
+    s->probq = calloc(s->probq_cap, sizeof(struct probq_ent));
     s->larges = calloc(s->nlarge_cap, sizeof(struct large));
     for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
         s->ttl[b].head = s->ttl[b].tail = NONE32;
-        s->ttl[b].open = s->ttl[b].cursor = NONE32;
+        s->ttl[b].open = s->ttl[b].cursor = s->ttl[b].popen = NONE32;
     }
-    if (!s->segs || !s->dirty || !s->larges || !index_setup(s) || !seg_large_setup(s) ||
+    if (!s->segs || !s->dirty || !s->probq || !s->larges || !index_setup(s) || !seg_large_setup(s) ||
         !seg_setup(s)) {
         store_destroy(s);
         return NULL;
@@ -156,6 +159,7 @@ void store_destroy(struct store *s)
     index_teardown(s);
     free(s->segs);
     free(s->dirty);
+    free(s->probq);
     free(s->larges);
     free(s->mslots);
     free(s);
@@ -701,8 +705,9 @@ void store_flush(struct store *s)
             ttl_unlink(s, id);
             seg_release(s, id);
         }
-        tb->open = tb->cursor = NONE32;
+        tb->open = tb->cursor = tb->popen = NONE32;
     }
+    prob_reset(s);
     s->dirty_n = 0;
     for (uint32_t i = 0; i < s->nsegs; i++)
         s->segs[i].dirty_queued = 0;

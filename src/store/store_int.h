@@ -102,6 +102,7 @@ struct seg {
     uint8_t  state;       /* enum seg_state */
     uint8_t  dirty_queued;
     uint8_t  decommitted; /* FREE and its pages given back (seg_trim_resident) */
+    uint8_t  prob;        /* probation: holds client writes not yet vetted (probation.c) */
     uint32_t pins;        /* replies in flight that send from this segment */
 };
 
@@ -122,6 +123,7 @@ struct ttl_bucket {
     uint32_t head, tail;  /* chain of segments, oldest first */
     uint32_t open;        /* segment receiving appends, NONE32 if none */
     uint32_t cursor;      /* where the next eviction merge starts */
+    uint32_t popen;       /* main segment receiving promotions, NONE32 if none */
     uint32_t nseg;
 };
 
@@ -192,6 +194,10 @@ struct store {
 
     uint32_t *dirty;         /* ring of (seg id) whose bytes are mostly dead */
     uint32_t  dirty_head, dirty_n;
+
+    struct probq_ent { uint32_t id; uint32_t pad; uint64_t serial; } *probq;
+    uint32_t  probq_cap, probq_head, probq_n;   /* sealed probation segments, oldest first */
+    uint32_t  nprob;         /* probation segments in use (open or sealed) */
 
     struct index idx;
 
@@ -297,6 +303,16 @@ bool     evict_one(struct store *s);
 void     evict_note_dirty(struct store *s, uint32_t id);
 enum merge_mode { MERGE_EVICT, MERGE_EXPIRE, MERGE_DROP };
 void     evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mode mode);
+
+/* probation.c */
+void     prob_opened(struct store *s, uint32_t id);
+void     prob_sealed(struct store *s, uint32_t id);
+void     prob_released(struct store *s, uint32_t id);
+bool     prob_over_share(const struct store *s);
+bool     prob_evict_one(struct store *s);
+void     prob_reset(struct store *s);
+void     evict_drop_stats(struct store *s, const struct item *it, bool expired, uint32_t id);
+uint64_t evict_cas_of_loc(const struct store *s, uint32_t sid, uint32_t off);
 
 /* index.c */
 bool      index_setup(struct store *s);

@@ -82,6 +82,8 @@ void ttl_unlink(struct store *s, uint32_t id)
         tb->tail = g->prev;
     if (tb->open == id)
         tb->open = NONE32;
+    if (tb->popen == id)
+        tb->popen = NONE32;
     if (tb->cursor == id)
         tb->cursor = g->next;
     g->prev = g->next = NONE32;
@@ -100,6 +102,7 @@ uint8_t *ttl_append(struct store *s, size_t size, uint32_t exptime, uint32_t *si
         if (id != NONE32) {
             s->segs[id].state = SEG_SEALED;
             tb->open = NONE32;
+            prob_sealed(s, id);
             if ((size_t)(s->segs[id].wpos - s->segs[id].live_bytes) * 4 >= s->seg_size * 3)
                 evict_note_dirty(s, id);
         }
@@ -107,6 +110,7 @@ uint8_t *ttl_append(struct store *s, size_t size, uint32_t exptime, uint32_t *si
         if (id == NONE32)
             return NULL;
         seg_init_open(s, id);
+        prob_opened(s, id);
         ttl_link_tail(s, b, id);
         tb->open = id;
     }
@@ -141,8 +145,11 @@ static bool reclaim_bucket(struct store *s, unsigned b)
     if (!n)
         return false;
     for (unsigned i = 0; i < n; i++)
-        if (tb->open == src[i]) {
-            tb->open = NONE32;
+        if (tb->open == src[i] || tb->popen == src[i]) {
+            if (tb->open == src[i])
+                tb->open = NONE32;
+            else
+                tb->popen = NONE32;
             s->segs[src[i]].state = SEG_SEALED;
         }
     evict_merge(s, src, n, MERGE_EXPIRE);

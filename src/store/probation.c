@@ -1,0 +1,232 @@
+/*
+ * probation.c — S3-FIFO's small queue, made of segments. Client writes go
+ * to probation segments (each TTL bucket's open segment); sealed ones queue
+ * here, oldest first. While probation holds more than PROB_PCT percent of
+ * the segments in use, eviction takes the oldest probation segment before
+ * touching the main log: items read since they were written (index
+ * frequency counter > 0) are promoted, appended to their bucket's
+ * promotion segment (a main-log segment, linked just before the bucket's
+ * open one) with their counter halved and their CAS kept; items never read
+ * are dropped. One-hit wonders so cost at most the probation share of the
+ * cache instead of a trip through the whole log, and the main log's merges
+ * (evict.c) only weigh items that have proved themselves once.
+ *
+ * One segment per call, so its work is bounded by one segment: a first
+ * pass sizes the survivors; when they fit in what is left of the promotion
+ * segment plus the spare they are copied, else the segment itself becomes
+ * a main-log segment where it stands (promote_in_place). State belongs to the store's worker thread.
+ */
+#include "store/store_int.h"
+
+#define PROB_PCT 10
+
+void prob_opened(struct store *s, uint32_t id)
+{
+    s->segs[id].prob = 1;
+    s->nprob++;
+}
+
+void prob_released(struct store *s, uint32_t id)
+{
+    if (s->segs[id].prob) {
+        s->segs[id].prob = 0;
+        s->nprob--;
+    }
+}
+
+void prob_reset(struct store *s)
+{
+    s->probq_head = s->probq_n = 0;
+}
+
+/* Drop queue entries whose segment left probation (an entry is valid while
+ * the segment it names is the same opening: same serial, still sealed,
+ * still in probation). */
+static bool probq_valid(const struct store *s, const struct probq_ent *q)
+{
+    const struct seg *g = &s->segs[q->id];
+    return g->prob && g->state == SEG_SEALED && g->serial == q->serial;
+}
+
+static void probq_compact(struct store *s)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < s->probq_n; i++) {
+        struct probq_ent q = s->probq[(s->probq_head + i) % s->probq_cap];
+        if (probq_valid(s, &q))
+            s->probq[k++] = q;
+    }
+    s->probq_head = 0;
+    s->probq_n = k;
+}
+
+void prob_sealed(struct store *s, uint32_t id)
+{
+    if (!s->segs[id].prob)
+        return;
+    if (s->probq_n == s->probq_cap)
+        probq_compact(s);   /* at most nsegs are valid: room for as many again */
+    if (s->probq_n == s->probq_cap)
+        return;
+    s->probq[(s->probq_head + s->probq_n) % s->probq_cap] =
+        (struct probq_ent){ .id = id, .serial = s->segs[id].serial };
+    s->probq_n++;
+}
+
+bool prob_over_share(const struct store *s)
+{
+    uint64_t share = s->segs_used * PROB_PCT / 100;
+    return s->nprob > (share ? share : 1) && s->probq_n > 0;
+}
+
+/* The promotion target of bucket b with room for size bytes: its current
+ * one, or the spare made into a new one (linked before the open segment). */
+static uint32_t promo_target(struct store *s, unsigned b, size_t size)
+{
+    struct ttl_bucket *tb = &s->ttl[b];
+    uint32_t t = tb->popen;
+    if (t != NONE32 && s->segs[t].wpos + size <= s->seg_size)
+        return t;
+    if (t != NONE32) {
+        s->segs[t].state = SEG_SEALED;
+        tb->popen = NONE32;
+    }
+    t = s->spare;
+    if (t == NONE32)
+        return NONE32;
+    s->spare = NONE32;
+    seg_init_open(s, t);
+    s->segs[t].atime = s->now;
+    ttl_link_before(s, b, t, tb->open);
+    tb->popen = t;
+    return t;
+}
+
+/* Survivors that need more room than the promotion segment and the spare
+ * have (a probation segment whose items were nearly all read: copies grow
+ * by their CAS field): the segment itself joins the main log where it is,
+ * its unread items dropped in place, nothing copied. */
+static bool promote_in_place(struct store *s, uint32_t id)
+{
+    struct seg *g = &s->segs[id];
+    uint8_t *base = s->arena + (size_t)id * s->seg_size;
+    uint64_t kept = 0;
+    struct item it;
+    prob_released(s, id);
+    for (uint32_t off = 0; off < g->wpos; off += it.size) {
+        seg_item_decode(base + off, &it);
+        if (it.bits & IB_DEAD)
+            continue;
+        uint64_t h = store_hash(it.key, it.klen);
+        uint64_t *slot = index_find_loc(s, h, id, off);
+        if (!slot)
+            continue;
+        bool expired = item_expired(s, it.exptime);
+        if (!expired && e_freq(*slot) > 0) {
+            *slot = e_with_freq(*slot, e_freq(*slot) >> 1);
+            kept++;
+            continue;
+        }
+        evict_drop_stats(s, &it, expired, id);
+        index_delete(s, h, slot);
+        it.p[1] |= IB_DEAD;
+        seg_item_died(s, id, it.size);
+    }
+    s->c.merged_items += kept;
+    return true;
+}
+
+bool prob_evict_one(struct store *s)
+{
+    uint32_t id = NONE32;
+    while (s->probq_n) {
+        struct probq_ent q = s->probq[s->probq_head];
+        s->probq_head = (s->probq_head + 1) % s->probq_cap;
+        s->probq_n--;
+        if (probq_valid(s, &q)) {
+            id = q.id;
+            break;
+        }
+    }
+    if (id == NONE32)
+        return false;
+    if (s->spare == NONE32) {
+        s->spare = seg_take_free(s);
+        if (s->spare != NONE32)
+            s->segs[s->spare].state = SEG_SPARE;
+    }
+    struct seg *g = &s->segs[id];
+    unsigned b = g->bucket;
+    uint8_t *base = s->arena + (size_t)id * s->seg_size;
+    struct item it;
+
+    /* pass 1: how many bytes the survivors need where they go */
+    size_t need = 0;
+    for (uint32_t off = 0; off < g->wpos; off += it.size) {
+        seg_item_decode(base + off, &it);
+        if (it.bits & IB_DEAD || item_expired(s, it.exptime))
+            continue;
+        uint64_t *slot = index_find_loc(s, store_hash(it.key, it.klen), id, off);
+        if (slot && e_freq(*slot) > 0)
+            need += it.size + (s->cfg.use_cas && !(it.bits & IB_CAS) ? 8 : 0);
+    }
+    uint32_t po = s->ttl[b].popen;
+    size_t room = (po != NONE32 ? s->seg_size - s->segs[po].wpos : 0)
+                  + (s->spare != NONE32 ? s->seg_size : 0);
+    if (need > room)
+        return promote_in_place(s, id);
+
+    uint64_t kept = 0;
+    for (uint32_t off = 0; off < g->wpos; off += it.size) {
+        seg_item_decode(base + off, &it);
+        if (it.bits & IB_DEAD)
+            continue;
+        uint64_t h = store_hash(it.key, it.klen);
+        uint64_t *slot = index_find_loc(s, h, id, off);
+        if (!slot)
+            continue;
+        uint64_t e = *slot;
+        bool expired = item_expired(s, it.exptime);
+        uint32_t t = NONE32;
+        bool add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);
+        size_t nsize = it.size + (add_cas ? 8 : 0);
+        if (!expired && e_freq(e) > 0)
+            t = promo_target(s, b, nsize);
+        if (t == NONE32) {
+            evict_drop_stats(s, &it, expired, id);
+            index_delete(s, h, slot);
+            continue;
+        }
+        struct seg *dg = &s->segs[t];
+        uint8_t *dst = s->arena + (size_t)t * s->seg_size + dg->wpos;
+        if (add_cas) {
+            size_t hl = seg_item_encode(dst, it.klen, it.vlen, it.bits, it.flags, it.exptime,
+                                        it.bits & IB_EXP, evict_cas_of_loc(s, id, off));
+            memcpy(dst + hl, it.key, (size_t)it.klen + it.vlen);
+            s->c.bytes += 8;
+        } else {
+            memcpy(dst, it.p, it.size);
+        }
+        *slot = e_make(e_tag(e), e_freq(e) >> 1, t, dg->wpos);
+        dg->wpos += (uint32_t)nsize;
+        dg->live_bytes += (uint32_t)nsize;
+        dg->live_items++;
+        uint32_t ex = it.exptime ? it.exptime : EXP_NEVER;
+        if (ex > dg->exp_max)
+            dg->exp_max = ex;
+        if (g->atime > dg->atime)
+            dg->atime = g->atime;
+        kept++;
+    }
+    ttl_unlink(s, id);
+    g->dirty_queued = 0;
+    seg_release(s, id);
+    s->c.evicted_segments++;
+    s->c.merged_items += kept;
+    if (s->spare == NONE32) {
+        s->spare = seg_take_free(s);
+        if (s->spare != NONE32)
+            s->segs[s->spare].state = SEG_SPARE;
+    }
+    return true;
+}

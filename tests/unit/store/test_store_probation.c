@@ -1,0 +1,165 @@
+/*
+ * test_store_probation.c — the probation queue (src/store/probation.c):
+ * one-hit wonders never push read items out (probation is then most of
+ * the store, as in S3-FIFO: main only shrinks when probation is under its
+ * share), the bookkeeping agrees with the segments, and a promoted item
+ * keeps its value, flags, exptime and CAS. Single-threaded.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "store/store.h"
+#include "store/store_int.h"
+#include "test_store_check.h"
+
+#define KB 1024u
+#define MB (1024u * 1024u)
+
+static struct store *mk(size_t mem, size_t seg)
+{
+    struct store_config cfg = { .mem_limit = mem, .item_max = MB, .seg_size = seg, .use_cas = true };
+    struct store *s = store_create(&cfg);
+    assert_non_null(s);
+    store_clock(s, 1);
+    return s;
+}
+
+/* nprob counts the segments marked probation; every sealed one has a
+ * valid queue entry (so none is stuck outside the queue). */
+static void check_prob(struct store *s)
+{
+    uint32_t n = 0, sealed = 0;
+    for (uint32_t id = 0; id < s->nsegs; id++) {
+        struct seg *g = &s->segs[id];
+        if (!g->prob)
+            continue;
+        assert_true(g->state == SEG_OPEN || g->state == SEG_SEALED);
+        n++;
+        sealed += g->state == SEG_SEALED;
+    }
+    assert_int_equal(n, s->nprob);
+    uint32_t valid = 0;
+    for (uint32_t i = 0; i < s->probq_n; i++) {
+        struct probq_ent *q = &s->probq[(s->probq_head + i) % s->probq_cap];
+        const struct seg *g = &s->segs[q->id];
+        valid += g->prob && g->state == SEG_SEALED && g->serial == q->serial;
+    }
+    assert_int_equal(valid, sealed);
+}
+
+/* A hot set, each key read once after its write, then a flood of
+ * one-hit wonders 20 times the cache: the hot keys all stay, because they
+ * were promoted out of probation and the flood never leaves it. */
+static void test_one_hit_wonders_stay_in_probation(void **state)
+{
+    struct store *s = mk(4 * MB, 64 * KB);
+    char key[32], val[100];
+    memset(val, 'v', sizeof(val));
+    struct item_view iv;
+    const int HOT = 8000;   /* ~1 MiB of items in a 4 MiB store */
+    for (int i = 0; i < HOT; i++) {
+        snprintf(key, sizeof(key), "hot:%d", i);
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 7, 0, 0, NULL), ST_OK);
+    }
+    for (int i = 0; i < HOT; i++) {
+        snprintf(key, sizeof(key), "hot:%d", i);
+        assert_int_equal(store_get(s, key, strlen(key), &iv), ST_OK);
+    }
+    for (int i = 0; i < 600000; i++) {
+        snprintf(key, sizeof(key), "wonder:%d", i);
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 0, 0, 0, NULL), ST_OK);
+        if (i % 4096 == 0) {
+            check_prob(s);
+            check_mem(s);
+        }
+    }
+    int present = 0;
+    for (int i = 0; i < HOT; i++) {
+        snprintf(key, sizeof(key), "hot:%d", i);
+        present += store_peek(s, key, strlen(key), &iv) == ST_OK;
+    }
+    print_message("  hot keys present after the flood: %d of %d\n", present, HOT);
+    assert_true(present >= HOT * 99 / 100);
+    check_consistency(s);
+    check_prob(s);
+    store_destroy(s);
+}
+
+/* An item promoted out of probation is the same item: value, flags,
+ * exptime and CAS unchanged. */
+static void test_promotion_keeps_item(void **state)
+{
+    struct store *s = mk(2 * MB, 64 * KB);
+    char key[32], val[100];
+    struct item_view iv;
+    uint64_t cas[200];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "keep:%d", i);
+        memset(val, 'a' + i % 26, sizeof(val));
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 1000u + (unsigned)i,
+                                   i % 2 ? 5000 : 0, 0, &cas[i]), ST_OK);
+        assert_int_equal(store_get(s, key, strlen(key), &iv), ST_OK);
+    }
+    uint64_t merged0 = s->c.merged_items;
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof(key), "fill:%d", i);
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 0, 0, 0, NULL), ST_OK);
+    }
+    print_message("  merged %llu -> %llu, evicted %llu\n", (unsigned long long)merged0,
+                  (unsigned long long)s->c.merged_items, (unsigned long long)s->c.evictions);
+    /* the half without an exptime were moved (the others' bucket never
+     * sealed its open segment: nothing else was written there) */
+    assert_true(s->c.merged_items >= merged0 + 100);
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "keep:%d", i);
+        assert_int_equal(store_peek(s, key, strlen(key), &iv), ST_OK);
+        assert_int_equal(iv.vlen, 100);
+        assert_int_equal(iv.val[0], 'a' + i % 26);
+        assert_int_equal(iv.val[99], 'a' + i % 26);
+        assert_int_equal(iv.flags, 1000u + (unsigned)i);
+        assert_int_equal(iv.exptime, i % 2 ? 5000 : 0);
+        assert_int_equal(iv.cas, cas[i]);
+        /* and a cas with it still works */
+        assert_int_equal(store_put(s, SM_CAS, key, strlen(key), "x", 1, 0, 0, cas[i], NULL), ST_OK);
+    }
+    check_consistency(s);
+    check_prob(s);
+    store_destroy(s);
+}
+
+/* flush_all empties probation too; the store then fills and evicts again. */
+static void test_flush_resets(void **state)
+{
+    struct store *s = mk(1 * MB, 16 * KB);
+    char key[32], val[100];
+    memset(val, 'z', sizeof(val));
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 30000; i++) {
+            snprintf(key, sizeof(key), "r%d:%d", round, i);
+            assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 0, 0, 0, NULL), ST_OK);
+        }
+        check_prob(s);
+        check_mem(s);
+        store_flush(s);
+        assert_int_equal(s->nprob, 0);
+        check_prob(s);
+    }
+    store_destroy(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_hit_wonders_stay_in_probation),
+        cmocka_unit_test(test_promotion_keeps_item),
+        cmocka_unit_test(test_flush_resets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
