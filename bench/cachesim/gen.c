@@ -81,6 +81,9 @@ bool cs_generate(const struct cs_gen *g, struct cs_trace *tr, char *err, size_t 
     uint32_t scan_pos = 0, epoch = 0;
     uint32_t shift_by = g->keys / 10 ? g->keys / 10 : 1;
     bool ok = true;
+    /* like percore-bench --warmup: every key set once, in id order */
+    for (uint32_t id = 0; g->prefill && id < g->keys && ok; id++)
+        ok = cs_trace_push(tr, 0, id, g->size, ttl ? ttl_of(id) : 0);
     for (uint32_t i = 0; i < g->requests && ok; i++) {
         uint32_t t = i / g->rate, id;
         if (scan && unit(&s) < g->scan_frac) {

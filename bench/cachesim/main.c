@@ -31,6 +31,8 @@ static void usage(FILE *f)
 "  --alpha A (0.99)  --keys N (1000000)  --requests N (10000000)  --size B (120)\n"
 "  --rate R (100000 requests per simulated second)  --scan-frac F (0.15)\n"
 "  --scan-keys N (5000000)  --shift-every N (requests/5)  --seed S (1)\n"
+"  --prefill         first request every key once, in id order (as\n"
+"                    percore-bench --warmup); count it in --warmup\n"
 "or a trace file:\n"
 "  --trace FILE|-      oracleGeneral binary (24-byte records; '-' = stdin, for\n"
 "                      zstd -dc t.oracleGeneral.zst | cachesim --trace -)\n"
@@ -42,6 +44,8 @@ static void usage(FILE *f)
 "                      0.01,0.03,0.1,0.3\n"
 "  --policies LIST     of percore,lru-mc,lru,fifo,s3fifo,sieve,opt (default all)\n"
 "  --warmup N          requests not counted (default 0)\n"
+"  --count-below N     count only requests for object ids below N (generated\n"
+"                      scan: N = --keys counts the Zipf stream alone)\n"
 "  --mem-max MiB       refuse runs estimated above this (default 4096)\n"
 "  --tsv               tab-separated output: size_bytes policy miss_ratio\n");
 }
@@ -95,7 +99,7 @@ int main(int argc, char **argv)
                         .size = 120, .rate = 100000, .scan_frac = 0.15, .scan_keys = 5000000,
                         .seed = 1 };
     const char *trace = NULL, *sizes = "0.01,0.03,0.1,0.3", *pols = NULL;
-    uint32_t fixed = 0, maxreq = 50000000, warm = 0;
+    uint32_t fixed = 0, maxreq = 50000000, warm = 0, below = UINT32_MAX;
     uint64_t memmax = 4096;
     bool tsv = false, shift_set = false;
     char err[256];
@@ -105,6 +109,7 @@ int main(int argc, char **argv)
         bool has = true;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--tsv")) { tsv = true; has = false; }
+        else if (!strcmp(a, "--prefill")) { g.prefill = true; has = false; }
         else if (!v) { usage(stderr); return 2; }
         else if (!strcmp(a, "--gen")) g.kind = v;
         else if (!strcmp(a, "--alpha")) g.alpha = atof(v);
@@ -122,6 +127,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--sizes")) sizes = v;
         else if (!strcmp(a, "--policies")) pols = v;
         else if (!strcmp(a, "--warmup")) warm = (uint32_t)strtoul(v, NULL, 0);
+        else if (!strcmp(a, "--count-below")) below = (uint32_t)strtoul(v, NULL, 0);
         else if (!strcmp(a, "--mem-max")) memmax = strtoull(v, NULL, 0);
         else { fprintf(stderr, "cachesim: unknown option %s\n", a); usage(stderr); return 2; }
         if (has)
@@ -165,7 +171,7 @@ int main(int argc, char **argv)
     }
 
     /* the bound on memory, before anything large is allocated */
-    uint64_t nreq = trace ? maxreq : g.requests;
+    uint64_t nreq = trace ? maxreq : (uint64_t)g.requests + (g.prefill ? g.keys : 0);
     uint64_t est = nreq * sizeof(struct cs_req) + nreq * 12;   /* trace + per-object tables */
     for (unsigned k = 0; k < nsz; k++)
         if (cap[k] > est / 4)
@@ -193,8 +199,9 @@ int main(int argc, char **argv)
     }
 
     if (!tsv) {
-        printf("trace %s: %u requests, %u objects, footprint %.1f MiB; counted after %u requests\n",
-               tr.name, tr.n, tr.nobj, tr.footprint / 1048576.0, warm);
+        printf("trace %s: %u requests, %u objects, footprint %.1f MiB; counted after %u requests%s\n",
+               tr.name, tr.n, tr.nobj, tr.footprint / 1048576.0, warm,
+               below != UINT32_MAX ? ", for ids below --count-below" : "");
         printf("miss ratio\n| cache size |");
         for (unsigned p = 0; p < NPOL; p++)
             if (use[p])
@@ -215,14 +222,16 @@ int main(int argc, char **argv)
             void *inst = all[p]->create(cap[k], &tr);
             if (!inst)
                 return die("out of memory creating a policy");
-            uint64_t miss = 0;
+            uint64_t miss = 0, counted = 0;
             for (uint32_t i = 0; i < tr.n; i++) {
                 bool hit = all[p]->access(inst, &tr, i);
-                if (i >= warm && !hit)
-                    miss++;
+                if (i >= warm && tr.r[i].id < below) {
+                    counted++;
+                    miss += !hit;
+                }
             }
             all[p]->destroy(inst);
-            double mr = (double)miss / (double)(tr.n - warm);
+            double mr = counted ? (double)miss / (double)counted : 0;
             if (tsv)
                 printf("%s\t%llu\t%s\t%.6f\n", tr.name, (unsigned long long)cap[k], all[p]->name, mr);
             else
