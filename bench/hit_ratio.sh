@@ -198,7 +198,7 @@ if [ "$sim" = 1 ] && [ -x "$CACHESIM" ]; then
         echo "# cachesim / $c" >>"$cmds"
         echo "${sc[*]}" >>"$cmds"
         echo "== cachesim $c" >&2
-        timeout 1800 "${sc[@]}" | awk -v c="$c" '{ printf "%s %d %s %s\n", c, $2 / 1048576, $3, $4 }' >>"$simrows" || true
+        timeout 1800 "${sc[@]}" | awk -v c="$c" '$4 != "NA" { printf "%s %d %s %s\n", c, $2 / 1048576, $3, $4 }' >>"$simrows" || true
     done
 fi
 

@@ -166,6 +166,25 @@ row("stats hash_bytes (index)", lambda n: f"{int(f(n,'index')):,}" if f(n, "inde
 row("stats store_mem_used", lambda n: f"{int(f(n,'mem_used')):,}" if f(n, "mem_used") else "n/a")
 row("loader: warmup sets, errors", lambda n: f(n, "warm"))
 print()
+if "percore" in names and f("percore", "mem_used"):
+    # where percore's overhead goes, from its own stats (exact inside -m)
+    n = "percore"
+    cur = max(1, int(f(n, "curr")))
+    hdr = int(f(n, "bytes")) / cur - kv
+    idx = int(f(n, "index")) / cur
+    mu = int(f(n, "mem_used"))
+    slack = (mu - int(f(n, "bytes")) - int(f(n, "index"))) / cur
+    rest = ov[n] - (mu / cur - kv)
+    print("percore's overhead per item, by field (store stats; docs/storage.md explains each):")
+    print()
+    print("| field | B per item |")
+    print("|---|---:|")
+    print(f"| item header (klen 1, bits 1, vlen varint 1; flags, exptime, CAS only when present) | {hdr:.2f} |")
+    print(f"| index (8-byte entries in 64-byte buckets, primary + overflow; `hash_bytes`) | {idx:.2f} |")
+    print(f"| segments' unused tails, spare segment, fixed tables (`store_mem_used` − bytes − index) | {slack:.2f} |")
+    print(f"| **inside -m (`store_mem_used` / items − key+value)** | **{mu / cur - kv:.2f}** |")
+    print(f"| outside the store: page rounding, malloc, the rest of the process (RSS − `store_mem_used`) | {rest:.2f} |")
+    print()
 if "percore" in ov and "memcached" in ov:
     r = ov["percore"] / ov["memcached"]
     print(f"**percore overhead / memcached overhead = {ov['percore']:.1f} / "

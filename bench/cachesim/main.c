@@ -220,8 +220,16 @@ int main(int argc, char **argv)
             if (!use[p])
                 continue;
             void *inst = all[p]->create(cap[k], &tr);
-            if (!inst)
-                return die("out of memory creating a policy");
+            if (!inst) {
+                /* too small for the store's fixed part, or out of memory */
+                fprintf(stderr, "cachesim: %s cannot be created at %llu bytes\n", all[p]->name,
+                        (unsigned long long)cap[k]);
+                if (tsv)
+                    printf("%s\t%llu\t%s\tNA\n", tr.name, (unsigned long long)cap[k], all[p]->name);
+                else
+                    printf(" - |");
+                continue;
+            }
             uint64_t miss = 0, counted = 0;
             for (uint32_t i = 0; i < tr.n; i++) {
                 bool hit = all[p]->access(inst, &tr, i);
