@@ -15,7 +15,9 @@
  * and merged first, as they give back the most memory for the least copying.
  * The same merge routine reclaims expired segments (keeping items touched to
  * live longer, with their CAS) and drops segments outright as a last resort.
- * State belongs to the store's worker thread.
+ * New items wait in probation segments (probation.c), which merges step
+ * over: while probation is over its share, evict_one() takes a probation
+ * segment first. State belongs to the store's worker thread.
  */
 #include <stdlib.h>
 
