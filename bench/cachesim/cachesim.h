@@ -50,6 +50,7 @@ struct cs_gen {
     uint32_t shift_every; /* shift: requests between popularity shifts */
     uint64_t seed;
     bool     prefill;     /* first request every key once, in id order */
+    bool     hot_first;   /* rank r is key r (percore-bench's mapping), not scattered */
 };
 bool cs_generate(const struct cs_gen *g, struct cs_trace *tr, char *err, size_t errlen);
 

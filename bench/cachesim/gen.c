@@ -95,7 +95,8 @@ bool cs_generate(const struct cs_gen *g, struct cs_trace *tr, char *err, size_t 
             if (shift && g->shift_every)
                 epoch = i / g->shift_every;
             /* a shift moves the hot ranks onto other keys */
-            id = (uint32_t)(((uint64_t)rank * mul + (uint64_t)epoch * shift_by) % g->keys);
+            uint64_t r = g->hot_first ? rank : (uint64_t)rank * mul;
+            id = (uint32_t)((r + (uint64_t)epoch * shift_by) % g->keys);
         }
         ok = cs_trace_push(tr, t, id, g->size, ttl ? ttl_of(id) : 0);
     }

@@ -33,6 +33,8 @@ static void usage(FILE *f)
 "  --scan-keys N (5000000)  --shift-every N (requests/5)  --seed S (1)\n"
 "  --prefill         first request every key once, in id order (as\n"
 "                    percore-bench --warmup); count it in --warmup\n"
+"  --hot-first       key id = popularity rank (percore-bench's mapping: with\n"
+"                    --prefill the hottest keys are written first)\n"
 "or a trace file:\n"
 "  --trace FILE|-      oracleGeneral binary (24-byte records; '-' = stdin, for\n"
 "                      zstd -dc t.oracleGeneral.zst | cachesim --trace -)\n"
@@ -110,6 +112,7 @@ int main(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--tsv")) { tsv = true; has = false; }
         else if (!strcmp(a, "--prefill")) { g.prefill = true; has = false; }
+        else if (!strcmp(a, "--hot-first")) { g.hot_first = true; has = false; }
         else if (!v) { usage(stderr); return 2; }
         else if (!strcmp(a, "--gen")) g.kind = v;
         else if (!strcmp(a, "--alpha")) g.alpha = atof(v);
