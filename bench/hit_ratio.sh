@@ -28,8 +28,9 @@
 #
 # Beside the live servers, bench/cachesim (build/cachesim) replays a
 # generated trace of the same shape (same key count, object size, skew, scan
-# share; every key once, then warm + measured requests, only the measured
-# ones counted) at the same
+# share, percore-bench's key order: key id = popularity rank, so the load
+# writes the hottest keys first; every key once, then warm + measured
+# requests, only the measured ones counted) at the same
 # memory sizes and reports Belady's OPT (the optimum), the simulated percore
 # store, memcached-charged LRU and S3-FIFO. Targets (issue 18): percore's
 # miss ratio <= 0.8 x memcached's at -m 32 and -m 64 on zipf and scan, and
@@ -193,7 +194,7 @@ if [ "$sim" = 1 ] && [ -x "$CACHESIM" ]; then
         scan) g=(--gen scan --alpha 0.99 --scan-keys "$scan_keys" --count-below "$keys"
                  --scan-frac "$($PY -c "print(round($scan_frac / (1 + $scan_frac), 4))")") ;;
         esac
-        sc=("$CACHESIM" "${g[@]}" --keys "$keys" --size $((ksize + vsize)) --prefill
+        sc=("$CACHESIM" "${g[@]}" --keys "$keys" --size $((ksize + vsize)) --prefill --hot-first
             --requests $((warm + requests)) --warmup $((keys + warm)) --sizes "$sizes" --policies percore,lru-mc,s3fifo,opt --tsv)
         echo "# cachesim / $c" >>"$cmds"
         echo "${sc[*]}" >>"$cmds"
