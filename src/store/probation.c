@@ -2,7 +2,7 @@
  * probation.c — S3-FIFO's small queue, made of segments. Client writes go
  * to probation segments (each TTL bucket's open segment); sealed ones queue
  * here, oldest first. While probation holds more than PROB_PCT percent of
- * the segments in use, eviction takes the oldest probation segment before
+ * the memory in use, eviction takes the oldest probation segment before
  * touching the main log: items read since they were written (index
  * frequency counter > 0) are promoted, appended to their bucket's
  * promotion segment (a main-log segment, linked just before the bucket's
@@ -73,9 +73,12 @@ void prob_sealed(struct store *s, uint32_t id)
     s->probq_n++;
 }
 
+/* The share is of all the memory in use, large items included: when they
+ * take most of it, probation must not shrink to a sliver of the segments
+ * (every small item would then be evicted within moments of its write). */
 bool prob_over_share(const struct store *s)
 {
-    uint64_t share = s->segs_used * PROB_PCT / 100;
+    uint64_t share = store_mem_used(s) / s->seg_size * PROB_PCT / 100;
     return s->nprob > (share ? share : 1) && s->probq_n > 0;
 }
 

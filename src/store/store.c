@@ -244,13 +244,20 @@ static void fill_view(const struct store *s, uint64_t e, const struct item *it,
 
 /* A read hit: fetched bit, atime, probabilistic frequency bump (exact up to
  * 3, then with probability 2^-(f-2), so 15 means "read thousands of times"). */
+/* The frequency counter after one more access: +1 up to 3, then with
+ * probability 2^-(f-2) (docs/storage.md, Eviction). */
+static unsigned freq_bump(struct store *s, unsigned f)
+{
+    if (f < E_FREQ_MAX && (f < 3 || (rng_next(s) & ((UINT64_C(1) << (f - 2)) - 1)) == 0))
+        return f + 1;
+    return f;
+}
+
 static void note_hit(struct store *s, uint64_t *slot, struct item *it)
 {
     it->p[1] |= ITEM_FETCHED;
     seg_loc_touch_atime(s, e_seg(*slot));
-    unsigned f = e_freq(*slot);
-    if (f < E_FREQ_MAX && (f < 3 || (rng_next(s) & ((UINT64_C(1) << (f - 2)) - 1)) == 0))
-        *slot = e_with_freq(*slot, f + 1);
+    *slot = e_with_freq(*slot, freq_bump(s, e_freq(*slot)));
 }
 
 struct wsrc {
@@ -490,7 +497,8 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
             item_remove(s, h, slot, &it);
         return ST_TOO_LARGE;
     }
-    unsigned freq = slot ? e_freq(*slot) : 0;
+    /* a write to a live item is an access too, as memcached bumps its LRU */
+    unsigned freq = slot ? freq_bump(s, e_freq(*slot)) : 0;
     struct wsrc v = {val, NULL, vlen, 0};
     char *tmp = NULL;
     if (mode == SM_APPEND || mode == SM_PREPEND) {
@@ -670,7 +678,7 @@ int store_arith(struct store *s, const char *key, size_t klen, bool incr,
     }
     struct wsrc w = {src, NULL, n, 0};
     int rc = item_write(s, h, key, klen, &w, it.flags, it.exptime, 0,
-                        it.bits & IB_MBITS, e_freq(*slot), false, cas_out);
+                        it.bits & IB_MBITS, freq_bump(s, e_freq(*slot)), false, cas_out);
     if (rc != ST_OK) {
         delete_key(s, key, klen, h);
         return rc;
