@@ -21,6 +21,7 @@
 #include "util/options.h"
 #include "server/auth_setup.h"
 #include "server/metrics.h"
+#include "server/warm.h"
 #include "server/worker.h"
 #include "net/udp.h"
 
@@ -162,11 +163,14 @@ int main(int argc, char **argv)
         log_err("cannot daemonize: %s", strerror(errno));
         return EXIT_RUNTIME;
     }
+    if (warm_setup() < 0)
+        return EXIT_RUNTIME;
     if (workers_setup() < 0 || metrics_setup() < 0) {
         metrics_stop();
         workers_teardown();
         return EXIT_RUNTIME;
     }
+    warm_restore();
     if (settings.user && drop_privileges(settings.user) < 0) {
         workers_teardown();
         return EXIT_RUNTIME;
@@ -201,8 +205,8 @@ int main(int argc, char **argv)
         close(ready_fd);
     }
 
+    int sig = 0;
     for (;;) {
-        int sig = 0;
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
@@ -214,6 +218,12 @@ int main(int argc, char **argv)
     }
     metrics_stop();
     workers_stop();
+    /* -e: SIGUSR1 (memcached's graceful shut-down, also `shutdown
+     * graceful`) keeps the cache for the next start; other stops drop it. */
+    if (sig == SIGUSR1)
+        warm_save();
+    else
+        warm_discard();
     workers_teardown();
     auth_teardown();
     if (settings.pidfile)

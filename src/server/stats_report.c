@@ -17,6 +17,7 @@
 #include "server/hotkeys_report.h"
 #include "server/latency_report.h"
 #include "server/stats_report.h"
+#include "server/warm.h"
 #include "net/conn.h"
 #include "net/udp.h"
 
@@ -92,6 +93,9 @@ static void general(struct worker *w, struct stats_out *so)
     stats_emitf(so, "time_in_listen_disabled_us", "0");
     stats_emitf(so, "threads", "%u", nworkers);
     stats_emitf(so, "conn_yields", "%llu", (unsigned long long)stat_get(&sum.conn_yields));
+    /* -e: what the warm restart at start-up brought back (server/warm.c) */
+    stats_emitf(so, "restart_items_restored", "%llu", (unsigned long long)warm_items_restored);
+    stats_emitf(so, "restart_seconds", "%.3f", warm_seconds);
     stats_emitf(so, "hash_power_level", "%llu", (unsigned long long)hp);
     stats_emitf(so, "hash_bytes", "%llu", (unsigned long long)ss.index_bytes);
     stats_emitf(so, "hash_is_expanding", "%llu", (unsigned long long)(hexp ? 1 : 0));

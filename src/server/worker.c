@@ -31,6 +31,7 @@
 #include "proto/prefix_stats.h"
 #include "server/watch.h"
 #include "server/stats_report.h"
+#include "server/warm.h"
 #include "server/worker.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
@@ -456,6 +457,7 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "percore-w%u", w->id);
     pthread_setname_np(pthread_self(), name);
+    publish_stats(w);   /* a store restored at start-up (-e) is not empty */
 
     while (!atomic_load_explicit(&server_stopping, memory_order_relaxed)) {
         l->iter++;
@@ -687,6 +689,7 @@ int workers_setup(void)
             .huge_pages = settings.large_pages,
             .no_evict = settings.no_evict,
         };
+        warm_store_config(&sc, i);   /* -e: the segments' file */
         w->store = store_create(&sc);
         w->cls_pub = calloc(STORE_CLASSES_MAX, sizeof *w->cls_pub);
         pthread_mutex_init(&w->cls_lock, NULL);

@@ -17,12 +17,9 @@ bool store_commit(void *p, size_t len)
 
 bool seg_setup(struct store *s)
 {
-    s->arena_len = (size_t)s->nsegs * s->seg_size;
-    void *a = mmap(NULL, s->arena_len, PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (a == MAP_FAILED)
+    if (!seg_map_arena(s))
         return false;
-    s->arena = a;
+    void *a = s->arena;
     /* -L: as memcached's large pages, fewer TLB misses on a large cache.
      * Advice only: the kernel may decline (THP off), which costs nothing. */
     if (s->cfg.huge_pages)
@@ -41,9 +38,7 @@ bool seg_setup(struct store *s)
 
 void seg_teardown(struct store *s)
 {
-    if (s->arena)
-        munmap(s->arena, s->arena_len);
-    s->arena = NULL;
+    seg_map_unmap(s);
 }
 
 uint64_t seg_next_serial(struct store *s)
@@ -146,7 +141,7 @@ void seg_trim_resident(struct store *s)
            store_mem_used(s) + (size_t)s->nfree_resident * s->seg_size > s->cfg.mem_limit) {
         struct seg *g = &s->segs[id];
         if (!g->decommitted) {
-            (void)madvise(s->arena + (size_t)id * s->seg_size, s->seg_size, MADV_DONTNEED);
+            seg_map_drop(s, id);
             g->decommitted = 1;
             s->nfree_resident--;
         }

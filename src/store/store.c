@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "util/numparse.h"
+#include "store/snapshot.h"
 #include "store/store_int.h"
 
 /* --- hashing ---------------------------------------------------------------- */
@@ -807,4 +808,17 @@ void store_get_stats(const struct store *s, struct store_stats *o)
     o->flushes = s->c.flushes;
     o->hash_power = s->idx.level;
     o->hash_expanding = s->idx.nb != ((size_t)1 << s->idx.level);
+}
+
+/* Warm restart onto another worker count (snapshot.h): an item moved in
+ * from another store keeps its CAS as an explicit field. */
+int store_restore_put(struct store *s, const struct store_copy *c)
+{
+    if (c->klen == 0 || c->klen > KEY_MAX_LENGTH)
+        return ST_NOT_STORED;
+    if ((size_t)c->klen + c->vlen > s->cfg.item_max)
+        return ST_TOO_LARGE;
+    struct wsrc v = {c->val, NULL, c->vlen, 0};
+    return item_write(s, store_hash(c->key, c->klen), c->key, c->klen, &v, c->flags, c->exptime,
+                      c->cas, c->mbits, 0, false, NULL);
 }

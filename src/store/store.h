@@ -42,6 +42,8 @@ struct store_config {
     bool     use_cas;     /* false with -C: cas values are 0 */
     bool     huge_pages;  /* -L: advise transparent huge pages for segments */
     bool     no_evict;    /* -M: fail writes (ST_NO_MEMORY) rather than drop live items */
+    const char *mem_path; /* -e: segments in this file (shared mapping), NULL = anonymous */
+    bool     mem_keep;    /* keep the file's bytes (a warm restart restores them) */
 };
 
 /* A read-only view of an item. Pointers stay valid only until the next call

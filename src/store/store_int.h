@@ -278,6 +278,11 @@ void     seg_item_decode(uint8_t *p, struct item *it);
 size_t   seg_item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
                      uint32_t flags, uint32_t exptime, bool exp_field, uint64_t cas);
 
+/* seg_map.c — where the arena's pages come from (anonymous, or -e's file) */
+bool     seg_map_arena(struct store *s);             /* sets arena, arena_len */
+void     seg_map_unmap(struct store *s);
+void     seg_map_drop(struct store *s, uint32_t id); /* give a free segment's pages back */
+
 /* large.c */
 bool     seg_large_setup(struct store *s);
 void     seg_large_teardown(struct store *s);

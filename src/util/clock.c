@@ -23,6 +23,13 @@ void clock_setup(void)
     unix_start = rt.tv_sec;
 }
 
+void clock_rebase(time_t started)
+{
+    time_t shift = unix_start - CLOCK_REL_BASE - started;
+    mono_start.tv_sec -= shift;
+    unix_start -= shift;
+}
+
 uint32_t clock_rel_now(void)
 {
     struct timespec ts;

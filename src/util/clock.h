@@ -16,6 +16,11 @@
 #define EXPTIME_REL_MAX (60 * 60 * 24 * 30)
 
 void clock_setup(void);
+/* Warm restart: continue the relative seconds of a process that started
+ * at unix time `started` (as clock_started() returned there), so that the
+ * exptimes it stored keep their meaning and the time spent down counts
+ * against them. Main thread, before workers start. */
+void clock_rebase(time_t started);
 /* Current relative second (monotonic). */
 uint32_t clock_rel_now(void);
 /* The same, of a CLOCK_MONOTONIC reading the caller already has. */

@@ -56,7 +56,7 @@ struct settings settings;
     X("disable-dumping", 0, 'X', "",       "disable stats cachedump and lru_crawler metadump") \
     X("disable-watch",   0, 'W', "",       "disable watch commands") \
     X("auth-file",       1, 'Y', "<file>", "ASCII authentication, user:password lines; ASCII protocol only") \
-    X("memory-file",     1, 'e', "<file>", "accepted; no effect (no warm restart here), warns once") \
+    X("memory-file",     1, 'e', "<file>", "warm restart: item memory in <file>.N (tmpfs), kept by a SIGUSR1 shut-down") \
     X("enable-ssl",      0, 'Z', "",       "TLS: not supported, refused") \
     X("extended",        1, 'o', "<opts>", "comma separated memcached -o sub-options (see docs/deployment.md)") \
     X("napi_ids",        1, 'N', "<num>",  "accepted for memcached compatibility; no effect") \
@@ -161,7 +161,6 @@ static void default_cpus(void)
 #define MAX_NOTES 64
 static struct { const char *what; const char *why; } notes[MAX_NOTES];
 static int nnotes;
-static const char *memory_file_warning;
 
 static void note(const char *what, const char *why)
 {
@@ -176,9 +175,6 @@ void options_log_notes(void)
 {
     for (int i = 0; i < nnotes; i++)
         log_info("%s: accepted, no effect: %s", notes[i].what, notes[i].why);
-    if (memory_file_warning)
-        log_warn("-e %s: no effect: percore has no warm restart; item memory is not "
-                 "backed by a file and the cache starts empty", memory_file_warning);
 }
 
 #define WHY_SLAB  "percore has no slab classes; items live in a per-worker segment log (docs/storage.md)"
@@ -506,7 +502,7 @@ int options_parse(int argc, char **argv)
             break;
         case 'X': settings.dump_disabled = true; break;
         case 'W': settings.watch_disabled = true; break;
-        case 'e': settings.memory_file = optarg; memory_file_warning = optarg; break;
+        case 'e': settings.memory_file = optarg; break;
         case 'o': parse_extended(optarg); break;
         case 'N': settings.napi_ids = (int)parse_int(optarg, 1, 1 << 20, "number of NAPI ids (-N)");
                   note("-N", WHY_NAPI); break;

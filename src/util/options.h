@@ -57,7 +57,7 @@ struct settings {
     bool     watch_disabled;   /* -W: no watch */
     char     stat_delim;       /* -D: key prefix delimiter of per-prefix stats */
     bool     detail_enabled;   /* -D turns per-prefix stats on at start-up */
-    char    *memory_file;      /* -e: accepted, no effect (no warm restart) */
+    char    *memory_file;      /* -e: warm restart files (server/warm.c) */
     bool     maxconns_fast;    /* -o (no_)maxconns_fast */
     double   growth_factor;    /* -f: accepted for stats settings, no effect */
     int      slab_min_size;    /* -n: accepted, no effect */
