@@ -131,8 +131,11 @@ def stats(addr):
 def graceful_stop(srv, timeout=60):
     """SIGUSR1 by PID; returns the exit status (the Server object is then
     marked stopped so its own stop() does nothing)."""
+    from conftest import SANITIZER_PATTERNS
     srv.proc.send_signal(signal.SIGUSR1)
     rc = srv.proc.wait(timeout=timeout)
     err = srv.stderr_text()
     srv.proc = None
+    for pat in SANITIZER_PATTERNS:
+        assert pat not in err, err[-6000:]
     return rc, err
