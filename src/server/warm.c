@@ -492,6 +492,12 @@ static void *save_job(void *arg)
     memcpy(h.slots, slot_owner, SLOT_COUNT);
     struct writer wr = { f, true };
     store_clock(w->store, clock_rel_now());
+    /* A delayed flush_all is not part of the metadata: apply it now, so
+     * that nothing it was to remove can be served after the restart. */
+    if (w->flush_at) {
+        store_flush(w->store);
+        w->flush_at = 0;
+    }
     put(&wr, &h, sizeof h);
     store_save(w->store, put, &wr);
     crash_point("save-mid");

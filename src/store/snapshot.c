@@ -173,14 +173,22 @@ bool store_save(struct store *s, bool (*put)(void *ctx, const void *p, size_t n)
 
 #define FAIL(...) do { snprintf(why, whylen, __VA_ARGS__); goto fail; } while (0)
 
+/* Scratch of one segment's walk: where each live item is and its hash. */
+struct pending {
+    uint32_t off, size;
+    uint64_t h;
+};
+
 /* Walk segment id's items: each must decode inside wpos. Live ones go into
  * the index (a key already there means the file is not what was saved),
- * expired ones are marked dead. */
-static bool index_segment(struct store *s, uint32_t id, char *why, size_t whylen)
+ * expired ones are marked dead. Two passes: decode, hash and prefetch the
+ * buckets, then insert, so the index's cache misses overlap. */
+static bool index_segment(struct store *s, uint32_t id, struct pending *pd, char *why,
+                          size_t whylen)
 {
     struct seg *g = &s->segs[id];
     uint8_t *base = seg_base(s, id);
-    uint32_t live = 0, live_bytes = 0;
+    uint32_t live = 0, live_bytes = 0, np = 0;
     struct item it;
     for (uint32_t off = 0; off < g->wpos; off += it.size) {
         if (!decode_within(base + off, g->wpos - off, &it) || it.klen == 0 ||
@@ -195,14 +203,19 @@ static bool index_segment(struct store *s, uint32_t id, char *why, size_t whylen
             continue;
         }
         uint64_t h = store_hash(it.key, it.klen);
+        index_prefetch(s, h);
+        pd[np++] = (struct pending){ off, it.size, h };
+    }
+    for (uint32_t i = 0; i < np; i++) {
         struct item old;
-        if (index_find(s, it.key, it.klen, h, &old))
-            FAIL("segment %u: key at %u is live twice", id, off);
-        if (!index_prepare(s, h))
+        seg_item_decode(base + pd[i].off, &it);
+        if (index_find(s, it.key, it.klen, pd[i].h, &old))
+            FAIL("segment %u: key at %u is live twice", id, pd[i].off);
+        if (!index_prepare(s, pd[i].h))
             FAIL("no memory for the index");
-        index_insert(s, h, e_make(hash_tag(h), 0, id, off));
+        index_insert(s, pd[i].h, e_make(hash_tag(pd[i].h), 0, id, pd[i].off));
         live++;
-        live_bytes += it.size;
+        live_bytes += pd[i].size;
     }
     g->live_items = live;
     g->live_bytes = live_bytes;
@@ -249,6 +262,7 @@ fail:
 bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, size_t whylen)
 {
     size_t lim = s->cfg.mem_limit;
+    struct pending *pd = NULL;
     struct snap_hdr h;
     size_t need = sizeof h + sizeof s->ttl + (size_t)s->nsegs * (sizeof(struct seg) + 8);
     if (len < sizeof h)
@@ -342,6 +356,10 @@ bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, siz
     while (index_grow_step(s))
         ;
     s->idx.nitems = 0;
+    /* an item takes at least 3 bytes */
+    pd = malloc((s->seg_size / 3 + 1) * sizeof *pd);
+    if (!pd)
+        FAIL("no memory for the restore's scratch");
     for (unsigned b = 0; b < TTL_NBUCKETS; b++)
         for (uint32_t id = s->ttl[b].head; id != NONE32; id = s->segs[id].next) {
             uint64_t sum;
@@ -349,9 +367,11 @@ bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, siz
             if (sum != snapshot_sum(seg_base(s, id), s->segs[id].wpos))
                 FAIL("segment %u: bytes differ from their checksum (the file changed after "
                      "the shut-down)", id);
-            if (!index_segment(s, id, why, whylen))
+            if (!index_segment(s, id, pd, why, whylen))
                 goto fail;
         }
+    free(pd);
+    pd = NULL;
 
     for (uint32_t n = 0; n < h.nlarge; n++) {
         struct snap_large sl;
@@ -409,6 +429,7 @@ bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, siz
         FAIL("restored items do not fit in the memory limit");
     return true;
 fail:
+    free(pd);
     s->cfg.mem_limit = lim;
     return false;
 }

@@ -329,6 +329,7 @@ bool      index_prepare(struct store *s, uint64_t h);
 void      index_insert(struct store *s, uint64_t h, uint64_t entry);
 void      index_delete(struct store *s, uint64_t h, uint64_t *slot);
 bool      index_grow_step(struct store *s);
+void      index_prefetch(const struct store *s, uint64_t h);
 size_t    index_bytes(const struct store *s);
 
 /* commit a PROT_NONE range for read/write; false if the OS refuses */
