@@ -151,7 +151,7 @@ def du_mb(d):
     return tot / 2**20
 
 
-def restore_case(kind, gib, vsize, rows, cmds):
+def restore_case(kind, gib, vsize, rows, cmds, t_after=1):
     d = tempfile.mkdtemp(prefix="warm-bench-", dir="/dev/shm")
     srv = None
     try:
@@ -169,13 +169,15 @@ def restore_case(kind, gib, vsize, rows, cmds):
         save_s = srv.stop(signal.SIGUSR1)
         shm_mb = du_mb(d)
         time.sleep(1.1)   # memcached 1.6.18 refuses a restore in the second it stopped
-        srv = Srv(kind, port, mem_mb, memfile)
+        srv = Srv(kind, port, mem_mb, memfile, threads=t_after)
+        if t_after != 1:
+            cmds.append(" ".join(srv.cmd))
         st = stats(port)
         r, c = pbench(port, "--closed", "--depth", "16", "-c", "4", "--keys", keys,
                       "--value-size", vsize, "--get-ratio", "1", "-n", "100000")
         cmds.append(c)
         rows.append({
-            "server": kind, "gib": gib, "items_before": items0, "bytes_before": bytes0,
+            "server": kind if t_after == 1 else f"{kind} -t 1 → -t {t_after}", "gib": gib, "items_before": items0, "bytes_before": bytes0,
             "items_after": int(st["curr_items"]), "save_s": save_s, "start_s": srv.ready_s,
             "restart_seconds": st.get("restart_seconds", "-"), "check_hit_ratio": r["hit_ratio"],
             "shm_mb": shm_mb, "rss_mb": srv.rss_mb(),
@@ -230,6 +232,7 @@ def main():
     ap.add_argument("--parts", default="restore,hitratio")
     ap.add_argument("--rate", type=int, default=20000)
     ap.add_argument("--warm-requests", type=int, default=2000000)
+    ap.add_argument("--rehome", default="1", help="GiB sizes also restored onto -t 2 (percore)")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     servers = args.servers.split(",")
@@ -238,11 +241,17 @@ def main():
         for gib in [float(x) for x in args.sizes.split(",")]:
             for kind in servers:
                 restore_case(kind, gib, args.value_size, rrows, cmds)
+            if "percore" in servers and gib in [float(x) for x in args.rehome.split(",") if x]:
+                restore_case("percore", gib, args.value_size, rrows, cmds, t_after=2)
     if "hitratio" in args.parts:
         for kind in servers:
             for warm in (False, True):
                 hit_case(kind, warm, args, hrows, cmds)
-    out = []
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    out = [f"`bench/warm_restart.py {' '.join(sys.argv[1:])}`, "
+           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average at the end "
+           f"{' '.join(load)} (shared 2-core machine)", ""]
     if rrows:
         out += ["| server | items (GiB of `bytes`) | save (SIGUSR1 to exit) | start to first reply "
                 "| restart_seconds | items after | gets after: hit ratio | on tmpfs | RSS after |",
