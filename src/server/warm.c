@@ -256,39 +256,46 @@ int warm_setup(void)
         go_empty("the wall clock is earlier than at the save: remaining TTLs cannot be trusted");
         return 0;
     }
-    /* From here on the metadata is consumed: whatever happens next, a
-     * second start must not find it (the data files are about to change). */
-    for (unsigned i = 0; i < old_n; i++) {
-        path_of(p, sizeof p, i, ".meta");
-        (void)unlink(p);
-    }
     clock_rebase((time_t)h0->started);
     slots_init((unsigned)settings.nworkers);
     mode = old_n == (unsigned)settings.nworkers && !memcmp(slot_owner, h0->slots, SLOT_COUNT)
                ? WARM_SAME : WARM_REHOME;
-    if (mode == WARM_REHOME) {
-        /* The new workers' files get the old names: move the old ones. */
-        for (unsigned i = 0; i < old_n; i++) {
-            char q[4200];
-            path_of(p, sizeof p, i, "");
-            path_of(q, sizeof q, i, ".old");
-            if (rename(p, q) < 0) {
-                snprintf(why, sizeof why, "cannot rename %.256s: %.100s", p, strerror(errno));
-                go_empty(why);
-                return 0;
-            }
-        }
-    }
     log_info("warm restart: metadata of %u workers saved %lld s ago checks out; restoring %s",
              old_n, (long long)(now - h0->saved_at),
              mode == WARM_SAME ? "in place" : "onto a different worker count");
     return 0;
 }
 
+/* The point of no return, taken when the first store is about to be
+ * created (workers_setup has checked the listening ports by then, so a
+ * port in use does not cost the cache): the metadata is deleted, so that
+ * whatever happens from here on, no later start can trust these files
+ * again; with another worker count the old files move aside, as the new
+ * workers' files take their names. */
+static void commit(void)
+{
+    char p[4200], q[4200], why[512];
+    for (unsigned i = 0; i < old_n; i++) {
+        path_of(p, sizeof p, i, ".meta");
+        (void)unlink(p);
+    }
+    for (unsigned i = 0; mode == WARM_REHOME && i < old_n; i++) {
+        path_of(p, sizeof p, i, "");
+        path_of(q, sizeof q, i, ".old");
+        if (rename(p, q) < 0) {
+            snprintf(why, sizeof why, "cannot rename %.256s: %.100s", p, strerror(errno));
+            go_empty(why);
+            return;
+        }
+    }
+}
+
 void warm_store_config(struct store_config *sc, unsigned i)
 {
     if (mode == WARM_OFF)
         return;
+    if (i == 0 && (mode == WARM_SAME || mode == WARM_REHOME))
+        commit();
     path_of(paths[i], sizeof paths[i], i, "");
     sc->mem_path = paths[i];
     sc->mem_keep = mode == WARM_SAME;

@@ -6,6 +6,7 @@ empty start with the reason logged, never a partial one."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -286,3 +287,28 @@ def test_restart_twice_and_keep_serving(memfile):
     finally:
         srv.stop_and_check()
 
+
+
+def test_failed_start_on_busy_port_keeps_the_cache(memfile):
+    """A start that cannot listen exits before it consumes the metadata."""
+    srv = start(memfile, 1)
+    items = make_items(2000, short_ttl=False)
+    fill(srv.addr, items)
+    rc, err = graceful_stop(srv)
+    assert rc == 0, err
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        p = subprocess.run([SERVER_BIN, "-p", str(busy.getsockname()[1]), "-l", "127.0.0.1",
+                            "-t", "1", "-m", str(MEM_MB), "-e", memfile],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode != 0, p.stderr
+    finally:
+        busy.close()
+    srv = start(memfile, 1)
+    try:
+        assert int(stats(srv.addr)["restart_items_restored"]) == 2000
+    finally:
+        srv.stop_and_check()
