@@ -312,3 +312,20 @@ def test_failed_start_on_busy_port_keeps_the_cache(memfile):
         assert int(stats(srv.addr)["restart_items_restored"]) == 2000
     finally:
         srv.stop_and_check()
+
+
+@pytest.mark.parametrize("first,then,reason", [
+    ([], ["-C"], "CAS setting differs"),
+    ([], ["--segment-size", "65536"], "segment size differs"),
+])
+def test_other_mismatches_start_empty(memfile, first, then, reason):
+    srv = start(memfile, 1, extra=first)
+    fill(srv.addr, make_items(2000, short_ttl=False))
+    rc, err = graceful_stop(srv)
+    assert rc == 0, err
+    srv = start(memfile, 1, extra=then)
+    try:
+        assert int(stats(srv.addr)["curr_items"]) == 0
+        assert reason in srv.stderr_text()
+    finally:
+        srv.stop_and_check()
