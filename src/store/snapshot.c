@@ -213,7 +213,11 @@ static bool index_segment(struct store *s, uint32_t id, struct pending *pd, char
             FAIL("segment %u: key at %u is live twice", id, pd[i].off);
         if (!index_prepare(s, pd[i].h))
             FAIL("no memory for the index");
-        index_insert(s, pd[i].h, e_make(hash_tag(pd[i].h), 0, id, pd[i].off));
+        /* the frequency counters are not saved; an item read since it was
+         * written (ITEM_FETCHED) counts as read once, so probation promotes
+         * it rather than dropping it */
+        index_insert(s, pd[i].h, e_make(hash_tag(pd[i].h), (it.bits & ITEM_FETCHED) ? 1 : 0,
+                                        id, pd[i].off));
         live++;
         live_bytes += pd[i].size;
     }
@@ -233,6 +237,7 @@ static bool check_chains(struct store *s, uint32_t nlive, char *why, size_t whyl
         struct ttl_bucket *tb = &s->ttl[b];
         uint32_t n = 0, prev = NONE32;
         bool open_seen = tb->open == NONE32, cursor_seen = tb->cursor == NONE32;
+        bool popen_seen = tb->popen == NONE32;
         for (uint32_t id = tb->head; id != NONE32; id = s->segs[id].next) {
             if (id >= s->seg_fresh || n > nlive)
                 FAIL("TTL bucket %u: chain leaves the segment table", b);
@@ -243,6 +248,7 @@ static bool check_chains(struct store *s, uint32_t nlive, char *why, size_t whyl
                 FAIL("TTL bucket %u: open segment %u does not match", b, id);
             open_seen |= id == tb->open;
             cursor_seen |= id == tb->cursor;
+            popen_seen |= id == tb->popen && g->state == SEG_SEALED && !g->prob;
             prev = id;
             n++;
         }
@@ -250,6 +256,8 @@ static bool check_chains(struct store *s, uint32_t nlive, char *why, size_t whyl
             FAIL("TTL bucket %u: chain of %u segments does not end as saved", b, n);
         if (!cursor_seen)
             tb->cursor = NONE32;    /* a stale clock hand only restarts the sweep */
+        if (!popen_seen)
+            tb->popen = NONE32;     /* a new promotion segment is opened when needed */
         seen += n;
     }
     if (seen != nlive)
@@ -257,6 +265,33 @@ static bool check_chains(struct store *s, uint32_t nlive, char *why, size_t whyl
     return true;
 fail:
     return false;
+}
+
+static int by_serial(const void *a, const void *b)
+{
+    uint64_t x = ((const struct probq_ent *)a)->serial, y = ((const struct probq_ent *)b)->serial;
+    return x < y ? -1 : x > y;
+}
+
+/* Probation (probation.c): the flag travels in the segment table; the
+ * count and the queue of sealed probation segments are rebuilt, the oldest
+ * opening first (the queue's own order is not saved). */
+static void rebuild_probation(struct store *s)
+{
+    prob_reset(s);
+    s->nprob = 0;
+    uint32_t n = 0;
+    for (uint32_t id = 0; id < s->seg_fresh; id++) {
+        struct seg *g = &s->segs[id];
+        if (!g->prob)
+            continue;
+        s->nprob++;
+        if (g->state == SEG_SEALED && n < s->probq_cap)
+            s->probq[n++] = (struct probq_ent){ .id = id, .serial = g->serial };
+    }
+    qsort(s->probq, n, sizeof *s->probq, by_serial);
+    s->probq_head = 0;
+    s->probq_n = n;
 }
 
 bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, size_t whylen)
@@ -313,6 +348,8 @@ bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, siz
                  g->wpos);
         g->dirty_queued = 0;
         g->decommitted = 0;
+        if (g->state != SEG_OPEN && g->state != SEG_SEALED)
+            g->prob = 0;
         if (g->state == SEG_FREE || g->state == SEG_HELD) {
             g->state = SEG_FREE;
             g->serial = 0;
@@ -337,6 +374,7 @@ bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, siz
     s->spare = h.spare;
     if (!check_chains(s, nlive, why, whylen))
         goto fail;
+    rebuild_probation(s);
 
     /* Rebuild with the limit lifted: an eviction before the index is whole
      * would drop items it cannot see. The limit applies again at the end. */
@@ -409,7 +447,7 @@ bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, siz
             FAIL("large item %u: key is live twice", n);
         if (!index_prepare(s, hh))
             FAIL("no memory for the index");
-        index_insert(s, hh, e_make(hash_tag(hh), 0, sid, 0));
+        index_insert(s, hh, e_make(hash_tag(hh), (it.bits & ITEM_FETCHED) ? 1 : 0, sid, 0));
         s->c.curr_items++;
         s->c.bytes += it.size;
     }

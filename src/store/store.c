@@ -820,5 +820,5 @@ int store_restore_put(struct store *s, const struct store_copy *c)
         return ST_TOO_LARGE;
     struct wsrc v = {c->val, NULL, c->vlen, 0};
     return item_write(s, store_hash(c->key, c->klen), c->key, c->klen, &v, c->flags, c->exptime,
-                      c->cas, c->mbits, 0, false, NULL);
+                      c->cas, c->mbits, (c->mbits & ITEM_FETCHED) ? 1 : 0, false, NULL);
 }

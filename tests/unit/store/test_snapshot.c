@@ -116,6 +116,8 @@ static void test_save_restore_same(void **state)
     fill(s, cas);
     struct store_stats before;
     store_get_stats(s, &before);
+    uint32_t nprob = s->nprob;
+    assert_true(nprob > 0);
     struct buf b = save(s);
     store_destroy(s);
 
@@ -126,6 +128,12 @@ static void test_save_restore_same(void **state)
     check_consistency(s);
     check_mem(s);
     expect_all(s, cas, 5003);
+    /* probation rebuilt: its count, and a queue of its sealed segments */
+    assert_int_equal(s->nprob, nprob);
+    uint32_t sealed = 0;
+    for (uint32_t id = 0; id < s->seg_fresh; id++)
+        sealed += s->segs[id].prob && s->segs[id].state == SEG_SEALED;
+    assert_int_equal(s->probq_n, sealed);
     struct store_stats after;
     store_get_stats(s, &after);
     assert_true(after.curr_items < before.curr_items);
