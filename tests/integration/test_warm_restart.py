@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import SERVER_BIN, start_server
+from conftest import MEMCACHED, SERVER_BIN, start_server
 from warm_util import fill, graceful_stop, make_items, read_all, stats
 
 pytestmark = [pytest.mark.percore_only, pytest.mark.time_limit(180)]
@@ -329,3 +329,39 @@ def test_other_mismatches_start_empty(memfile, first, then, reason):
         assert reason in srv.stderr_text()
     finally:
         srv.stop_and_check()
+
+
+@pytest.mark.skipif(not os.path.exists(MEMCACHED), reason="memcached not installed")
+def test_side_by_side_with_memcached(memfile):
+    """The same fill, graceful stop and restart on memcached 1.6 -e and on
+    percore -e: both bring every item back with its value and flags; percore
+    also its CAS and a TTL no longer than before (timings: bench/warm_restart.py)."""
+    items = make_items(20000, short_ttl=False)
+    keys = [k for k, _, _, _ in items]
+    results = {}
+    for name, binary in (("memcached", MEMCACHED), ("percore", SERVER_BIN)):
+        path = f"{memfile}-{name}"
+        srv = start_server(binary=binary, threads=2, memory_mb=MEM_MB, extra=["-e", path])
+        fill(srv.addr, items)
+        before = read_all(srv.addr, keys)
+        rc, err = graceful_stop(srv)
+        assert rc == 0, err
+        # memcached 1.6.18 discards its file when restarted within the
+        # second it stopped ("restart incompatible ... [stop_time]")
+        time.sleep(1.1)
+        t0 = time.monotonic()
+        srv = start_server(binary=binary, threads=2, memory_mb=MEM_MB, extra=["-e", path])
+        ready = time.monotonic() - t0
+        try:
+            after = read_all(srv.addr, keys)
+        finally:
+            srv.stop_and_check()
+        results[name] = (before, after, ready)
+    for name, (before, after, ready) in results.items():
+        assert len(after) == len(before) == len(items), name
+        for k, (val, flags, cas, ttl) in before.items():
+            assert after[k][0] == val and after[k][1] == flags, (name, k)
+    before, after, _ = results["percore"]
+    for k, (val, flags, cas, ttl) in before.items():
+        assert after[k][2] == cas
+        assert (ttl < 0 and after[k][3] < 0) or 0 <= after[k][3] <= ttl
