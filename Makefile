@@ -29,6 +29,12 @@ ifeq ($(HAVE_URING),1)
   CFLAGS += -DHAVE_LIBURING
   LDLIBS += -luring
 endif
+# TLS (-Z) with OpenSSL; without its headers -Z is refused at start-up.
+HAVE_OPENSSL := $(shell test -e /usr/include/openssl/ssl.h && echo 1)
+ifeq ($(HAVE_OPENSSL),1)
+  CFLAGS += -DHAVE_OPENSSL
+  LDLIBS += -lssl -lcrypto
+endif
 
 # -S (SASL authentication, src/proto/auth_sasl.c): Cyrus SASL, libsasl2-dev.
 HAVE_SASL := $(shell test -e /usr/include/sasl/sasl.h && echo 1)

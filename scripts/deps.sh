@@ -8,8 +8,8 @@ set -e
 # libbpf, libelf and zlib for the eBPF steering program (without them the
 # server still builds, with software steering only); Cyrus SASL for -S
 # (libsasl2-dev; the PLAIN and SCRAM-SHA-* mechanisms are in
-# libsasl2-modules, the sasldb password store in libsasl2-modules-db).
-RUN_PKGS="build-essential pkg-config liburing-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+# libsasl2-modules, the sasldb password store in libsasl2-modules-db); libssl-dev for TLS (-Z).
+RUN_PKGS="build-essential pkg-config liburing-dev libssl-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 libsasl2-dev libsasl2-modules libsasl2-modules-db"
 # Unit tests (cmocka), the reference server and clients the integration
 # tests drive, and the tools the benchmarks and soak use.

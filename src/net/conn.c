@@ -19,6 +19,7 @@
 #include "net/accept_limit.h"
 #include "net/conn.h"
 #include "proto/auth.h"
+#include "net/tls.h"
 
 #define READ_CHUNK    16384
 #define MAX_INFLIGHT  1024          /* per connection, then stop parsing */
@@ -33,6 +34,7 @@
 /* io_uring: replies per iteration sent with a plain send before the rest go
  * through the ring (see conn_serve). */
 #define DIRECT_SENDS_MAX 4u
+#define TLS_HANDSHAKE_SECS 10       /* a TLS handshake not done by then is closed */
 
 _Atomic int global_conns;
 
@@ -179,7 +181,8 @@ static void sink_shutdown(void *s, bool graceful)
  * forwarded request, and in the backend's hands. */
 static size_t conn_pending(const struct conn *c)
 {
-    return buf_size(&c->wbuf) - c->woff + c->qbytes + c->tx_bytes;
+    return buf_size(&c->wbuf) - c->woff + c->qbytes + c->tx_bytes +
+           (c->tls ? tls_conn_unsent(c->tls) : 0);
 }
 
 /* What its pending output costs in memory: own bytes (values sent by
@@ -187,7 +190,7 @@ static size_t conn_pending(const struct conn *c)
  * which errs on the safe side). */
 static size_t conn_owned(const struct conn *c)
 {
-    return c->wbuf.len + c->qbytes + c->tx_own;
+    return c->wbuf.len + c->qbytes + c->tx_own + (c->tls ? c->tls->out.len : 0);
 }
 
 /* Keep the worker's sum of its connections' own output current. */
@@ -292,11 +295,28 @@ static void sink_yield(void *s)
     c->yielded = true;
 }
 
+/* refresh_certs (memcached's replies: "OK", or its error line as is).
+ * Reading the files costs this worker a few hundred microseconds, once. */
+static void sink_refresh_certs(void *s, bool noreply)
+{
+    struct conn *c = s;
+    char err[512];
+    struct buf *o = sink_output(c);
+    if (tls_refresh(err, sizeof err) == 0) {
+        if (!noreply)
+            buf_adds(o, "OK\r\n");
+        return;
+    }
+    buf_adds(o, err);
+    buf_adds(o, "\r\n");
+}
+
 const struct proto_sink conn_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
     .dump = sink_dump, .busy = sink_busy, .trace = conn_trace_in, .watch = sink_watch,
     .counters = sink_counters, .yield = sink_yield,
+    .refresh_certs = sink_refresh_certs,
 };
 
 /* ---- accept ------------------------------------------------------------- */
@@ -334,7 +354,14 @@ void conn_accept_fd(struct loop *l, int fd)
     c->l = l;
     c->last_active = l->now;
     c->events = EV_READ;
+    if (tls_enabled() && !(c->tls = tls_conn_new(l->id, l->now))) {
+        close(fd);
+        free(c);
+        atomic_fetch_sub(&global_conns, 1);
+        return;
+    }
     if (reactor_add(&l->reactor, fd, c->events, &c->src) < 0) {
+        tls_conn_free(c->tls);
         close(fd);
         free(c);
         atomic_fetch_sub(&global_conns, 1);
@@ -388,6 +415,8 @@ static void conn_free(struct conn *c)
     queue_drop(c);
     buf_free(&c->rbuf);
     buf_free(&c->wbuf);
+    tls_conn_free(c->tls);
+    c->tls = NULL;
     if (c->pops)
         c->pops->state_free(&c->pstate);
     if (c->inflight == 0 && !c->in_resume)
@@ -469,30 +498,44 @@ static bool direct_send_ok(struct loop *l)
     return l->direct_sends++ < DIRECT_SENDS_MAX;
 }
 
+/* What goes to the socket: the replies themselves, or with TLS the
+ * ciphertext they were sealed into (tls_seal). */
+static struct buf *sock_out(struct conn *c, size_t **off)
+{
+    if (c->tls) {
+        *off = &c->tls->outoff;
+        return &c->tls->out;
+    }
+    *off = &c->woff;
+    return &c->wbuf;
+}
+
 static bool send_direct(struct conn *c)
 {
     struct loop *l = c->l;
+    size_t *off;
+    struct buf *ob = sock_out(c, &off);
     conn_iteration(c);
     for (;;) {
         size_t room = SEND_SLICE - c->sent_iter, wroom = send_room(l);
         if (wroom < room)
             room = wroom;
-        if (c->woff >= buf_size(&c->wbuf) || room == 0)
+        if (*off >= buf_size(ob) || room == 0)
             break;
         ssize_t n;
-        if (c->wbuf.nrefs == 0) {
+        if (ob->nrefs == 0) {
             /* Own bytes only (the common case): one plain send. */
-            size_t len = c->wbuf.len - c->woff;
-            n = sys_send(c->src.fd, c->wbuf.data + c->woff, len < room ? len : room,
+            size_t len = ob->len - *off;
+            n = sys_send(c->src.fd, ob->data + *off, len < room ? len : room,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         } else {
             struct iovec iov[IOV_BATCH];
-            size_t niov = buf_iov(&c->wbuf, c->woff, room, iov, IOV_BATCH);
+            size_t niov = buf_iov(ob, *off, room, iov, IOV_BATCH);
             struct msghdr mh = { .msg_iov = iov, .msg_iovlen = niov };
             n = sys_sendmsg(c->src.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
         if (n > 0) {
-            c->woff += (size_t)n;
+            *off += (size_t)n;
             c->sent_iter += (size_t)n;
             l->sent_iter += (size_t)n;
             STAT_ADD(c->l->stats, bytes_written, (uint64_t)n);
@@ -548,6 +591,8 @@ static void conn_parse(struct conn *c)
             conn_trace_event(c, "ascii");
         c->pops = proto_auth_gate(c->pops, c->l->conf);   /* -Y */
     }
+    if (!c->pops)
+        return;   /* TLS: nothing decrypted yet */
     size_t need = 0;
     ssize_t used = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data, len, &need);
     if (used < 0) {
@@ -589,6 +634,17 @@ void conn_feed(struct conn *c, const char *data, size_t n)
 {
     if (c->closed)
         return;
+    if (c->tls) {
+        /* Ciphertext: decrypted in this iteration's serve pass (tls_input). */
+        if (!tls_conn_in_reserve(c->tls, n)) {
+            conn_close(c);
+            return;
+        }
+        memcpy(c->tls->in.data + c->tls->in.len, data, n);
+        c->tls->in.len += n;
+        input_arrived(c, n);
+        return;
+    }
     if (c->rbuf.len == 0 && !c->rin) {
         /* Parsed where it lies (the serve pass comes before the buffer
          * goes back); only what is left over is copied. */
@@ -630,14 +686,17 @@ static void conn_read(struct conn *c)
 {
     for (int round = 0; round < 4; round++) {
         size_t want = READ_CHUNK;
-        if (c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
+        if (!c->tls && c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
             want = c->rneed - c->rbuf.len;
-        if (!buf_reserve(&c->rbuf, want)) {
+        /* With TLS the socket carries ciphertext: it goes to the session's
+         * input, decrypted in the serve pass (tls_input). */
+        struct buf *in = c->tls ? &c->tls->in : &c->rbuf;
+        if (c->tls ? !tls_conn_in_reserve(c->tls, want) : !buf_reserve(in, want)) {
             conn_close(c);
             return;
         }
-        size_t room = c->rbuf.cap - c->rbuf.len;
-        ssize_t n = sys_recv(c->src.fd, c->rbuf.data + c->rbuf.len, room, MSG_DONTWAIT);
+        size_t room = in->cap - in->len;
+        ssize_t n = sys_recv(c->src.fd, in->data + in->len, room, MSG_DONTWAIT);
         if (n == 0) {
             conn_peer_closed(c);
             return;
@@ -648,9 +707,9 @@ static void conn_read(struct conn *c)
             conn_peer_closed(c);
             return;
         }
-        c->rbuf.len += (size_t)n;
+        in->len += (size_t)n;
         input_arrived(c, (size_t)n);
-        if ((size_t)n < room || c->rbuf.len >= RBUF_PAUSE)
+        if ((size_t)n < room || in->len >= RBUF_PAUSE)
             break;
     }
 }
@@ -679,6 +738,82 @@ void conn_sent(struct conn *c, size_t n, bool failed)
     mark_dirty(c);
 }
 
+/* ---- TLS (net/tls.h): the transport under the parser ------------------- */
+
+/* A session that failed: its alert (already sealed) goes out if the
+ * socket takes it at once, then the connection closes. */
+static void tls_abort(struct conn *c)
+{
+    static const char need_tls[] = "SERVER_ERROR this port requires TLS\r\n";
+    struct tls_conn *t = c->tls;
+    if (t->not_tls && c->tx_bytes == 0) {
+        /* A clear-text client: a line it can read instead of an alert. */
+        ssize_t n = send(c->src.fd, need_tls, sizeof need_tls - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+    } else if (tls_conn_unsent(t) && c->tx_bytes == 0) {
+        ssize_t n = send(c->src.fd, t->out.data + t->outoff, tls_conn_unsent(t),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+    }
+    if (conn_tracing())
+        conn_trace_event(c, t->established ? "TLS record error." : "TLS handshake failed.");
+    conn_close(c);
+}
+
+/* Ciphertext received: handshake, then decrypt into rbuf for the parser.
+ * False when the connection was closed. */
+static bool tls_input(struct conn *c)
+{
+    int rc = tls_conn_open(c->tls, &c->rbuf, c->l->iter, c->l->stats);
+    switch (rc) {
+    case TLS_FAILED:
+        tls_abort(c);
+        return false;
+    case TLS_LATER:
+        /* This worker's handshakes for the iteration are spent: continue
+         * after every other connection had its turn. */
+        c->feed_pending = false;
+        resume_later(c);
+        return true;
+    case TLS_CLOSED:
+        c->eof = true;   /* close_notify: what came before it still runs */
+        break;
+    }
+    if (c->rbuf.len == 0)
+        c->feed_pending = false;   /* a record not yet whole, or handshake only */
+    return true;
+}
+
+/* Seal the replies written so far into ciphertext, at most SEND_SLICE
+ * ahead of the socket. False when the connection was closed. */
+static bool tls_seal(struct conn *c)
+{
+    struct tls_conn *t = c->tls;
+    if (t->outoff == t->out.len)
+        t->out.len = t->outoff = 0;
+    if (!tls_conn_seal(t, &c->wbuf, &c->woff, SEND_SLICE)) {
+        STAT_INC(c->l->stats, tls_record_errors);
+        tls_abort(c);
+        return false;
+    }
+    if (c->closing && !c->q_head && c->woff == buf_size(&c->wbuf))
+        tls_conn_shutdown(t);   /* quit: close_notify after the last reply */
+    return true;
+}
+
+/* Handshakes that did not finish in time are closed (a client that
+ * connects and says nothing must not hold a connection slot). */
+static void tls_sweep(struct loop *l)
+{
+    for (struct conn *c = l->conns, *n; c; c = n) {
+        n = c->next;
+        if (c->tls && !c->tls->established && l->now - c->tls->started > TLS_HANDSHAKE_SECS) {
+            STAT_INC(l->stats, tls_handshake_timeouts);
+            conn_close(c);
+        }
+    }
+}
+
 /* ---- serving: parse, then write ------------------------------------------ */
 
 void conn_serve(struct conn *c)
@@ -687,6 +822,8 @@ void conn_serve(struct conn *c)
         conn_free(c);
         return;
     }
+    if (c->tls && c->feed_pending && !tls_input(c))
+        return;
     /* A value still arriving cannot be parsed: wait for all of it instead
      * of tokenizing its command line again for every piece. */
     if (c->feed_pending && (c->eof || (c->rin ? c->rin_len : c->rbuf.len) >= c->rneed)) {
@@ -721,6 +858,10 @@ void conn_serve(struct conn *c)
     }
     if (c->trace_off < c->wbuf.len && log_level_now() >= 2)
         conn_trace_out(c);   /* -vv (conn_trace.c) */
+    if (c->tls && !tls_seal(c))
+        return;
+    size_t *off;
+    struct buf *ob = sock_out(c, &off);
     if (reactor_sends(&c->l->reactor)) {
         /* io_uring, first few replies of an iteration: one plain send, as
          * epoll does. Handed to the ring instead, a reply that the kernel
@@ -728,7 +869,7 @@ void conn_serve(struct conn *c)
          * completion costs a whole loop iteration of its own (at one
          * request per wake-up, nearly half of what a request cost). Later
          * replies of a busy iteration go to the ring, one submit for all. */
-        if (c->woff < buf_size(&c->wbuf) && c->tx_bytes == 0 && c->wbuf.nrefs == 0 &&
+        if (*off < buf_size(ob) && c->tx_bytes == 0 && ob->nrefs == 0 &&
             direct_send_ok(c->l) && !send_direct(c)) {
             conn_close(c);   /* peer gone */
             return;
@@ -736,17 +877,17 @@ void conn_serve(struct conn *c)
         /* The backend takes the rest (and the references' pins); its
          * completion raises EV_WRITE, which brings us back here for the
          * next batch. */
-        size_t size = buf_size(&c->wbuf), own = c->wbuf.len;
-        uint32_t refs = c->wbuf.nrefs;
-        if (c->woff < size && send_room(c->l) == 0) {
+        size_t size = buf_size(ob), own = ob->len;
+        uint32_t refs = ob->nrefs;
+        if (*off < size && send_room(c->l) == 0) {
             resume_later(c);   /* this iteration's sends are spent */
-        } else if (c->woff < size) {
-            size_t handed = size - c->woff;
-            if (reactor_send(&c->l->reactor, c->src.fd, &c->wbuf, &c->woff) < 0) {
+        } else if (*off < size) {
+            size_t handed = size - *off;
+            if (reactor_send(&c->l->reactor, c->src.fd, ob, off) < 0) {
                 conn_close(c);
                 return;
             }
-            if (buf_size(&c->wbuf) == 0) {
+            if (buf_size(ob) == 0) {
                 c->tx_bytes = handed;
                 c->tx_own = own;
                 c->tx_refs = refs;
@@ -763,7 +904,8 @@ void conn_serve(struct conn *c)
         buf_reset(&c->wbuf);   /* sent: the references' pins go back */
         if (c->wbuf.cap > BUF_KEEP)
             buf_free(&c->wbuf);
-        if (c->closing && !c->q_head && c->tx_bytes == 0) {
+        if (c->closing && !c->q_head && c->tx_bytes == 0 &&
+            !(c->tls && tls_conn_unsent(c->tls))) {
             conn_close(c);
             return;
         }
@@ -789,7 +931,7 @@ static void conn_update_events(struct conn *c)
     size_t in_max = c->rneed > RBUF_PAUSE ? c->rneed : RBUF_PAUSE;
     if (!out_full(c) && c->rbuf.len < in_max)
         ev |= EV_READ;
-    if (c->woff < buf_size(&c->wbuf))
+    if (c->woff < buf_size(&c->wbuf) || (c->tls && tls_conn_unsent(c->tls)))
         ev |= EV_WRITE;
     if (ev != c->events) {
         if (!(ev & EV_READ) && (c->events & EV_READ))
@@ -846,6 +988,8 @@ void conn_push(struct conn *c, const char *data, size_t n)
 
 void conn_idle_sweep(struct loop *l)
 {
+    if (tls_enabled())
+        tls_sweep(l);
     if (settings.idle_timeout <= 0)
         return;
     for (struct conn *c = l->conns, *n; c; c = n) {

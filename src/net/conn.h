@@ -15,6 +15,8 @@
 #include "net/msg.h"
 #include "proto/proto.h"
 
+struct tls_conn;
+
 struct conn {
     struct evsrc   src;          /* type + fd; first member */
     struct loop *l;
@@ -58,6 +60,7 @@ struct conn {
     bool           trace_stats;  /* -vv: inside a stats reply */
     const struct proto_ops *pops; /* the protocol spoken (NULL until the first bytes) */
     void          *pstate;       /* its parser's state (proto_ops.state_free) */
+    struct tls_conn *tls;        /* -Z: the TLS session under the parser (net/tls.h), or NULL */
 };
 
 extern _Atomic int global_conns;

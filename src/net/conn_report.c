@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include "util/clock.h"
 #include "net/conn.h"
+#include "net/tls.h"
 
 /* memcached's "tcp:1.2.3.4:11211" / "tcp6:[::1]:11211". */
 static void addr_text(const struct sockaddr_storage *ss, const char *proto, char *out,
@@ -91,5 +92,16 @@ void conn_stats_report(struct loop *l, const void *asking, struct stats_out *so)
                             : c->woff < buf_size(&c->wbuf) ? "conn_mwrite" : "conn_read";
         line(so, fd, "state", state);
         secs_line(so, fd, l->now - c->last_active);
+        if (c->tls) {
+            /* percore's own: the session, and the client certificate's
+             * name under ssl_verify_mode 1..3. */
+            const char *ver, *cipher, *records;
+            tls_conn_describe(c->tls, &ver, &cipher, &records);
+            line(so, fd, "tls_version", ver);
+            line(so, fd, "tls_cipher", cipher);
+            line(so, fd, "tls_records", records);
+            if (c->tls->peer[0])
+                line(so, fd, "tls_peer", c->tls->peer);
+        }
     }
 }

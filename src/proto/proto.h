@@ -86,6 +86,9 @@ struct proto_sink {
      * input is parsed on the next iteration, after the other sessions.
      * NULL: the parser just goes on. */
     void (*yield)(void *s);
+    /* memcached's refresh_certs: reload the TLS certificate and key; the
+     * session writes "OK" or the reason it failed (NULL: ERROR). */
+    void (*refresh_certs)(void *s, bool noreply);
 };
 
 struct pfx_table;

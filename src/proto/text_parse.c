@@ -535,6 +535,8 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
             text_reply(sk, s, "ERROR");
         else
             do_flush(cf, sk, s, t, nt);
+    } else if (tok_is(c, "refresh_certs") && sk->refresh_certs) {
+        sk->refresh_certs(s, noreply_last(t, nt));
     } else if (tok_is(c, "version")) {
         text_reply(sk, s, "VERSION " PROTO_VERSION);
     } else if (tok_is(c, "verbosity")) {

@@ -23,6 +23,7 @@
 #include "server/metrics.h"
 #include "server/warm.h"
 #include "server/worker.h"
+#include "net/tls.h"
 #include "net/udp.h"
 
 static int drop_privileges(const char *user)
@@ -159,6 +160,10 @@ int main(int argc, char **argv)
     /* Before -u drops privileges: a credential file is often root's alone. */
     if (auth_setup() < 0)
         return EXIT_RUNTIME;
+    /* -Z: certificates are read before -u drops privileges (keys are
+     * often readable by root only); a bad one stops start-up, as memcached. */
+    if (tls_setup() < 0)
+        return EXIT_USAGE;
     if (settings.daemonize && daemonize() < 0) {
         log_err("cannot daemonize: %s", strerror(errno));
         return EXIT_RUNTIME;
@@ -226,6 +231,7 @@ int main(int argc, char **argv)
         warm_discard();
     workers_teardown();
     auth_teardown();
+    tls_teardown();
     if (settings.pidfile)
         unlink(settings.pidfile);
     return 0;

@@ -19,7 +19,9 @@
 #include "server/stats_report.h"
 #include "server/warm.h"
 #include "net/conn.h"
+#include "net/tls.h"
 #include "net/udp.h"
+#include "util/tls_opts.h"
 
 static void sum_stores(struct store_stats *t)
 {
@@ -118,6 +120,15 @@ static void general(struct worker *w, struct stats_out *so)
     stats_emitf(so, "moves_to_cold", "0");
     stats_emitf(so, "moves_to_warm", "0");
     stats_emitf(so, "moves_within_lru", "0");
+    if (tls_enabled()) {
+        /* memcached's names: a handshake that timed out failed too. */
+        stats_emitf(so, "ssl_handshake_errors", "%llu", (unsigned long long)(
+                    stat_get(&sum.tls_handshake_errors) + stat_get(&sum.tls_handshake_timeouts)));
+        stats_emitf(so, "time_since_server_cert_refresh", "%lu", tls_cert_age());
+        if (tls_settings.session_cache)
+            stats_emitf(so, "ssl_new_sessions", "%llu", (unsigned long long)(
+                        stat_get(&sum.tls_handshakes) - stat_get(&sum.tls_resumed)));
+    }
     /* percore's own. */
     stats_emitf(so, "io_backend", "%s", io_name());
     stats_emitf(so, "steering", "%s", settings.udp_port ? udp_steering_name() : "off");
@@ -162,6 +173,24 @@ static void general(struct worker *w, struct stats_out *so)
     }
 }
 
+/* memcached's ssl_* lines of `stats settings` (its spelling: NULL for an
+ * unset file, ssl_wbuf_size in bytes). */
+static void tls_settings_report(struct stats_out *so)
+{
+    const struct tls_settings *ts = &tls_settings;
+    stats_emitf(so, "ssl_enabled", "%s", ts->enabled ? "yes" : "no");
+    stats_emitf(so, "ssl_chain_cert", "%s", ts->chain_cert ? ts->chain_cert : "NULL");
+    stats_emitf(so, "ssl_key", "%s", ts->key ? ts->key : "NULL");
+    stats_emitf(so, "ssl_verify_mode", "%d", ts->verify_mode);
+    stats_emitf(so, "ssl_keyformat", "%d", ts->keyformat);
+    stats_emitf(so, "ssl_ciphers", "%s", ts->ciphers ? ts->ciphers : "NULL");
+    stats_emitf(so, "ssl_ca_cert", "%s", ts->ca_cert ? ts->ca_cert : "NULL");
+    stats_emitf(so, "ssl_wbuf_size", "%d", ts->wbuf_size * 1024);
+    stats_emitf(so, "ssl_session_cache", "%s", ts->session_cache ? "yes" : "no");
+    stats_emitf(so, "ssl_kernel_tls", "%s", tls_kernel_state());
+    stats_emitf(so, "ssl_min_version", "%s", tls_version_name(ts->min_version));
+}
+
 static void settings_report(struct stats_out *so)
 {
     stats_emitf(so, "maxbytes", "%zu", settings.maxbytes);
@@ -190,6 +219,7 @@ static void settings_report(struct stats_out *so)
     stats_emitf(so, "auth_enabled_ascii", "%s", settings.auth_file ? settings.auth_file : "no");
     stats_emitf(so, "item_size_max", "%zu", settings.item_max);
     stats_emitf(so, "maxconns_fast", "%s", settings.maxconns_fast ? "yes" : "no");
+    tls_settings_report(so);
     stats_emitf(so, "hashpower_init", "0");
     stats_emitf(so, "slab_reassign", "no");
     stats_emitf(so, "slab_automove", "0");

@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/topk.h"
 #include "util/options.h"
+#include "util/tls_opts.h"
 
 struct settings settings;
 
@@ -57,7 +58,7 @@ struct settings settings;
     X("disable-watch",   0, 'W', "",       "disable watch commands") \
     X("auth-file",       1, 'Y', "<file>", "ASCII authentication, user:password lines; ASCII protocol only") \
     X("memory-file",     1, 'e', "<file>", "warm restart: item memory in <file>.N (tmpfs), kept by a SIGUSR1 shut-down") \
-    X("enable-ssl",      0, 'Z', "",       "TLS: not supported, refused") \
+    X("enable-ssl",      0, 'Z', "",       "TLS on every TCP connection (OpenSSL; -o ssl_chain_cert=,ssl_key=..., see docs/security.md)") \
     X("extended",        1, 'o', "<opts>", "comma separated memcached -o sub-options (see docs/deployment.md)") \
     X("napi_ids",        1, 'N', "<num>",  "accepted for memcached compatibility; no effect") \
     X("cpus",            1, 0x100, "<list>", "CPUs for the workers, e.g. 0-3,6 (default: those allowed)") \
@@ -182,7 +183,6 @@ void options_log_notes(void)
 #define WHY_HASH  "each worker's index grows incrementally on its own and never stops the world"
 #define WHY_ALGO  "the key hash is fixed: the eBPF steering program computes the same one"
 #define WHY_EXT   "extstore is not supported; items are kept in memory only"
-#define WHY_TLS   "TLS is not supported (-Z is refused)"
 #define WHY_LOGB  "percore has no watcher log buffers to size"
 #define WHY_DEFS  "percore has one set of defaults"
 #define WHY_RESP  "replies are sent from the item's bytes; there is no inline/chunked choice"
@@ -270,16 +270,16 @@ static const struct subopt {
     { "ext_max_sleep",        SV_INT, 0, 1e12, NULL, WHY_EXT },
     { "ext_max_frag",         SV_NUM, 0, 1, NULL, WHY_EXT },
     { "ext_drop_unread",      SV_NONE, 0, 0, NULL, WHY_EXT },
-    { "ssl_chain_cert",       SV_STR, 0, 0, NULL, WHY_TLS },
-    { "ssl_key",              SV_STR, 0, 0, NULL, WHY_TLS },
-    { "ssl_keyformat",        SV_INT, 0, 1e9, NULL, WHY_TLS },
-    { "ssl_verify_mode",      SV_INT, 0, 3, NULL, WHY_TLS },
-    { "ssl_ciphers",          SV_STR, 0, 0, NULL, WHY_TLS },
-    { "ssl_ca_cert",          SV_STR, 0, 0, NULL, WHY_TLS },
-    { "ssl_wbuf_size",        SV_INT, 0, 1e9, NULL, WHY_TLS },
-    { "ssl_session_cache",    SV_NONE, 0, 0, NULL, WHY_TLS },
-    { "ssl_kernel_tls",       SV_NONE, 0, 0, NULL, WHY_TLS },
-    { "ssl_min_version",      SV_INT, 0, 3, NULL, WHY_TLS },
+    { "ssl_chain_cert",       SV_STR, 0, 0, tls_opt_chain_cert, NULL },
+    { "ssl_key",              SV_STR, 0, 0, tls_opt_key, NULL },
+    { "ssl_keyformat",        SV_INT, 0, 1e9, tls_opt_keyformat, NULL },
+    { "ssl_verify_mode",      SV_INT, 0, 3, tls_opt_verify_mode, NULL },
+    { "ssl_ciphers",          SV_STR, 0, 0, tls_opt_ciphers, NULL },
+    { "ssl_ca_cert",          SV_STR, 0, 0, tls_opt_ca_cert, NULL },
+    { "ssl_wbuf_size",        SV_INT, 0, 1e9, tls_opt_wbuf_size, NULL },
+    { "ssl_session_cache",    SV_NONE, 0, 0, tls_opt_session_cache, NULL },
+    { "ssl_kernel_tls",       SV_NONE, 0, 0, tls_opt_kernel_tls, NULL },
+    { "ssl_min_version",      SV_STR, 0, 0, tls_opt_min_version, NULL },
 };
 
 static void parse_subopt(char *tok)
@@ -388,13 +388,6 @@ static void parse_metrics(const char *arg)
     settings.metrics_port = (int)parse_int(port, 1, 65535, "--metrics port");
     settings.metrics_addr = strdup(host);
     free(copy);
-}
-
-static void refuse(const char *what)
-{
-    fprintf(stderr, "percore: %s is not supported; refusing to start rather than run without it\n"
-            "Try 'percore --help'.\n", what);
-    exit(EXIT_USAGE);
 }
 
 /* -S and -Y (memcached's rules): SASL speaks only binary, the auth file
@@ -508,9 +501,7 @@ int options_parse(int argc, char **argv)
                   note("-N", WHY_NAPI); break;
         case 'S': settings.sasl = true; break;
         case 'Y': settings.auth_file = optarg; break;
-        /* TLS: starting without it would expose a cache its operator meant
-         * to protect. */
-        case 'Z': refuse("TLS (-Z)"); break;
+        case 'Z': tls_settings.enabled = true; break;
         case 'h': usage(); return 1;
         case 'i':
             printf(VERSION_STRING "\nLicensed under the terms in the LICENSE file of its source "
@@ -565,6 +556,12 @@ int options_parse(int argc, char **argv)
         settings.port = 0;
         settings.udp_port = 0;
     }
+    /* UDP datagrams cannot be carried over TLS: refuse rather than serve
+     * the same cache in clear text on another port. */
+    if (tls_settings.enabled && settings.udp_port)
+        die_usage("%s", "ERROR: Cannot enable UDP while TLS is enabled (-Z); use -U 0");
+    if (tls_settings.enabled && !tls_settings.chain_cert)
+        die_usage("%s", "TLS (-Z) needs a certificate: -o ssl_chain_cert=<file>[,ssl_key=<file>]");
     if (settings.port == 0)
         for (int i = 0; i < settings.nlisten; i++)
             settings.listen_port[i] = 0;

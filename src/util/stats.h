@@ -35,7 +35,12 @@
     X(worker_output_throttled) /* ... the worker's connections' output at the worker's cap */ \
     X(ring_backpressure)       /* ... messages queued behind full rings at their cap */ \
     X(uring_zc_sends)          /* io_uring zero-copy sends (--zc-send-min) */ \
-    X(uring_zc_copied)         /* ... of them the kernel copied after all (loopback) */
+    X(uring_zc_copied)         /* ... of them the kernel copied after all (loopback) */ \
+    X(tls_handshakes)          /* TLS handshakes completed (-Z) */ \
+    X(tls_resumed)             /* ... of them resuming a session (ssl_session_cache) */ \
+    X(tls_handshake_errors)    /* handshakes failed: not TLS, bad or missing certificate */ \
+    X(tls_handshake_timeouts)  /* handshakes not done within TLS_HANDSHAKE_SECS: closed */ \
+    X(tls_record_errors)       /* established sessions closed on a bad record */
 
 struct wstats {
 #define STAT_FIELD(n) _Atomic uint64_t n;

@@ -111,8 +111,11 @@ def test_sighup_is_logged_and_ignored():
 @pytest.mark.parametrize("args,message", [
     (["--no-such-flag"], "unknown option '--no-such-flag'"),
     (["-j"], "unknown option"),
-    (["-Z"], "TLS (-Z) is not supported"),
     (["-S", "-U", "11211"], "Cannot enable UDP while using binary SASL authentication."),
+    (["-Z"], "TLS (-Z) needs a certificate: -o ssl_chain_cert="),
+    (["-Z", "-o", "ssl_chain_cert=x.pem", "-U", "11311"], "Cannot enable UDP while TLS is enabled"),
+    (["-o", "ssl_min_version=tlsv1.4"], "invalid value for -o ssl_min_version"),
+    (["-o", "ssl_keyformat=7"], "invalid value for -o ssl_keyformat"),
     (["-p"], "needs a value"),
     (["-p", "http"], "invalid port"),
     (["-p", "70000"], "invalid port"),
