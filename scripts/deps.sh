@@ -13,7 +13,7 @@ RUN_PKGS="build-essential pkg-config liburing-dev libssl-dev clang llvm bpftool 
 libsasl2-dev libsasl2-modules libsasl2-modules-db"
 # Unit tests (cmocka), the reference server and clients the integration
 # tests drive, and the tools the benchmarks and soak use.
-TEST_PKGS="libcmocka-dev memcached python3 python3-pytest python3-pymemcache python3-pylibmc
+TEST_PKGS="libcmocka-dev memcached python3 python3-pytest python3-pymemcache python3-pylibmc python3-cryptography openssl
 libmemcached-tools gnuplot-nox valgrind iproute2 nutcracker ruby ruby-dalli sasl2-bin
 python3-prometheus-client curl"
 case "${1:-test}" in

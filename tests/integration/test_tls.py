@@ -1,0 +1,470 @@
+"""test_tls.py - -Z (TLS) with real clients: pymemcache's tls_context,
+`openssl s_client`, Python's ssl module with client certificates (mutual
+TLS, ssl_verify_mode=2), refresh_certs, memcached's ssl_* stats and stats
+settings, and bad input (clear text on the TLS port, garbage instead of a
+ClientHello, a handshake that stops half-way, 1000 handshakes at once, a
+wrong, expired or missing client certificate).
+
+Each test runs against percore on io_uring and on epoll and, side by side,
+against Debian's memcached (built with TLS: `memcached -h` lists -Z), except
+where a test checks percore's own additions. Certificates are made by the
+test (tls_util.Certs), never committed.
+"""
+import os
+import selectors
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import HOST, IS_MEMCACHED, MEMCACHED, SERVER_BIN, free_port
+from tls_util import (Certs, TlsServer, client_ctx, request, stats, tls_args,
+                      tls_connect)
+
+
+def _memcached_has_tls():
+    try:
+        out = subprocess.run([MEMCACHED, "-h"], capture_output=True, text=True,
+                             timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--enable-ssl" in out
+
+
+PERCORE = None if IS_MEMCACHED else SERVER_BIN
+IMPLS = []
+if PERCORE:
+    IMPLS += [("percore-uring", PERCORE, ["--io=uring"]),
+              ("percore-epoll", PERCORE, ["--io=epoll"])]
+if _memcached_has_tls():
+    IMPLS.append(("memcached", MEMCACHED, []))
+PERCORE_IMPLS = [i for i in IMPLS if i[1] != MEMCACHED]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return Certs(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def start(certs):
+    """start(impl, opts=(), probe_cert=None, server=None, **Server kw)."""
+    started = []
+
+    def make(impl, opts=(), probe_cert=None, server=None, threads=2, **kw):
+        name, binary, extra = impl
+        s = TlsServer(client_ctx(certs, cert=probe_cert), binary=binary, threads=threads,
+                      extra=[*extra, *tls_args(certs, opts, server)], **kw)
+        started.append(s)
+        return s
+
+    yield make
+    problems = []
+    for s in started:
+        problems += s.stop()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def by_name(impls):
+    return pytest.mark.parametrize("impl", impls, ids=[i[0] for i in impls])
+
+
+def is_percore(impl):
+    return impl[1] != MEMCACHED
+
+
+def rejected(port, ctx):
+    """True when a TLS client with ctx gets no service (the handshake or the
+    first request fails, or the server closes)."""
+    try:
+        s = tls_connect(port, ctx, timeout=3.0)
+    except (ssl.SSLError, OSError):
+        return True
+    try:
+        return not request(s, b"version\r\n", timeout=3.0).startswith(b"VERSION")
+    finally:
+        s.close()
+
+
+# ---- clients ---------------------------------------------------------------
+
+@by_name(IMPLS)
+def test_pymemcache_tls_context(start, certs, impl):
+    from pymemcache.client.base import Client
+    srv = start(impl)
+    c = Client((HOST, srv.port), tls_context=client_ctx(certs), connect_timeout=5, timeout=5,
+               default_noreply=False)
+    try:
+        assert c.set("k", b"v1")
+        assert c.get("k") == b"v1"
+        big = os.urandom(300 * 1024)            # several TLS records, sent by reference
+        assert c.set("big", big)
+        assert c.get("big") == big
+        vals = {"m%d" % i: os.urandom(20000 + i) for i in range(30)}
+        assert c.set_many(vals) == []
+        assert c.get_many(list(vals)) == vals   # one reply of ~600 KB over many records
+        assert c.incr("n", 1) is None
+        c.set("n", b"41")
+        assert c.incr("n", 1) == 42
+        assert c.delete("k")
+        assert c.get("k") is None
+    finally:
+        c.close()
+
+
+@by_name(IMPLS)
+def test_openssl_s_client(start, certs, impl):
+    srv = start(impl)
+    r = subprocess.run(
+        ["openssl", "s_client", "-connect", "%s:%d" % (HOST, srv.port), "-CAfile", certs.ca,
+         "-verify_return_error", "-quiet"],
+        input=b"set sk 0 0 5\r\nhello\r\nget sk\r\nquit\r\n", capture_output=True, timeout=20)
+    assert b"STORED\r\nVALUE sk 0 5\r\nhello\r\nEND\r\n" in r.stdout, (r.stdout, r.stderr)
+
+
+@by_name(IMPLS)
+def test_pipelined_requests_over_tls(start, certs, impl):
+    srv = start(impl)
+    s = tls_connect(srv.port, client_ctx(certs))
+    try:
+        n = 500
+        batch = b"".join(b"set p%d 0 0 %d\r\n%s\r\n" % (i, len(b"%d" % i), b"%d" % i)
+                         for i in range(n))
+        assert request(s, batch, b"STORED\r\n" * 1, timeout=10) .count(b"STORED") >= 1
+        got = request(s, b"".join(b"get p%d\r\n" % i for i in range(n)) + b"version\r\n",
+                      b"VERSION", timeout=10)
+        got += request(s, b"", b"\r\n", timeout=2) if not got.endswith(b"\r\n") else b""
+        assert got.count(b"VALUE p") == n
+        for i in (0, 17, n - 1):
+            assert b"VALUE p%d 0 %d\r\n%d\r\n" % (i, len(b"%d" % i), i) in got
+    finally:
+        s.close()
+
+
+# ---- mutual TLS ------------------------------------------------------------
+
+@by_name(IMPLS)
+def test_mutual_tls_requires_a_certificate_from_the_ca(start, certs, impl):
+    srv = start(impl, ["ssl_ca_cert=" + certs.ca, "ssl_verify_mode=2"], probe_cert=certs.client)
+    s = tls_connect(srv.port, client_ctx(certs, cert=certs.client))
+    try:
+        assert request(s, b"set m 0 0 2\r\nok\r\n") == b"STORED\r\n"
+        before = int(stats(s).get("ssl_handshake_errors", "0"))
+        if is_percore(impl):
+            conns = stats(s, "conns")
+            peers = [v for k, v in conns.items() if k.endswith(":tls_peer")]
+            assert peers == ["client-one"], conns
+            assert any(v == "TLSv1.3" for k, v in conns.items() if k.endswith(":tls_version"))
+        assert rejected(srv.port, client_ctx(certs))                       # no certificate
+        assert rejected(srv.port, client_ctx(certs, cert=certs.rogue))     # another CA
+        assert rejected(srv.port, client_ctx(certs, cert=certs.expired))   # expired
+        time.sleep(0.2)
+        after = int(stats(s).get("ssl_handshake_errors", "0"))
+        if is_percore(impl):     # memcached 1.6.18 counts none of these three
+            assert after - before == 3, (before, after)
+        # The authenticated connection never noticed.
+        assert request(s, b"get m\r\n", b"END\r\n") == b"VALUE m 0 2\r\nok\r\nEND\r\n"
+    finally:
+        s.close()
+
+
+@by_name(IMPLS)
+def test_verify_mode_1_accepts_clients_without_a_certificate(start, certs, impl):
+    srv = start(impl, ["ssl_ca_cert=" + certs.ca, "ssl_verify_mode=1"])
+    assert not rejected(srv.port, client_ctx(certs))
+    assert not rejected(srv.port, client_ctx(certs, cert=certs.client))
+    assert rejected(srv.port, client_ctx(certs, cert=certs.rogue))
+
+
+# ---- refresh_certs -----------------------------------------------------------
+
+def peer_cn(port, certs):
+    s = tls_connect(port, client_ctx(certs))
+    try:
+        subject = dict(x[0] for x in s.getpeercert()["subject"])
+        return subject["commonName"]
+    finally:
+        s.close()
+
+
+@by_name(IMPLS)
+def test_refresh_certs(start, certs, impl, tmp_path):
+    pem, key = str(tmp_path / "live.pem"), str(tmp_path / "live.key")
+    shutil.copy(certs.server[0], pem)
+    shutil.copy(certs.server[1], key)
+    srv = start(impl, server=(pem, key))
+    s = tls_connect(srv.port, client_ctx(certs))
+    try:
+        assert peer_cn(srv.port, certs) == "localhost"
+        time.sleep(1.1)
+        assert int(stats(s)["time_since_server_cert_refresh"]) >= 1
+        # Bad files: an error line, and the old certificate keeps serving.
+        with open(pem, "w") as f:
+            f.write("not a certificate\n")
+        err = request(s, b"refresh_certs\r\n")
+        assert err.startswith(b"Error loading the certificate chain: " + pem.encode()), err
+        assert b"PRIVATE" not in err
+        assert peer_cn(srv.port, certs) == "localhost"
+        # Renewed files: OK, and new connections get the new certificate.
+        shutil.copy(certs.server2[0], pem)
+        shutil.copy(certs.server2[1], key)
+        assert request(s, b"refresh_certs\r\n") == b"OK\r\n"
+        assert int(stats(s)["time_since_server_cert_refresh"]) <= 1
+        assert peer_cn(srv.port, certs) == "localhost-renewed"
+        # The connection that asked still works on its session.
+        assert request(s, b"version\r\n").startswith(b"VERSION ")
+    finally:
+        s.close()
+
+
+@pytest.mark.skipif(not PERCORE, reason="percore not under test")
+def test_refresh_certs_without_tls_says_so(server_factory):
+    srv = server_factory(threads=1)
+    with srv.conn() as c:
+        c.send(b"refresh_certs\r\n")
+        assert c.readline() == b"Error TLS not enabled\r\n"
+
+
+# ---- stats -------------------------------------------------------------------
+
+SSL_SETTINGS = ["ssl_enabled", "ssl_chain_cert", "ssl_key", "ssl_verify_mode", "ssl_keyformat",
+                "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size", "ssl_session_cache",
+                "ssl_kernel_tls", "ssl_min_version"]
+
+
+@by_name(IMPLS)
+def test_stats_settings_and_stats_keys_as_memcached_names_them(start, certs, impl):
+    srv = start(impl, ["ssl_ca_cert=" + certs.ca, "ssl_verify_mode=1"])
+    s = tls_connect(srv.port, client_ctx(certs))
+    try:
+        st = stats(s, "settings")
+        got = [k for k in st if k.startswith("ssl_")]
+        assert sorted(got) == sorted(SSL_SETTINGS), got
+        assert st["ssl_enabled"] == "yes"
+        assert st["ssl_chain_cert"] == certs.server[0]
+        assert st["ssl_ca_cert"] == certs.ca
+        assert st["ssl_verify_mode"] == "1"
+        assert st["ssl_keyformat"] == "1"
+        assert st["ssl_min_version"] == "tlsv1.2"
+        assert st["ssl_wbuf_size"] == "16384"
+        general = stats(s)
+        assert "ssl_handshake_errors" in general
+        assert "time_since_server_cert_refresh" in general
+    finally:
+        s.close()
+
+
+# ---- bad input -----------------------------------------------------------------
+
+def client_hello_bytes():
+    """The first flight of a real TLS client, without a socket."""
+    ctx = client_ctx()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def closed_within(sock, secs):
+    sock.settimeout(secs)
+    try:
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return True, data
+            data += chunk
+    except socket.timeout:
+        return False, b""
+    except ConnectionResetError:
+        return True, b""
+
+
+@by_name(IMPLS)
+def test_clear_text_and_garbage_are_closed_and_counted(start, certs, impl):
+    srv = start(impl)
+    good = tls_connect(srv.port, client_ctx(certs))
+    try:
+        before = int(stats(good)["ssl_handshake_errors"])
+        plain = socket.create_connection((HOST, srv.port), timeout=5)
+        plain.sendall(b"set k 0 0 1\r\nx\r\nget k\r\n")
+        closed, data = closed_within(plain, 5)
+        plain.close()
+        assert closed
+        if is_percore(impl):
+            assert data == b"SERVER_ERROR this port requires TLS\r\n"
+        junk = socket.create_connection((HOST, srv.port), timeout=5)
+        junk.sendall(b"\x16\x03\x01\x00\x10" + os.urandom(16) + os.urandom(2000))
+        closed, _ = closed_within(junk, 5)
+        junk.close()
+        assert closed
+        time.sleep(0.2)
+        after = int(stats(good)["ssl_handshake_errors"])
+        assert after - before == 2
+        # Nothing stored by the clear-text set.
+        assert request(good, b"get k\r\n", b"END\r\n") == b"END\r\n"
+    finally:
+        good.close()
+
+
+@by_name(IMPLS)
+def test_stalled_handshake_does_not_block_others(start, certs, impl):
+    srv = start(impl, threads=1)     # one worker: the stalled client shares it
+    hello = client_hello_bytes()
+    stalled = []
+    for _ in range(20):
+        st = socket.create_connection((HOST, srv.port), timeout=5)
+        st.sendall(hello[: len(hello) // 2])
+        stalled.append(st)
+    try:
+        good = tls_connect(srv.port, client_ctx(certs))
+        t0 = time.monotonic()
+        for i in range(200):
+            assert request(good, b"set s%d 0 0 1\r\nx\r\n" % i) == b"STORED\r\n"
+        assert time.monotonic() - t0 < 20
+        good.close()
+    finally:
+        for st in stalled:
+            st.close()
+
+
+@pytest.mark.skipif(not PERCORE_IMPLS, reason="percore not under test")
+@pytest.mark.time_limit(60)
+@by_name(PERCORE_IMPLS)
+def test_handshake_that_never_finishes_is_closed_after_10s(start, certs, impl):
+    srv = start(impl, threads=1)
+    st = socket.create_connection((HOST, srv.port), timeout=5)
+    st.sendall(client_hello_bytes()[:30])
+    closed, _ = closed_within(st, 15)
+    st.close()
+    assert closed
+    good = tls_connect(srv.port, client_ctx(certs))
+    try:
+        assert int(stats(good)["tls_handshake_timeouts"]) == 1
+        assert int(stats(good)["ssl_handshake_errors"]) == 1
+    finally:
+        good.close()
+
+
+@by_name(IMPLS)
+@pytest.mark.time_limit(120)
+def test_1000_handshakes_at_once(start, certs, impl):
+    srv = start(impl, maxconns=1200)
+    n = 1000
+    sel = selectors.DefaultSelector()
+    ctx = client_ctx(certs)
+    socks = []
+    for _ in range(n):
+        raw = socket.socket()
+        raw.setblocking(False)
+        raw.connect_ex((HOST, srv.port))
+        s = ctx.wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=False)
+        socks.append(s)
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    # Meanwhile an established client keeps asking; its slowest answer is
+    # what the handshake storm costs it.
+    good = tls_connect(srv.port, client_ctx(certs))
+    worst = [0.0]
+    stop = threading.Event()
+
+    def ask():
+        i = 0
+        while not stop.is_set():
+            t0 = time.monotonic()
+            assert request(good, b"set g%d 0 0 1\r\nx\r\n" % (i % 50)) == b"STORED\r\n"
+            worst[0] = max(worst[0], time.monotonic() - t0)
+            i += 1
+
+    th = threading.Thread(target=ask)
+    th.start()
+    done, failed = 0, 0
+    deadline = time.monotonic() + 90
+    try:
+        while done + failed < n and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                s = key.fileobj
+                try:
+                    s.do_handshake()
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    continue
+                except (ssl.SSLError, OSError):
+                    failed += 1
+                    sel.unregister(s)
+                    continue
+                done += 1
+                sel.unregister(s)
+    finally:
+        stop.set()
+        th.join(30)
+        for s in socks:
+            s.close()
+    assert done == n, (done, failed)
+    st = stats(good)
+    good.close()
+    print("%s: %d handshakes, slowest set of the other client %.3f s"
+          % (impl[0], n, worst[0]))
+    assert worst[0] < 5.0
+    if is_percore(impl):
+        assert int(st["tls_handshakes"]) >= n
+
+
+# ---- start-up ----------------------------------------------------------------
+
+@by_name(IMPLS)
+def test_bad_certificate_file_stops_start_up(certs, impl, tmp_path):
+    name, binary, extra = impl
+    bad = tmp_path / "bad.pem"
+    bad.write_text("garbage\n")
+    args = [binary, "-p", str(free_port()), "-l", HOST, "-U", "0", *extra, "-Z", "-o",
+            "ssl_chain_cert=%s,ssl_key=%s" % (bad, certs.server[1])]
+    if binary == MEMCACHED and os.geteuid() == 0:
+        args += ["-u", "root"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    assert r.returncode == 64, (r.returncode, r.stderr)
+    assert "Error loading the certificate chain: %s" % bad in r.stderr, r.stderr
+    key = open(certs.server[1]).read()
+    assert key.splitlines()[1] not in r.stderr   # no key material in a log
+
+
+@pytest.mark.skipif(not PERCORE, reason="percore not under test")
+def test_udp_with_tls_is_refused(certs):
+    r = subprocess.run([PERCORE, "-p", str(free_port()), "-U", str(free_port()),
+                        *tls_args(certs)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 64
+    assert "Cannot enable UDP while TLS is enabled" in r.stderr
+
+
+@by_name(PERCORE_IMPLS)
+def test_min_version_tls13(start, certs, impl):
+    srv = start(impl, ["ssl_min_version=tlsv1.3"])
+    old = client_ctx(certs)
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert rejected(srv.port, old)
+    assert not rejected(srv.port, client_ctx(certs))
+
+
+@by_name(IMPLS)
+def test_session_cache_resumes(start, certs, impl):
+    srv = start(impl, ["ssl_session_cache"])
+    ctx = client_ctx(certs)
+    s = tls_connect(srv.port, ctx)
+    assert request(s, b"version\r\n").startswith(b"VERSION")   # tickets arrive with it
+    sess = s.session
+    s.close()
+    raw = socket.create_connection((HOST, srv.port), timeout=5)
+    s2 = ctx.wrap_socket(raw, server_hostname="localhost", session=sess)
+    try:
+        assert request(s2, b"version\r\n").startswith(b"VERSION")
+        assert s2.session_reused
+        if is_percore(impl):
+            assert int(stats(s2)["tls_resumed"]) == 1
+    finally:
+        s2.close()
