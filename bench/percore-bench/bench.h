@@ -38,6 +38,7 @@ struct config {
     int quiet;
     int spin_us;            /* open loop: busy-poll this long before each arrival */
     uint64_t seed;
+    int tls;                /* --tls: TCP connections speak TLS (tls.c) */
 };
 
 struct result {

@@ -10,6 +10,7 @@
 #include "bench.h"
 #include "schedule.h"
 #include "udp.h"
+#include "tls.h"
 #include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +69,7 @@ struct inflight {
 
 struct conn {
     int fd, idx, up, writing;
+    void *ssl;            /* --tls: the session over fd */
     int dirty;
     struct buf out;
     char *in;
@@ -187,6 +189,10 @@ static int conn_up(struct worker *w, struct conn *cn)
     int fd = sock_connect(w->c, w->udp ? SOCK_DGRAM : SOCK_STREAM);
     if (fd < 0)
         return -1;
+    if (w->c->tls && !(cn->ssl = pb_tls_connect(fd))) {
+        close(fd);
+        return -1;
+    }
     cn->fd = fd;
     cn->up = 1;
     cn->writing = 0;
@@ -206,6 +212,8 @@ static void conn_fail(struct worker *w, struct conn *cn, int timed_out, uint64_t
     w->inflight -= cn->qn;
     cn->qn = 0;
     cn->qhead = 0;
+    pb_tls_free(cn->ssl);
+    cn->ssl = NULL;
     close(cn->fd);
     cn->fd = -1;
     cn->up = 0;
@@ -412,7 +420,18 @@ static void on_reply(struct worker *w, struct conn *cn, const struct inflight *e
     }
 }
 
+static void handle_read_once(struct worker *w, struct conn *cn);
+
+/* TLS: a record already decrypted is not on the socket any more, so epoll
+ * will not report it: read until the session holds nothing. */
 static void handle_read(struct worker *w, struct conn *cn)
+{
+    do
+        handle_read_once(w, cn);
+    while (cn->up && cn->ssl && pb_tls_pending(cn->ssl) > 0);
+}
+
+static void handle_read_once(struct worker *w, struct conn *cn)
 {
     if (cn->in_cap - cn->in_len < 16384) {
         size_t nc = cn->in_cap ? cn->in_cap * 2 : 65536;
@@ -422,7 +441,8 @@ static void handle_read(struct worker *w, struct conn *cn)
         cn->in = p;
         cn->in_cap = nc;
     }
-    ssize_t n = recv(cn->fd, cn->in + cn->in_len, cn->in_cap - cn->in_len, 0);
+    ssize_t n = cn->ssl ? pb_tls_recv(cn->ssl, cn->in + cn->in_len, cn->in_cap - cn->in_len)
+                        : recv(cn->fd, cn->in + cn->in_len, cn->in_cap - cn->in_len, 0);
     uint64_t now = now_ns();
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         conn_fail(w, cn, 0, now);
@@ -567,7 +587,8 @@ static void flush(struct worker *w, struct conn *cn)
         return;
     }
     while (cn->out.off < cn->out.len) {
-        ssize_t n = send(cn->fd, cn->out.p + cn->out.off, cn->out.len - cn->out.off, MSG_NOSIGNAL);
+        ssize_t n = cn->ssl ? pb_tls_send(cn->ssl, cn->out.p + cn->out.off, cn->out.len - cn->out.off)
+                            : send(cn->fd, cn->out.p + cn->out.off, cn->out.len - cn->out.off, MSG_NOSIGNAL);
         if (n > 0) {
             cn->out.off += (size_t)n;
             continue;
@@ -838,6 +859,10 @@ int bench_run(const struct config *c, struct result *out)
         memset(out, 0, sizeof *out);
         return -1;
     }
+    if (c->tls && pb_tls_init() < 0) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
     struct shared sh;
     memset(&sh, 0, sizeof sh);
     pthread_barrier_init(&sh.bar, NULL, (unsigned)c->threads + 1);
@@ -958,6 +983,7 @@ int bench_run(const struct config *c, struct result *out)
             stop_at = w->stop_at;
         for (int i = 0; i < w->nconns; i++) {
             struct conn *cn = &w->conns[i];
+            pb_tls_free(cn->ssl);
             if (cn->fd >= 0)
                 close(cn->fd);
             buf_free(&cn->out);

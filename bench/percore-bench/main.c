@@ -52,6 +52,7 @@ static void usage(FILE *f)
 "      --hgrm FILE        HdrHistogram percentile distribution (.hgrm, ms) of all requests'\n"
 "                         latency; with several runs the Nth (N > 1) goes to FILE-N\n"
 "  -V, --version          print the version and exit\n"
+"      --tls              TCP connections speak TLS (server started with -Z; not verified)\n"
 "  -q, --quiet            no progress line on stderr\n"
 "  -h, --help\n", UDP_MAX_DATAGRAM, PB_MAX_MULTIGET);
 }
@@ -134,7 +135,7 @@ static int parse_rates(const char *s, double *rates)
 enum {
     O_PROTO = 256, O_CLOSED, O_DEPTH, O_MAXOUT, O_TIMEOUT, O_SWEEP, O_CSV, O_KEYS, O_KSIZE, O_VSIZE,
     O_VMAX, O_GETR, O_DIST, O_SKEW, O_MULTI, O_WARM, O_MISS, O_SEED, O_JSON, O_HOST, O_PORT, O_SPIN,
-    O_HGRM
+    O_HGRM, O_TLS
 };
 
 int main(int argc, char **argv)
@@ -157,6 +158,7 @@ int main(int argc, char **argv)
         { "multiget", required_argument, 0, O_MULTI }, { "warmup", no_argument, 0, O_WARM },
         { "miss-set", no_argument, 0, O_MISS },     { "seed", required_argument, 0, O_SEED },
         { "spin-us", required_argument, 0, O_SPIN },
+        { "tls", no_argument, 0, O_TLS },
         { "json", no_argument, 0, O_JSON },         { "quiet", no_argument, 0, 'q' },
         { "hgrm", required_argument, 0, O_HGRM },   { "version", no_argument, 0, 'V' },
         { "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 }
@@ -233,6 +235,7 @@ int main(int argc, char **argv)
         case O_SEED: c.seed = strtoull(optarg, NULL, 10); break;
         case O_JSON: json = 1; break;
         case O_SPIN: c.spin_us = atoi(optarg); break;
+        case O_TLS: c.tls = 1; break;
         case 'q': c.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("percore-bench " PB_VERSION "\n"); return 0;
@@ -257,6 +260,10 @@ int main(int argc, char **argv)
         c.multiget < 1 || c.multiget > PB_MAX_MULTIGET || c.get_ratio < 0 || c.get_ratio > 1 ||
         c.timeout <= 0 || c.duration <= 0 || (!c.closed && c.rate <= 0) || c.skew < 0) {
         fprintf(stderr, "percore-bench: option out of range (see --help)\n");
+        return 2;
+    }
+    if (c.tls && c.proto == PROTO_UDP) {
+        fprintf(stderr, "percore-bench: --tls is for TCP (--proto text|meta)\n");
         return 2;
     }
     if (c.proto == PROTO_UDP) {
