@@ -354,7 +354,7 @@ void conn_accept_fd(struct loop *l, int fd)
     c->l = l;
     c->last_active = l->now;
     c->events = EV_READ;
-    if (tls_enabled() && !(c->tls = tls_conn_new(l->id, l->now))) {
+    if (tls_wanted(l, fd) && !(c->tls = tls_conn_new(l->id, l->now))) {
         close(fd);
         free(c);
         atomic_fetch_sub(&global_conns, 1);

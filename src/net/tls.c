@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include "util/log.h"
 #include "util/options.h"
 #include "util/tls_opts.h"
+#include "net/loop.h"
 #include "net/tls.h"
 
 #ifndef HAVE_OPENSSL
@@ -30,6 +32,7 @@ int tls_setup(void)
 }
 void tls_teardown(void) {}
 bool tls_enabled(void) { return false; }
+bool tls_wanted(const struct loop *l, int fd) { return false; }
 int tls_refresh(char *err, size_t n) { snprintf(err, n, "Error TLS not enabled"); return -1; }
 unsigned long tls_cert_age(void) { return 0; }
 const char *tls_kernel_state(void) { return "no"; }
@@ -300,6 +303,48 @@ const char *tls_kernel_state(void)
 }
 
 /* ---- sessions ------------------------------------------------------------ */
+
+static bool same_listener(const struct sockaddr_storage *conn, const struct sockaddr_storage *ls)
+{
+    if (conn->ss_family != ls->ss_family)
+        return false;
+    if (conn->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)conn, *b = (const void *)ls;
+        return a->sin_port == b->sin_port &&
+               (b->sin_addr.s_addr == htonl(INADDR_ANY) || a->sin_addr.s_addr == b->sin_addr.s_addr);
+    }
+    if (conn->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)conn, *b = (const void *)ls;
+        return a->sin6_port == b->sin6_port &&
+               (IN6_IS_ADDR_UNSPECIFIED(&b->sin6_addr) ||
+                !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr));
+    }
+    return false;
+}
+
+/* Only with "notls:" listeners does an accept cost these getsockname()s.
+ * A worker's TCP listeners are opened in -l order (server/worker.c), so
+ * listener i is -l address i; a UNIX socket (-s) turns TCP off. */
+bool tls_wanted(const struct loop *l, int fd)
+{
+    unsigned mask = tls_settings.notls_mask;
+    if (!tls_settings.enabled)
+        return false;
+    if (!mask || settings.unix_path)
+        return true;
+    struct sockaddr_storage me, ls;
+    socklen_t n = sizeof me;
+    if (getsockname(fd, (struct sockaddr *)&me, &n) < 0)
+        return true;
+    for (int i = 0; i < l->nlisten && i < 32; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        n = sizeof ls;
+        if (getsockname(l->listen[i].fd, (struct sockaddr *)&ls, &n) == 0 && same_listener(&me, &ls))
+            return false;
+    }
+    return true;
+}
 
 struct tls_conn *tls_conn_new(unsigned wid, uint32_t now)
 {

@@ -56,6 +56,10 @@ unsigned long tls_cert_age(void);
 /* Whether the record layer runs in the kernel (ssl_kernel_tls), in words. */
 const char *tls_kernel_state(void);
 
+/* Whether a connection accepted on socket fd speaks TLS: with -Z, all but
+ * those accepted on a listener whose -l address had the "notls:" prefix. */
+struct loop;
+bool tls_wanted(const struct loop *l, int fd);
 /* A TLS session for a freshly accepted connection on worker `wid`; NULL
  * when out of memory. `now` starts the handshake clock. */
 struct tls_conn *tls_conn_new(unsigned wid, uint32_t now);

@@ -333,8 +333,10 @@ static void parse_listen(const char *arg)
 {
     char *copy = strdup(arg), *save = NULL;
     for (char *t = strtok_r(copy, ",;", &save); t; t = strtok_r(NULL, ",;", &save)) {
-        if (!strncmp(t, "notls:", 6))
+        if (!strncmp(t, "notls:", 6)) {
             t += 6;
+            tls_settings.notls_mask |= 1u << settings.nlisten;   /* this address, below */
+        }
         char *host = t, *port = NULL;
         if (*t == '[') {
             char *close = strchr(t, ']');

@@ -21,6 +21,7 @@ struct tls_settings {
     bool  session_cache;    /* ssl_session_cache: server-side session resumption */
     bool  kernel_tls;       /* ssl_kernel_tls: ask for kTLS (net/tls.c says if it got it) */
     int   min_version;      /* ssl_min_version: 0..3 = TLS 1.0..1.3 */
+    unsigned notls_mask;    /* bit i: -l address i had memcached's "notls:" prefix */
 };
 
 extern struct tls_settings tls_settings;

@@ -55,10 +55,10 @@ def start(certs):
     """start(impl, opts=(), probe_cert=None, server=None, **Server kw)."""
     started = []
 
-    def make(impl, opts=(), probe_cert=None, server=None, threads=2, **kw):
+    def make(impl, opts=(), probe_cert=None, server=None, threads=2, extra_listen=(), **kw):
         name, binary, extra = impl
         s = TlsServer(client_ctx(certs, cert=probe_cert), binary=binary, threads=threads,
-                      extra=[*extra, *tls_args(certs, opts, server)], **kw)
+                      extra=[*extra, *extra_listen, *tls_args(certs, opts, server)], **kw)
         started.append(s)
         return s
 
@@ -414,6 +414,28 @@ def test_1000_handshakes_at_once(start, certs, impl):
     assert worst[0] < 5.0
     if is_percore(impl):
         assert int(st["tls_handshakes"]) >= n
+
+
+@by_name(IMPLS)
+def test_notls_listener_stays_clear_text(start, certs, impl):
+    clear = free_port()
+    srv = start(impl, extra_listen=["-l", "notls:%s:%d" % (HOST, clear)])
+    plain = socket.create_connection((HOST, clear), timeout=5)
+    try:
+        plain.sendall(b"set nt 0 0 2\r\nhi\r\nget nt\r\n")
+        assert request(plain, b"", b"END\r\n") == b"STORED\r\nVALUE nt 0 2\r\nhi\r\nEND\r\n"
+    finally:
+        plain.close()
+    s = tls_connect(srv.port, client_ctx(certs))
+    try:
+        assert request(s, b"get nt\r\n", b"END\r\n") == b"VALUE nt 0 2\r\nhi\r\nEND\r\n"
+    finally:
+        s.close()
+    raw = socket.create_connection((HOST, srv.port), timeout=5)
+    raw.sendall(b"get nt\r\n")
+    closed, data = closed_within(raw, 5)
+    raw.close()
+    assert closed and b"VALUE" not in data
 
 
 # ---- start-up ----------------------------------------------------------------
