@@ -15,7 +15,8 @@
 #      start-up, handshakes and preload cancel out). Stable on a noisy box.
 #   bench/tls.sh [BUILD_DIR]      knobs: RATE (10000) SECS (5) HS_SECS (5)
 #                                  CONNS (8) VALUE (100) SERVER_CPU (0) CLIENT_CPU (1)
-#                                  CALLGRIND (0) CG_N (5000) CG_RATE (2000)
+#                                  CALLGRIND (0) CG_N (5000) CG_RATE (2000) CG_ONLY (0:
+#                                  1 = only the callgrind part)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -84,6 +85,7 @@ run() {
         printf "%-18s %9s %11s %8.0f %8s %8s %8s %8s %10.2f %4s\n", name, hs, hsc, $3, $4, $6, $7, $9, cpu, $10 + $11 }'
 }
 
+if [ "${CG_ONLY:-0}" != 1 ]; then
 printf "%-18s %9s %11s %8s %8s %8s %8s %8s %10s %4s\n" server handshakes hs/cpu-sec \
     gets/s p50_us p99_us p999_us max_us cpu_us/req err
 run percore-plain 0 "$PERCORE" -t 1 -U 0 -l 127.0.0.1
@@ -91,6 +93,7 @@ run percore-tls-uring 1 "$PERCORE" -t 1 -U 0 -l 127.0.0.1 --io=uring -Z -o "$TLS
 run percore-tls-epoll 1 "$PERCORE" -t 1 -U 0 -l 127.0.0.1 --io=epoll -Z -o "$TLSOPT"
 run memcached-plain 0 "$MEMCACHED" "${root[@]}" -t 1 -U 0 -l 127.0.0.1
 run memcached-tls 1 "$MEMCACHED" "${root[@]}" -t 1 -U 0 -l 127.0.0.1 -Z -o "$TLSOPT"
+fi
 # cg NAME TLS CMD...: instructions per get under callgrind.
 cg() {
     local name=$1 tls=$2
@@ -100,7 +103,7 @@ cg() {
     for n in "$CG_N" $((CG_N * 2)); do
         local port f=$dir/cg.$name.$n.out
         port=$(bench_free_port)
-        bench_start "$name" "$SERVER_CPU" "$dir/cg.$name.log" valgrind --tool=callgrind \
+        BENCH_NOFILE=1024 bench_start "$name" "$SERVER_CPU" "$dir/cg.$name.log" valgrind --tool=callgrind \
             --callgrind-out-file="$f" "$@" -p "$port"
         local pid=$BENCH_PID
         if [ "$tls" = 1 ]; then tls_wait "$port"; else bench_wait "$port" 60; fi
@@ -122,8 +125,10 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
     cg percore-plain 0 "$PERCORE" -t 1 -U 0 -l 127.0.0.1 --io=epoll
     cg percore-tls-epoll 1 "$PERCORE" -t 1 -U 0 -l 127.0.0.1 --io=epoll -Z -o "$TLSOPT"
     cg percore-tls-uring 1 "$PERCORE" -t 1 -U 0 -l 127.0.0.1 --io=uring -Z -o "$TLSOPT"
-    cg memcached-plain 0 "$MEMCACHED" "${root[@]}" -t 1 -U 0 -l 127.0.0.1
-    cg memcached-tls 1 "$MEMCACHED" "${root[@]}" -t 1 -U 0 -l 127.0.0.1 -Z -o "$TLSOPT"
+    # Under valgrind the descriptor hard limit is fixed (1024, 12 of them
+    # valgrind's): memcached's -c must fit or it refuses to start.
+    cg memcached-plain 0 "$MEMCACHED" "${root[@]}" -c 1012 -t 1 -U 0 -l 127.0.0.1
+    cg memcached-tls 1 "$MEMCACHED" "${root[@]}" -c 1012 -t 1 -U 0 -l 127.0.0.1 -Z -o "$TLSOPT"
 fi
 echo
 echo "commands:"
