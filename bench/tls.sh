@@ -10,12 +10,14 @@
 # and s_time pinned to CLIENT_CPU. Certificates are made here (EC P-256,
 # self-signed) in a temporary directory.
 #   3. with CALLGRIND=1: user-space instructions per get under
-#      valgrind --tool=callgrind (open loop, CG_RATE gets/s over CONNS
-#      connections; runs of CG_N and 2*CG_N gets, the difference / CG_N, so
-#      start-up, handshakes and preload cancel out). Stable on a noisy box.
+#      valgrind --tool=callgrind (closed loop, one connection, one request
+#      outstanding: every get is its own wake-up, its own TLS record each
+#      way, so a busy machine cannot change the count by batching; runs of
+#      CG_N and 2*CG_N gets, the difference / CG_N, so start-up, handshakes
+#      and preload cancel out).
 #   bench/tls.sh [BUILD_DIR]      knobs: RATE (10000) SECS (5) HS_SECS (5)
 #                                  CONNS (8) VALUE (100) SERVER_CPU (0) CLIENT_CPU (1)
-#                                  CALLGRIND (0) CG_N (5000) CG_RATE (2000) CG_ONLY (0:
+#                                  CALLGRIND (0) CG_N (5000) CG_ONLY (0:
 #                                  1 = only the callgrind part)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -107,19 +109,19 @@ cg() {
             --callgrind-out-file="$f" "$@" -p "$port"
         local pid=$BENCH_PID
         if [ "$tls" = 1 ]; then tls_wait "$port"; else bench_wait "$port" 60; fi
-        taskset -c "$CLIENT_CPU" "$PB" -s "127.0.0.1:$port" "${tflag[@]}" --warmup -r "$CG_RATE" \
-            -n "$n" -d 300 --timeout 10 --keys 10000 --value-size "$VALUE" --get-ratio 1 -c "$CONNS" \
+        taskset -c "$CLIENT_CPU" "$PB" -s "127.0.0.1:$port" "${tflag[@]}" --warmup --closed -c 1 \
+            -n "$n" -d 300 --timeout 10 --keys 10000 --value-size "$VALUE" --get-ratio 1 \
             -q > /dev/null
         BENCH_STOP_WAIT_TENTHS=600 bench_stop "$pid"
         irs+=("$(grep -E '^(summary|totals):' "$f" 2>/dev/null | head -1 | awk '{print $2}')")
     done
-    echo "# callgrind $name: valgrind --tool=callgrind $* ; $PB ${tflag[*]} --warmup -r $CG_RATE -n $CG_N|$((CG_N * 2)) --keys 10000 --value-size $VALUE --get-ratio 1 -c $CONNS" >> "$dir/commands"
+    echo "# callgrind $name: valgrind --tool=callgrind $* ; $PB ${tflag[*]} --warmup --closed -c 1 -n $CG_N|$((CG_N * 2)) --keys 10000 --value-size $VALUE --get-ratio 1" >> "$dir/commands"
     awk -v a="${irs[0]:-0}" -v b="${irs[1]:-0}" -v n="$CG_N" -v name="$name" \
         'BEGIN { printf "%-18s %s\n", name, (a && b) ? sprintf("%.0f", (b - a) / n) : "no totals" }'
 }
 
 if [ "${CALLGRIND:-0}" = 1 ]; then
-    CG_N=${CG_N:-5000} CG_RATE=${CG_RATE:-2000}
+    CG_N=${CG_N:-5000}
     echo
     printf "%-18s %s\n" server "instructions/get (user space, callgrind)"
     cg percore-plain 0 "$PERCORE" -t 1 -U 0 -l 127.0.0.1 --io=epoll
