@@ -771,7 +771,9 @@ static bool tls_input(struct conn *c)
         return false;
     case TLS_LATER:
         /* This worker's handshakes for the iteration are spent: continue
-         * after every other connection had its turn. */
+         * after every other connection had its turn. The wait is ours, not
+         * the client's: its handshake deadline starts again. */
+        c->tls->started = c->l->now;
         c->feed_pending = false;
         resume_later(c);
         return true;
