@@ -104,9 +104,9 @@ static SSL_CTX *ctx_build(char *err, size_t n)
      * writes never happen with a memory BIO, but say that a retried write
      * may come from another address (the output buffer can move). */
     SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    /* An idle session gives its record buffers (2 x ~17 KiB) back: a
-     * thousand idle TLS clients must not cost 34 MB. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* SSL_MODE_RELEASE_BUFFERS is not set: it would save an idle session
+     * about 9 KiB but costs 1,400 instructions per get (a free and a malloc
+     * of the record buffers around every request; docs/performance.md). */
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                         SSL_OP_NO_RENEGOTIATION);
     if (!ts->chain_cert) {
