@@ -444,6 +444,28 @@ def test_notls_listener_stays_clear_text(start, certs, impl):
     assert closed and b"VALUE" not in data
 
 
+@by_name(IMPLS)
+def test_ascii_auth_over_tls(start, certs, impl, tmp_path):
+    """-Y sits on top of TLS: the login is the first command inside the
+    session, and the password never crosses the network in clear."""
+    auth = tmp_path / "auth"
+    auth.write_text("alice:s3cret\n")
+    auth.chmod(0o600)
+    srv = start(impl, extra_listen=["-Y", str(auth)], probe_cert=None)
+    s = tls_connect(srv.port, client_ctx(certs))
+    try:
+        assert request(s, b"get k\r\n").startswith(b"CLIENT_ERROR")
+    finally:
+        s.close()
+    s = tls_connect(srv.port, client_ctx(certs))
+    try:
+        assert request(s, b"set auth 0 0 12\r\nalice s3cret\r\n") == b"STORED\r\n"
+        assert request(s, b"set k 0 0 1\r\nv\r\n") == b"STORED\r\n"
+        assert request(s, b"get k\r\n", b"END\r\n") == b"VALUE k 0 1\r\nv\r\nEND\r\n"
+    finally:
+        s.close()
+
+
 # ---- start-up ----------------------------------------------------------------
 
 @by_name(IMPLS)
