@@ -102,8 +102,8 @@ static __always_inline int csum_partial6(const struct ipv6hdr *ip6, const struct
     return udp->check == fold(s);
 }
 
-SEC("xdp")
-int xdp_steer(struct xdp_md *ctx)
+/* The whole program; guard_csum is a constant (see the two entry points). */
+static __always_inline int steer(struct xdp_md *ctx, const int guard_csum)
 {
     void *data = (void *)(long)ctx->data;
     void *end = (void *)(long)ctx->data_end;
@@ -134,7 +134,7 @@ int xdp_steer(struct xdp_md *ctx)
     struct udphdr *udp = data + off;
     if ((void *)(udp + 1) > end || udp->dest != bpf_htons(udp_port))
         return count(XDP_CNT_PASSED, XDP_PASS);
-    if (ip ? csum_partial4(ip, udp) : ip6 && csum_partial6(ip6, udp))
+    if (guard_csum && (ip ? csum_partial4(ip, udp) : ip6 && csum_partial6(ip6, udp)))
         return count(XDP_CNT_CSUM_PARTIAL, XDP_PASS);
 
     /* The datagram ends where the UDP length says (short frames may carry
@@ -159,6 +159,21 @@ int xdp_steer(struct xdp_md *ctx)
     if (verdict != XDP_REDIRECT)
         return count(XDP_CNT_NO_CPU, verdict);
     return count(XDP_CNT_REDIRECTED + worker, verdict);
+}
+
+/* Native mode: the packet is a bare frame, and so is what the cpumap gets. */
+SEC("xdp")
+int xdp_steer(struct xdp_md *ctx)
+{
+    return steer(ctx, 1);
+}
+
+/* Generic mode: the skb itself is queued to the owner's CPU, keeping its
+ * checksum state, so nothing needs guarding. */
+SEC("xdp")
+int xdp_steer_skb(struct xdp_md *ctx)
+{
+    return steer(ctx, 0);
 }
 
 /*

@@ -163,7 +163,7 @@ static int attach_one(int ifindex, bool native_only, enum xdp_steer_mode *got)
     if (native_only || err == -EBUSY || err == -EEXIST)   /* another program holds it */
         return err;
     o.flags = XDP_FLAGS_SKB_MODE;
-    fd = bpf_link_create(prog, ifindex, BPF_XDP, &o);
+    fd = bpf_link_create(bpf_program__fd(xs.sk->progs.xdp_steer_skb), ifindex, BPF_XDP, &o);
     if (fd < 0)
         return -errno;
     *got = XDP_MODE_GENERIC;
