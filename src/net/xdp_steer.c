@@ -238,8 +238,9 @@ static void add_if(int *ifs, unsigned *n, int ifindex)
         ifs[(*n)++] = ifindex;
 }
 
-/* The interfaces a datagram to these sockets can arrive on. */
-static int find_ifs(const int *group_fds, unsigned ngroups, int *ifs, unsigned *nifs)
+/* The interfaces a datagram to these sockets can arrive on; *loopback
+ * tells whether one of them is a loopback device. */
+static int find_ifs(const int *group_fds, unsigned ngroups, int *ifs, unsigned *nifs, bool *loopback)
 {
     struct ifaddrs *all;
     if (getifaddrs(&all) < 0)
@@ -258,8 +259,10 @@ static int find_ifs(const int *group_fds, unsigned ngroups, int *ifs, unsigned *
                 continue;
             /* A wildcard socket hears every interface; loopback traffic
              * is left to the socket-level program (it never met a NIC). */
-            if (any ? !(a->ifa_flags & IFF_LOOPBACK) : same_addr(a->ifa_addr, &ss))
+            if (any ? !(a->ifa_flags & IFF_LOOPBACK) : same_addr(a->ifa_addr, &ss)) {
                 add_if(ifs, nifs, (int)if_nametoindex(a->ifa_name));
+                *loopback |= (a->ifa_flags & IFF_LOOPBACK) != 0;
+            }
         }
     }
     freeifaddrs(all);
@@ -275,10 +278,17 @@ int xdp_steer_setup(const int *group_fds, unsigned ngroups, uint16_t port,
     const char *why = NULL;
     int ifs[XDP_MAX_IFS];
     unsigned nifs = 0;
-    int err = find_ifs(group_fds, ngroups, ifs, &nifs);
+    bool loopback = false;
+    int err = find_ifs(group_fds, ngroups, ifs, &nifs, &loopback);
     if (!err && nifs == 0) {
         err = -ENODEV;
         why = "no interface carries the UDP listen address";
+    }
+    /* auto wants native mode everywhere, which loopback never has: say so
+     * without loading anything (the default -l 127.0.0.1 ends here). */
+    if (!err && !must && loopback) {
+        err = -EOPNOTSUPP;
+        why = "loopback has no native XDP";
     }
     if (!err) {
         err = xdp_steer_load(port, nworkers, worker_cpu);
@@ -286,7 +296,7 @@ int xdp_steer_setup(const int *group_fds, unsigned ngroups, uint16_t port,
             why = "a worker is not pinned to a CPU (see --cpus)";
     }
     enum xdp_steer_mode mode_all = XDP_MODE_NATIVE;
-    char ifname[IF_NAMESIZE] = "?";
+    char ifname[IF_NAMESIZE] = "";   /* the interface an attachment failed on */
     for (unsigned i = 0; !err && i < nifs; i++) {
         enum xdp_steer_mode got = XDP_MODE_OFF;
         int fd = attach_one(ifs[i], !must, &got);
@@ -322,14 +332,14 @@ int xdp_steer_setup(const int *group_fds, unsigned ngroups, uint16_t port,
     xdp_steer_close();
     if (must) {
         log_err("--steering=xdp: cannot attach the XDP steering program%s%s: %s%s%s",
-                nifs ? " to " : "", nifs ? ifname : "", why ? why : strerror(-err),
+                ifname[0] ? " to " : "", ifname, why ? why : strerror(-err),
                 err == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)"
                 : err == -ENOSYS ? " (built without libbpf)" : "",
                 err == -EOPNOTSUPP ? " (the kernel cannot run XDP there)" : "");
         return -1;
     }
     log_info("UDP steering: XDP not attached (%s%s%s); steering at the socket only",
-             why ? why : strerror(-err), nifs ? " on " : "", nifs ? ifname : "");
+             why ? why : strerror(-err), ifname[0] ? " on " : "", ifname);
     return 0;
 }
 
