@@ -226,7 +226,11 @@ class NsSrv:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        return self.stderr()
+        err = self.stderr()
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+                    "runtime error:"):
+            assert bad not in err, err
+        return err
 
 
 def worker_cpus(n):
