@@ -181,10 +181,8 @@ def stat_of(path):
     return int(f[11]), int(f[12]), f[36]  # utime, stime, processor
 for p in glob.glob("/proc/%s/task/*/stat" % sys.argv[1]):
     s = stat_of(p)
-    if s:
-        d = out["srv"].setdefault(s[2], {"user": 0, "system": 0})
-        d["user"] += s[0]
-        d["system"] += s[1]
+    if s:   # per thread: its ticks and the CPU it last ran on
+        out["srv"][p.split("/")[4]] = {"user": s[0], "system": s[1], "cpu": s[2]}
 for p in glob.glob("/proc/[0-9]*/comm"):
     try:
         comm = open(p).read().strip()
@@ -298,11 +296,18 @@ a, b = json.load(open(sys.argv[18])), json.load(open(sys.argv[19]))
 n = max(1, r["completed"])
 us = 1e6 / hz / n
 cores = {}
+# The ticks of a server thread during the run go to the CPU it was on at the end:
+# exact for pinned workers, an approximation for threads that migrate.
+srv = {}
+for tid, tb in b["srv"].items():
+    ta = a["srv"].get(tid, {"user": 0, "system": 0})
+    d2 = srv.setdefault(tb["cpu"], [0, 0])
+    d2[0] += tb["user"] - ta["user"]
+    d2[1] += tb["system"] - ta["system"]
 for c in sorted(b["stat"], key=int):
-    sa, sb = a["srv"].get(c, {"user": 0, "system": 0}), b["srv"].get(c, {"user": 0, "system": 0})
     cores[c] = {
-        "srv_user_us": (sb["user"] - sa["user"]) * us,
-        "srv_sys_us": (sb["system"] - sa["system"]) * us,
+        "srv_user_us": srv.get(c, [0, 0])[0] * us,
+        "srv_sys_us": srv.get(c, [0, 0])[1] * us,
         "softirq_us": (b["stat"][c]["softirq"] - a["stat"][c]["softirq"]) * us,
         "cpumap_us": (b["cpumap"].get(c, 0) - a["cpumap"].get(c, 0)) * us,
         "net_rx_per_req": (b["net_rx"].get(c, 0) - a["net_rx"].get(c, 0)) / n,
@@ -394,7 +399,8 @@ hyper=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1)
     echo
     echo "CPU per request per core, in microseconds (clock ticks of 1/$HZ s over the run, divided by"
     echo "the requests answered): \`user\`/\`sys\`: the server's threads that ran on that core"
-    echo "(/proc/PID/task/*/stat); \`softirq\`: the core's softirq time (/proc/stat, the whole"
+    echo "(/proc/PID/task/*/stat; a thread that migrates is counted on the core it was on at the"
+    echo "end: exact for percore's pinned workers, approximate for memcached's); \`softirq\`: the core's softirq time (/proc/stat, the whole"
     echo "machine's: other jobs' network work counts too); \`cpumap\`: the cpumap kthreads of that core"
     echo "(XDP steering only: where the redirected packets go up the stack); \`NET_RX/req\`: NET_RX"
     echo "softirqs raised on that core per request (/proc/softirqs). The generator's own CPU is not"
