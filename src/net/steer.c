@@ -326,8 +326,9 @@ int steer_attach(const int *fds, unsigned n, int mode)
             return STEER_LEVEL_EBPF;
         if (mode != STEER_AUTO) {
             log_err("--steering=%s: cannot load the eBPF steering program: %s%s",
-                    mode == STEER_XDP ? "xdp" : "ebpf", strerror(-err), err == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)"
-                                   : err == -ENOSYS ? " (built without libbpf)" : "");
+                    mode == STEER_XDP ? "xdp" : "ebpf", strerror(-err),
+                    err == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)"
+                    : err == -ENOSYS ? " (built without libbpf)" : "");
             return -1;
         }
         log_info("UDP steering: eBPF unavailable (%s); trying classic BPF", strerror(-err));

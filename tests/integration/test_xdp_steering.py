@@ -154,7 +154,7 @@ class NsSrv:
     """percore in the server namespace; its stderr in a file (bounded by
     the run's length: -v logs only at start-up and exit)."""
 
-    def __init__(self, net, steering, threads=2, listen=None, cpus=None, prefix=(), check=True):
+    def __init__(self, net, steering, threads=2, listen=None, cpus=None, prefix=(), extra=(), check=True):
         self.net, self.tcp, self.udp = net, 11211, 11311
         self.err = tempfile.TemporaryFile()
         self.threads = threads
@@ -165,6 +165,7 @@ class NsSrv:
             argv += ["-l", l]
         if cpus:
             argv += ["--cpus", ",".join(map(str, cpus))]
+        argv += list(extra)
         # ip netns exec execs the command: the PID is percore's.
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.err, stderr=self.err)
         self.host = listen[0]
@@ -397,6 +398,21 @@ def test_generic_mode_on_loopback(net):
         assert int(st["udp_forwarded"]) == 0
     finally:
         srv.stop()
+
+
+def test_xdp_kept_after_dropping_privileges(net):
+    """-u nobody: the program and its links were set up before the drop and
+    stay; steering goes on."""
+    srv = NsSrv(net, "xdp", cpus=worker_cpus(2), extra=["-u", "nobody"])
+    try:
+        assert srv.stats()["steering"] == "xdp-native"
+        with open(f"/proc/{srv.proc.pid}/status") as f:
+            assert any(l.startswith("Uid:") and l.split()[1] != "0" for l in f)
+        assert run(srv, [b"set n 0 0 1\r\n1\r\n", b"get n\r\n"]) == [b"STORED\r\n", b"VALUE n 0 1\r\n1\r\nEND\r\n"]
+        assert int(srv.stats()["xdp_redirected"]) == 2
+    finally:
+        srv.stop()
+    assert not net.xdp_on()
 
 
 def test_auto_takes_native_xdp_on_veth(net):
