@@ -276,20 +276,24 @@ def test_xdp_steers_every_request_to_its_owners_cpu(net):
         d = {k: int(v) - before.get(k, 0) for k, v in st.items() if k in before}
         n = len(bodies)
         assert int(st["udp_forwarded"]) == 0
-        assert d["xdp_redirected"] == n, (st, srv_err)
-        assert d["xdp_unparsable"] == 0 and d["xdp_no_cpu"] == 0 and d["xdp_csum_partial"] == 0
+        # A full checksum that equals the pseudo-header sum (1 datagram in
+        # 65,536) passes as if left to offload (docs/steering.md): allowed.
+        miss = d["xdp_csum_partial"]
+        assert miss <= 3, (st, srv_err)
+        assert d["xdp_redirected"] + miss == n, (st, srv_err)
+        assert d["xdp_unparsable"] == 0 and d["xdp_no_cpu"] == 0
         per = [0, 0]
         for b in bodies:
             line = b.split(b"\r\n")[0].split(b" ")
             per[owner(line[2] if line[0] == b"gat" else line[1], 2)] += 1
         for w in range(2):
-            assert d[f"worker_{w}_xdp_redirected"] == per[w]
+            assert per[w] - miss <= d[f"worker_{w}_xdp_redirected"] <= per[w]
             assert d[f"worker_{w}_udp_requests"] == per[w]
-        # Each request arrived (cpumap program's per-CPU counter) on the CPU
-        # of the worker that owns its key.
+        # Each redirected request arrived (the cpumap program's per-CPU
+        # counter) on the CPU of the worker that owns its key.
         by_cpu = {}
         for w, c in enumerate(cpus):
-            by_cpu[c] = by_cpu.get(c, 0) + per[w]
+            by_cpu[c] = by_cpu.get(c, 0) + d[f"worker_{w}_xdp_redirected"]
         for c, cnt in by_cpu.items():
             assert d[f"xdp_arrived_cpu_{c}"] == cnt
     finally:
@@ -314,7 +318,8 @@ def test_tcp_on_the_same_interface_unaffected(net):
         assert int(st["xdp_redirected"]) == 0
         # UDP on the same interface meanwhile still steered.
         assert run(srv, [b"set u 0 0 1\r\n1\r\n", b"get u\r\n"]) == [b"STORED\r\n", b"VALUE u 0 1\r\n1\r\nEND\r\n"]
-        assert int(srv.stats()["xdp_redirected"]) == 2
+        st = srv.stats()
+        assert int(st["xdp_redirected"]) + int(st["xdp_csum_partial"]) == 2   # see above
     finally:
         srv.stop()
 
@@ -409,7 +414,8 @@ def test_xdp_kept_after_dropping_privileges(net):
         with open(f"/proc/{srv.proc.pid}/status") as f:
             assert any(l.startswith("Uid:") and l.split()[1] != "0" for l in f)
         assert run(srv, [b"set n 0 0 1\r\n1\r\n", b"get n\r\n"]) == [b"STORED\r\n", b"VALUE n 0 1\r\n1\r\nEND\r\n"]
-        assert int(srv.stats()["xdp_redirected"]) == 2
+        st = srv.stats()
+        assert int(st["xdp_redirected"]) + int(st["xdp_csum_partial"]) == 2
     finally:
         srv.stop()
     assert not net.xdp_on()
