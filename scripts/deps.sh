@@ -14,7 +14,7 @@ libsasl2-dev libsasl2-modules libsasl2-modules-db"
 # Unit tests (cmocka), the reference server and clients the integration
 # tests drive, and the tools the benchmarks and soak use.
 TEST_PKGS="libcmocka-dev memcached python3 python3-pytest python3-pymemcache python3-pylibmc python3-cryptography openssl
-libmemcached-tools gnuplot-nox valgrind iproute2 nutcracker ruby ruby-dalli sasl2-bin
+libmemcached-tools gnuplot-nox valgrind iproute2 ethtool nutcracker ruby ruby-dalli sasl2-bin
 python3-prometheus-client curl"
 case "${1:-test}" in
 run)  PKGS="$RUN_PKGS" ;;

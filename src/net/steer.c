@@ -319,14 +319,16 @@ int steer_attach(const int *fds, unsigned n, int mode)
     int err;
     if (mode == STEER_OFF)
         return STEER_LEVEL_HASH;
-    if (mode == STEER_EBPF || mode == STEER_AUTO) {
+    /* XDP steering keeps the socket-level eBPF program behind it. */
+    if (mode == STEER_EBPF || mode == STEER_AUTO || mode == STEER_XDP) {
         err = steer_attach_ebpf(fds, n);
         if (!err)
             return STEER_LEVEL_EBPF;
-        if (mode == STEER_EBPF) {
-            log_err("--steering=ebpf: cannot load the eBPF steering program: %s%s",
-                    strerror(-err), err == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)"
-                                   : err == -ENOSYS ? " (built without libbpf)" : "");
+        if (mode != STEER_AUTO) {
+            log_err("--steering=%s: cannot load the eBPF steering program: %s%s",
+                    mode == STEER_XDP ? "xdp" : "ebpf", strerror(-err),
+                    err == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)"
+                    : err == -ENOSYS ? " (built without libbpf)" : "");
             return -1;
         }
         log_info("UDP steering: eBPF unavailable (%s); trying classic BPF", strerror(-err));

@@ -36,6 +36,7 @@
 #include "util/log.h"
 #include "net/listener.h"
 #include "net/steer.h"
+#include "net/xdp_steer.h"
 #include "net/udp.h"
 
 #define UDP_HDR        8
@@ -550,6 +551,7 @@ int udp_setup(struct loop *const *loops, unsigned nworkers)
         }
     }
     int level = STEER_LEVEL_EBPF;
+    int group_fds[MAX_LISTEN];
     for (int a = 0; a < settings.nlisten; a++) {
         /* Sockets join the reuseport group in worker order, so index i in
          * the group is worker i: the cBPF fallback relies on it. */
@@ -563,6 +565,8 @@ int udp_setup(struct loop *const *loops, unsigned nworkers)
             l->udp[a].fd = fd;
             l->nudp++;
             fds[i] = fd;
+            if (i == 0)
+                group_fds[a] = fd;
             if (reactor_add(&l->reactor, fd, EV_READ, &l->udp[a]) < 0)
                 return -1;
         }
@@ -573,6 +577,16 @@ int udp_setup(struct loop *const *loops, unsigned nworkers)
             level = got;
     }
     steer_level = level;
+    /* XDP in front of the socket-level program: sends each request to its
+     * owner's CPU before the stack runs (net/xdp_steer.c). */
+    if (level == STEER_LEVEL_EBPF && (settings.steering == STEER_XDP || settings.steering == STEER_AUTO)) {
+        int cpu[MAX_WORKERS];
+        for (unsigned i = 0; i < nworkers; i++)
+            cpu[i] = loops[i]->cpu;
+        if (xdp_steer_setup(group_fds, (unsigned)settings.nlisten, (uint16_t)settings.udp_port,
+                            nworkers, cpu, settings.steering) < 0)
+            return -1;
+    }
     if (settings.steering == STEER_AUTO && level != STEER_LEVEL_EBPF)
         log_warn("UDP steering: %s (eBPF not available); requests for other workers' keys "
                  "are forwarded between workers", steer_level_name(level));
@@ -581,5 +595,9 @@ int udp_setup(struct loop *const *loops, unsigned nworkers)
 
 const char *udp_steering_name(void)
 {
-    return steer_level_name(steer_level);
+    switch (xdp_steer_mode()) {
+    case XDP_MODE_NATIVE:  return "xdp-native";
+    case XDP_MODE_GENERIC: return "xdp-generic";
+    default:               return steer_level_name(steer_level);
+    }
 }

@@ -22,6 +22,7 @@
 #include "net/tls.h"
 #include "net/udp.h"
 #include "util/tls_opts.h"
+#include "net/xdp_steer.h"
 
 static void sum_stores(struct store_stats *t)
 {
@@ -147,6 +148,7 @@ static void general(struct worker *w, struct stats_out *so)
 #define OWN(f) stats_emitf(so, #f, "%llu", (unsigned long long)stat_get(&sum.f));
     WORKER_OWN_COUNTERS(OWN)
 #undef OWN
+    xdp_steer_stats(so, nworkers);   /* the XDP program's counters, when it runs */
     for (unsigned i = 0; i < nworkers; i++) {
         char name[64];
 #define PERW(f) \

@@ -63,7 +63,7 @@ struct settings settings;
     X("napi_ids",        1, 'N', "<num>",  "accepted for memcached compatibility; no effect") \
     X("cpus",            1, 0x100, "<list>", "CPUs for the workers, e.g. 0-3,6 (default: those allowed)") \
     X("io",              1, 0x101, "<name>", "I/O backend: uring, epoll or poll (busy-poll) (default: uring, epoll where not permitted)") \
-    X("steering",        1, 0x102, "<mode>", "UDP request steering: auto, ebpf, cbpf or off (default: auto)") \
+    X("steering",        1, 0x102, "<mode>", "UDP request steering: auto, xdp, ebpf, cbpf or off (default: auto)") \
     X("idle-timeout",    1, 0x103, "<sec>",  "close connections idle this long (default: 0, never)") \
     X("max-conn-output", 1, 0x104, "<num>",  "stop reading a client with this much unsent output (default: 4m)") \
     X("max-get-keys",    1, 0x105, "<num>",  "most keys in one get (default: 0, unlimited)") \
@@ -522,7 +522,8 @@ int options_parse(int argc, char **argv)
             else if (!strcmp(optarg, "ebpf")) settings.steering = STEER_EBPF;
             else if (!strcmp(optarg, "cbpf")) settings.steering = STEER_CBPF;
             else if (!strcmp(optarg, "off")) settings.steering = STEER_OFF;
-            else die_usage("unknown steering mode '%s' (auto, ebpf, cbpf, off)", optarg);
+            else if (!strcmp(optarg, "xdp")) settings.steering = STEER_XDP;
+            else die_usage("unknown steering mode '%s' (auto, xdp, ebpf, cbpf, off)", optarg);
             break;
         case 0x103: settings.idle_timeout = (int)parse_int(optarg, 0, 1 << 30, "--idle-timeout"); break;
         case 0x104: settings.conn_out_max = parse_size(optarg, 1, "--max-conn-output"); break;

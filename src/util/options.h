@@ -77,7 +77,7 @@ struct settings {
 enum bind_protocol { PROT_AUTO, PROT_ASCII, PROT_BINARY };
 
 enum io_backend { IO_EPOLL, IO_POLL, IO_URING };
-enum steering_mode { STEER_AUTO, STEER_EBPF, STEER_CBPF, STEER_OFF };
+enum steering_mode { STEER_AUTO, STEER_EBPF, STEER_CBPF, STEER_OFF, STEER_XDP };
 
 extern struct settings settings;
 
