@@ -18,6 +18,7 @@
 #include "server/hotkeys_report.h"
 #include "server/latency_report.h"
 #include "server/metrics_text.h"
+#include "server/warm.h"
 #include "server/worker.h"
 
 struct mb {
@@ -207,6 +208,11 @@ static void own(struct mb *b)
                   (double)atomic_load_explicit(&workers[i].loop_max_us, memory_order_relaxed) / 1e6);
     family(b, "percore_workers", "gauge", "Worker threads.");
     mb_printf(b, "percore_workers %u\n", nworkers);
+    /* Set once at start-up, before this thread runs (server/warm.c). */
+    family(b, "percore_restart_items_restored", "gauge", "Items a warm restart (-e) brought back at start.");
+    mb_printf(b, "percore_restart_items_restored %llu\n", (unsigned long long)warm_items_restored);
+    family(b, "percore_restart_seconds", "gauge", "Seconds the warm restart (-e) took at start.");
+    mb_printf(b, "percore_restart_seconds %.3f\n", warm_seconds);
 }
 
 /* Bucket bounds of the exported histograms, seconds. Each count is within
