@@ -26,7 +26,8 @@ SAN_TESTS="tests/integration/test_commands.py tests/integration/test_errors.py
  tests/integration/test_soak.py tests/integration/test_clients.py
  tests/integration/test_store_fill.py tests/integration/test_monitoring.py
  tests/integration/test_introspection.py tests/integration/test_memcached_quirks.py
- tests/integration/test_trace.py tests/integration/test_watch.py"
+ tests/integration/test_trace.py tests/integration/test_watch.py
+ tests/integration/test_observability.py tests/integration/test_auth.py"
 
 BACKEND_TESTS="tests/integration/test_commands.py tests/integration/test_errors.py
  tests/integration/test_pipeline.py tests/integration/test_concurrency.py
@@ -84,8 +85,8 @@ if [ -z "${SKIP_SAN:-}" ]; then
 fi
 
 if [ -z "${SKIP_FUZZ:-}" ] && [ -f mk/fuzz.mk ]; then
-    step "fuzzing (${FUZZ_SECONDS:-20}s per target)"
-    make fuzz-run FUZZ_SECONDS="${FUZZ_SECONDS:-20}" || fail "fuzzing"
+    step "fuzzing (${FUZZ_SECONDS:-12}s per target)"
+    make fuzz-run FUZZ_SECONDS="${FUZZ_SECONDS:-12}" || fail "fuzzing"
 fi
 
 echo
