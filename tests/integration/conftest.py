@@ -298,12 +298,13 @@ def start_server(**kw):
 
 @pytest.fixture
 def server_factory():
-    """Function-scoped factory: server_factory(threads=2, maxconns=50, ...).
-    Every server it started is stopped (and checked) at teardown."""
+    """Function-scoped factory: server_factory(threads=2, maxconns=50, ...);
+    cls= picks a Server subclass. Every server it started is stopped (and
+    checked) at teardown."""
     started = []
 
-    def make(**kw):
-        s = Server(**kw)
+    def make(cls=None, **kw):
+        s = (cls or Server)(**kw)
         started.append(s)
         return s
 

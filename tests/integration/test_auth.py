@@ -60,20 +60,11 @@ def authfile(tmp_path):
 
 
 @pytest.fixture
-def servers():
-    started = []
-
+def servers(server_factory):
     def make(binary, *extra, threads=2):
-        s = AuthServer(binary=binary, threads=threads, extra=extra)
-        started.append(s)
-        return s
+        return server_factory(cls=AuthServer, binary=binary, threads=threads, extra=extra)
 
-    yield make
-    problems = []
-    for s in started:
-        problems += s.stop()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    return make
 
 
 def login(c, user=USER, password=PASSWORD):
