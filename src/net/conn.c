@@ -469,12 +469,19 @@ void conn_close(struct conn *c)
 /* What the worker may still send in this iteration, over all its
  * connections: the copies into socket buffers are the loop's largest cost
  * under many clients of large values, and they must not add up to seconds. */
-static size_t send_room(struct loop *l)
+/* The worker's per-iteration send counts start over when its loop moved on. */
+static void send_counts_sync(struct loop *l)
 {
     if (l->sent_at != l->iter) {
         l->sent_at = l->iter;
         l->sent_iter = 0;
+        l->direct_sends = 0;
     }
+}
+
+static size_t send_room(struct loop *l)
+{
+    send_counts_sync(l);
     return l->sent_iter < WORKER_SEND_BUDGET ? WORKER_SEND_BUDGET - l->sent_iter : 0;
 }
 
@@ -491,10 +498,7 @@ static void resume_later(struct conn *c)
 /* io_uring: may this iteration still send a reply directly? */
 static bool direct_send_ok(struct loop *l)
 {
-    if (l->direct_at != l->iter) {
-        l->direct_at = l->iter;
-        l->direct_sends = 0;
-    }
+    send_counts_sync(l);
     return l->direct_sends++ < DIRECT_SENDS_MAX;
 }
 

@@ -74,9 +74,8 @@ struct loop {
     struct conn     *resume;               /* yielded with input left: next iteration */
     unsigned         nconns;
     uint64_t         iter;                 /* loop iterations */
-    uint64_t         sent_at;              /* iteration sent_iter counts for */
+    uint64_t         sent_at;              /* iteration sent_iter and direct_sends count for */
     size_t           sent_iter;            /* bytes its connections sent in it */
-    uint64_t         direct_at;            /* iteration direct_sends counts for */
     unsigned         direct_sends;         /* io_uring replies sent without the ring in it */
     size_t           out_bytes;            /* own (copied) output of all its connections */
     size_t           out_max;              /* past it, the heaviest stop being read */
