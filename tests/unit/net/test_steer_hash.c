@@ -28,6 +28,7 @@
 #include <cmocka.h>
 #include "util/hash.h"
 #include "net/steer.h"
+#include "steer_requests.h"
 
 #define NSOCK 4
 #define BATCH 64
@@ -68,58 +69,6 @@ static void group_close(struct group *g)
     close(g->client);
 }
 
-/* A key of `len` bytes drawn from what the text protocol accepts in a key:
- * anything but space, CR, LF and (for the eBPF program's sake) NUL. With
- * `plain`, only letters and digits. */
-static size_t make_key(char *k, size_t len, unsigned *seed, bool plain)
-{
-    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_-";
-    for (size_t i = 0; i < len; i++) {
-        unsigned r = (unsigned)rand_r(seed);
-        char c;
-        if (plain) {
-            c = alnum[r % (sizeof alnum - 1)];
-        } else {
-            do
-                c = (char)(r++ % 255 + 1);
-            while (c == ' ' || c == '\r' || c == '\n');
-        }
-        k[i] = c;
-    }
-    return len;
-}
-
-/* Builds request number i for key k: a mix of every steered command. */
-static size_t make_request(char *d, unsigned i, const char *k, size_t klen)
-{
-    static const char *const pre[] = {
-        "get ", "gets ", "gat 100 ", "gats -1 ", "set ", "add ", "replace ", "append ",
-        "prepend ", "cas ", "delete ", "incr ", "decr ", "touch ", "mg ", "ms ", "md ", "ma ",
-    };
-    static const char *const post[] = {
-        "\r\n", "\r\n", "\r\n", "\r\n", " 0 0 1\r\nx\r\n", " 1 2 1\r\nx\r\n", " 0 0 1\r\nx\r\n",
-        " 0 0 1\r\nx\r\n", " 0 0 1\r\nx\r\n", " 0 0 1 99\r\nx\r\n", "\r\n", " 1\n", " 1\r\n",
-        " 10\r\n", " v k\r\n", " 1 T0\r\nx\r\n", "\r\n", " D1\r\n",
-    };
-    unsigned c = i % (sizeof pre / sizeof pre[0]);
-    size_t n = 0;
-    /* Frame header: request id = i, sequence 0, one datagram. */
-    d[n++] = (char)(i >> 8);
-    d[n++] = (char)i;
-    d[n++] = 0;
-    d[n++] = 0;
-    d[n++] = 0;
-    d[n++] = 1;
-    d[n++] = 0;
-    d[n++] = 0;
-    memcpy(d + n, pre[c], strlen(pre[c]));
-    n += strlen(pre[c]);
-    memcpy(d + n, k, klen);
-    n += klen;
-    memcpy(d + n, post[c], strlen(post[c]));
-    n += strlen(post[c]);
-    return n;
-}
 
 struct sent {
     unsigned owner;
@@ -140,9 +89,9 @@ static void check_steering(struct group *g, unsigned count, bool plain_only)
             /* Lengths: many short keys, every length up to 250 too. */
             size_t len = (i % 3 == 0) ? 1 + i % KEY_MAX_LENGTH : 1 + (unsigned)rand_r(&seed) % 24;
             bool plain = plain_only || i % 2 == 0;
-            make_key(key, len, &seed, plain);
+            steer_random_key(key, len, &seed, plain);
             s[i].owner = key_owner(key, len);
-            size_t n = make_request(d, i, key, len);
+            size_t n = steer_request(d, i, key, len);
             /* The request index travels in the first 4 bytes... */
             d[2] = (char)(i >> 24);
             d[3] = (char)(i >> 16);

@@ -29,6 +29,7 @@
 #include "util/hash.h"
 #include "util/xdp_abi.h"
 #include "net/xdp_steer.h"
+#include "steer_requests.h"
 
 #ifdef HAVE_BPF
 #include <bpf/bpf.h>
@@ -95,43 +96,6 @@ static int run(const struct pkt *p)
     return (int)o.retval;
 }
 
-/* A memcached UDP request for key k: frame header + one steered command. */
-static size_t request(char *d, unsigned i, const char *k, size_t klen)
-{
-    static const char *const pre[] = {
-        "get ", "gets ", "gat 100 ", "gats -1 ", "set ", "add ", "replace ", "append ",
-        "prepend ", "cas ", "delete ", "incr ", "decr ", "touch ", "mg ", "ms ", "md ", "ma ",
-    };
-    static const char *const post[] = {
-        "\r\n", "\r\n", "\r\n", "\r\n", " 0 0 1\r\nx\r\n", " 1 2 1\r\nx\r\n", " 0 0 1\r\nx\r\n",
-        " 0 0 1\r\nx\r\n", " 0 0 1\r\nx\r\n", " 0 0 1 99\r\nx\r\n", "\r\n", " 1\n", " 1\r\n",
-        " 10\r\n", " v k\r\n", " 1 T0\r\nx\r\n", "\r\n", " D1\r\n",
-    };
-    unsigned c = i % (sizeof pre / sizeof pre[0]);
-    size_t n = 0;
-    const char hdr[8] = { (char)(i >> 8), (char)i, 0, 0, 0, 1, 0, 0 };
-    memcpy(d, hdr, 8);
-    n = 8;
-    memcpy(d + n, pre[c], strlen(pre[c]));
-    n += strlen(pre[c]);
-    memcpy(d + n, k, klen);
-    n += klen;
-    memcpy(d + n, post[c], strlen(post[c]));
-    return n + strlen(post[c]);
-}
-
-/* Random key bytes: anything a text key may hold except NUL (which the
- * program takes as the end of the loaded bytes). */
-static void random_key(char *k, size_t len, unsigned *seed)
-{
-    for (size_t i = 0; i < len; i++) {
-        char c;
-        do
-            c = (char)(rand_r(seed) % 255 + 1);
-        while (c == ' ' || c == '\r' || c == '\n');
-        k[i] = c;
-    }
-}
 
 static void counters(uint64_t *c)
 {
@@ -190,9 +154,9 @@ static void test_xdp_hash_agrees_with_key_owner(void **state)
         struct job *j = &jobs[i];
         j->klen = i % 4 == 0 ? 1 + (unsigned)rand_r(&seed) % KEY_MAX_LENGTH
                              : 1 + (unsigned)rand_r(&seed) % 40;
-        random_key(j->key, j->klen, &seed);
+        steer_random_key(j->key, j->klen, &seed, false);
         j->owner = key_owner(j->key, j->klen);
-        size_t n = request(d, i, j->key, j->klen);
+        size_t n = steer_request(d, i, j->key, j->klen);
         build(&j->p, i % 3 == 2, IPPROTO_UDP, PORT, i % 2 ? 0x4000 : 0, d, n, i % 5 == 0 ? 6 : 0);
     }
     unsigned per[NWORKERS] = {0}, k = 0;
@@ -317,7 +281,7 @@ static void test_xdp_cost(void **state)
     for (unsigned i = 0; i < 3; i++) {
         char key[KEY_MAX_LENGTH], d[600];
         memset(key, 'k', lens[i]);
-        size_t n = request(d, 0, key, lens[i]);   /* a get */
+        size_t n = steer_request(d, 0, key, lens[i]);   /* a get */
         struct pkt p;
         build(&p, false, IPPROTO_UDP, PORT, 0, d, n, 0);
         LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.b, .data_size_in = p.len, .repeat = 100000);
