@@ -13,97 +13,7 @@
 #include "util/clock.h"
 #include "proto/bin.h"
 #include "proto/proto.h"
-
-struct harness {
-    void             *state;  /* the binary parser's, as a connection holds it */
-    struct store     *store;
-    struct wstats     stats;
-    struct exec_ctx   x;
-    struct buf        out;
-    struct proto_conf cf;
-    int               quit, flushed;
-    struct buf        in;
-};
-
-static void h_request(void *s, struct req *r)
-{
-    struct harness *h = s;
-    proto_exec(&h->x, r, &h->out);
-}
-
-static struct buf *h_output(void *s)
-{
-    return &((struct harness *)s)->out;
-}
-
-static void h_stats(void *s, const char *arg, size_t len, struct stats_out *so)
-{
-    if (len == 0) {
-        stats_emit(so, "pid", "42");
-        stats_emit(so, "version", "1.6");
-        so->end(so, STATS_END);
-    } else if (len == 5 && memcmp(arg, "reset", 5) == 0) {
-        so->end(so, STATS_RESET);
-    } else {
-        so->end(so, STATS_UNKNOWN);
-    }
-}
-
-static void h_flush(void *s, int64_t delay, bool noreply)
-{
-    struct harness *h = s;
-    h->flushed++;
-    store_flush(h->store);
-}
-
-static void h_quit(void *s)
-{
-    ((struct harness *)s)->quit = 1;
-}
-
-static void h_shutdown(void *s, bool graceful)
-{
-}
-
-static bool h_busy(void *s)
-{
-    return ((struct harness *)s)->quit != 0;
-}
-
-static const struct proto_sink sink = {
-    .request = h_request, .output = h_output, .stats = h_stats, .flush_all = h_flush,
-    .quit = h_quit, .shutdown = h_shutdown, .busy = h_busy,
-};
-
-static int setup(void **state)
-{
-    struct harness *h = calloc(1, sizeof *h);
-    struct store_config sc = {
-        .mem_limit = 16u << 20, .item_max = (1u << 20) + 512, .use_cas = true,
-    };
-    h->store = store_create(&sc);
-    assert_non_null(h->store);
-    h->x.store = h->store;
-    h->x.stats = &h->stats;
-    h->x.now = CLOCK_REL_BASE + 100;
-    store_clock(h->store, h->x.now);
-    h->cf.item_max = 1u << 20;
-    h->cf.use_cas = true;
-    h->cf.flush_ok = true;
-    *state = h;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct harness *h = *state;
-    proto_binary.state_free(&h->state);
-    store_destroy(h->store);
-    buf_free(&h->out);
-    buf_free(&h->in);
-    free(h);
-    return 0;
-}
+#include "exec_harness.h"
 
 /* Append a request packet to h->in. */
 static void pkt(struct harness *h, uint8_t op, const char *key, const void *ext, uint8_t extlen,
@@ -368,12 +278,12 @@ int main(void)
 {
     clock_setup();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_set_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_statuses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_incr_decr, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_noop_version_flush_stat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partial_and_swallow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_get, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_store_statuses, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_incr_decr, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_noop_version_flush_stat, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_partial_and_swallow, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_errors, harness_setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,86 +12,12 @@
 #include "util/clock.h"
 #include "proto/meta.h"
 #include "proto/proto.h"
-
-struct harness {
-    struct store      *store;
-    struct wstats      stats;
-    struct exec_ctx    x;
-    struct buf         out;
-    struct text_parser tp;
-    struct proto_conf  cf;
-    int                quit;
-};
-
-static void h_request(void *s, struct req *r)
-{
-    struct harness *h = s;
-    proto_exec(&h->x, r, &h->out);
-}
-
-static struct buf *h_output(void *s)
-{
-    return &((struct harness *)s)->out;
-}
-
-static void h_stats(void *s, const char *arg, size_t len, struct stats_out *so)
-{
-    stats_emit(so, "pid", "1");
-    so->end(so, STATS_END);
-}
-
-static void h_flush(void *s, int64_t delay, bool noreply)
-{
-    struct harness *h = s;
-    store_flush(h->store);
-    if (!noreply)
-        buf_adds(&h->out, "OK\r\n");
-}
-
-static void h_quit(void *s)
-{
-    ((struct harness *)s)->quit = 1;
-}
-
-static void h_shutdown(void *s, bool graceful)
-{
-}
-
-static bool h_busy(void *s)
-{
-    return false;
-}
-
-static const struct proto_sink sink = {
-    .request = h_request, .output = h_output, .stats = h_stats, .flush_all = h_flush,
-    .quit = h_quit, .shutdown = h_shutdown, .busy = h_busy,
-};
+#include "exec_harness.h"
 
 static int setup(void **state)
 {
-    struct harness *h = calloc(1, sizeof *h);
-    struct store_config sc = {
-        .mem_limit = 16u << 20, .item_max = (1u << 20) + 512, .shard_id = 0, .use_cas = true,
-    };
-    h->store = store_create(&sc);
-    assert_non_null(h->store);
-    h->x.store = h->store;
-    h->x.stats = &h->stats;
-    h->x.now = CLOCK_REL_BASE + 100;
-    store_clock(h->store, h->x.now);
-    h->cf.item_max = 1u << 20;
-    h->cf.use_cas = true;
-    h->cf.flush_ok = true;
-    *state = h;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct harness *h = *state;
-    store_destroy(h->store);
-    buf_free(&h->out);
-    free(h);
+    harness_setup(state);
+    ((struct harness *)*state)->flush_reply = "OK\r\n";
     return 0;
 }
 
@@ -284,16 +210,16 @@ int main(void)
 {
     clock_setup();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_mn_and_miss, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_get_flags, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_modes_and_cas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_and_win, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_arith, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parse_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partial_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_base64, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mn_and_miss, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_set_get_flags, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_set_modes_and_cas, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_stale_and_win, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_delete, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_arith, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_parse_errors, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_too_large, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_partial_input, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_base64, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
