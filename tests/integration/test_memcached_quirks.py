@@ -136,8 +136,16 @@ def flush_script(server):
 
 @pytest.mark.time_limit(60)
 def test_flush_all_delay_like_memcached(pair):
+    """An absolute flush time is reached when each server's clock ticks over:
+    percore's on the wall-clock second, memcached's on its monotonic clock's,
+    up to a second apart. The script is retried once if a tick fell between
+    computing a time and the request that depends on it."""
     ref, srv = pair
-    assert flush_script(srv) == flush_script(ref)
+    for attempt in range(2):
+        a, b = flush_script(srv), flush_script(ref)
+        if a == b:
+            break
+    assert a == b
 
 
 def same_second_script(server):
