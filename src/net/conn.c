@@ -20,6 +20,7 @@
 #include "net/conn.h"
 #include "proto/auth.h"
 #include "net/tls.h"
+#include "util/tls_opts.h"
 
 #define READ_CHUNK    16384
 #define MAX_INFLIGHT  1024          /* per connection, then stop parsing */
@@ -34,7 +35,6 @@
 /* io_uring: replies per iteration sent with a plain send before the rest go
  * through the ring (see conn_serve). */
 #define DIRECT_SENDS_MAX 4u
-#define TLS_HANDSHAKE_SECS 10       /* a TLS handshake not done by then is closed */
 
 _Atomic int global_conns;
 
@@ -813,7 +813,7 @@ static void tls_sweep(struct loop *l)
 {
     for (struct conn *c = l->conns, *n; c; c = n) {
         n = c->next;
-        if (c->tls && !c->tls->established && l->now - c->tls->started > TLS_HANDSHAKE_SECS) {
+        if (c->tls && !c->tls->established && l->now - c->tls->started > (uint32_t)tls_settings.handshake_secs) {
             STAT_INC(l->stats, tls_handshake_timeouts);
             conn_close(c);
         }

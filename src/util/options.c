@@ -280,6 +280,7 @@ static const struct subopt {
     { "ssl_session_cache",    SV_NONE, 0, 0, tls_opt_session_cache, NULL },
     { "ssl_kernel_tls",       SV_NONE, 0, 0, tls_opt_kernel_tls, NULL },
     { "ssl_min_version",      SV_STR, 0, 0, tls_opt_min_version, NULL },
+    { "ssl_handshake_timeout", SV_INT, 1, 3600, tls_opt_handshake_timeout, NULL },
 };
 
 static void parse_subopt(char *tok)

@@ -39,7 +39,7 @@
     X(tls_handshakes)          /* TLS handshakes completed (-Z) */ \
     X(tls_resumed)             /* ... of them resuming a session (ssl_session_cache) */ \
     X(tls_handshake_errors)    /* handshakes failed: not TLS, bad or missing certificate */ \
-    X(tls_handshake_timeouts)  /* handshakes not done within TLS_HANDSHAKE_SECS: closed */ \
+    X(tls_handshake_timeouts)  /* handshakes not done within ssl_handshake_timeout: closed */ \
     X(tls_record_errors)       /* established sessions closed on a bad record */
 
 struct wstats {

@@ -9,7 +9,7 @@
 #include "util/tls_opts.h"
 
 struct tls_settings tls_settings = {
-    .keyformat = 1, .wbuf_size = 16, .min_version = 2, .kernel_tls = false,
+    .keyformat = 1, .wbuf_size = 16, .min_version = 2, .kernel_tls = false, .handshake_secs = 10,
 };
 
 static void bad(const char *name, const char *v, const char *allowed)
@@ -27,6 +27,7 @@ void tls_opt_verify_mode(const char *v, double n) { tls_settings.verify_mode = (
 void tls_opt_wbuf_size(const char *v, double n) { tls_settings.wbuf_size = (int)n; }
 void tls_opt_session_cache(const char *v, double n) { tls_settings.session_cache = true; }
 void tls_opt_kernel_tls(const char *v, double n) { tls_settings.kernel_tls = true; }
+void tls_opt_handshake_timeout(const char *v, double n) { tls_settings.handshake_secs = (int)n; }
 
 void tls_opt_keyformat(const char *v, double n)
 {

@@ -21,6 +21,7 @@ struct tls_settings {
     bool  session_cache;    /* ssl_session_cache: server-side session resumption */
     bool  kernel_tls;       /* ssl_kernel_tls: ask for kTLS (net/tls.c says if it got it) */
     int   min_version;      /* ssl_min_version: 0..3 = TLS 1.0..1.3 */
+    int   handshake_secs;   /* ssl_handshake_timeout: an unfinished handshake is closed after it */
     unsigned notls_mask;    /* bit i: -l address i had memcached's "notls:" prefix */
 };
 
@@ -38,6 +39,7 @@ void tls_opt_wbuf_size(const char *v, double n);
 void tls_opt_session_cache(const char *v, double n);
 void tls_opt_kernel_tls(const char *v, double n);
 void tls_opt_min_version(const char *v, double n);
+void tls_opt_handshake_timeout(const char *v, double n);
 
 /* memcached's name of a minimum version ("tlsv1.2"). */
 const char *tls_version_name(int v);

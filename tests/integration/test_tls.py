@@ -347,22 +347,44 @@ def test_stalled_handshake_does_not_block_others(start, certs, impl):
             st.close()
 
 
-@pytest.mark.skipif(not PERCORE_IMPLS, reason="percore not under test")
-@pytest.mark.time_limit(60)
-@by_name(PERCORE_IMPLS)
-def test_handshake_that_never_finishes_is_closed_after_10s(start, certs, impl):
-    srv = start(impl, threads=1)
+def hung_handshake_closed(srv, certs, not_before, within):
+    """A client that sends part of its hello and stops is closed between
+    not_before and within seconds, and counted."""
     st = socket.create_connection((HOST, srv.port), timeout=5)
     st.sendall(client_hello_bytes()[:30])
-    closed, _ = closed_within(st, 15)
+    early, _ = closed_within(st, not_before)
+    closed, _ = (True, b"") if early else closed_within(st, within - not_before)
     st.close()
-    assert closed
+    assert not early and closed
     good = tls_connect(srv.port, client_ctx(certs))
     try:
         assert int(stats(good)["tls_handshake_timeouts"]) == 1
         assert int(stats(good)["ssl_handshake_errors"]) == 1
     finally:
         good.close()
+
+
+@pytest.mark.skipif(not PERCORE_IMPLS, reason="percore not under test")
+@pytest.mark.time_limit(60)
+@by_name(PERCORE_IMPLS)
+def test_handshake_that_never_finishes_is_closed_after_its_deadline(start, certs, impl):
+    hung_handshake_closed(start(impl, opts=("ssl_handshake_timeout=2",), threads=1), certs, 1.5, 5)
+
+
+@pytest.mark.skipif(not PERCORE_IMPLS, reason="percore not under test")
+@pytest.mark.time_limit(60)
+def test_handshake_deadline_defaults_to_10s(start, certs):
+    hung_handshake_closed(start(PERCORE_IMPLS[0], threads=1), certs, 9.5, 15)
+
+
+@pytest.mark.skipif(not PERCORE, reason="percore not under test")
+@pytest.mark.parametrize("value", ["0", "3601", "x", ""])
+def test_bad_handshake_deadline_is_refused(certs, value):
+    r = subprocess.run([PERCORE, "-p", str(free_port()), "-U", "0",
+                        *tls_args(certs, ("ssl_handshake_timeout=" + value,))],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 64, (r.returncode, r.stderr)
+    assert "ssl_handshake_timeout" in r.stderr
 
 
 @by_name(IMPLS)
