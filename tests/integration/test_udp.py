@@ -163,17 +163,19 @@ class Udp:
     def close(self):
         self.s.close()
 
-    def raw(self, data, quiet=0.3, first=None):
+    def raw(self, data, quiet=0.3, first=None, expect=None):
         """Send one datagram, collect replies until `quiet` seconds pass
         without one; `first`, when given, is how long to wait for the first
         reply (one that is known to come: a loaded machine may take longer
-        than the quiet gap to answer at all)."""
+        than the quiet gap to answer at all). `expect`: how many datagrams
+        the reference server sent; once that many are in, a short gap is
+        enough to catch one more (a missing one is still waited for)."""
         self.s.sendto(data, self.addr)
         self.s.settimeout(first or quiet)
         out = []
         while True:
             if out:
-                self.s.settimeout(quiet)
+                self.s.settimeout(0.03 if expect and len(out) >= expect else quiet)
             try:
                 d, _ = self.s.recvfrom(70000)
             except socket.timeout:
@@ -321,7 +323,8 @@ def run_compat(port, expect=None):
     """Each COMPAT datagram's replies; with `expect` (memcached's replies),
     a datagram memcached answered waits up to 5 s for its first reply."""
     c = Udp(port)
-    out = [c.raw(d, quiet=0.15, first=5.0 if expect and expect[i] else None)
+    out = [c.raw(d, quiet=0.15, first=5.0 if expect and expect[i] else None,
+                 expect=len(expect[i]) if expect else None)
            for i, d in enumerate(COMPAT)]
     c.close()
     return out
@@ -621,7 +624,9 @@ def test_binary_over_udp_matches_memcached():
             for srv in (ref, p):
                 u = Udp(srv.udp)
                 try:
-                    got.append(mask_bin_cas(u.raw(frame(7, body), quiet=0.3)))
+                    want = len(got[0]) if got else None
+                    got.append(mask_bin_cas(u.raw(frame(7, body), quiet=0.3, first=5.0 if want else None,
+                                                  expect=want)))
                 finally:
                     u.close()
             assert got[1] == got[0], f"{name}: memcached {got[0]!r}\n percore {got[1]!r}"
