@@ -326,9 +326,9 @@ def test_ttl_expiry_with_sleep(server_factory):
         c.call(b"set e:long 0 100 1\r\na\r\n", b"STORED\r\n")
         c.call(b"set e:touched 0 100 1\r\na\r\n", b"STORED\r\n")
         c.call(b"touch e:touched 2\r\n", b"TOUCHED\r\n")
-        c.call(b"set e:gat0 0 1 1\r\na\r\n", b"STORED\r\n")
+        c.call(b"set e:gat0 0 2 1\r\na\r\n", b"STORED\r\n")   # 2 s: see e:rel
         c.call(b"gat 0 e:gat0\r\n", b"VALUE e:gat0 0 1\r\na\r\nEND\r\n")
-        c.call(b"set e:gats 0 1 1\r\na\r\n", b"STORED\r\n")
+        c.call(b"set e:gats 0 2 1\r\na\r\n", b"STORED\r\n")
         c.send(b"gats 100 e:gats\r\n")
         assert mask_cas(c.read_until(b"END\r\n")) == \
             b"VALUE e:gats 0 1 <cas>\r\na\r\nEND\r\n"

@@ -17,16 +17,27 @@ COMMANDS = [b"set foo 0 0 3\r\nabc\r\n", b"get foo bar\r\n", b"gets foo\r\n",
 
 
 def trace_of(srv, commands, close=True):
+    """One command at a time: each reply (all but a quiet-mode meta command
+    have one) is in before the next is sent, so a busy machine cannot batch
+    two commands into one read and trace them in a different order."""
     c = srv.conn()
     for cmd in commands:
         c.send(cmd)
-        time.sleep(0.05)
+        if not cmd.rstrip().endswith(b" q"):
+            c._fill(5)
         c.read_available(0.05)
     if close:
         c.close()
+    # the trace is written by the server's own threads: wait until it stops growing
+    text, deadline = None, time.monotonic() + 5
+    while time.monotonic() < deadline:
         time.sleep(0.2)
+        now = srv.stderr_text()
+        if now == text:
+            break
+        text = now
     lines = []
-    for line in srv.stderr_text().splitlines():
+    for line in text.splitlines():
         if not re.match(r"^([<>]\d+ |\d+: )", line) or "server listening" in line \
                 or "send buffer" in line:
             continue
