@@ -14,7 +14,9 @@
 #include <time.h>
 #include "util/clock.h"
 #include "util/lat_hist.h"
+#include "util/xdp_abi.h"
 #include "net/conn.h"
+#include "net/xdp_steer.h"
 #include "server/hotkeys_report.h"
 #include "server/latency_report.h"
 #include "server/metrics_text.h"
@@ -259,6 +261,33 @@ static void latency(struct mb *b)
 
 #define METRICS_HOTKEYS 10
 
+/* The XDP program's counters (percpu map, summed here), when it runs: a
+ * syscall per counter, which the metrics thread can afford and a worker
+ * could not. The program is loaded before this thread starts. */
+static void xdp(struct mb *b)
+{
+    if (xdp_steer_mode() == XDP_MODE_OFF)
+        return;
+    uint64_t c[XDP_CNT_N];
+    if (xdp_steer_read(c, XDP_CNT_N, NULL, 0) < 0)
+        return;
+    family(b, "percore_xdp_redirected_total", "counter",
+           "UDP requests the XDP program steered to the worker's CPU.");
+    for (unsigned i = 0; i < nworkers && i < XDP_MAX_WORKERS; i++)
+        mb_printf(b, "percore_xdp_redirected_total{worker=\"%u\"} %llu\n", i,
+                  (unsigned long long)c[XDP_CNT_REDIRECTED + i]);
+    const struct { const char *name, *help; unsigned idx; } f[] = {
+        { "percore_xdp_passed_total", "Packets the XDP program left alone (not for the UDP port).", XDP_CNT_PASSED },
+        { "percore_xdp_unparsable_total", "UDP requests with no key to steer by (passed).", XDP_CNT_UNPARSABLE },
+        { "percore_xdp_no_cpu_total", "Requests whose owner's CPU was missing from the cpumap (passed).", XDP_CNT_NO_CPU },
+        { "percore_xdp_csum_partial_total", "Datagrams with the checksum left to offload (passed).", XDP_CNT_CSUM_PARTIAL },
+    };
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+        family(b, f[k].name, "counter", f[k].help);
+        mb_printf(b, "%s %llu\n", f[k].name, (unsigned long long)c[f[k].idx]);
+    }
+}
+
 static void hot(struct mb *b)
 {
     struct hotkey top[METRICS_HOTKEYS];
@@ -295,6 +324,7 @@ char *metrics_render(size_t *len)
     own(&b);
     latency(&b);
     hot(&b);
+    xdp(&b);
     if (b.oom) {
         free(b.p);
         return NULL;

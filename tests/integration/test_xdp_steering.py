@@ -302,6 +302,39 @@ def test_xdp_steers_every_request_to_its_owners_cpu(net):
             off.stop()
 
 
+def test_metrics_serve_the_xdp_counters(net):
+    """/metrics carries the program's counters, equal to `stats`' xdp_*."""
+    cpus = worker_cpus(2)
+    keys = gen_keys(200, seed=23)
+    srv = NsSrv(net, "xdp", cpus=cpus, extra=["--metrics=%s:9150" % net.ip4])
+    try:
+        run(srv, workload(keys, rounds=1), net.ip4)
+        st = srv.stats()
+
+        def scrape():
+            s = socket.create_connection((net.ip4, 9150), timeout=5)
+            try:
+                s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        return data.decode()
+                    data += chunk
+            finally:
+                s.close()
+        body = in_ns(net.c, scrape)
+        series = dict(l.rsplit(" ", 1) for l in body.splitlines() if l.startswith("percore_xdp_"))
+        redirected = sum(int(series['percore_xdp_redirected_total{worker="%d"}' % w]) for w in range(2))
+        assert redirected == int(st["xdp_redirected"]) > 0, (series, st)
+        # the stats request and the scrape itself are TCP: passed grows
+        assert int(series["percore_xdp_passed_total"]) > int(st["xdp_passed"]), (series, st)
+        for name in ("unparsable", "no_cpu", "csum_partial"):
+            assert int(series["percore_xdp_%s_total" % name]) == int(st["xdp_" + name]), (name, series, st)
+    finally:
+        srv.stop()
+
+
 def test_tcp_on_the_same_interface_unaffected(net):
     srv = NsSrv(net, "xdp", cpus=worker_cpus(2))
     try:
