@@ -27,7 +27,8 @@ SAN_TESTS="tests/integration/test_commands.py tests/integration/test_errors.py
  tests/integration/test_store_fill.py tests/integration/test_monitoring.py
  tests/integration/test_introspection.py tests/integration/test_memcached_quirks.py
  tests/integration/test_trace.py tests/integration/test_watch.py
- tests/integration/test_observability.py tests/integration/test_auth.py"
+ tests/integration/test_observability.py tests/integration/test_auth.py
+ tests/integration/test_tls.py tests/integration/test_warm_restart.py"
 
 BACKEND_TESTS="tests/integration/test_commands.py tests/integration/test_errors.py
  tests/integration/test_pipeline.py tests/integration/test_concurrency.py
