@@ -402,12 +402,12 @@ static void run_engine(int closed)
     c.quiet = 1;
     c.keys = 1000;
     c.get_ratio = 0.8;
-    c.timeout = 0.15;
+    c.timeout = 0.5;   /* a late reply on a busy machine (ASan, load 8) must not read as a drop */
     c.conns = 3;
     if (closed) {
         c.closed = 1;
         c.depth = 4;
-        c.requests = 1500;
+        c.requests = 600;
         c.duration = 20;
     } else {
         c.rate = 4000;
