@@ -286,13 +286,13 @@ def test_slow_loris_holds_only_its_buffer():
         threads = [threading.Thread(target=trickle, args=(i, sk)) for i, sk in enumerate(lorises)]
         for t in threads:
             t.start()
-        worst = 0.0
+        took = []
         with s.connect() as c:
             for i in range(300):
                 t0 = time.time()
                 assert c.set(b"fast%d" % i, b"x" * 100) == b"STORED"
                 assert c.get(b"fast%d" % i) == b"x" * 100
-                worst = max(worst, time.time() - t0)
+                took.append(time.time() - t0)
         for t in threads:
             t.join()
         for i, sk in enumerate(lorises):
@@ -301,7 +301,12 @@ def test_slow_loris_holds_only_its_buffer():
             assert c.readline() == b"STORED"
             assert c.readline() == b"VALUE loris%d 0 10" % i
             c.close()
-        assert worst < 1.0, "a request took %.2fs next to slow clients" % worst
+        # A server that waited on a loris would stall most requests by a
+        # byte's 100 ms (or a whole line's 2 s); the machine's own hiccups
+        # (load from elsewhere) touch only a few.
+        took.sort()
+        assert took[len(took) // 2] < 0.05, "median request %.3fs next to slow clients" % took[len(took) // 2]
+        assert took[-1] < 3.0, "a request took %.2fs next to slow clients" % took[-1]
 
 
 # ---- resets in the middle of cross-worker work ------------------------------------
