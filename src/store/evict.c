@@ -130,8 +130,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
     for (unsigned i = 0; i < n; i++) {
         uint32_t id = src[i];
         struct seg *g = &s->segs[id];
-        uint8_t *base = s->arena + (size_t)id * s->seg_size;
-        struct item it;
+        struct seg_walk w;
         struct mslot *ms = s->mslots;
         if (g->atime > atime)
             atime = g->atime;
@@ -140,27 +139,22 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
         /* pass 1: find each live item's slot, histogram of counters */
         uint64_t hist[E_FREQ_MAX + 1] = {0};
         size_t k = 0;
-        for (uint32_t off = 0; off < g->wpos; off += it.size) {
-            seg_item_decode(base + off, &it);
-            if (it.bits & IB_DEAD)
-                continue;
-            uint64_t h = store_hash(it.key, it.klen);
-            uint64_t *slot = index_find_loc(s, h, id, off);
+        for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);) {
             if (k >= s->mslots_cap && !mslots_reserve(s, k + 1)) {
                 /* cannot remember it (out of heap): drop it now */
-                it.p[1] |= IB_DEAD;
-                if (slot) {
-                    evict_drop_stats(s, &it, item_expired(s, it.exptime), id);
-                    index_delete(s, h, slot);
+                w.it.p[1] |= IB_DEAD;
+                if (w.slot) {
+                    evict_drop_stats(s, &w.it, item_expired(s, w.it.exptime), id);
+                    index_delete(s, w.h, w.slot);
                 }
                 continue;
             }
             ms = s->mslots;
-            ms[k].slot = slot;
-            ms[k].h = h;
+            ms[k].slot = w.slot;
+            ms[k].h = w.h;
             k++;
-            if (slot && !item_expired(s, it.exptime))
-                hist[e_freq(*slot)] += it.size;
+            if (w.slot && !item_expired(s, w.it.exptime))
+                hist[e_freq(*w.slot)] += w.it.size;
         }
         /* this source's share of what is left in the target; a source
          * that used less leaves more to the next */
@@ -188,10 +182,9 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
         /* pass 2: copy the keepers, drop the rest */
         size_t kept_here = 0;
         size_t kk = 0;
-        for (uint32_t off = 0; off < g->wpos; off += it.size) {
-            seg_item_decode(base + off, &it);
-            if (it.bits & IB_DEAD)
-                continue;
+        for (seg_walk_start(&w, s, id, false); seg_walk_next(&w);) {
+            struct item it = w.it;
+            uint32_t off = w.off;
             if (kk >= k)
                 break;
             uint64_t *slot = ms[kk].slot;

@@ -111,29 +111,24 @@ static uint32_t promo_target(struct store *s, unsigned b, size_t size)
  * its unread items dropped in place, nothing copied. */
 static bool promote_in_place(struct store *s, uint32_t id)
 {
-    struct seg *g = &s->segs[id];
-    uint8_t *base = s->arena + (size_t)id * s->seg_size;
     uint64_t kept = 0;
-    struct item it;
+    struct seg_walk w;
     prob_released(s, id);
-    for (uint32_t off = 0; off < g->wpos; off += it.size) {
-        seg_item_decode(base + off, &it);
-        if (it.bits & IB_DEAD)
+    for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);) {
+        if (!w.slot)
             continue;
-        uint64_t h = store_hash(it.key, it.klen);
-        uint64_t *slot = index_find_loc(s, h, id, off);
-        if (!slot)
-            continue;
-        bool expired = item_expired(s, it.exptime);
-        if (!expired && e_freq(*slot) > 0) {
-            *slot = e_with_freq(*slot, e_freq(*slot) >> 1);
+        bool expired = item_expired(s, w.it.exptime);
+        if (!expired && e_freq(*w.slot) > 0) {
+            *w.slot = e_with_freq(*w.slot, e_freq(*w.slot) >> 1);
             kept++;
             continue;
         }
-        evict_drop_stats(s, &it, expired, id);
-        index_delete(s, h, slot);
-        it.p[1] |= IB_DEAD;
-        seg_item_died(s, id, it.size);
+        if (!expired)
+            ghost_add(s, w.h);
+        evict_drop_stats(s, &w.it, expired, id);
+        index_delete(s, w.h, w.slot);
+        w.it.p[1] |= IB_DEAD;
+        seg_item_died(s, id, w.it.size);
     }
     s->c.merged_items += kept;
     return true;
@@ -160,19 +155,13 @@ bool prob_evict_one(struct store *s)
     }
     struct seg *g = &s->segs[id];
     unsigned b = g->bucket;
-    uint8_t *base = s->arena + (size_t)id * s->seg_size;
-    struct item it;
+    struct seg_walk w;
 
     /* pass 1: how many bytes the survivors need where they go */
     size_t need = 0;
-    for (uint32_t off = 0; off < g->wpos; off += it.size) {
-        seg_item_decode(base + off, &it);
-        if (it.bits & IB_DEAD || item_expired(s, it.exptime))
-            continue;
-        uint64_t *slot = index_find_loc(s, store_hash(it.key, it.klen), id, off);
-        if (slot && e_freq(*slot) > 0)
-            need += it.size + (s->cfg.use_cas && !(it.bits & IB_CAS) ? 8 : 0);
-    }
+    for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);)
+        if (w.slot && e_freq(*w.slot) > 0 && !item_expired(s, w.it.exptime))
+            need += w.it.size + (s->cfg.use_cas && !(w.it.bits & IB_CAS) ? 8 : 0);
     uint32_t po = s->ttl[b].popen;
     size_t room = (po != NONE32 ? s->seg_size - s->segs[po].wpos : 0)
                   + (s->spare != NONE32 ? s->seg_size : 0);
@@ -180,12 +169,10 @@ bool prob_evict_one(struct store *s)
         return promote_in_place(s, id);
 
     uint64_t kept = 0;
-    for (uint32_t off = 0; off < g->wpos; off += it.size) {
-        seg_item_decode(base + off, &it);
-        if (it.bits & IB_DEAD)
-            continue;
-        uint64_t h = store_hash(it.key, it.klen);
-        uint64_t *slot = index_find_loc(s, h, id, off);
+    for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);) {
+        struct item it = w.it;
+        uint64_t h = w.h, *slot = w.slot;
+        uint32_t off = w.off;
         if (!slot)
             continue;
         uint64_t e = *slot;
@@ -196,6 +183,8 @@ bool prob_evict_one(struct store *s)
         if (!expired && e_freq(e) > 0)
             t = promo_target(s, b, nsize);
         if (t == NONE32) {
+            if (!expired && e_freq(e) == 0)
+                ghost_add(s, h);
             evict_drop_stats(s, &it, expired, id);
             index_delete(s, h, slot);
             continue;

@@ -272,3 +272,33 @@ void seg_item_decode(uint8_t *p, struct item *it)
     it->val = it->key + it->klen;
     it->size = (uint32_t)(i + it->klen + v);
 }
+
+void seg_walk_start(struct seg_walk *w, struct store *s, uint32_t id, bool find_slot)
+{
+    w->s = s;
+    w->base = s->arena + (size_t)id * s->seg_size;
+    w->id = id;
+    w->off = 0;
+    w->next = 0;
+    w->find_slot = find_slot;
+    w->h = 0;
+    w->slot = NULL;
+}
+
+bool seg_walk_next(struct seg_walk *w)
+{
+    const struct seg *g = &w->s->segs[w->id];
+    while (w->next < g->wpos) {
+        w->off = w->next;
+        seg_item_decode(w->base + w->off, &w->it);
+        w->next = w->off + w->it.size;
+        if (w->it.bits & IB_DEAD)
+            continue;
+        if (w->find_slot) {
+            w->h = store_hash(w->it.key, w->it.klen);
+            w->slot = index_find_loc(w->s, w->h, w->id, w->off);
+        }
+        return true;
+    }
+    return false;
+}

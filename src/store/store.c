@@ -125,9 +125,11 @@ struct store *store_create(const struct store_config *cfg)
     s->nsegs = (uint32_t)nmax;
     s->nlarge_cap = (uint32_t)(2 * nmax + 16);
     s->probq_cap = (uint32_t)(2 * nmax);
+    size_t ghost_slots = ghost_slots_for(mem);
     s->fixed_bytes = sizeof(*s) + nmax * (sizeof(struct seg) + sizeof(uint32_t))
                      + s->nlarge_cap * sizeof(struct large)
-                     + s->probq_cap * sizeof(struct probq_ent);
+                     + s->probq_cap * sizeof(struct probq_ent)
+                     + ghost_slots * sizeof(*s->ghost);
     size_t index_min = 64 * 64;
     if (mem < s->fixed_bytes + index_min + 2 * seg) {
         free(s);
@@ -142,8 +144,8 @@ struct store *store_create(const struct store_config *cfg)
         s->ttl[b].head = s->ttl[b].tail = NONE32;
         s->ttl[b].open = s->ttl[b].cursor = s->ttl[b].popen = NONE32;
     }
-    if (!s->segs || !s->dirty || !s->probq || !s->larges || !index_setup(s) || !seg_large_setup(s) ||
-        !seg_setup(s)) {
+    if (!s->segs || !s->dirty || !s->probq || !s->larges || !ghost_setup(s, ghost_slots) ||
+        !index_setup(s) || !seg_large_setup(s) || !seg_setup(s)) {
         store_destroy(s);
         return NULL;
     }
@@ -163,6 +165,7 @@ void store_destroy(struct store *s)
     free(s->probq);
     free(s->larges);
     free(s->mslots);
+    ghost_teardown(s);
     free(s);
 }
 
@@ -499,7 +502,9 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
         return ST_TOO_LARGE;
     }
     /* a write to a live item is an access too, as memcached bumps its LRU */
-    unsigned freq = slot ? freq_bump(s, e_freq(*slot)) : 0;
+    /* a new key that probation dropped unread not long ago starts as read
+     * once, so probation promotes it this time (ghost.c) */
+    unsigned freq = slot ? freq_bump(s, e_freq(*slot)) : ghost_take(s, h) ? 1 : 0;
     struct wsrc v = {val, NULL, vlen, 0};
     char *tmp = NULL;
     if (mode == SM_APPEND || mode == SM_PREPEND) {
@@ -717,6 +722,7 @@ void store_flush(struct store *s)
         tb->open = tb->cursor = tb->popen = NONE32;
     }
     prob_reset(s);
+    ghost_reset(s);
     s->dirty_n = 0;
     for (uint32_t i = 0; i < s->nsegs; i++)
         s->segs[i].dirty_queued = 0;

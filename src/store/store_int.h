@@ -5,7 +5,8 @@
  *
  * Memory map of one store (all of it counted in mem_used):
  *
- *   fixed    struct store + segment/large/TTL tables (calloc, at create)
+ *   fixed    struct store + segment/large/TTL tables + the ghost table
+ *            (calloc, at create)
  *   index    primary buckets + overflow buckets, 64 B each (reserved address
  *            space, committed 4 KiB at a time as the index grows)
  *   arena    nsegs * seg_size (reserved PROT_NONE, a segment is committed the
@@ -199,6 +200,10 @@ struct store {
     uint32_t  probq_cap, probq_head, probq_n;   /* sealed probation segments, oldest first */
     uint32_t  nprob;         /* probation segments in use (open or sealed) */
 
+    uint16_t *ghost;         /* fingerprints of keys probation dropped (ghost.c) */
+    uint32_t  ghost_mask;
+    uint64_t  ghost_hits;    /* writes that found their ghost (not snapshotted) */
+
     struct index idx;
 
     size_t fixed_bytes;
@@ -275,6 +280,23 @@ uint64_t seg_next_serial(struct store *s);
 size_t   seg_item_hdr_size(uint32_t vlen, uint32_t flags, uint32_t exptime, bool exp_field,
                        bool cas_field);
 void     seg_item_decode(uint8_t *p, struct item *it);
+
+/* A walk over one segment's items not marked dead, in write order (merges
+ * and probation evictions): with find_slot, each one's hash and the index
+ * slot that points at it (NULL when the index no longer does). The caller
+ * may mark items dead and rewrite or delete their slots as it goes; the
+ * segment itself must not be written. */
+struct seg_walk {
+    struct store *s;
+    uint8_t  *base;
+    uint32_t  id, off, next;
+    bool      find_slot;
+    struct item it;       /* the current item, at off */
+    uint64_t  h;
+    uint64_t *slot;
+};
+void     seg_walk_start(struct seg_walk *w, struct store *s, uint32_t id, bool find_slot);
+bool     seg_walk_next(struct seg_walk *w);
 size_t   seg_item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
                      uint32_t flags, uint32_t exptime, bool exp_field, uint64_t cas);
 
@@ -316,6 +338,13 @@ void     prob_released(struct store *s, uint32_t id);
 bool     prob_over_share(const struct store *s);
 bool     prob_evict_one(struct store *s);
 void     prob_reset(struct store *s);
+/* ghost.c */
+size_t   ghost_slots_for(size_t mem);
+bool     ghost_setup(struct store *s, size_t slots);
+void     ghost_teardown(struct store *s);
+void     ghost_reset(struct store *s);
+void     ghost_add(struct store *s, uint64_t h);
+bool     ghost_take(struct store *s, uint64_t h);
 void     evict_drop_stats(struct store *s, const struct item *it, bool expired, uint32_t id);
 uint64_t evict_cas_of_loc(const struct store *s, uint32_t sid, uint32_t off);
 
