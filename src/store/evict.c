@@ -1,6 +1,6 @@
 /*
  * evict.c — making room. Memory is freed a whole segment at a time, but hot
- * items survive: eviction merges N consecutive sealed segments of one TTL
+ * items survive: eviction merges N (N_MERGE, 2) consecutive sealed segments of one TTL
  * bucket into the spare segment (Segcache's merge-based eviction). From each
  * source segment the items with the highest index frequency counters are
  * copied, at most 1/N of a segment per source, with a per-segment cutoff
@@ -23,7 +23,13 @@
 
 #include "store/store_int.h"
 
-#define N_MERGE 4
+/* Two sources per merge: each merge evicts at most half of its window.
+ * With probation and the ghost table (ghost.c) feeding the main log, a
+ * 4-way merge (evicting three quarters of a window, warm items included)
+ * missed more: bench/cachesim Zipf 0.99 at 32 MiB 0.146 vs 0.139 here
+ * (docs/results/cachesim.md). It also halves the longest step a write may
+ * have to wait for (two segments walked instead of four). */
+#define N_MERGE 2
 
 void evict_note_dirty(struct store *s, uint32_t id)
 {

@@ -7,14 +7,18 @@
  * frequency counter > 0) are promoted, appended to their bucket's
  * promotion segment (a main-log segment, linked just before the bucket's
  * open one) with their counter halved and their CAS kept; items never read
- * are dropped. One-hit wonders so cost at most the probation share of the
+ * are dropped, and their key hashes go to the ghost table (ghost.c): if
+ * such a key is written again soon, it starts as read once and is promoted
+ * next time. One-hit wonders so cost at most the probation share of the
  * cache instead of a trip through the whole log, and the main log's merges
  * (evict.c) only weigh items that have proved themselves once.
  *
  * One segment per call, so its work is bounded by one segment: a first
  * pass sizes the survivors; when they fit in what is left of the promotion
  * segment plus the spare they are copied, else the segment itself becomes
- * a main-log segment where it stands (promote_in_place). State belongs to the store's worker thread.
+ * a main-log segment where it stands (promote_in_place). The item walks are
+ * seg.c's seg_walk, shared with the merges. State belongs to the store's
+ * worker thread.
  */
 #include "store/store_int.h"
 
