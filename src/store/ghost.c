@@ -1,5 +1,5 @@
 /*
- * ghost.c — S3-FIFO's ghost queue: a fixed table of 16-bit fingerprints of
+ * ghost.c — S3-FIFO's ghost queue: a fixed table of 8-bit fingerprints of
  * keys that probation dropped unread. A key written again while its ghost
  * is still there was dropped too early (its reuse distance is longer than
  * probation's stay): it starts with a frequency of 1, so the next probation
@@ -7,13 +7,15 @@
  * that is reused every few minutes under a big working set misses on every
  * reuse, as under FIFO.
  *
- * Direct mapped (slot = low hash bits, fingerprint = top 16 bits): adding
+ * Direct mapped (slot = low hash bits, fingerprint = top 8 bits): adding
  * overwrites whatever was in the slot, so a ghost lives about as long as
  * the table has slots worth of later drops: a recency window without a
- * queue. A false positive only promotes one item that did not earn it. The
- * table is sized at create (GHOST_MEM_DIV: one 2-byte slot per 256 bytes of
- * -m, about as many slots as 120-byte items the cache holds) and counted in
- * the store's fixed memory. State belongs to the store's worker thread.
+ * queue. A false positive (at most 1 in 128 new keys) only promotes one
+ * item that did not earn it. The table is sized at create (GHOST_MEM_DIV:
+ * one byte per 256 bytes of -m, ~0.4%, about half as many slots as
+ * 120-byte items the cache holds) and counted in the store's fixed memory;
+ * bench/cachesim found 16-bit fingerprints and 2 or 4 times the slots no
+ * better. State belongs to the store's worker thread.
  */
 #include <stdlib.h>
 
@@ -47,9 +49,9 @@ void ghost_reset(struct store *s)
     memset(s->ghost, 0, ((size_t)s->ghost_mask + 1) * sizeof(*s->ghost));
 }
 
-static inline uint16_t ghost_fp(uint64_t h)
+static inline uint8_t ghost_fp(uint64_t h)
 {
-    return (uint16_t)((h >> 48) | 1);   /* 0 marks an empty slot */
+    return (uint8_t)((h >> 56) | 1);   /* 0 marks an empty slot */
 }
 
 void ghost_add(struct store *s, uint64_t h)
@@ -59,7 +61,7 @@ void ghost_add(struct store *s, uint64_t h)
 
 bool ghost_take(struct store *s, uint64_t h)
 {
-    uint16_t *g = &s->ghost[h & s->ghost_mask];
+    uint8_t *g = &s->ghost[h & s->ghost_mask];
     if (*g != ghost_fp(h))
         return false;
     *g = 0;

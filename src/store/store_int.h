@@ -200,7 +200,7 @@ struct store {
     uint32_t  probq_cap, probq_head, probq_n;   /* sealed probation segments, oldest first */
     uint32_t  nprob;         /* probation segments in use (open or sealed) */
 
-    uint16_t *ghost;         /* fingerprints of keys probation dropped (ghost.c) */
+    uint8_t  *ghost;         /* fingerprints of keys probation dropped (ghost.c) */
     uint32_t  ghost_mask;
     uint64_t  ghost_hits;    /* writes that found their ghost (not snapshotted) */
 

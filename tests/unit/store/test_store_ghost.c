@@ -38,8 +38,8 @@ static void test_ghost_table(void **state)
     size_t slots = (size_t)s->ghost_mask + 1;
     assert_int_equal(slots, ghost_slots_for(4 * MB));
     assert_true(slots >= 64 && (slots & (slots - 1)) == 0);
-    /* a 2-byte slot per 256 bytes of -m at most, and inside the limit */
-    assert_true(slots * 2 <= 4 * MB / 128);
+    /* a 1-byte slot per 256 bytes of -m at most, and inside the limit */
+    assert_true(slots * sizeof(*s->ghost) <= 4 * MB / 256);
     assert_true(s->fixed_bytes >= slots * sizeof(*s->ghost));
     check_mem(s);
 
@@ -70,10 +70,10 @@ static unsigned freq_of(struct store *s, const char *key)
     return e_freq(*slot);
 }
 
-/* One-hit wonders until every key "PREFIX:0..n-1" is gone (written
- * first, so they leave first): drops after theirs, which could overwrite
- * their ghosts, are then few. */
-static void flood_until_gone(struct store *s, int round, const char *prefix, int n)
+/* One-hit wonders until every key "PREFIX:0..n-1" but `allow` is gone
+ * (written first, so they leave first): drops after theirs, which could
+ * overwrite their ghosts, are then few. */
+static void flood_until_gone(struct store *s, int round, const char *prefix, int n, int allow)
 {
     char key[32], val[100];
     struct item_view iv;
@@ -84,11 +84,11 @@ static void flood_until_gone(struct store *s, int round, const char *prefix, int
         if (i % 64)
             continue;
         int left = 0;
-        for (int k = 0; k < n && !left; k++) {
+        for (int k = 0; k < n && left <= allow; k++) {
             snprintf(key, sizeof(key), "%s:%d", prefix, k);
             left += store_peek(s, key, strlen(key), &iv) == ST_OK;
         }
-        if (!left)
+        if (left <= allow)
             return;
     }
     fail_msg("%s keys never left", prefix);
@@ -109,8 +109,8 @@ static void test_ghost_readmits(void **state)
         snprintf(key, sizeof(key), "back:%d", i);
         assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 0, 0, 0, NULL), ST_OK);
     }
-    flood_until_gone(s, 0, "back", N);
-    int hits = 0;
+    flood_until_gone(s, 0, "back", N, 0);
+    int hits = 0, false_hits = 0;
     for (int i = 0; i < N; i++) {
         uint64_t h0 = s->ghost_hits;
         snprintf(key, sizeof(key), "back:%d", i);
@@ -118,16 +118,20 @@ static void test_ghost_readmits(void **state)
         hit[i] = s->ghost_hits == h0 + 1;
         hits += hit[i];
         assert_int_equal(freq_of(s, key), hit[i] ? 1 : 0);
+        /* a key never seen finds a ghost only by fingerprint collision */
+        h0 = s->ghost_hits;
         snprintf(key, sizeof(key), "new:%d", i);
         assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 0, 0, 0, NULL), ST_OK);
-        assert_int_equal(freq_of(s, key), 0);
+        false_hits += s->ghost_hits != h0;
+        assert_int_equal(freq_of(s, key), s->ghost_hits != h0 ? 1 : 0);
     }
-    print_message("  ghost hits %d of %d\n", hits, N);
+    print_message("  ghost hits %d of %d, false ones %d of %d\n", hits, N, false_hits, N);
+    assert_true(false_hits <= N / 64);
     /* the drops after theirs (the rest of the flood, and the wonders the
      * writes just above push out) overwrite some ghosts: with 16k slots and
      * ~3k such drops, about 1 - e^(-3/16) of them */
     assert_true(hits >= N * 3 / 4);
-    flood_until_gone(s, 1, "new", N);
+    flood_until_gone(s, 1, "new", N, false_hits);   /* those were promoted */
     int back = 0;
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "back:%d", i);
