@@ -18,6 +18,11 @@
  */
 #include "store/store_int.h"
 
+/* Expired segments freed per reclaim: up to 8 in idle-time maintenance,
+ * 2 (a merge window's worth of walking) inside a write that needs memory. */
+#define RECLAIM_IDLE  8
+#define RECLAIM_WRITE 2
+
 unsigned ttl_bucket_of(const struct store *s, uint32_t exptime)
 {
     if (exptime == 0)
@@ -134,12 +139,12 @@ static bool seg_expired(const struct store *s, uint32_t id)
 
 /* Reclaim the run of expired segments at the head of bucket b (at most 8).
  * Items touched to live longer than their segment are relocated. */
-static bool reclaim_bucket(struct store *s, unsigned b)
+static bool reclaim_bucket(struct store *s, unsigned b, unsigned max)
 {
     struct ttl_bucket *tb = &s->ttl[b];
-    uint32_t src[8];
+    uint32_t src[RECLAIM_IDLE];
     unsigned n = 0;
-    for (uint32_t id = tb->head; id != NONE32 && n < 8 && seg_expired(s, id);
+    for (uint32_t id = tb->head; id != NONE32 && n < max && seg_expired(s, id);
          id = s->segs[id].next)
         src[n++] = id;
     if (!n)
@@ -156,12 +161,15 @@ static bool reclaim_bucket(struct store *s, unsigned b)
     return true;
 }
 
-/* Free one run of expired segments, if any bucket has one. */
+/* Free one run of expired segments, if any bucket has one. This runs
+ * inside a write that needs memory, so the run is as short as a main-log
+ * merge's window (RECLAIM_WRITE segments walked): the write waits for no
+ * more than an eviction would make it wait. */
 bool ttl_reclaim_one(struct store *s)
 {
     for (unsigned b = 0; b < TTL_NEVER; b++)
         if (s->ttl[b].head != NONE32 && seg_expired(s, s->ttl[b].head))
-            return reclaim_bucket(s, b);
+            return reclaim_bucket(s, b, RECLAIM_WRITE);
     return false;
 }
 
@@ -173,7 +181,7 @@ unsigned ttl_reclaim_scan(struct store *s, unsigned budget, bool *more)
     while (used < budget && looked < TTL_NEVER) {
         unsigned b = s->maint_bucket;
         if (s->ttl[b].head != NONE32 && seg_expired(s, s->ttl[b].head)) {
-            reclaim_bucket(s, b);
+            reclaim_bucket(s, b, RECLAIM_IDLE);
             used++;
             continue;   /* the next head may be expired too */
         }
