@@ -361,8 +361,6 @@ bool evict_one(struct store *s)
     unsigned n;
     bool no_evict = s->cfg.no_evict;
 
-    if (!no_evict)
-        ghost_charge(s);    /* from now on drops are remembered (ghost.c) */
     if (s->spare == NONE32) {
         /* only after a failed re-take of the spare; take it back first */
         s->spare = seg_take_free(s);

@@ -13,11 +13,8 @@
  * queue. A false positive (at most 1 in 128 new keys) only promotes one
  * item that did not earn it. The table is sized at create (GHOST_MEM_DIV:
  * one byte per 256 bytes of -m, ~0.4%, about half as many slots as
- * 120-byte items the cache holds) and counted in the store's fixed memory
- * from the first eviction on (ghost_charge, called by evict_one): before
- * it nothing is dropped, the calloc'ed pages stay untouched and cost no
- * RSS, so a store that never fills does not pay for them; bench/cachesim
- * found 16-bit fingerprints and 2 or 4 times the slots no
+ * 120-byte items the cache holds) and counted in the store's fixed memory;
+ * bench/cachesim found 16-bit fingerprints and 2 or 4 times the slots no
  * better. State belongs to the store's worker thread.
  */
 #include <stdlib.h>
@@ -41,14 +38,6 @@ bool ghost_setup(struct store *s, size_t slots)
     return s->ghost != NULL;
 }
 
-void ghost_charge(struct store *s)
-{
-    if (s->ghost_charged)
-        return;
-    s->ghost_charged = true;
-    s->fixed_bytes += ((size_t)s->ghost_mask + 1) * sizeof(*s->ghost);
-}
-
 void ghost_teardown(struct store *s)
 {
     free(s->ghost);
@@ -67,8 +56,6 @@ static inline uint8_t ghost_fp(uint64_t h)
 
 void ghost_add(struct store *s, uint64_t h)
 {
-    if (!s->ghost_charged)
-        return;
     s->ghost[h & s->ghost_mask] = ghost_fp(h);
 }
 

@@ -128,16 +128,14 @@ struct store *store_create(const struct store_config *cfg)
     size_t ghost_slots = ghost_slots_for(mem);
     s->fixed_bytes = sizeof(*s) + nmax * (sizeof(struct seg) + sizeof(uint32_t))
                      + s->nlarge_cap * sizeof(struct large)
-                     + s->probq_cap * sizeof(struct probq_ent);
-    /* the ghost table joins fixed_bytes at the first eviction (ghost.c);
-     * leave room for it now so the segment count does not change then */
-    size_t ghost_bytes = ghost_slots * sizeof(*s->ghost);
+                     + s->probq_cap * sizeof(struct probq_ent)
+                     + ghost_slots * sizeof(*s->ghost);
     size_t index_min = 64 * 64;
-    if (mem < s->fixed_bytes + ghost_bytes + index_min + 2 * seg) {
+    if (mem < s->fixed_bytes + index_min + 2 * seg) {
         free(s);
         return NULL;
     }
-    s->nsegs = (uint32_t)((mem - s->fixed_bytes - ghost_bytes - index_min) / seg);
+    s->nsegs = (uint32_t)((mem - s->fixed_bytes - index_min) / seg);
     s->segs = calloc(nmax, sizeof(struct seg));
     s->dirty = calloc(nmax, sizeof(uint32_t));
     s->probq = calloc(s->probq_cap, sizeof(struct probq_ent));
@@ -750,10 +748,6 @@ bool store_maintain(struct store *s, unsigned budget)
     if (used < budget && s->segs_used > 0 && !can_take && evict_one(s)) {
         used += budget / 2 + 1;
         more = true;
-        /* the first eviction starts counting the ghost table (ghost.c):
-         * back under the limit before returning, as after any write */
-        while (!store_room(s, 0) && evict_one(s))
-            ;
     }
     while (used < budget && index_grow_step(s))
         used++;

@@ -5,9 +5,8 @@
  *
  * Memory map of one store (all of it counted in mem_used):
  *
- *   fixed    struct store + segment/large/TTL tables (calloc, at create)
- *            + the ghost table (calloc at create, counted from the first
- *            eviction on: untouched, hence not resident, before it)
+ *   fixed    struct store + segment/large/TTL tables + the ghost table
+ *            (calloc, at create)
  *   index    primary buckets + overflow buckets, 64 B each (reserved address
  *            space, committed 4 KiB at a time as the index grows)
  *   arena    nsegs * seg_size (reserved PROT_NONE, a segment is committed the
@@ -203,7 +202,6 @@ struct store {
 
     uint8_t  *ghost;         /* fingerprints of keys probation dropped (ghost.c) */
     uint32_t  ghost_mask;
-    bool      ghost_charged; /* counted in fixed_bytes (from the first eviction) */
     uint64_t  ghost_hits;    /* writes that found their ghost (not snapshotted) */
 
     struct index idx;
@@ -343,7 +341,6 @@ void     prob_reset(struct store *s);
 /* ghost.c */
 size_t   ghost_slots_for(size_t mem);
 bool     ghost_setup(struct store *s, size_t slots);
-void     ghost_charge(struct store *s);
 void     ghost_teardown(struct store *s);
 void     ghost_reset(struct store *s);
 void     ghost_add(struct store *s, uint64_t h);
