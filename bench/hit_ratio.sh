@@ -46,8 +46,9 @@
 #          [--rows FILE] [--case-requests CASE=N[,CASE=N...]]
 #   --rows FILE keeps the live results in FILE (appended, one line per
 #   case@-m and server; a later run that measures the same one replaces it)
-#   and reports every line of it, so a long proof can be run in parts
-#   (e.g. memcached first, percore after a change). --case-requests sets a
+#   and the simulator's in FILE.sim, and reports every line of them, so a
+#   long proof can be run in parts (e.g. memcached first, percore after a
+#   change). --case-requests sets a
 #   measured length per case (the report says each case's length).
 #   defaults: -m 16,32,64, 1000000 keys, 2000000 warm, 10000000 measured,
 #   rate 60000, scan 0.15, value 100, cases zipf,zipf80,uniform,scan, servers
@@ -136,14 +137,14 @@ scan_rate=$($PY -c "print(int($rate * $scan_frac))")
 base=(--get-ratio 1 --miss-set --keys "$keys" --key-size "$ksize" --value-size "$vsize" --timeout 5 -q --json)
 
 # measured requests of case $1: --case-requests's, else --requests
+all_requests=$requests
 reqs_of() {
     local kv
     for kv in ${case_requests//,/ }; do
         [ "${kv%%=*}" = "$1" ] && { echo "${kv#*=}"; return; }
     done
-    echo "$requests"
+    echo "$all_requests"
 }
-all_requests=$requests
 
 for mem in ${memory//,/ }; do
 for c in ${cases//,/ }; do
@@ -232,6 +233,13 @@ if [ "$sim" = 1 ] && [ -x "$CACHESIM" ]; then
         timeout 1800 "${sc[@]}" | awk -v c="$c" '$4 != "NA" { printf "%s %d %s %s\n", c, $2 / 1048576, $3, $4 }' >>"$simrows" || true
     done
     requests=$all_requests
+fi
+if [ -n "$rows_keep" ]; then
+    # the simulator's rows too (FILE.sim), replaced per case, size and policy
+    touch "$rows_keep.sim"
+    awk 'NR == FNR { seen[$1 " " $2 " " $3] = 1; next } !(($1 " " $2 " " $3) in seen)' "$simrows" "$rows_keep.sim" >"$tmp/old_sim"
+    cat "$tmp/old_sim" "$simrows" >"$rows_keep.sim"
+    cp "$rows_keep.sim" "$simrows"
 fi
 
 # ---------------------------------------------------------------- report
