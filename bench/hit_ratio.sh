@@ -46,9 +46,9 @@
 #          [--rows FILE] [--case-requests CASE=N[,CASE=N...]]
 #   --rows FILE keeps the live results in FILE (appended, one line per
 #   case@-m and server; a later run that measures the same one replaces it)
-#   and the simulator's in FILE.sim, and reports every line of them, so a
-#   long proof can be run in parts (e.g. memcached first, percore after a
-#   change). --case-requests sets a
+#   and the simulator's in FILE.sim (commands in FILE.cmds), and reports
+#   every line of them, so a long proof can be run in parts (e.g.
+#   memcached first, percore after a change). --case-requests sets a
 #   measured length per case (the report says each case's length).
 #   defaults: -m 16,32,64, 1000000 keys, 2000000 warm, 10000000 measured,
 #   rate 60000, scan 0.15, value 100, cases zipf,zipf80,uniform,scan, servers
@@ -133,6 +133,7 @@ tmp=$(mktemp -d)
 cmds=$tmp/commands.txt
 rows=$tmp/rows.txt
 : >"$rows"
+: >"$cmds"
 scan_rate=$($PY -c "print(int($rate * $scan_frac))")
 base=(--get-ratio 1 --miss-set --keys "$keys" --key-size "$ksize" --value-size "$vsize" --timeout 5 -q --json)
 
@@ -205,7 +206,7 @@ requests=$all_requests
 if [ -n "$rows_keep" ]; then
     # keep earlier parts' lines unless this run measured the same case@-m and server
     touch "$rows_keep"
-    awk 'NR == FNR { seen[$1 " " $2] = 1; next } !(($1 " " $2) in seen)' "$rows" "$rows_keep" >"$tmp/old_rows"
+    awk 'FILENAME == ARGV[1] { seen[$1 " " $2] = 1; next } !(($1 " " $2) in seen)' "$rows" "$rows_keep" >"$tmp/old_rows"
     cat "$tmp/old_rows" "$rows" >"$rows_keep"
     cp "$rows_keep" "$rows"
 fi
@@ -237,9 +238,12 @@ fi
 if [ -n "$rows_keep" ]; then
     # the simulator's rows too (FILE.sim), replaced per case, size and policy
     touch "$rows_keep.sim"
-    awk 'NR == FNR { seen[$1 " " $2 " " $3] = 1; next } !(($1 " " $2 " " $3) in seen)' "$simrows" "$rows_keep.sim" >"$tmp/old_sim"
+    awk 'FILENAME == ARGV[1] { seen[$1 " " $2 " " $3] = 1; next } !(($1 " " $2 " " $3) in seen)' "$simrows" "$rows_keep.sim" >"$tmp/old_sim"
     cat "$tmp/old_sim" "$simrows" >"$rows_keep.sim"
     cp "$rows_keep.sim" "$simrows"
+    # and every part's commands (FILE.cmds), each part under its date
+    { echo "# ---- part run $(date -u '+%Y-%m-%d %H:%M UTC')"; cat "$cmds"; } >>"$rows_keep.cmds"
+    cp "$rows_keep.cmds" "$cmds"
 fi
 
 # ---------------------------------------------------------------- report
