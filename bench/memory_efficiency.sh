@@ -180,7 +180,7 @@ if "percore" in names and f("percore", "mem_used"):
     print("| field | B per item |")
     print("|---|---:|")
     print(f"| item header (klen 1, bits 1, vlen varint 1; flags, exptime, CAS only when present) | {hdr:.2f} |")
-    print(f"| index (8-byte entries in 64-byte buckets, primary + overflow; \`hash_bytes\`) | {idx:.2f} |")
+    print(f"| index (6-byte entries in 64-byte buckets of 10, primary + overflow; \`hash_bytes\`) | {idx:.2f} |")
     print(f"| segments' unused tails, spare segment, fixed tables (\`store_mem_used\` − bytes − index) | {slack:.2f} |")
     print(f"| **inside -m (\`store_mem_used\` / items − key+value)** | **{mu / cur - kv:.2f}** |")
     print(f"| outside the store: page rounding, malloc, the rest of the process (RSS − \`store_mem_used\`) | {rest:.2f} |")

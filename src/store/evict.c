@@ -160,7 +160,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
             ms[k].h = w.h;
             k++;
             if (w.slot && !item_expired(s, w.it.exptime))
-                hist[e_freq(*w.slot)] += w.it.size;
+                hist[slot_freq(w.slot)] += w.it.size;
         }
         /* this source's share of what is left in the target; a source
          * that used less leaves more to the next */
@@ -193,12 +193,12 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
             uint32_t off = w.off;
             if (kk >= k)
                 break;
-            uint64_t *slot = ms[kk].slot;
+            uint16_t *slot = ms[kk].slot;
             uint64_t h = ms[kk].h;
             kk++;
             if (!slot)
                 continue;
-            uint64_t e = *slot;
+            uint64_t e = slot_get(slot);
             unsigned f = e_freq(e);
             bool expired = item_expired(s, it.exptime);
             bool keep = false;
@@ -233,7 +233,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                     memcpy(dst, it.p, it.size);
                 }
                 unsigned nf = mode == MERGE_EVICT && !compact ? f >> 1 : f;
-                *slot = e_make(e_tag(e), nf, d, dg->wpos);
+                slot_set(slot, e_moved(s, e, nf, d, dg->wpos));
                 dg->wpos += (uint32_t)nsize;
                 dg->live_bytes += (uint32_t)nsize;
                 dg->live_items++;

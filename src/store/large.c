@@ -125,7 +125,7 @@ static void large_drop(struct store *s, uint32_t i, bool expired)
     uint32_t sid = s->nsegs + i;
     seg_item_decode(s->larges[i].mem, &it);
     uint64_t h = store_hash(it.key, it.klen);
-    uint64_t *slot = index_find_loc(s, h, sid, 0);
+    uint16_t *slot = index_find_loc(s, h, sid, 0);
     if (slot) {
         index_delete(s, h, slot);
         struct class_ctr *cc = &s->cls[TTL_NBUCKETS];
@@ -169,10 +169,10 @@ bool seg_large_evict_one(struct store *s)
         struct item it;
         seg_item_decode(s->larges[i].mem, &it);
         uint64_t h = store_hash(it.key, it.klen);
-        uint64_t *slot = index_find_loc(s, h, s->nsegs + i, 0);
+        uint16_t *slot = index_find_loc(s, h, s->nsegs + i, 0);
         bool expired = item_expired(s, it.exptime);
-        if (slot && !expired && e_freq(*slot) > 0 && s->nlarge > 1) {
-            *slot = e_with_freq(*slot, e_freq(*slot) >> 1);
+        if (slot && !expired && slot_freq(slot) > 0 && s->nlarge > 1) {
+            slot_set_freq(slot, slot_freq(slot) >> 1);
             fifo_unlink(s, i);      /* second chance: to the tail */
             struct large *l = &s->larges[i];
             l->next = NONE32;

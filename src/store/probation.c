@@ -122,8 +122,8 @@ static bool promote_in_place(struct store *s, uint32_t id)
         if (!w.slot)
             continue;
         bool expired = item_expired(s, w.it.exptime);
-        if (!expired && e_freq(*w.slot) > 0) {
-            *w.slot = e_with_freq(*w.slot, e_freq(*w.slot) >> 1);
+        if (!expired && slot_freq(w.slot) > 0) {
+            slot_set_freq(w.slot, slot_freq(w.slot) >> 1);
             kept++;
             continue;
         }
@@ -164,7 +164,7 @@ bool prob_evict_one(struct store *s)
     /* pass 1: how many bytes the survivors need where they go */
     size_t need = 0;
     for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);)
-        if (w.slot && e_freq(*w.slot) > 0 && !item_expired(s, w.it.exptime))
+        if (w.slot && slot_freq(w.slot) > 0 && !item_expired(s, w.it.exptime))
             need += w.it.size + (s->cfg.use_cas && !(w.it.bits & IB_CAS) ? 8 : 0);
     uint32_t po = s->ttl[b].popen;
     size_t room = (po != NONE32 ? s->seg_size - s->segs[po].wpos : 0)
@@ -175,11 +175,12 @@ bool prob_evict_one(struct store *s)
     uint64_t kept = 0;
     for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);) {
         struct item it = w.it;
-        uint64_t h = w.h, *slot = w.slot;
+        uint64_t h = w.h;
+        uint16_t *slot = w.slot;
         uint32_t off = w.off;
         if (!slot)
             continue;
-        uint64_t e = *slot;
+        uint64_t e = slot_get(slot);
         bool expired = item_expired(s, it.exptime);
         uint32_t t = NONE32;
         bool add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);
@@ -203,7 +204,7 @@ bool prob_evict_one(struct store *s)
         } else {
             memcpy(dst, it.p, it.size);
         }
-        *slot = e_make(e_tag(e), e_freq(e) >> 1, t, dg->wpos);
+        slot_set(slot, e_moved(s, e, e_freq(e) >> 1, t, dg->wpos));
         dg->wpos += (uint32_t)nsize;
         dg->live_bytes += (uint32_t)nsize;
         dg->live_items++;

@@ -216,7 +216,7 @@ static bool index_segment(struct store *s, uint32_t id, struct pending *pd, char
         /* the frequency counters are not saved; an item read since it was
          * written (ITEM_FETCHED) counts as read once, so probation promotes
          * it rather than dropping it */
-        index_insert(s, pd[i].h, e_make(hash_tag(pd[i].h), (it.bits & ITEM_FETCHED) ? 1 : 0,
+        index_insert(s, pd[i].h, e_make(s, hash_tag(s, pd[i].h), (it.bits & ITEM_FETCHED) ? 1 : 0,
                                         id, pd[i].off));
         live++;
         live_bytes += pd[i].size;
@@ -447,7 +447,7 @@ bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, siz
             FAIL("large item %u: key is live twice", n);
         if (!index_prepare(s, hh))
             FAIL("no memory for the index");
-        index_insert(s, hh, e_make(hash_tag(hh), (it.bits & ITEM_FETCHED) ? 1 : 0, sid, 0));
+        index_insert(s, hh, e_make(s, hash_tag(s, hh), (it.bits & ITEM_FETCHED) ? 1 : 0, sid, 0));
         s->c.curr_items++;
         s->c.bytes += it.size;
     }

@@ -120,10 +120,16 @@ struct store *store_create(const struct store_config *cfg)
     /* fixed overhead depends on the segment count; size it for the upper
      * bound, then fit the segments in what is left */
     size_t nmax = mem / seg + 1;
-    if (nmax > SEG_ID_MAX / 4)
-        nmax = SEG_ID_MAX / 4;
+    /* segment and large-item ids (3 per segment) must fit an index entry */
+    size_t id_max = (((size_t)1 << (E_LOC_MAX - s->off_bits)) - 16) / 3;
+    if (nmax > id_max)
+        nmax = id_max;
     s->nsegs = (uint32_t)nmax;
     s->nlarge_cap = (uint32_t)(2 * nmax + 16);
+    if (!index_layout(s, nmax + s->nlarge_cap)) {
+        free(s);
+        return NULL;
+    }
     s->probq_cap = (uint32_t)(2 * nmax);
     size_t ghost_slots = ghost_slots_for(mem);
     s->fixed_bytes = sizeof(*s) + nmax * (sizeof(struct seg) + sizeof(uint32_t))
@@ -136,6 +142,8 @@ struct store *store_create(const struct store_config *cfg)
         return NULL;
     }
     s->nsegs = (uint32_t)((mem - s->fixed_bytes - index_min) / seg);
+    if (s->nsegs > nmax)
+        s->nsegs = (uint32_t)nmax;  /* past ~85 GiB: more than an entry can name */
     s->segs = calloc(nmax, sizeof(struct seg));
     s->dirty = calloc(nmax, sizeof(uint32_t));
     s->probq = calloc(s->probq_cap, sizeof(struct probq_ent));
@@ -185,40 +193,46 @@ bool store_make_room(struct store *s, size_t bytes)
 
 /* --- item helpers ----------------------------------------------------------- */
 
-static uint64_t item_cas(const struct store *s, uint64_t e, const struct item *it)
+static uint64_t item_cas_at(const struct store *s, uint32_t sid, uint32_t off,
+                            const struct item *it)
 {
     if (!s->cfg.use_cas)
         return 0;
     if (it->bits & IB_CAS)
         return it->cas;
     return ((uint64_t)s->cfg.shard_id << 56)
-           | ((seg_loc_serial(s, e_seg(e)) & s->serial_mask) << s->off_bits) | e_off(e);
+           | ((seg_loc_serial(s, sid) & s->serial_mask) << s->off_bits) | off;
 }
 
-/* The item at *slot stops being live: mark it dead, account its bytes. The
+static uint64_t item_cas(const struct store *s, uint64_t e, const struct item *it)
+{
+    return item_cas_at(s, e_seg(s, e), e_off(s, e), it);
+}
+
+/* The item of entry e stops being live: mark it dead, account its bytes. The
  * slot itself is left for the caller (overwrite or index_delete). */
 static void item_kill(struct store *s, uint64_t e, struct item *it)
 {
     it->p[1] |= IB_DEAD;
     s->c.bytes -= it->size;
-    if (loc_is_large(s, e_seg(e)))
-        seg_large_free(s, e_seg(e));
+    if (loc_is_large(s, e_seg(s, e)))
+        seg_large_free(s, e_seg(s, e));
     else
-        seg_item_died(s, e_seg(e), it->size);
+        seg_item_died(s, e_seg(s, e), it->size);
 }
 
-static void item_remove(struct store *s, uint64_t h, uint64_t *slot, struct item *it)
+static void item_remove(struct store *s, uint64_t h, uint16_t *slot, struct item *it)
 {
-    item_kill(s, *slot, it);
+    item_kill(s, slot_get(slot), it);
     index_delete(s, h, slot);
     s->c.curr_items--;
 }
 
 /* Find a live item; expired ones are removed on the way (unless peeking). */
-static uint64_t *lookup(struct store *s, const char *key, size_t klen, uint64_t h,
+static uint16_t *lookup(struct store *s, const char *key, size_t klen, uint64_t h,
                         struct item *it, bool remove_expired)
 {
-    uint64_t *slot = index_find(s, key, klen, h, it);
+    uint16_t *slot = index_find(s, key, klen, h, it);
     if (slot && item_expired(s, it->exptime)) {
         if (remove_expired) {
             s->gen++;
@@ -231,8 +245,8 @@ static uint64_t *lookup(struct store *s, const char *key, size_t klen, uint64_t 
     return slot;
 }
 
-static void fill_view(const struct store *s, uint64_t e, const struct item *it,
-                      struct item_view *iv)
+static void fill_view_at(const struct store *s, uint32_t sid, uint32_t off,
+                         const struct item *it, struct item_view *iv)
 {
     iv->key = it->key;
     iv->val = it->val;
@@ -240,10 +254,16 @@ static void fill_view(const struct store *s, uint64_t e, const struct item *it,
     iv->vlen = it->vlen;
     iv->flags = it->flags;
     iv->exptime = it->exptime;
-    iv->atime = seg_loc_atime(s, e_seg(e));
-    iv->cas = item_cas(s, e, it);
+    iv->atime = seg_loc_atime(s, sid);
+    iv->cas = item_cas_at(s, sid, off, it);
     iv->mbits = it->bits & IB_MBITS;
-    iv->loc = e_seg(e);
+    iv->loc = sid;
+}
+
+static void fill_view(const struct store *s, uint64_t e, const struct item *it,
+                      struct item_view *iv)
+{
+    fill_view_at(s, e_seg(s, e), e_off(s, e), it, iv);
 }
 
 /* A read hit: fetched bit, atime, probabilistic frequency bump (exact up to
@@ -257,11 +277,11 @@ static unsigned freq_bump(struct store *s, unsigned f)
     return f;
 }
 
-static void note_hit(struct store *s, uint64_t *slot, struct item *it)
+static void note_hit(struct store *s, uint16_t *slot, uint32_t sid, struct item *it)
 {
     it->p[1] |= ITEM_FETCHED;
-    seg_loc_touch_atime(s, e_seg(*slot));
-    *slot = e_with_freq(*slot, freq_bump(s, e_freq(*slot)));
+    seg_loc_touch_atime(s, sid);
+    slot_set_freq(slot, freq_bump(s, slot_freq(slot)));
 }
 
 struct wsrc {
@@ -307,11 +327,11 @@ static int item_write(struct store *s, uint64_t h, const char *key, size_t klen,
         s->c.total_items++;
 
     struct item old;
-    uint64_t *slot = index_find(s, key, klen, h, &old);
-    uint64_t e = e_make(hash_tag(h), freq, sid, off);
+    uint16_t *slot = index_find(s, key, klen, h, &old);
+    uint64_t e = e_make(s, hash_tag(s, h), freq, sid, off);
     if (slot) {
-        item_kill(s, *slot, &old);
-        *slot = e;
+        item_kill(s, slot_get(slot), &old);
+        slot_set(slot, e);
     } else {
         index_insert(s, h, e);
         s->c.curr_items++;
@@ -327,12 +347,12 @@ static int item_write(struct store *s, uint64_t h, const char *key, size_t klen,
 static void delete_key(struct store *s, const char *key, size_t klen, uint64_t h)
 {
     struct item it;
-    uint64_t *slot = index_find(s, key, klen, h, &it);
+    uint16_t *slot = index_find(s, key, klen, h, &it);
     if (slot)
         item_remove(s, h, slot, &it);
 }
 
-static void notify_get(const struct store *s, const char *key, size_t klen, const uint64_t *slot,
+static void notify_get(const struct store *s, const char *key, size_t klen, const uint16_t *slot,
                        const struct item *it)
 {
     if (!s->obs)
@@ -342,7 +362,7 @@ static void notify_get(const struct store *s, const char *key, size_t klen, cons
     if (slot) {
         ev.vlen = it->vlen;
         ev.exptime = it->exptime;
-        ev.cls = store_class_of_bucket(entry_class(s, *slot)) + 1;
+        ev.cls = store_class_of_bucket(entry_class(s, slot_get(slot))) + 1;
     }
     s->obs(s->obs_arg, &ev);
 }
@@ -353,15 +373,17 @@ int store_get(struct store *s, const char *key, size_t klen, struct item_view *i
 {
     uint64_t h = store_hash(key, klen);
     struct item it;
-    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    uint16_t *slot = lookup(s, key, klen, h, &it, true);
     if (!slot) {
         notify_get(s, key, klen, NULL, NULL);
         return ST_MISS;
     }
-    s->cls[entry_class(s, *slot)].get_hits++;
+    uint64_t e = slot_get(slot);
+    uint32_t sid = e_seg(s, e);
+    s->cls[sid_class(s, sid)].get_hits++;
     notify_get(s, key, klen, slot, &it);
-    fill_view(s, *slot, &it, iv);
-    note_hit(s, slot, &it);
+    fill_view_at(s, sid, e_off(s, e), &it, iv);
+    note_hit(s, slot, sid, &it);
     return ST_OK;
 }
 
@@ -369,18 +391,18 @@ int store_peek(struct store *s, const char *key, size_t klen, struct item_view *
 {
     uint64_t h = store_hash(key, klen);
     struct item it;
-    uint64_t *slot = lookup(s, key, klen, h, &it, false);
+    uint16_t *slot = lookup(s, key, klen, h, &it, false);
     if (!slot)
         return ST_MISS;
-    fill_view(s, *slot, &it, iv);
+    fill_view(s, slot_get(slot), &it, iv);
     return ST_OK;
 }
 
 /* Set a live item's exptime: in place when it has the field, else by
  * rewriting it with the field (and its CAS kept). Returns the slot of the
  * item afterwards (NULL if it could not be rewritten: then it is gone). */
-static uint64_t *set_exptime(struct store *s, const char *key, size_t klen, uint64_t h,
-                             uint64_t *slot, struct item *it, uint32_t exptime)
+static uint16_t *set_exptime(struct store *s, const char *key, size_t klen, uint64_t h,
+                             uint16_t *slot, struct item *it, uint32_t exptime)
 {
     if (it->bits & IB_EXP) {
         uint8_t *f = it->p + it->hlen - 4 - ((it->bits & IB_CAS) ? 8 : 0);
@@ -393,7 +415,7 @@ static uint64_t *set_exptime(struct store *s, const char *key, size_t klen, uint
     if (exptime == 0)
         return slot;
     /* rewrite with an exptime field; copy first, the write may evict */
-    uint64_t cas = item_cas(s, *slot, it);
+    uint64_t cas = item_cas(s, slot_get(slot), it);
     size_t n = (size_t)it->klen + it->vlen;
     char *tmp = malloc(n ? n : 1);
     if (!tmp) {
@@ -404,7 +426,7 @@ static uint64_t *set_exptime(struct store *s, const char *key, size_t klen, uint
     struct wsrc v = {tmp + klen, NULL, it->vlen, 0};
     uint32_t flags = it->flags;
     uint8_t mbits = it->bits & IB_MBITS;
-    unsigned freq = e_freq(*slot);
+    unsigned freq = slot_freq(slot);
     int rc = item_write(s, h, tmp, klen, &v, flags, exptime, cas, mbits, freq, false, NULL);
     free(tmp);
     if (rc != ST_OK) {
@@ -420,22 +442,22 @@ int store_gat(struct store *s, const char *key, size_t klen, uint32_t exptime,
     s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
-    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    uint16_t *slot = lookup(s, key, klen, h, &it, true);
     if (!slot) {
         notify_get(s, key, klen, NULL, NULL);
         return ST_MISS;
     }
     notify_get(s, key, klen, slot, &it);
     uint8_t mbits = it.bits & IB_MBITS;
-    uint32_t atime = seg_loc_atime(s, e_seg(*slot));
-    s->cls[entry_class(s, *slot)].touch_hits++;
+    uint32_t atime = seg_loc_atime(s, e_seg(s, slot_get(slot)));
+    s->cls[entry_class(s, slot_get(slot))].touch_hits++;
     slot = set_exptime(s, key, klen, h, slot, &it, exptime);
     if (!slot)
         return ST_MISS;
-    fill_view(s, *slot, &it, iv);
+    fill_view(s, slot_get(slot), &it, iv);
     iv->mbits = mbits;
     iv->atime = atime;
-    note_hit(s, slot, &it);
+    note_hit(s, slot, e_seg(s, slot_get(slot)), &it);
     return ST_OK;
 }
 
@@ -444,10 +466,10 @@ int store_touch(struct store *s, const char *key, size_t klen, uint32_t exptime)
     s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
-    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    uint16_t *slot = lookup(s, key, klen, h, &it, true);
     if (!slot)
         return ST_MISS;
-    s->cls[entry_class(s, *slot)].touch_hits++;
+    s->cls[entry_class(s, slot_get(slot))].touch_hits++;
     return set_exptime(s, key, klen, h, slot, &it, exptime) ? ST_OK : ST_MISS;
 }
 
@@ -459,15 +481,15 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
         return ST_NOT_STORED;
     uint64_t h = store_hash(key, klen);
     struct item it;
-    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    uint16_t *slot = lookup(s, key, klen, h, &it, true);
 
     switch (mode) {
     case SM_ADD:
         if (slot) {
             /* memcached bumps an add-refused item in its LRU; count it as a
              * use, but it was not fetched */
-            if (e_freq(*slot) < 3)
-                *slot = e_with_freq(*slot, e_freq(*slot) + 1);
+            if (slot_freq(slot) < 3)
+                slot_set_freq(slot, slot_freq(slot) + 1);
             return ST_NOT_STORED;
         }
         break;
@@ -480,8 +502,8 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
     case SM_CAS:
         if (!slot)
             return ST_NOT_FOUND;
-        if (item_cas(s, *slot, &it) != cas_in) {
-            s->cls[entry_class(s, *slot)].cas_badval++;
+        if (item_cas(s, slot_get(slot), &it) != cas_in) {
+            s->cls[entry_class(s, slot_get(slot))].cas_badval++;
             return ST_EXISTS;
         }
         break;
@@ -504,7 +526,7 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
     /* a write to a live item is an access too, as memcached bumps its LRU */
     /* a new key that probation dropped unread not long ago starts as read
      * once, so probation promotes it this time (ghost.c) */
-    unsigned freq = slot ? freq_bump(s, e_freq(*slot)) : ghost_take(s, h) ? 1 : 0;
+    unsigned freq = slot ? freq_bump(s, slot_freq(slot)) : ghost_take(s, h) ? 1 : 0;
     struct wsrc v = {val, NULL, vlen, 0};
     char *tmp = NULL;
     if (mode == SM_APPEND || mode == SM_PREPEND) {
@@ -525,7 +547,7 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
     s->cls[klen + v.alen + v.blen + 16 > s->large_min ? TTL_NBUCKETS
                                                        : ttl_bucket_of(s, exptime)].cmd_set++;
     if (mode == SM_CAS)
-        s->cls[entry_class(s, *slot)].cas_hits++;
+        s->cls[entry_class(s, slot_get(slot))].cas_hits++;
     int rc = item_write(s, h, key, klen, &v, flags, exptime, 0, 0, freq, true, cas_out);
     free(tmp);
     if (rc != ST_OK && mode == SM_SET)
@@ -546,12 +568,12 @@ int store_put(struct store *s, enum store_mode mode, const char *key, size_t kle
                                   .key = key, .klen = (uint32_t)klen, .vlen = (uint32_t)vlen,
                                   .exptime = exptime };
         struct item it;
-        uint64_t *slot = st == ST_OK ? lookup(s, key, klen, store_hash(key, klen), &it, false)
+        uint16_t *slot = st == ST_OK ? lookup(s, key, klen, store_hash(key, klen), &it, false)
                                      : NULL;
         if (slot) {
             ev.vlen = it.vlen;
             ev.exptime = it.exptime;
-            ev.cls = store_class_of_bucket(entry_class(s, *slot)) + 1;
+            ev.cls = store_class_of_bucket(entry_class(s, slot_get(slot))) + 1;
         }
         s->obs(s->obs_arg, &ev);
     }
@@ -568,13 +590,13 @@ static bool walk_one(struct store *s, uint32_t sid, uint32_t off, const struct i
 {
     if (it->bits & IB_DEAD || item_expired(s, it->exptime))
         return true;
-    uint64_t *slot = index_find_loc(s, store_hash(it->key, it->klen), sid, off);
+    uint16_t *slot = index_find_loc(s, store_hash(it->key, it->klen), sid, off);
     if (!slot)
         return true;
     struct store_walk_item w = {
         .key = it->key, .klen = it->klen, .vlen = it->vlen, .size = it->size,
         .flags = it->flags, .exptime = it->exptime, .atime = seg_loc_atime(s, sid),
-        .cls = store_class_of_bucket(cls) + 1, .cas = item_cas(s, *slot, it), .fetched = it->bits & ITEM_FETCHED,
+        .cls = store_class_of_bucket(cls) + 1, .cas = item_cas(s, slot_get(slot), it), .fetched = it->bits & ITEM_FETCHED,
     };
     return fn(arg, &w);
 }
@@ -632,12 +654,12 @@ int store_delete(struct store *s, const char *key, size_t klen, uint64_t cas_in)
     s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
-    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    uint16_t *slot = lookup(s, key, klen, h, &it, true);
     if (!slot)
         return ST_MISS;
-    if (cas_in && item_cas(s, *slot, &it) != cas_in)
+    if (cas_in && item_cas(s, slot_get(slot), &it) != cas_in)
         return ST_EXISTS;
-    s->cls[entry_class(s, *slot)].delete_hits++;
+    s->cls[entry_class(s, slot_get(slot))].delete_hits++;
     item_remove(s, h, slot, &it);
     return ST_OK;
 }
@@ -648,16 +670,16 @@ int store_arith(struct store *s, const char *key, size_t klen, bool incr,
     s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
-    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    uint16_t *slot = lookup(s, key, klen, h, &it, true);
     if (!slot)
         return ST_MISS;
     uint64_t v;
     if (!parse_u64(it.val, it.vlen, &v))
         return ST_NON_NUMERIC;
     if (incr)
-        s->cls[entry_class(s, *slot)].incr_hits++;
+        s->cls[entry_class(s, slot_get(slot))].incr_hits++;
     else
-        s->cls[entry_class(s, *slot)].decr_hits++;
+        s->cls[entry_class(s, slot_get(slot))].decr_hits++;
     if (incr)
         v += delta;     /* wraps at 2^64 */
     else
@@ -684,7 +706,7 @@ int store_arith(struct store *s, const char *key, size_t klen, bool incr,
     }
     struct wsrc w = {src, NULL, n, 0};
     int rc = item_write(s, h, key, klen, &w, it.flags, it.exptime, 0,
-                        it.bits & IB_MBITS, freq_bump(s, e_freq(*slot)), false, cas_out);
+                        it.bits & IB_MBITS, freq_bump(s, slot_freq(slot)), false, cas_out);
     if (rc != ST_OK) {
         delete_key(s, key, klen, h);
         return rc;
@@ -699,7 +721,7 @@ int store_set_mbits(struct store *s, const char *key, size_t klen, uint8_t set, 
     s->gen++;   /* may change what store_get_stats() reports */
     uint64_t h = store_hash(key, klen);
     struct item it;
-    uint64_t *slot = lookup(s, key, klen, h, &it, true);
+    uint16_t *slot = lookup(s, key, klen, h, &it, true);
     if (!slot)
         return ST_MISS;
     it.p[1] = (uint8_t)((it.p[1] & ~(clear & IB_MBITS)) | (set & IB_MBITS));
@@ -751,7 +773,7 @@ bool store_maintain(struct store *s, unsigned budget)
     }
     while (used < budget && index_grow_step(s))
         used++;
-    if (used >= budget && s->idx.nitems > 5 * (uint64_t)s->idx.nb)
+    if (used >= budget && index_grow_due(s))
         more = true;
     return more;
 }

@@ -24,10 +24,17 @@
  * when an item was relocated and had to keep its CAS (IB_CAS). A 20-byte key
  * with a 100-byte value and no flags/exptime therefore has a 3-byte header.
  *
- * Index entry (64 bits, 0 = empty):
+ * Index entry (48 bits, kept in a uint64_t while in use; 0 = empty):
  *
- *   63      52 51  48 47        24 23         0
- *   |  tag    | freq |  seg id    |  offset    |
+ *   47   44 43          L L-1                       0
+ *   | freq |    tag     |  loc = seg id << off_bits | offset  |
+ *
+ * L (loc_bits) is sized per store: the bits that name every segment, every
+ * large-item slot and every offset in a segment, at least 32. The tag gets
+ * what is left of 44 - L bits (12 for stores up to ~1 GiB). In a bucket the
+ * entry is split in two: the top 16 bits (meta) in one array, the low 32
+ * bits (loc, its low part) in another, so that a lookup compares the tags
+ * of a whole bucket at once (index.c).
  *
  * seg id < nsegs names a regular segment; nsegs + i names large item i.
  */
@@ -52,37 +59,54 @@
 #define IB_CAS     0x20u
 #define IB_DEAD    0x40u
 
-/* index entry fields */
-#define E_OFF_BITS   24
-#define E_SEG_BITS   24
-#define E_LOC_MASK   ((UINT64_C(1) << 48) - 1)
-#define E_FREQ_SHIFT 48
+/* index entry fields (see the layout above) */
+#define E_FREQ_SHIFT 44
 #define E_FREQ_MAX   15u
-#define E_TAG_SHIFT  52
-#define SEG_ID_MAX   ((1u << E_SEG_BITS) - 1)
-#define SEG_SIZE_MAX (1u << E_OFF_BITS)
+#define E_FREQ_MASK  (UINT64_C(0xf) << E_FREQ_SHIFT)
+#define E_LOC_MAX    38          /* loc bits: the tag keeps >= 6 bits */
+#define SEG_SIZE_MAX (1u << 24)
 
-static inline uint32_t e_seg(uint64_t e) { return (uint32_t)(e >> E_OFF_BITS) & SEG_ID_MAX; }
-static inline uint32_t e_off(uint64_t e) { return (uint32_t)e & ((1u << E_OFF_BITS) - 1); }
+/* A 64-byte bucket: 10 entries, each split into meta (tag and frequency,
+ * with a store's loc bits past 32 at the bottom) and loc (low 32 bits),
+ * plus the link to an overflow bucket (1-based, 0 = none). */
+#define IDX_SLOTS 10
+struct ibkt {
+    uint16_t meta[IDX_SLOTS];
+    uint32_t loc[IDX_SLOTS];
+    uint32_t next;
+};
+
+/* An index slot is named by a pointer to its meta; buckets are 64-byte
+ * aligned, so the bucket and the loc half follow from it. Entries move only
+ * inside an insert (index.c), so a slot pointer is good until the next
+ * write to the store. */
+static inline struct ibkt *slot_bkt(const uint16_t *m)
+{
+    return (struct ibkt *)((uintptr_t)m & ~(uintptr_t)63);
+}
+static inline uint64_t slot_get(const uint16_t *m)
+{
+    const struct ibkt *b = slot_bkt(m);
+    return ((uint64_t)*m << 32) | b->loc[m - b->meta];
+}
+static inline void slot_set(uint16_t *m, uint64_t e)
+{
+    struct ibkt *b = slot_bkt(m);
+    *m = (uint16_t)(e >> 32);
+    b->loc[m - b->meta] = (uint32_t)e;
+}
+
+/* the frequency counter lives in meta alone */
+static inline unsigned slot_freq(const uint16_t *m) { return *m >> 12; }
+static inline void slot_set_freq(uint16_t *m, unsigned freq)
+{
+    *m = (uint16_t)((*m & 0x0fffu) | (freq << 12));
+}
+
 static inline unsigned e_freq(uint64_t e) { return (unsigned)(e >> E_FREQ_SHIFT) & 0xfu; }
-static inline unsigned e_tag(uint64_t e) { return (unsigned)(e >> E_TAG_SHIFT); }
-static inline uint64_t e_loc(uint32_t sid, uint32_t off)
-{
-    return ((uint64_t)sid << E_OFF_BITS) | off;
-}
-static inline uint64_t e_make(unsigned tag, unsigned freq, uint32_t sid, uint32_t off)
-{
-    return ((uint64_t)tag << E_TAG_SHIFT) | ((uint64_t)freq << E_FREQ_SHIFT) | e_loc(sid, off);
-}
 static inline uint64_t e_with_freq(uint64_t e, unsigned freq)
 {
-    return (e & ~(UINT64_C(0xf) << E_FREQ_SHIFT)) | ((uint64_t)freq << E_FREQ_SHIFT);
-}
-/* 12-bit tag from the top of the hash, never 0 so that 0 means "empty". */
-static inline unsigned hash_tag(uint64_t h)
-{
-    unsigned t = (unsigned)(h >> E_TAG_SHIFT);
-    return t ? t : 1;
+    return (e & ~E_FREQ_MASK) | ((uint64_t)freq << E_FREQ_SHIFT);
 }
 
 /* SEG_HELD: released while replies still send from it (pins > 0); it goes
@@ -129,21 +153,30 @@ struct ttl_bucket {
 };
 
 struct index {
-    uint64_t *prim;       /* primary bucket i = prim[8i .. 8i+7] */
-    uint64_t *ovf;        /* overflow bucket j (1-based) = ovf[8(j-1) ..] */
+    struct ibkt *prim;    /* primary buckets */
+    struct ibkt *ovf;     /* overflow bucket j (1-based) = ovf[j - 1] */
     size_t    nb;         /* primary buckets in use */
     size_t    nb_max;     /* reserved */
     size_t    nb_commit;  /* committed (readable/writable) */
     unsigned  level;      /* 2^level <= nb < 2^(level+1) */
+    size_t    mask_lo;    /* 2^level - 1 */
+    size_t    split;      /* nb - 2^level: buckets below it use level + 1 bits */
     uint32_t  ovf_hwm, ovf_max, ovf_commit;
     uint32_t  ovf_free, ovf_nfree;
     uint64_t  nitems;
     uint64_t *tmp;        /* scratch for splits */
     size_t    tmp_cap;
+    unsigned  loc_bits;   /* entry layout (store_int.h), fixed at create */
+    unsigned  tag_bits;
+    uint64_t  loc_mask;
+    uint64_t  tag_mask;   /* the tag field in place */
+    uint64_t  off_mask;   /* the offset's bits in loc */
+    uint16_t  tag_mask16; /* the tag's bits in meta */
+    uint16_t  ext_mask16; /* loc's bits past 32, in meta */
 };
 
 struct mslot {
-    uint64_t *slot;
+    uint16_t *slot;
     uint64_t  h;
 };
 
@@ -233,7 +266,7 @@ struct item {
 /* store.c */
 static inline size_t store_mem_used(const struct store *s)
 {
-    return s->fixed_bytes + (size_t)(s->idx.nb_commit + s->idx.ovf_commit) * 64
+    return s->fixed_bytes + (size_t)(s->idx.nb_commit + s->idx.ovf_commit) * sizeof(struct ibkt)
            + (size_t)s->segs_used * s->seg_size + s->large_bytes;
 }
 static inline bool store_room(const struct store *s, size_t bytes)
@@ -247,11 +280,53 @@ static inline bool item_expired(const struct store *s, uint32_t exptime)
     return exptime != 0 && exptime <= s->now;
 }
 
-/* the class (TTL bucket, or TTL_NBUCKETS for large items) of an index entry */
+/* index entry fields that depend on the store's layout */
+static inline uint32_t e_seg(const struct store *s, uint64_t e)
+{
+    return (uint32_t)((e & s->idx.loc_mask) >> s->off_bits);
+}
+static inline uint32_t e_off(const struct store *s, uint64_t e)
+{
+    return (uint32_t)(e & s->idx.off_mask);
+}
+static inline uint64_t e_loc(const struct store *s, uint32_t sid, uint32_t off)
+{
+    return ((uint64_t)sid << s->off_bits) | off;
+}
+/* The tag for key hash h, in meta's bits: bits 48 + ext .. 59 of the hash
+ * (ext = loc_bits - 32, the meta bits the location borrows), never 0 so
+ * that 0 means "empty" (a zero tag becomes all ones). */
+static inline uint16_t hash_tag16(const struct store *s, uint64_t h)
+{
+    uint16_t t = (uint16_t)(h >> 48) & s->idx.tag_mask16;
+    return t ? t : s->idx.tag_mask16;
+}
+/* the same as an entry's tag field, in place */
+static inline uint64_t hash_tag(const struct store *s, uint64_t h)
+{
+    return (uint64_t)hash_tag16(s, h) << 32;
+}
+static inline uint64_t e_make(const struct store *s, uint64_t tag, unsigned freq, uint32_t sid,
+                              uint32_t off)
+{
+    return tag | ((uint64_t)freq << E_FREQ_SHIFT) | e_loc(s, sid, off);
+}
+/* e moved to sid/off with counter freq; the tag stays */
+static inline uint64_t e_moved(const struct store *s, uint64_t e, unsigned freq, uint32_t sid,
+                               uint32_t off)
+{
+    return e_make(s, e & s->idx.tag_mask, freq, sid, off);
+}
+
+/* the class (TTL bucket, or TTL_NBUCKETS for large items) of segment or
+ * large item sid, and of an index entry */
+static inline unsigned sid_class(const struct store *s, uint32_t sid)
+{
+    return sid >= s->nsegs ? TTL_NBUCKETS : s->segs[sid].bucket;
+}
 static inline unsigned entry_class(const struct store *s, uint64_t e)
 {
-    uint32_t sid = e_seg(e);
-    return sid >= s->nsegs ? TTL_NBUCKETS : s->segs[sid].bucket;
+    return sid_class(s, e_seg(s, e));
 }
 
 /* Tell the observer (if any) about an event. */
@@ -293,7 +368,7 @@ struct seg_walk {
     bool      find_slot;
     struct item it;       /* the current item, at off */
     uint64_t  h;
-    uint64_t *slot;
+    uint16_t *slot;
 };
 void     seg_walk_start(struct seg_walk *w, struct store *s, uint32_t id, bool find_slot);
 bool     seg_walk_next(struct seg_walk *w);
@@ -352,12 +427,14 @@ uint64_t evict_cas_of_loc(const struct store *s, uint32_t sid, uint32_t off);
 bool      index_setup(struct store *s);
 void      index_teardown(struct store *s);
 void      index_reset(struct store *s);
-uint64_t *index_find(struct store *s, const char *key, size_t klen, uint64_t h, struct item *it);
-uint64_t *index_find_loc(struct store *s, uint64_t h, uint32_t sid, uint32_t off);
+bool      index_layout(struct store *s, uint64_t nids);
+uint16_t *index_find(struct store *s, const char *key, size_t klen, uint64_t h, struct item *it);
+uint16_t *index_find_loc(struct store *s, uint64_t h, uint32_t sid, uint32_t off);
 bool      index_prepare(struct store *s, uint64_t h);
 void      index_insert(struct store *s, uint64_t h, uint64_t entry);
-void      index_delete(struct store *s, uint64_t h, uint64_t *slot);
+void      index_delete(struct store *s, uint64_t h, uint16_t *slot);
 bool      index_grow_step(struct store *s);
+bool      index_grow_due(const struct store *s);
 void      index_prefetch(const struct store *s, uint64_t h);
 size_t    index_bytes(const struct store *s);
 

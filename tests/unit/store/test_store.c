@@ -392,7 +392,7 @@ static void test_index_growth(void **state)
     }
     store_get_stats(s, &st);
     assert_true(saw_expanding);
-    assert_true(st.hash_power >= p0 + 9);
+    assert_true(st.hash_power >= p0 + 8);
     assert_int_equal(st.curr_items, N);
     assert_int_equal(st.evictions, 0);
     for (int j = 0; j < N; j++) {
@@ -405,7 +405,7 @@ static void test_index_growth(void **state)
     double idx = (double)st.index_bytes / N;
     print_message("  per item: header %.2f B + index %.2f B = %.2f B (20 B key, 100 B value)\n",
                   hdr, idx, hdr + idx);
-    assert_true(hdr + idx <= 20.0);
+    assert_true(hdr + idx <= 11.0);
     check_consistency(s);
     /* maintain advances growth without writes */
     store_destroy(s);

@@ -60,26 +60,31 @@ static inline void check_consistency(struct store *s)
     /* every index entry points at a live item of a used segment */
     uint64_t entries = 0;
     for (size_t b = 0; b < s->idx.nb; b++) {
-        for (uint64_t *bk = s->idx.prim + 8 * b; bk;
-             bk = bk[7] ? s->idx.ovf + 8 * (size_t)(bk[7] - 1) : NULL) {
-            for (int i = 0; i < 7; i++) {
-                uint64_t e = bk[i];
-                if (!e)
+        for (struct ibkt *bk = s->idx.prim + b; bk;
+             bk = bk->next ? s->idx.ovf + (bk->next - 1) : NULL) {
+            for (int i = 0; i < IDX_SLOTS; i++) {
+                if (!bk->meta[i]) {
+                    assert_int_equal(bk->loc[i], 0);
                     continue;
+                }
+                uint64_t e = slot_get(&bk->meta[i]);
                 entries++;
-                uint32_t sid = e_seg(e);
+                uint32_t sid = e_seg(s, e);
                 if (sid < s->nsegs) {
                     assert_true(s->segs[sid].state == SEG_OPEN ||
                                 s->segs[sid].state == SEG_SEALED);
-                    assert_true(e_off(e) < s->segs[sid].wpos);
+                    assert_true(e_off(s, e) < s->segs[sid].wpos);
                 } else {
                     assert_true(sid - s->nsegs < s->nlarge_cap);
                     assert_non_null(s->larges[sid - s->nsegs].mem);
                 }
                 struct item it;
-                seg_item_decode(seg_loc_ptr(s, sid, e_off(e)), &it);
+                seg_item_decode(seg_loc_ptr(s, sid, e_off(s, e)), &it);
                 assert_int_equal(it.bits & IB_DEAD, 0);
-                assert_int_equal(hash_tag(store_hash(it.key, it.klen)), e_tag(e));
+                uint64_t h = store_hash(it.key, it.klen);
+                assert_int_equal(hash_tag(s, h), e & s->idx.tag_mask);
+                /* it sits in the chain of one of its two candidates */
+                assert_ptr_equal(index_find_loc(s, h, sid, e_off(s, e)), &bk->meta[i]);
             }
         }
     }

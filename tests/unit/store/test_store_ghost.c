@@ -65,9 +65,9 @@ static void test_ghost_table(void **state)
 static unsigned freq_of(struct store *s, const char *key)
 {
     struct item it;
-    uint64_t *slot = index_find(s, key, strlen(key), store_hash(key, strlen(key)), &it);
+    uint16_t *slot = index_find(s, key, strlen(key), store_hash(key, strlen(key)), &it);
     assert_non_null(slot);
-    return e_freq(*slot);
+    return slot_freq(slot);
 }
 
 /* One-hit wonders until every key "PREFIX:0..n-1" but `allow` is gone
@@ -170,8 +170,8 @@ static void test_seg_walk(void **state)
     for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);) {
         assert_false(w.it.bits & IB_DEAD);
         assert_non_null(w.slot);
-        assert_int_equal(e_seg(*w.slot), id);
-        assert_int_equal(e_off(*w.slot), w.off);
+        assert_int_equal(e_seg(s, slot_get(w.slot)), id);
+        assert_int_equal(e_off(s, slot_get(w.slot)), w.off);
         assert_true(n == 0 || w.off > last_off);
         last_off = w.off;
         assert_true(w.h == store_hash(w.it.key, w.it.klen));
