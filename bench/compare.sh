@@ -40,6 +40,10 @@
 #   --callgrind-rate R      open-loop gets/s under callgrind (default 4000; 0: closed
 #                           loop, one request outstanding per connection)
 #   --callgrind-conns C     connections under callgrind (default 50)
+#   --callgrind-depth D     with --callgrind-rate 0: requests outstanding per
+#                           connection (default 1; 16 or 32 measure pipelining)
+#   --callgrind-only   skip the timed peak and open-loop runs (instruction counts
+#                      only: they do not depend on what else runs on the machine)
 set -euo pipefail
 BUILD=${PERCORE_BUILD:-build}
 BENCH=$BUILD/percore-bench
@@ -68,6 +72,8 @@ callgrind=0
 cg_requests=20000
 cg_rate=4000
 cg_conns=50
+cg_depth=1
+cg_only=0
 extra=()
 orig_args=("$@")
 while [ $# -gt 0 ]; do
@@ -95,8 +101,10 @@ while [ $# -gt 0 ]; do
     --callgrind-requests) cg_requests=$2; shift 2 ;;
     --callgrind-rate) cg_rate=$2; shift 2 ;;
     --callgrind-conns) cg_conns=$2; shift 2 ;;
+    --callgrind-depth) cg_depth=$2; shift 2 ;;
+    --callgrind-only) callgrind=1; cg_only=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -166,6 +174,8 @@ SPID=
 bench() { run taskset -c "$bench_cpus" "$BENCH" --quiet --json --threads "$bench_threads" --conns "$conns" \
     --keys "$keys" --value-size "$value_size" --timeout 2 "$@" "${extra[@]}"; }
 
+ref=-
+if [ "$cg_only" = 0 ]; then
 # --- 1. closed-loop peak of each server ------------------------------------------
 declare -A PEAK
 for s in "${avail[@]}"; do
@@ -241,6 +251,7 @@ with open(os.path.join(out, "sweep.csv"), "w") as f:
             m("p999"), m("p9999"), m("max"), sum(x["errors"] for x in rs), sum(x["timeouts"] for x in rs)))
 PY
 "$here/plot.sh" "$out/sweep.csv" "$out/sweep.png" "memcached vs percore vs floor: open-loop tail latency" || true
+fi # cg_only
 
 # --- 3. instructions per request (callgrind) --------------------------------------
 : > "$out/callgrind.txt"
@@ -264,7 +275,7 @@ if [ "$callgrind" = 1 ]; then
                     # own, whatever else runs on the machine (the open-loop
                     # figure drops when a busy machine delays the server and
                     # wake-ups batch requests).
-                    load=(--closed --depth 1)
+                    load=(--closed --depth "$cg_depth")
                 else
                     load=(--rate "$cg_rate" --duration 300)
                 fi
@@ -278,7 +289,7 @@ if [ "$callgrind" = 1 ]; then
             if [ "${irs[0]}" -gt 0 ] && [ "${irs[1]}" -gt 0 ]; then
                 per=$($PY -c 'import sys; a,b,n=map(int,sys.argv[1:]); print(round((b-a)/n))' "${irs[0]}" "${irs[1]}" "$cg_requests")
                 echo "$s,$per" >> "$out/callgrind.txt"
-                if [ "$cg_rate" = 0 ]; then how="closed loop, depth 1"; else how="$cg_rate gets/s"; fi
+                if [ "$cg_rate" = 0 ]; then how="closed loop, depth $cg_depth"; else how="$cg_rate gets/s"; fi
                 log "$s: $per instructions per get (user space, callgrind, $how over $cg_conns connections)"
             else
                 log "$s: callgrind produced no totals (server must exit cleanly on SIGTERM)"

@@ -149,31 +149,6 @@ void seg_trim_resident(struct store *s)
     }
 }
 
-uint8_t *seg_loc_ptr(const struct store *s, uint32_t sid, uint32_t off)
-{
-    if (sid < s->nsegs)
-        return s->arena + (size_t)sid * s->seg_size + off;
-    return s->larges[sid - s->nsegs].mem;
-}
-
-uint64_t seg_loc_serial(const struct store *s, uint32_t sid)
-{
-    return sid < s->nsegs ? s->segs[sid].serial : s->larges[sid - s->nsegs].serial;
-}
-
-uint32_t seg_loc_atime(const struct store *s, uint32_t sid)
-{
-    return sid < s->nsegs ? s->segs[sid].atime : s->larges[sid - s->nsegs].atime;
-}
-
-void seg_loc_touch_atime(struct store *s, uint32_t sid)
-{
-    if (sid < s->nsegs)
-        s->segs[sid].atime = s->now;
-    else
-        s->larges[sid - s->nsegs].atime = s->now;
-}
-
 /* An item in segment sid stopped being live (overwritten, deleted, expired
  * lazily): its bytes become dead; a mostly-dead segment is queued so that
  * eviction reclaims it early. */
@@ -235,42 +210,6 @@ size_t seg_item_encode(uint8_t *p, uint32_t klen, uint32_t vlen, uint8_t bits,
     p[0] = (uint8_t)klen;
     p[1] = bits;
     return i;
-}
-
-void seg_item_decode(uint8_t *p, struct item *it)
-{
-    size_t i = 2;
-    uint32_t v = 0;
-    unsigned sh = 0;
-    uint8_t b;
-    do {
-        b = p[i++];
-        v |= (uint32_t)(b & 0x7f) << sh;
-        sh += 7;
-    } while (b & 0x80);
-    it->p = p;
-    it->klen = p[0];
-    it->bits = p[1];
-    it->vlen = v;
-    it->flags = 0;
-    it->exptime = 0;
-    it->cas = 0;
-    if (it->bits & IB_FLAGS) {
-        memcpy(&it->flags, p + i, 4);
-        i += 4;
-    }
-    if (it->bits & IB_EXP) {
-        memcpy(&it->exptime, p + i, 4);
-        i += 4;
-    }
-    if (it->bits & IB_CAS) {
-        memcpy(&it->cas, p + i, 8);
-        i += 8;
-    }
-    it->hlen = (uint32_t)i;
-    it->key = (char *)p + i;
-    it->val = it->key + it->klen;
-    it->size = (uint32_t)(i + it->klen + v);
 }
 
 void seg_walk_start(struct seg_walk *w, struct store *s, uint32_t id, bool find_slot)

@@ -189,7 +189,7 @@ static bool index_segment(struct store *s, uint32_t id, struct pending *pd, char
     struct seg *g = &s->segs[id];
     uint8_t *base = seg_base(s, id);
     uint32_t live = 0, live_bytes = 0, np = 0;
-    struct item it;
+    struct item it = {0};   /* printed by FAIL even when decode_within() gave up early */
     for (uint32_t off = 0; off < g->wpos; off += it.size) {
         if (!decode_within(base + off, g->wpos - off, &it) || it.klen == 0 ||
             it.klen > KEY_MAX_LENGTH)

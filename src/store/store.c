@@ -193,7 +193,7 @@ bool store_make_room(struct store *s, size_t bytes)
 
 /* --- item helpers ----------------------------------------------------------- */
 
-static uint64_t item_cas_at(const struct store *s, uint32_t sid, uint32_t off,
+static inline uint64_t item_cas_at(const struct store *s, uint32_t sid, uint32_t off,
                             const struct item *it)
 {
     if (!s->cfg.use_cas)
@@ -204,7 +204,7 @@ static uint64_t item_cas_at(const struct store *s, uint32_t sid, uint32_t off,
            | ((seg_loc_serial(s, sid) & s->serial_mask) << s->off_bits) | off;
 }
 
-static uint64_t item_cas(const struct store *s, uint64_t e, const struct item *it)
+static inline uint64_t item_cas(const struct store *s, uint64_t e, const struct item *it)
 {
     return item_cas_at(s, e_seg(s, e), e_off(s, e), it);
 }
@@ -229,7 +229,7 @@ static void item_remove(struct store *s, uint64_t h, uint16_t *slot, struct item
 }
 
 /* Find a live item; expired ones are removed on the way (unless peeking). */
-static uint16_t *lookup(struct store *s, const char *key, size_t klen, uint64_t h,
+static inline uint16_t *lookup(struct store *s, const char *key, size_t klen, uint64_t h,
                         struct item *it, bool remove_expired)
 {
     uint16_t *slot = index_find(s, key, klen, h, it);
@@ -245,7 +245,7 @@ static uint16_t *lookup(struct store *s, const char *key, size_t klen, uint64_t 
     return slot;
 }
 
-static void fill_view_at(const struct store *s, uint32_t sid, uint32_t off,
+static inline void fill_view_at(const struct store *s, uint32_t sid, uint32_t off,
                          const struct item *it, struct item_view *iv)
 {
     iv->key = it->key;
@@ -260,8 +260,8 @@ static void fill_view_at(const struct store *s, uint32_t sid, uint32_t off,
     iv->loc = sid;
 }
 
-static void fill_view(const struct store *s, uint64_t e, const struct item *it,
-                      struct item_view *iv)
+static inline void fill_view(const struct store *s, uint64_t e, const struct item *it,
+                             struct item_view *iv)
 {
     fill_view_at(s, e_seg(s, e), e_off(s, e), it, iv);
 }
@@ -270,14 +270,14 @@ static void fill_view(const struct store *s, uint64_t e, const struct item *it,
  * 3, then with probability 2^-(f-2), so 15 means "read thousands of times"). */
 /* The frequency counter after one more access: +1 up to 3, then with
  * probability 2^-(f-2) (docs/storage.md, Eviction). */
-static unsigned freq_bump(struct store *s, unsigned f)
+static inline unsigned freq_bump(struct store *s, unsigned f)
 {
     if (f < E_FREQ_MAX && (f < 3 || (rng_next(s) & ((UINT64_C(1) << (f - 2)) - 1)) == 0))
         return f + 1;
     return f;
 }
 
-static void note_hit(struct store *s, uint16_t *slot, uint32_t sid, struct item *it)
+static inline void note_hit(struct store *s, uint16_t *slot, uint32_t sid, struct item *it)
 {
     it->p[1] |= ITEM_FETCHED;
     seg_loc_touch_atime(s, sid);

@@ -345,16 +345,11 @@ void     seg_init_open(struct store *s, uint32_t id);
 void     seg_release(struct store *s, uint32_t id);  /* back to the free list (or held) */
 void     seg_unheld(struct store *s, uint32_t id);   /* last pin of a held one gone */
 void     seg_trim_resident(struct store *s); /* free pages of free segments over the limit */
-uint8_t *seg_loc_ptr(const struct store *s, uint32_t sid, uint32_t off);
 void     seg_item_died(struct store *s, uint32_t sid, uint32_t size);
-uint64_t seg_loc_serial(const struct store *s, uint32_t sid);
-uint32_t seg_loc_atime(const struct store *s, uint32_t sid);
-void     seg_loc_touch_atime(struct store *s, uint32_t sid);
 uint64_t seg_next_serial(struct store *s);
 
 size_t   seg_item_hdr_size(uint32_t vlen, uint32_t flags, uint32_t exptime, bool exp_field,
                        bool cas_field);
-void     seg_item_decode(uint8_t *p, struct item *it);
 
 /* A walk over one segment's items not marked dead, in write order (merges
  * and probation evictions): with find_slot, each one's hash and the index
@@ -440,5 +435,69 @@ size_t    index_bytes(const struct store *s);
 
 /* commit a PROT_NONE range for read/write; false if the OS refuses */
 bool store_commit(void *p, size_t len);
+
+/* Where an item lives and its segment's serial and access time, and the
+ * decoding of its header: every lookup runs them, so they are inline here
+ * rather than calls into seg.c. */
+static inline uint8_t *seg_loc_ptr(const struct store *s, uint32_t sid, uint32_t off)
+{
+    if (sid < s->nsegs)
+        return s->arena + (size_t)sid * s->seg_size + off;
+    return s->larges[sid - s->nsegs].mem;
+}
+
+static inline uint64_t seg_loc_serial(const struct store *s, uint32_t sid)
+{
+    return sid < s->nsegs ? s->segs[sid].serial : s->larges[sid - s->nsegs].serial;
+}
+
+static inline uint32_t seg_loc_atime(const struct store *s, uint32_t sid)
+{
+    return sid < s->nsegs ? s->segs[sid].atime : s->larges[sid - s->nsegs].atime;
+}
+
+static inline void seg_loc_touch_atime(struct store *s, uint32_t sid)
+{
+    if (sid < s->nsegs)
+        s->segs[sid].atime = s->now;
+    else
+        s->larges[sid - s->nsegs].atime = s->now;
+}
+
+static inline void seg_item_decode(uint8_t *p, struct item *it)
+{
+    size_t i = 2;
+    uint32_t v = 0;
+    unsigned sh = 0;
+    uint8_t b;
+    do {
+        b = p[i++];
+        v |= (uint32_t)(b & 0x7f) << sh;
+        sh += 7;
+    } while (b & 0x80);
+    it->p = p;
+    it->klen = p[0];
+    it->bits = p[1];
+    it->vlen = v;
+    it->flags = 0;
+    it->exptime = 0;
+    it->cas = 0;
+    if (it->bits & IB_FLAGS) {
+        memcpy(&it->flags, p + i, 4);
+        i += 4;
+    }
+    if (it->bits & IB_EXP) {
+        memcpy(&it->exptime, p + i, 4);
+        i += 4;
+    }
+    if (it->bits & IB_CAS) {
+        memcpy(&it->cas, p + i, 8);
+        i += 8;
+    }
+    it->hlen = (uint32_t)i;
+    it->key = (char *)p + i;
+    it->val = it->key + it->klen;
+    it->size = (uint32_t)(i + it->klen + v);
+}
 
 #endif
