@@ -618,7 +618,9 @@ static void conn_parse(struct conn *c)
         if (c->rbuf.len > 0)
             resume_later(c);
     }
-    conn_recount(c);
+    /* The worker's output sum is brought up to date by conn_update_events()
+     * (or conn_close()), which every path out of conn_serve() reaches before
+     * another connection is served. */
     if (c->rbuf.len == 0 && c->rbuf.cap > BUF_KEEP)
         buf_free(&c->rbuf);
 }

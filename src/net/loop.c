@@ -60,28 +60,10 @@ void loop_serve(struct loop *l)
     }
 }
 
-struct msg *loop_route(struct loop *l, struct req *r, uint8_t kind, void *session,
-                       struct buf *(*out)(void *session))
+/* A request for a key another worker owns (loop_route). */
+struct msg *loop_forward(struct loop *l, unsigned owner, struct req *r, uint8_t kind,
+                         void *session)
 {
-    unsigned owner = l->solo ? l->id : key_owner(r->key, r->klen);
-    if (owner == l->id) {
-        STAT_INC(l->stats, req_local);
-        if (l->hot)
-            topk_note(l->hot, r->key, r->klen);
-        /* A TCP reply may send from the store's memory (pinned); a datagram
-         * is built whole, then sent. */
-        l->x->by_ref = kind == MSG_REQ;
-        if (!l->lat) {
-            proto_exec(l->x, r, out(session));
-            return NULL;
-        }
-        /* Parsed to reply queued: the execution itself. */
-        unsigned cls = req_class(r);
-        uint64_t t0 = lat_ticks();
-        proto_exec(l->x, r, out(session));
-        lat_record(l->lat, cls, LAT_LOCAL, lat_ticks() - t0);
-        return NULL;
-    }
     uint64_t t0 = l->lat ? lat_ticks() : 0;
     struct msg *m = msg_new_req(r, kind, l->id);
     if (t0) {   /* recorded when the reply is home (server/worker.c) */

@@ -15,9 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "util/options.h"
+#include "util/hash.h"
+#include "util/lat_hist.h"
 #include "util/stats.h"
+#include "util/topk.h"
+#include "net/msg.h"
 #include "net/reactor.h"
 #include "proto/proto.h"
+#include "proto/req_class.h"
 
 struct conn;
 struct msg;
@@ -91,8 +96,35 @@ void loop_serve(struct loop *l);
  * returned; any other is copied into a message of `kind` (MSG_REQ for a
  * connection, MSG_UDP for a datagram session) and sent to its owner. The
  * returned message is then the owner's, except its origin-only fields
- * (msg.h), which the caller may still set. */
-struct msg *loop_route(struct loop *l, struct req *r, uint8_t kind, void *session,
-                       struct buf *(*out)(void *session));
+ * (msg.h), which the caller may still set. Inline: a local request is most
+ * of what a worker does, and its callers pass `out` as a constant, so the
+ * whole decision costs no call. */
+struct msg *loop_forward(struct loop *l, unsigned owner, struct req *r, uint8_t kind,
+                         void *session);
+
+static inline __attribute__((always_inline)) struct msg *
+loop_route(struct loop *l, struct req *r, uint8_t kind, void *session,
+           struct buf *(*out)(void *session))
+{
+    unsigned owner = l->solo ? l->id : key_owner(r->key, r->klen);
+    if (owner != l->id)
+        return loop_forward(l, owner, r, kind, session);
+    STAT_INC(l->stats, req_local);
+    if (l->hot)
+        topk_note(l->hot, r->key, r->klen);
+    /* A TCP reply may send from the store's memory (pinned); a datagram
+     * is built whole, then sent. */
+    l->x->by_ref = kind == MSG_REQ;
+    if (!l->lat) {
+        proto_exec(l->x, r, out(session));
+        return NULL;
+    }
+    /* Parsed to reply queued: the execution itself. */
+    unsigned cls = req_class(r);
+    uint64_t t0 = lat_ticks();
+    proto_exec(l->x, r, out(session));
+    lat_record(l->lat, cls, LAT_LOCAL, lat_ticks() - t0);
+    return NULL;
+}
 
 #endif
