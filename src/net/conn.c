@@ -519,12 +519,16 @@ static bool send_direct(struct conn *c)
     struct loop *l = c->l;
     size_t *off;
     struct buf *ob = sock_out(c, &off);
+    if (*off >= buf_size(ob))
+        return true;   /* nothing to send */
     conn_iteration(c);
+    send_counts_sync(l);
     for (;;) {
-        size_t room = SEND_SLICE - c->sent_iter, wroom = send_room(l);
+        size_t room = SEND_SLICE - c->sent_iter;
+        size_t wroom = l->sent_iter < WORKER_SEND_BUDGET ? WORKER_SEND_BUDGET - l->sent_iter : 0;
         if (wroom < room)
             room = wroom;
-        if (*off >= buf_size(ob) || room == 0)
+        if (room == 0)
             break;
         ssize_t n;
         if (ob->nrefs == 0) {
@@ -543,6 +547,8 @@ static bool send_direct(struct conn *c)
             c->sent_iter += (size_t)n;
             l->sent_iter += (size_t)n;
             STAT_ADD(c->l->stats, bytes_written, (uint64_t)n);
+            if (*off >= buf_size(ob))
+                break;   /* all of it sent */
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR))

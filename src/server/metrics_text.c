@@ -207,7 +207,8 @@ static void own(struct mb *b)
     family(b, "percore_loop_max_seconds", "gauge", "Longest loop iteration's work since stats reset.");
     for (unsigned i = 0; i < nworkers; i++)
         mb_printf(b, "percore_loop_max_seconds{worker=\"%u\",cpu=\"%d\"} %.6f\n", i, workers[i].loop.cpu,
-                  (double)atomic_load_explicit(&workers[i].loop_max_us, memory_order_relaxed) / 1e6);
+                  (double)atomic_load_explicit(&workers[i].loop_max_ticks, memory_order_relaxed) *
+                  lat_tick_ns() / 1e9);
     family(b, "percore_workers", "gauge", "Worker threads.");
     mb_printf(b, "percore_workers %u\n", nworkers);
     /* Set once at start-up, before this thread runs (server/warm.c). */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "util/clock.h"
+#include "util/lat_hist.h"
 #include "util/log.h"
 #include "util/options.h"
 #include "proto/prefix_stats.h"
@@ -170,8 +171,9 @@ static void general(struct worker *w, struct stats_out *so)
         snprintf(name, sizeof name, "worker_%u_cpu", i);
         stats_emitf(so, name, "%d", workers[i].loop.cpu);
         snprintf(name, sizeof name, "worker_%u_loop_max_us", i);
-        stats_emitf(so, name, "%llu", (unsigned long long)atomic_load_explicit(
-                                  &workers[i].loop_max_us, memory_order_relaxed));
+        stats_emitf(so, name, "%llu", (unsigned long long)((double)atomic_load_explicit(
+                                  &workers[i].loop_max_ticks, memory_order_relaxed) *
+                                                           lat_tick_ns() / 1000.0));
     }
 }
 

@@ -247,7 +247,7 @@ static void reset_own_stats(struct worker *w)
     WORKER_COUNTERS(ZERO)
     WORKER_OWN_COUNTERS(ZERO)
 #undef ZERO
-    atomic_store_explicit(&w->loop_max_us, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->loop_max_ticks, 0, memory_order_relaxed);
     store_reset_class_stats(w->store);
     publish_classes(w);
 }
@@ -438,6 +438,20 @@ static void worker_tick(struct worker *w, uint32_t now)
         apply_flush(w, w->flush_at, true);
 }
 
+/* The second hand, read from the monotonic clock only when the TSC says a
+ * second may have turned (t: lat_ticks() now): the deadline is set 1% short
+ * of the next turn, so a calibration error reads the clock a few times more,
+ * never a tick late. Without an invariant TSC the clock is read every
+ * iteration, as lat_ticks() then is that clock. */
+static void worker_clock(struct worker *w, uint64_t t)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    worker_tick(w, clock_rel_at(&ts));
+    w->clock_next = lat_use_tsc ? t + (uint64_t)((double)clock_ns_to_next(&ts) * 0.99 / lat_tick_ns())
+                                : 0;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -472,12 +486,13 @@ static void *worker_main(void *arg)
         }
         int n = reactor_wait(&l->reactor, ev, 256, timeout);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-        /* One clock reading for the second hand and the loop's own time. */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        worker_tick(w, clock_rel_at(&ts));
-        uint64_t t0 = clock_ts_us(&ts);
-        conn_resume_all(l);
+        uint64_t t0 = lat_ticks();
+        if (t0 >= w->clock_next)
+            worker_clock(w, t0);
+        else if (w->flush_at && w->now >= w->flush_at)
+            apply_flush(w, w->flush_at, true);
+        if (l->resume)
+            conn_resume_all(l);
         loop_dispatch(l, ev, n);
         /* Replies and requests from other workers; replies make their
          * connections dirty, so drain before serving. What the budget
@@ -507,9 +522,9 @@ static void *worker_main(void *arg)
         publish_stats(w);   /* once per iteration */
         /* The work of one iteration, waiting excluded (the kernel's share of
          * io_uring sends runs inside the next wait, so it is not here). */
-        uint64_t dt = clock_mono_us() - t0;
-        if (dt > atomic_load_explicit(&w->loop_max_us, memory_order_relaxed))
-            atomic_store_explicit(&w->loop_max_us, dt, memory_order_relaxed);
+        uint64_t dt = lat_ticks() - t0;
+        if (dt > atomic_load_explicit(&w->loop_max_ticks, memory_order_relaxed))
+            atomic_store_explicit(&w->loop_max_ticks, dt, memory_order_relaxed);
     }
     /* Shutting down: answer what we can, then close. */
     conn_resume_clear(l);

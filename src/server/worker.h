@@ -29,7 +29,8 @@ struct worker {
     unsigned         id;
     pthread_t        thread;
     _Atomic int      sleeping;             /* 1 while (about to be) blocked */
-    _Atomic uint64_t loop_max_us;          /* longest loop iteration's work (stats reset clears) */
+    _Atomic uint64_t loop_max_ticks;       /* longest loop iteration's work, in lat_ticks()
+                                            * (stats reset clears) */
 
     struct ring     *in[MAX_WORKERS];      /* consumer end: from worker p */
     struct ring     *out[MAX_WORKERS];     /* producer end: to worker p */
@@ -47,6 +48,7 @@ struct worker {
     struct exec_ctx  x;
     uint32_t         now;
     uint32_t         flush_at;             /* delayed flush_all, 0 = none */
+    uint64_t         clock_next;           /* lat_ticks() before which the second cannot turn */
 
     struct msg      *intro_head;           /* store walks to advance here */
     struct msg      *intro_tail;

@@ -46,6 +46,14 @@ uint32_t clock_rel_at(const struct timespec *now)
     return (uint32_t)secs + CLOCK_REL_BASE;
 }
 
+uint64_t clock_ns_to_next(const struct timespec *now)
+{
+    long into = now->tv_nsec - mono_start.tv_nsec;
+    if (into < 0)
+        into += 1000000000L;
+    return (uint64_t)(1000000000L - into);
+}
+
 time_t clock_started(void)
 {
     return unix_start - CLOCK_REL_BASE;

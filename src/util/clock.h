@@ -25,6 +25,8 @@ void clock_rebase(time_t started);
 uint32_t clock_rel_now(void);
 /* The same, of a CLOCK_MONOTONIC reading the caller already has. */
 uint32_t clock_rel_at(const struct timespec *mono);
+/* Nanoseconds from that reading until the relative second next changes. */
+uint64_t clock_ns_to_next(const struct timespec *mono);
 /* Unix time of process start (for converting absolute exptimes). */
 time_t clock_started(void);
 /* Convert a client exptime into a store exptime (0 = never). */
