@@ -55,6 +55,7 @@ void uring_reactor_quiesce(struct reactor *r) { (void)r; }
 #include <unistd.h>
 #include "net/uring_bufs.h"
 #include "util/stats.h"
+#include "util/sys.h"
 
 #define URING_SQ_ENTRIES  1024
 #define URING_CQ_ENTRIES  8192        /* multishot: many CQEs per SQE */
@@ -682,7 +683,17 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
             u->timer_armed = true;
             u->pending++;
         }
-        io_uring_submit_and_wait(&u->ring, 1);
+        struct io_uring *ring = &u->ring;
+        if (ring->sq.sqe_head == ring->sq.sqe_tail &&
+            io_uring_smp_load_acquire(ring->sq.khead) == *ring->sq.ktail) {
+            /* Nothing to submit (the usual wake-up: receives are multishot,
+             * the reply went out with a plain send): the enter itself,
+             * without liburing's submission bookkeeping (the ring's own fd:
+             * it is not registered). */
+            sys_call6(__NR_io_uring_enter, ring->ring_fd, 0, 1, IORING_ENTER_GETEVENTS, 0, 0);
+        } else {
+            io_uring_submit_and_wait(ring, 1);
+        }
     } else if (timeout_ms != 0 && io_uring_cq_ready(&u->ring) == 0) {
         struct __kernel_timespec ts = {
             .tv_sec = timeout_ms / 1000, .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
