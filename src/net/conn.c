@@ -79,14 +79,22 @@ static void mark_dirty(struct conn *c)
 
 /* ---- the sink the parsers call ------------------------------------------ */
 
-static struct buf *sink_output(void *s)
+static __attribute__((noinline)) struct buf *queued_output(struct conn *c)
 {
-    struct conn *c = s;
-    if (!c->q_tail)
-        return &c->wbuf;
     if (c->q_tail->kind != MSG_LOCAL)
         queue_append(c, msg_local_new());
     return &c->q_tail->reply;
+}
+
+/* Where output goes now: wbuf, unless replies wait in the queue. */
+static inline struct buf *conn_output(struct conn *c)
+{
+    return c->q_tail ? queued_output(c) : &c->wbuf;
+}
+
+static struct buf *sink_output(void *s)
+{
+    return conn_output(s);
 }
 
 /* Where a request executed here writes its reply (loop_route calls it
@@ -94,7 +102,7 @@ static struct buf *sink_output(void *s)
 static struct buf *exec_output(void *s)
 {
     struct conn *c = s;
-    c->xout = sink_output(c);
+    c->xout = conn_output(c);
     c->xbefore = buf_size(c->xout);
     return c->xout;
 }
@@ -270,7 +278,7 @@ static bool sink_busy(void *s)
     struct conn *c = s;
     if (out_full(c))
         return true;
-    conn_iteration(c);
+    /* conn_iteration() ran when this parse started (conn_parse). */
     if (settings.reqs_per_event > 0 && c->nreq >= (unsigned)settings.reqs_per_event) {
         if (!c->yielded)
             STAT_INC(c->l->stats, conn_yields);
@@ -604,6 +612,7 @@ static void conn_parse(struct conn *c)
     if (!c->pops)
         return;   /* TLS: nothing decrypted yet */
     size_t need = 0;
+    conn_iteration(c);   /* the -R share sink_busy() counts */
     ssize_t used = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data, len, &need);
     if (used < 0) {
         conn_close(c);

@@ -77,7 +77,18 @@ static void reply_later(struct worker *w, unsigned to, struct msg *m)
     w->rep_pending = true;
 }
 
-static void publish_stats(struct worker *w);
+static void publish_stats_now(struct worker *w, uint64_t gen);
+
+/* Published again only when the store's counters moved (and once a second
+ * regardless): most loop iterations of a read-mostly load change nothing. */
+static inline void publish_stats(struct worker *w)
+{
+    /* Nothing reached the store in a way that can change its figures (get
+     * hits do not) and the second is the same: nothing to publish. */
+    uint64_t gen = store_stats_gen(w->store) + w->store_events;
+    if (gen != w->pub_gen || w->now != w->pub_now)
+        publish_stats_now(w, gen);
+}
 
 static void send_replies(struct worker *w)
 {
@@ -354,15 +365,8 @@ static bool rings_empty(struct worker *w)
     return true;
 }
 
-/* Published again only when the store's counters moved (and once a second
- * regardless): most loop iterations of a read-mostly load change nothing. */
-static void publish_stats(struct worker *w)
+static __attribute__((noinline)) void publish_stats_now(struct worker *w, uint64_t gen)
 {
-    /* Nothing reached the store in a way that can change its figures (get
-     * hits do not) and the second is the same: nothing to publish. */
-    uint64_t gen = store_stats_gen(w->store) + w->store_events;
-    if (gen == w->pub_gen && w->now == w->pub_now)
-        return;
     w->pub_gen = gen;
     w->pub_now = w->now;
     struct store_stats ss;
