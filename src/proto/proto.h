@@ -137,6 +137,7 @@ struct proto_ops {
 };
 
 extern const struct proto_ops proto_text;     /* text and meta (text_parse.c) */
+
 extern const struct proto_ops proto_binary;   /* binary (bin_parse.c) */
 
 /* The protocol whose detect() claims these first bytes (len >= 1): binary
