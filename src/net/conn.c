@@ -230,11 +230,17 @@ static __attribute__((noinline)) bool out_full_slow(struct conn *c, size_t out);
 static inline bool out_full(struct conn *c)
 {
     size_t out = conn_pending(c);
-    /* The common case, inline (it is asked several times a request):
-     * nothing unsent, nothing in flight. */
-    if (out == 0 && c->inflight == 0 && c->wbuf.nrefs == 0 && !c->closing &&
-        !c->l->route_paused)
-        return false;
+    /* The common cases, inline (it is asked before every request): nothing
+     * in flight, and nothing unsent, or (a pipelining client) only own
+     * bytes under both caps; out_full_slow() answers the same for them. */
+    if (c->inflight == 0 && c->wbuf.nrefs == 0 && !c->closing && !c->l->route_paused) {
+        if (out == 0)
+            return false;
+        struct loop *l = c->l;
+        if (out <= settings.conn_out_max && c->tx_refs == 0 &&
+            (!l->out_max || l->out_bytes + conn_owned(c) - c->counted <= l->out_max))
+            return false;
+    }
     return out_full_slow(c, out);
 }
 
