@@ -1,8 +1,8 @@
 /*
- * exec.c — the two dispatch points of src/proto: proto_detect() picks a
- * session's protocol table from its first bytes (the session's worker),
- * proto_exec() runs a keyed request with the executor of the protocol it
- * came in (the key owner's worker). No state of its own.
+ * exec.c — proto_detect() picks a session's protocol table from its first
+ * bytes (the session's worker); proto_add_value() appends a value, by
+ * reference or copied (the key owner's worker). proto_exec(), the other
+ * dispatch point, is inline in proto.h. No state of its own.
  */
 #include "proto/prefix_stats.h"
 #include "proto/proto.h"
@@ -16,25 +16,6 @@ void proto_add_value(struct exec_ctx *x, struct buf *o, const struct item_view *
         store_unpin(x->store, iv->loc);
     }
     buf_add(o, iv->val, n);
-}
-
-void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out)
-{
-    x->cfd = r->cfd;
-    /* memcached's `stats detail` counts text and binary commands, not meta
-     * (which commands, cmd.c decides). */
-    x->detail = x->pfx && r->proto != PROTO_META && pfx_enabled();
-    switch (r->proto) {
-    case PROTO_META:
-        meta_exec(x, r, out);
-        break;
-    case PROTO_BINARY:
-        bin_exec(x, r, out);
-        break;
-    default:
-        text_exec(x, r, out);
-        break;
-    }
 }
 
 const struct proto_ops *proto_detect(const char *data, size_t len)

@@ -15,6 +15,7 @@
 #include "util/buf.h"
 #include "util/hash.h"
 #include "util/stats.h"
+#include "proto/prefix_stats.h"
 #include "proto/request.h"
 #include "proto/stats_out.h"
 #include "store/store.h"
@@ -144,12 +145,31 @@ extern const struct proto_ops proto_binary;   /* binary (bin_parse.c) */
  * by its magic byte, text otherwise, as memcached's auto-negotiation. */
 const struct proto_ops *proto_detect(const char *data, size_t len);
 
-/* Execute a keyed request on the owner's store; append its reply to out. */
-void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
 /* The executors proto_exec() picks from (text_exec.c, meta_exec.c, bin_exec.c). */
 void text_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
 void meta_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
 void bin_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
+
+/* Execute a keyed request on the owner's store; append its reply to out.
+ * Inline: every local request passes here, and it is one switch. */
+static inline void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out)
+{
+    x->cfd = r->cfd;
+    /* memcached's `stats detail` counts text and binary commands, not meta
+     * (which commands, cmd.c decides). */
+    x->detail = x->pfx && r->proto != PROTO_META && pfx_enabled();
+    switch (r->proto) {
+    case PROTO_META:
+        meta_exec(x, r, out);
+        break;
+    case PROTO_BINARY:
+        bin_exec(x, r, out);
+        break;
+    default:
+        text_exec(x, r, out);
+        break;
+    }
+}
 
 /* Append n bytes of the value of the item iv views: pinned and referenced
  * (see struct buf) when allowed and worth it, copied otherwise. */

@@ -12,8 +12,8 @@ static void line(struct buf *o, const char *s)
     buf_add(o, "\r\n", 2);
 }
 
-static void encode_value(struct exec_ctx *x, struct buf *o, const struct item_view *iv,
-                         bool with_cas)
+static inline __attribute__((always_inline)) void
+encode_value(struct exec_ctx *x, struct buf *o, const struct item_view *iv, bool with_cas)
 {
     /* The header is written in place: one capacity check for all of it
      * (6 + 1 + 10 + 1 + 10 + 1 + 20 + 2 bytes at most besides the key). */
