@@ -445,13 +445,15 @@ static void worker_tick(struct worker *w, uint32_t now)
 /* The second hand, read from the monotonic clock only when the TSC says a
  * second may have turned (t: lat_ticks() now): the deadline is set 1% short
  * of the next turn, so a calibration error reads the clock a few times more,
- * never a tick late. Without an invariant TSC the clock is read every
- * iteration, as lat_ticks() then is that clock. */
+ * never a tick late; a TSC that went backwards (a thread moved to a CPU
+ * whose counter lags) reads it too. Without an invariant TSC the clock is
+ * read every iteration, as lat_ticks() then is that clock. */
 static void worker_clock(struct worker *w, uint64_t t)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     worker_tick(w, clock_rel_at(&ts));
+    w->clock_at = t;
     w->clock_next = lat_use_tsc ? t + (uint64_t)((double)clock_ns_to_next(&ts) * 0.99 / lat_tick_ns())
                                 : 0;
 }
@@ -491,7 +493,7 @@ static void *worker_main(void *arg)
         int n = reactor_wait(&l->reactor, ev, 256, timeout);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
         uint64_t t0 = lat_ticks();
-        if (t0 >= w->clock_next)
+        if (t0 >= w->clock_next || t0 < w->clock_at)
             worker_clock(w, t0);
         else if (w->flush_at && w->now >= w->flush_at)
             apply_flush(w, w->flush_at, true);

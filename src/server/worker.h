@@ -49,6 +49,7 @@ struct worker {
     uint32_t         now;
     uint32_t         flush_at;             /* delayed flush_all, 0 = none */
     uint64_t         clock_next;           /* lat_ticks() before which the second cannot turn */
+    uint64_t         clock_at;             /* lat_ticks() of the last clock reading */
 
     struct msg      *intro_head;           /* store walks to advance here */
     struct msg      *intro_tail;
