@@ -539,7 +539,7 @@ static struct buf *sock_out(struct conn *c, size_t **off)
     return &c->wbuf;
 }
 
-static bool send_direct(struct conn *c)
+static inline __attribute__((always_inline)) bool send_direct(struct conn *c)
 {
     struct loop *l = c->l;
     size_t *off;
