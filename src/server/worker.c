@@ -710,6 +710,10 @@ int workers_setup(void)
             .huge_pages = settings.large_pages,
             .no_evict = settings.no_evict,
         };
+        if (i == 0 && sc.mem_limit > store_mem_max())
+            log_warn("-m %zu MiB over %u workers is more than one worker's store can use "
+                     "(%zu MiB each): the rest stays unused; raise -t to use it",
+                     settings.maxbytes >> 20, nworkers, store_mem_max() >> 20);
         warm_store_config(&sc, i);   /* -e: the segments' file */
         w->store = store_create(&sc);
         w->cls_pub = calloc(STORE_CLASSES_MAX, sizeof *w->cls_pub);

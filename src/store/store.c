@@ -79,6 +79,11 @@ static size_t pow2_floor(size_t v)
     return p;
 }
 
+size_t store_mem_max(void)
+{
+    return ((size_t)1 << E_LOC_MAX) / 3;   /* 3 ids per segment (see store_create) */
+}
+
 struct store *store_create(const struct store_config *cfg)
 {
     struct store *s = calloc(1, sizeof(*s));

@@ -90,6 +90,9 @@ struct store;
 
 struct store *store_create(const struct store_config *cfg);
 void store_destroy(struct store *s);
+/* The most memory one store can use (~85 GiB): past it an index entry
+ * cannot name more segments, so store_create uses that much and no more. */
+size_t store_mem_max(void);
 
 /* Set the store's notion of "now" (relative seconds); the worker calls it
  * once per loop iteration. */

@@ -247,3 +247,16 @@ def test_disable_evictions_answers_out_of_memory(binary):
         st = srv.stats()
         assert st["evictions"] == "0"
         assert srv.stats("settings")["evictions"] == "off"
+
+
+@pytest.mark.skipif(PERCORE is None, reason="percore not under test")
+def test_memory_past_what_one_store_can_address_is_said():
+    """One worker's store names at most ~85 GiB of segments: a larger -m per
+    worker starts (nothing is touched until used), serves, and says that the
+    rest stays unused."""
+    with tcp(PERCORE, "-m", "200000", "-t", "1") as srv:
+        assert srv.request(b"set k 0 0 1\r\nx\r\nget k\r\n", b"END\r\n") == \
+            b"STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n"
+        assert "is more than one worker's store can use" in srv.stderr()
+    with tcp(PERCORE, "-m", "1024") as srv:
+        assert "store can use" not in srv.stderr()
