@@ -22,7 +22,7 @@ export PERCORE_SERVER
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 # PERCORE_TESTS narrows the run to some test files (space separated).
-"$py" -m pytest ${PERCORE_TESTS:-"$here/integration"} -p no:cacheprovider "$@"
+"$py" -m pytest ${PERCORE_TESTS:-"$here/integration"} -p no:cacheprovider --durations=15 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "$0: no tests were collected" >&2
