@@ -5,7 +5,7 @@ answering, and that its memory stays bounded.
 percore is started with -m 8 -t 2 (4 MiB per worker, 64 KiB segments, so
 items above 32 KiB are "large" items in their own mapping and some values,
 up to 200 KB, are larger than a whole segment; the test checks this with
-`stats` `store_segment_size`). About 10x the limit is written: values of
+`stats` `store_segment_size`). About 6x the limit is written: values of
 10 B..200 KB, TTLs 0 (never), 1..5 s and 1 hour, random flags, many
 overwrites of the same keys. Every value is a deterministic function of
 (key, version, size) and carries `key|version|size|` and a CRC-32, so the
@@ -28,7 +28,7 @@ Checks (while filling and afterwards):
 
 test_ops_under_eviction: append/prepend/incr/decr/cas/gets/touch on a set of
 keys with an exact model while a second connection keeps the store evicting
-with 10x its size. A key may vanish (eviction), but every reply that finds
+with 6x its size. A key may vanish (eviction), but every reply that finds
 it must match the model exactly, a `cas` with the CAS from our own `gets`
 must not fail with EXISTS, and a key touched down to 1 s must be gone
 afterwards.
@@ -67,7 +67,7 @@ from conftest import HOST, IS_MEMCACHED, SERVER_BIN, parse_stats
 
 MEM_MB = 8
 THREADS = 2
-FILL_FACTOR = 10             # write this many times -m
+FILL_FACTOR = 6              # write this many times -m
 MIN_FILL_SECONDS = 9.0       # long enough for the 1..5 s TTLs to pass
 CLOCK_SLACK = 1.3            # server clock: whole seconds, coarse monotonic
 RSS_ALLOWANCE_MB = 4         # beyond idle RSS + -m: buffers, malloc cache (see docstring)
@@ -437,7 +437,7 @@ def test_fill_far_past_limit(small_server):
 
 
 class Filler(threading.Thread):
-    """Keeps the store evicting: writes 10x -m of 1 KB..100 KB values
+    """Keeps the store evicting: writes 6x -m of 1 KB..100 KB values
     (some with TTLs) on its own connection until told to stop."""
 
     def __init__(self, port, limit):
