@@ -18,9 +18,6 @@
 #include "store/store_int.h"
 #include "test_store_check.h"
 
-#define KB 1024u
-#define MB (1024u * 1024u)
-
 static struct store *mk(size_t mem, size_t seg, bool cas)
 {
     struct store_config c = {

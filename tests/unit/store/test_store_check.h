@@ -2,10 +2,25 @@
  * test_store_check.h — white-box consistency check of a store, shared by the
  * store unit tests: walks every segment and large item and checks that the
  * index and the counters agree with what is stored, and that mem_used is
- * within the limit. Include after cmocka.h and store_int.h.
+ * within the limit; and the store the eviction tests start from. Include
+ * after cmocka.h and store_int.h.
  */
 #ifndef TEST_STORE_CHECK_H
 #define TEST_STORE_CHECK_H
+
+#define KB 1024u
+#define MB (1024u * 1024u)
+
+/* A small store with CAS, items up to 1 MiB, its clock at 1: what the
+ * eviction tests (probation, ghost table) start from. */
+static inline struct store *mk_evict_store(size_t mem, size_t seg)
+{
+    struct store_config cfg = { .mem_limit = mem, .item_max = MB, .seg_size = seg, .use_cas = true };
+    struct store *s = store_create(&cfg);
+    assert_non_null(s);
+    store_clock(s, 1);
+    return s;
+}
 
 static inline void check_mem(struct store *s)
 {

@@ -20,21 +20,9 @@
 #include "store/store_int.h"
 #include "test_store_check.h"
 
-#define KB 1024u
-#define MB (1024u * 1024u)
-
-static struct store *mk(size_t mem, size_t seg)
-{
-    struct store_config cfg = { .mem_limit = mem, .item_max = MB, .seg_size = seg, .use_cas = true };
-    struct store *s = store_create(&cfg);
-    assert_non_null(s);
-    store_clock(s, 1);
-    return s;
-}
-
 static void test_ghost_table(void **state)
 {
-    struct store *s = mk(4 * MB, 64 * KB);
+    struct store *s = mk_evict_store(4 * MB, 64 * KB);
     size_t slots = (size_t)s->ghost_mask + 1;
     assert_int_equal(slots, ghost_slots_for(4 * MB));
     assert_true(slots >= 64 && (slots & (slots - 1)) == 0);
@@ -99,7 +87,7 @@ static void flood_until_gone(struct store *s, int round, const char *prefix, int
  * next flood unread (promoted), while keys without a ghost do not. */
 static void test_ghost_readmits(void **state)
 {
-    struct store *s = mk(4 * MB, 64 * KB);
+    struct store *s = mk_evict_store(4 * MB, 64 * KB);
     char key[32], val[100];
     memset(val, 'g', sizeof(val));
     struct item_view iv;
@@ -148,7 +136,7 @@ static void test_ghost_readmits(void **state)
  * the index slot that points at it. */
 static void test_seg_walk(void **state)
 {
-    struct store *s = mk(2 * MB, 64 * KB);
+    struct store *s = mk_evict_store(2 * MB, 64 * KB);
     char key[32], val[100];
     memset(val, 's', sizeof(val));
     const int N = 300;

@@ -19,18 +19,6 @@
 #include "store/store_int.h"
 #include "test_store_check.h"
 
-#define KB 1024u
-#define MB (1024u * 1024u)
-
-static struct store *mk(size_t mem, size_t seg)
-{
-    struct store_config cfg = { .mem_limit = mem, .item_max = MB, .seg_size = seg, .use_cas = true };
-    struct store *s = store_create(&cfg);
-    assert_non_null(s);
-    store_clock(s, 1);
-    return s;
-}
-
 /* nprob counts the segments marked probation; every sealed one has a
  * valid queue entry (so none is stuck outside the queue). */
 static void check_prob(struct store *s)
@@ -59,7 +47,7 @@ static void check_prob(struct store *s)
  * were promoted out of probation and the flood never leaves it. */
 static void test_one_hit_wonders_stay_in_probation(void **state)
 {
-    struct store *s = mk(4 * MB, 64 * KB);
+    struct store *s = mk_evict_store(4 * MB, 64 * KB);
     char key[32], val[100];
     memset(val, 'v', sizeof(val));
     struct item_view iv;
@@ -96,7 +84,7 @@ static void test_one_hit_wonders_stay_in_probation(void **state)
  * exptime and CAS unchanged. */
 static void test_promotion_keeps_item(void **state)
 {
-    struct store *s = mk(2 * MB, 64 * KB);
+    struct store *s = mk_evict_store(2 * MB, 64 * KB);
     char key[32], val[100];
     struct item_view iv;
     uint64_t cas[200];
@@ -137,7 +125,7 @@ static void test_promotion_keeps_item(void **state)
 /* flush_all empties probation too; the store then fills and evicts again. */
 static void test_flush_resets(void **state)
 {
-    struct store *s = mk(1 * MB, 16 * KB);
+    struct store *s = mk_evict_store(1 * MB, 16 * KB);
     char key[32], val[100];
     memset(val, 'z', sizeof(val));
     for (int round = 0; round < 3; round++) {
