@@ -203,12 +203,17 @@ for c in ${cases//,/ }; do
 done
 done
 requests=$all_requests
+# --rows: KEPT keeps earlier parts' lines unless NEW has a line with the same
+# first NKEY fields; NEW's lines follow, and both files end up holding it all.
+merge_kept() { # NEW KEPT NKEY
+    touch "$2"
+    awk -v n="$3" 'function key(  k, i) { k = $1; for (i = 2; i <= n; i++) k = k " " $i; return k }
+        FILENAME == ARGV[1] { seen[key()] = 1; next } !(key() in seen)' "$1" "$2" >"$tmp/old_kept"
+    cat "$tmp/old_kept" "$1" >"$2"
+    cp "$2" "$1"
+}
 if [ -n "$rows_keep" ]; then
-    # keep earlier parts' lines unless this run measured the same case@-m and server
-    touch "$rows_keep"
-    awk 'FILENAME == ARGV[1] { seen[$1 " " $2] = 1; next } !(($1 " " $2) in seen)' "$rows" "$rows_keep" >"$tmp/old_rows"
-    cat "$tmp/old_rows" "$rows" >"$rows_keep"
-    cp "$rows_keep" "$rows"
+    merge_kept "$rows" "$rows_keep" 2    # case@-m and server
 fi
 
 # ---------------------------------------------------------------- simulator
@@ -237,10 +242,7 @@ if [ "$sim" = 1 ] && [ -x "$CACHESIM" ]; then
 fi
 if [ -n "$rows_keep" ]; then
     # the simulator's rows too (FILE.sim), replaced per case, size and policy
-    touch "$rows_keep.sim"
-    awk 'FILENAME == ARGV[1] { seen[$1 " " $2 " " $3] = 1; next } !(($1 " " $2 " " $3) in seen)' "$simrows" "$rows_keep.sim" >"$tmp/old_sim"
-    cat "$tmp/old_sim" "$simrows" >"$rows_keep.sim"
-    cp "$rows_keep.sim" "$simrows"
+    merge_kept "$simrows" "$rows_keep.sim" 3
     # and every part's commands (FILE.cmds), each part under its date
     { echo "# ---- part run $(date -u '+%Y-%m-%d %H:%M UTC')"; cat "$cmds"; } >>"$rows_keep.cmds"
     cp "$rows_keep.cmds" "$cmds"
