@@ -477,7 +477,7 @@ uint16_t *index_find(struct store *s, const char *key, size_t klen, uint64_t h,
                 ? s->arena + (size_t)sid * s->seg_size + (loc & x->off_mask)
                 : s->larges[sid - s->nsegs].mem;
             seg_item_decode(p, it);
-            if (it->klen == klen && memcmp(it->key, key, klen) == 0)
+            if (it->klen == klen && key_eq(it->key, key, klen))
                 return &bk->meta[i];
         }
         if (bk->next)
