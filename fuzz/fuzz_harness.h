@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "util/clock.h"
-#include "proto/proto.h"
+#include "proto/exec.h"
 
 #define OUT_CAP (8u << 20)   /* a session that says more is cut short */
 

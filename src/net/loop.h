@@ -21,7 +21,7 @@
 #include "util/topk.h"
 #include "net/msg.h"
 #include "net/reactor.h"
-#include "proto/proto.h"
+#include "proto/exec.h"
 #include "proto/req_class.h"
 
 struct conn;
@@ -115,15 +115,12 @@ loop_route(struct loop *l, struct req *r, uint8_t kind, void *session,
     /* A TCP reply may send from the store's memory (pinned); a datagram
      * is built whole, then sent. */
     l->x->by_ref = kind == MSG_REQ;
-    if (!l->lat) {
-        proto_exec(l->x, r, out(session));
-        return NULL;
-    }
-    /* Parsed to reply queued: the execution itself. */
-    unsigned cls = req_class(r);
-    uint64_t t0 = lat_ticks();
+    /* Parsed to reply queued: the execution itself (one copy of the
+     * inlined executor, timed or not). */
+    uint64_t t0 = l->lat ? lat_ticks() : 0;
     proto_exec(l->x, r, out(session));
-    lat_record(l->lat, cls, LAT_LOCAL, lat_ticks() - t0);
+    if (l->lat)
+        lat_record(l->lat, req_class(r), LAT_LOCAL, lat_ticks() - t0);
     return NULL;
 }
 

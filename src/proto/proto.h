@@ -1,7 +1,8 @@
 /*
  * proto.h — the protocol layer's interface. A parser turns bytes into
  * requests and hands them to a sink (the connection, or a fuzz harness);
- * proto_exec() runs a keyed request against a store and encodes the reply.
+ * proto_exec() (proto/exec.h) runs a keyed request against a store and
+ * encodes the reply.
  * Nothing here knows sockets or reactors, and nothing here keeps state
  * outside the structs passed in: parsers' state belongs to the connection's
  * worker, exec runs on the key owner's worker.
@@ -149,27 +150,6 @@ const struct proto_ops *proto_detect(const char *data, size_t len);
 void text_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
 void meta_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
 void bin_exec(struct exec_ctx *x, const struct req *r, struct buf *out);
-
-/* Execute a keyed request on the owner's store; append its reply to out.
- * Inline: every local request passes here, and it is one switch. */
-static inline void proto_exec(struct exec_ctx *x, const struct req *r, struct buf *out)
-{
-    x->cfd = r->cfd;
-    /* memcached's `stats detail` counts text and binary commands, not meta
-     * (which commands, cmd.c decides). */
-    x->detail = x->pfx && r->proto != PROTO_META && pfx_enabled();
-    switch (r->proto) {
-    case PROTO_META:
-        meta_exec(x, r, out);
-        break;
-    case PROTO_BINARY:
-        bin_exec(x, r, out);
-        break;
-    default:
-        text_exec(x, r, out);
-        break;
-    }
-}
 
 /* Append n bytes of the value of the item iv views: pinned and referenced
  * (see struct buf) when allowed and worth it, copied otherwise. */

@@ -4,48 +4,11 @@
  * the key; the reply buffer then travels back to the connection's worker if
  * needed.
  */
-#include "proto/cmd.h"
+#include "proto/exec.h"
 
 static void line(struct buf *o, const char *s)
 {
     buf_adds(o, s);
-    buf_add(o, "\r\n", 2);
-}
-
-static inline __attribute__((always_inline)) void
-encode_value(struct exec_ctx *x, struct buf *o, const struct item_view *iv, bool with_cas)
-{
-    /* The header is written in place: one capacity check for all of it
-     * (6 + 1 + 10 + 1 + 10 + 1 + 20 + 2 bytes at most besides the key). */
-    if (!buf_reserve(o, iv->klen + (iv->vlen < PROTO_REF_MIN ? iv->vlen : 0) + 64))
-        return;
-    char *p = o->data + o->len;
-    memcpy(p, "VALUE ", 6);
-    p += 6;
-    memcpy(p, iv->key, iv->klen);
-    p += iv->klen;
-    *p++ = ' ';
-    p += buf_dec(p, iv->flags);
-    *p++ = ' ';
-    p += buf_dec(p, iv->vlen);
-    if (with_cas) {
-        *p++ = ' ';
-        p += buf_dec(p, iv->cas);
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    if (iv->vlen < PROTO_REF_MIN) {
-        /* Small values are copied (cheaper than a reference), into the room
-         * reserved above with the header's. */
-        memcpy(p, iv->val, iv->vlen);
-        p += iv->vlen;
-        *p++ = '\r';
-        *p++ = '\n';
-        o->len = (size_t)(p - o->data);
-        return;
-    }
-    o->len = (size_t)(p - o->data);
-    proto_add_value(x, o, iv, iv->vlen);
     buf_add(o, "\r\n", 2);
 }
 
@@ -95,12 +58,12 @@ void text_exec(struct exec_ctx *x, const struct req *r, struct buf *o)
     case OP_GET:
     case OP_GETS:
         if (cmd_get(x, r->key, r->klen, &iv) == ST_OK)
-            encode_value(x, o, &iv, r->op == OP_GETS);
+            text_encode_value(x, o, &iv, r->op == OP_GETS);
         break;
     case OP_GAT:
     case OP_GATS:
         if (cmd_gat(x, r->key, r->klen, r->exptime, &iv) == ST_OK)
-            encode_value(x, o, &iv, r->op == OP_GATS);
+            text_encode_value(x, o, &iv, r->op == OP_GATS);
         break;
     case OP_SET: case OP_ADD: case OP_REPLACE:
     case OP_APPEND: case OP_PREPEND: case OP_CAS: {

@@ -28,6 +28,7 @@
 #include "util/topk.h"
 #include "server/introspect.h"
 #include "util/log.h"
+#include "proto/exec.h"
 #include "proto/prefix_stats.h"
 #include "server/watch.h"
 #include "server/stats_report.h"

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "util/clock.h"
-#include "proto/proto.h"
+#include "proto/exec.h"
 
 struct harness {
     void              *state;  /* the binary parser's, as a connection holds it */
