@@ -26,7 +26,10 @@
 # (us), the generator's send lag p99 (large: the machine, not the server, was
 # late), evictions and percore's evicted/merged segment counters during the
 # phase, errors/timeouts; then the median over rounds of p99.9 per phase and
-# the verdict full (and mixed) p99.9 <= not-full p99.9. Wall time is about
+# the verdict full (and mixed) p99.9 <= not-full p99.9. For percore also the
+# server-side set latency of each phase (`stats latency`: the write itself,
+# eviction work included, without the machine's scheduling of the network
+# path, which sets the client-side tail on a shared VM). Wall time is about
 # rounds x phases x (duration + 2) s + the fills; every command is bounded by
 # `timeout`. Results go to --out (default docs/results/write_stall.md). Timing
 # numbers mean something only on a quiet machine.
@@ -126,6 +129,38 @@ open=(--rate "$rate" --conns 4 -d "$duration" --key-size "$ksize"
 phases="not-full full"
 [ "$mixed" = 1 ] && phases="$phases mixed"
 
+# percore's own view of a phase: `stats latency reset` before it, then the
+# set class's server-side execution time (parse to reply queued: the store
+# write with any eviction work it did inline) p99.9 and max in µs after it,
+# "- -" for memcached. The machine's scheduling stalls, which set the
+# client-side tail here, do not reach this figure unless they preempt the
+# write itself.
+srv_lat() {     # port reset|read
+    timeout 10 "$PY" - "$1" "$2" <<'PYEOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+if sys.argv[2] == "reset":
+    s.sendall(b"stats latency reset\r\n")
+    end = (b"RESET\r\n", b"END\r\n", b"ERROR\r\n")
+else:
+    s.sendall(b"stats latency\r\n")
+    end = (b"END\r\n", b"ERROR\r\n")
+d = b""
+while not d.endswith(end):
+    c = s.recv(65536)
+    if not c:
+        break
+    d += c
+if sys.argv[2] == "read":
+    v = {}
+    for ln in d.decode().split("\r\n"):
+        f = ln.split()
+        if len(f) == 3 and f[0] == "STAT":
+            v[f[1]] = f[2]
+    print(v.get("set:local:p99.9_us", "-"), v.get("set:local:max_us", "-"))
+PYEOF
+}
+
 phase() {       # server name port round -> one row
     local name=$1 ph=$2 port=$3 r=$4 c0 c1 a
     case $ph in
@@ -136,9 +171,12 @@ phase() {       # server name port round -> one row
     local cmd=(taskset -c "$bcpu" "$BENCH" -s "127.0.0.1:$port" "${open[@]}" "${a[@]}")
     echo "${cmd[*]}   # $ph, round $r" >>"$cmds"
     c0=$(counters "$port")
+    local sl="- -"
+    [ "$name" = percore ] && srv_lat "$port" reset
     timeout $((duration + 60)) "${cmd[@]}" >"$tmp/$name.$ph.$r.json"
+    [ "$name" = percore ] && sl=$(srv_lat "$port" read)
     c1=$(counters "$port")
-    echo "$name $ph $r $tmp/$name.$ph.$r.json $c0 $c1" >>"$rows"
+    echo "$name $ph $r $tmp/$name.$ph.$r.json $c0 $c1 $sl" >>"$rows"
     echo "   $name $ph round $r done" >&2
 }
 
@@ -178,9 +216,10 @@ echo "Latencies in µs, from the scheduled send time; the set latency of each ph
 echo
 $PY - "$rows" <<'EOF'
 import json, statistics, sys
-print("| server | phase | round | achieved req/s | set p50 | p99 | **p99.9** | **max** | send lag p99 | evictions | evicted segments | merged items | errors | timeouts |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| server | phase | round | achieved req/s | set p50 | p99 | **p99.9** | **max** | send lag p99 | server-side set p99.9 | server-side set max | evictions | evicted segments | merged items | errors | timeouts |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 p999 = {}
+srv = {}
 for ln in open(sys.argv[1]):
     f = ln.split()
     name, phase, rnd, path = f[:4]
@@ -189,8 +228,11 @@ for ln in open(sys.argv[1]):
     s = d["set_latency_us"]
     lag = d.get("send_lag_us", {}).get("p99", float("nan"))
     p999.setdefault((name, phase), []).append(s["p999"])
+    sp, sm = (f[10], f[11]) if len(f) >= 12 else ("-", "-")
+    if sp != "-":
+        srv.setdefault((name, phase), []).append((float(sp), float(sm)))
     print(f"| {name} | {phase} | {rnd} | {d['achieved_rps']:.0f} | {s['p50']:.0f} | {s['p99']:.0f} | "
-          f"**{s['p999']:.0f}** | **{s['max']:.0f}** | {lag:.0f} | {c1[0] - c0[0]} | {c1[1] - c0[1]} | "
+          f"**{s['p999']:.0f}** | **{s['max']:.0f}** | {lag:.0f} | {sp} | {sm} | {c1[0] - c0[0]} | {c1[1] - c0[1]} | "
           f"{c1[2] - c0[2]} | {d['errors']} | {d['timeouts']} |")
 print()
 print("Median p99.9 over rounds; target (issue 18): full and mixed ≤ not full.")
@@ -206,6 +248,18 @@ for name in sorted({k[0] for k in p999}):
             m = statistics.median(v)
             verdict = "met" if m <= b else "MISSED"
             print(f"- {name}: {ph} / not-full p99.9 = {m:.0f} / {b:.0f} µs = {m / b:.2f} ({verdict})")
+print()
+if srv:
+    print("Server-side (percore's `stats latency`, set class, local path: from the")
+    print("request parsed to its reply queued, so the store write and any eviction work")
+    print("done inside it; medians over rounds, µs):")
+    print()
+    for name in sorted({k[0] for k in srv}):
+        for ph in ("not-full", "full", "mixed"):
+            v = srv.get((name, ph))
+            if v:
+                print(f"- {name} {ph}: p99.9 {statistics.median(x[0] for x in v):.1f}, "
+                      f"max {statistics.median(x[1] for x in v):.1f}")
 EOF
 echo
 echo "Commands (ports were free ports chosen at run time):"
