@@ -15,7 +15,7 @@
 #                                       10 s); fails at once if the server died
 #   bench_stop [PID [TENTHS]]           TERM, up to TENTHS tenths of a second, KILL
 #   bench_track PID                     stop PID too when the script ends
-#   bench_stats PORT                    `stats` as "name value" lines
+#   bench_stats PORT [SUB]              `stats [SUB]` as "name value" lines
 #   bench_stat_of "$stats" NAME         one value from bench_stats' output
 #   bench_cpu_ticks PID                 "utime stime" of the process, in clock ticks
 # Knobs (environment): BENCH_LOG_CAP bytes kept of a server's output (default
@@ -163,13 +163,15 @@ bench_stop_all() {
     return 0
 }
 
-bench_stats() { # PORT
-    timeout 10 "$BENCH_PY" - "$1" <<'EOF'
+bench_stats() { # PORT [SUBCOMMAND]
+    timeout 10 "$BENCH_PY" - "$1" "${2:-}" <<'EOF'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"stats\r\n")
+sub = sys.argv[2]
+s.sendall(b"stats" + (b" " + sub.encode() if sub else b"") + b"\r\n")
 d = b""
-while not d.endswith(b"END\r\n"):
+# a reset answers RESET; a subcommand the server lacks, ERROR
+while not d.endswith((b"END\r\n", b"RESET\r\n", b"ERROR\r\n")):
     c = s.recv(65536)
     if not c:
         break

@@ -136,29 +136,12 @@ phases="not-full full"
 # client-side tail here, do not reach this figure unless they preempt the
 # write itself.
 srv_lat() {     # port reset|read
-    timeout 10 "$PY" - "$1" "$2" <<'PYEOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-if sys.argv[2] == "reset":
-    s.sendall(b"stats latency reset\r\n")
-    end = (b"RESET\r\n", b"END\r\n", b"ERROR\r\n")
-else:
-    s.sendall(b"stats latency\r\n")
-    end = (b"END\r\n", b"ERROR\r\n")
-d = b""
-while not d.endswith(end):
-    c = s.recv(65536)
-    if not c:
-        break
-    d += c
-if sys.argv[2] == "read":
-    v = {}
-    for ln in d.decode().split("\r\n"):
-        f = ln.split()
-        if len(f) == 3 and f[0] == "STAT":
-            v[f[1]] = f[2]
-    print(v.get("set:local:p99.9_us", "-"), v.get("set:local:max_us", "-"))
-PYEOF
+    if [ "$2" = reset ]; then
+        bench_stats "$1" "latency reset" >/dev/null
+    else
+        bench_stats "$1" latency | awk '$1 == "set:local:p99.9_us" { p = $2 } $1 == "set:local:max_us" { m = $2 }
+                                       END { print (p == "" ? "-" : p), (m == "" ? "-" : m) }'
+    fi
 }
 
 phase() {       # server name port round -> one row
