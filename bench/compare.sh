@@ -42,6 +42,8 @@
 #   --callgrind-conns C     connections under callgrind (default 50)
 #   --callgrind-depth D     with --callgrind-rate 0: requests outstanding per
 #                           connection (default 1; 16 or 32 measure pipelining)
+#   --callgrind-get-ratio F  fraction of gets under callgrind (default 1: gets
+#                           only; 0: sets only, counted per set)
 #   --callgrind-only   skip the timed peak and open-loop runs (instruction counts
 #                      only: they do not depend on what else runs on the machine)
 set -euo pipefail
@@ -73,6 +75,7 @@ cg_requests=20000
 cg_rate=4000
 cg_conns=50
 cg_depth=1
+cg_get_ratio=1
 cg_only=0
 extra=()
 orig_args=("$@")
@@ -102,9 +105,10 @@ while [ $# -gt 0 ]; do
     --callgrind-rate) cg_rate=$2; shift 2 ;;
     --callgrind-conns) cg_conns=$2; shift 2 ;;
     --callgrind-depth) cg_depth=$2; shift 2 ;;
+    --callgrind-get-ratio) cg_get_ratio=$2; shift 2 ;;
     --callgrind-only) callgrind=1; cg_only=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -261,7 +265,7 @@ if [ "$callgrind" = 1 ]; then
     else
         # The load of the per-request-cost question: open loop, cg_rate gets/s
         # over cg_conns connections (each wake-up then sees about one request),
-        # keys preloaded, gets only. Two runs, N and 2N gets: the difference is
+        # keys preloaded, gets only (--callgrind-get-ratio: sets too). Two runs, N and 2N requests: the difference is
         # N gets' worth of instructions without start-up, preload and shutdown.
         # The worker's once-a-second work (class stats, maintenance, idle
         # sweep) counts by wall time, not by gets: a run the machine slowed
@@ -296,7 +300,7 @@ print(n)' || echo 0
                     load=(--rate "$cg_rate" --duration 300)
                 fi
                 bench -s "$s=127.0.0.1:$PORT" --warmup "${load[@]}" --conns "$cg_conns" --threads 1 \
-                    --get-ratio 1 --requests "$n" --timeout 10 \
+                    --get-ratio "$cg_get_ratio" --requests "$n" --timeout 10 \
                     > "$out/callgrind.$s.$n.json" || log "$s: callgrind bench failed"
                 STOP_WAIT_TENTHS=600 stop_server
                 ir=$(grep -E '^(summary|totals):' "$f" 2>/dev/null | head -1 | awk '{print $2}')
@@ -308,7 +312,9 @@ print(n)' || echo 0
                     "${irs[0]}" "${irs[1]}" "${secs[0]:-0}" "${secs[1]:-0}" "$cg_requests")
                 echo "$s,$per,$steady" >> "$out/callgrind.txt"
                 if [ "$cg_rate" = 0 ]; then how="closed loop, depth $cg_depth"; else how="$cg_rate gets/s"; fi
-                log "$s: $per instructions per get, $steady without the once-a-second work (user space, callgrind, $how over $cg_conns connections)"
+                what=get
+                [ "$cg_get_ratio" = 1 ] || what="request (get ratio $cg_get_ratio)"
+                log "$s: $per instructions per $what, $steady without the once-a-second work (user space, callgrind, $how over $cg_conns connections)"
             else
                 log "$s: callgrind produced no totals (server must exit cleanly on SIGTERM)"
             fi
