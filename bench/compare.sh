@@ -265,8 +265,9 @@ if [ "$callgrind" = 1 ]; then
     else
         # The load of the per-request-cost question: open loop, cg_rate gets/s
         # over cg_conns connections (each wake-up then sees about one request),
-        # keys preloaded, gets only (--callgrind-get-ratio: sets too). Two runs, N and 2N requests: the difference is
-        # N gets' worth of instructions without start-up, preload and shutdown.
+        # keys preloaded, gets only (--callgrind-get-ratio: sets too). Two
+        # runs, N and 2N requests: the difference is N requests' worth of
+        # instructions without start-up, preload and shutdown.
         # The worker's once-a-second work (class stats, maintenance, idle
         # sweep) counts by wall time, not by gets: a run the machine slowed
         # has more of it. Its inclusive count, subtracted, gives a second
