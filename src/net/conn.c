@@ -633,6 +633,62 @@ static size_t serve_gets(struct conn *c, const char *data, size_t len, bool *bus
     return off;
 }
 
+/* Plain storage commands (set/add/replace/append/prepend, text_line.h's
+ * rules) at the front of the input whose data block is all here, run as
+ * the parser's store_block() would run them: its busy check, then the
+ * request with the value where it lies in the receive buffer (the store
+ * copies it once, into its segment; a forwarded one is copied into its
+ * message as the parser's would be). A value over -I, a bad data chunk or
+ * one not all here stops it before the busy check, and the parser judges
+ * that line (its reply, the swallow, the wait for more). *busy as
+ * serve_gets. Returns the bytes consumed. */
+static inline size_t serve_stores(struct conn *c, const char *data, size_t len, bool *busy)
+{
+    size_t off = 0, line;
+    struct store_line sl;
+    while ((line = text_store_line(data + off, len - off, &sl))) {
+        const char *val = data + off + line;
+        size_t total = line + (size_t)sl.vlen + 2;
+        if (sl.vlen > c->l->conf->item_max || len - off < total || val[sl.vlen] != '\r' ||
+            val[sl.vlen + 1] != '\n')
+            break;
+        if (conn_busy(c)) {
+            *busy = true;
+            break;
+        }
+        struct req r = {0};
+        r.op = sl.op;
+        r.proto = PROTO_TEXT;
+        r.noreply = sl.noreply;
+        r.key = sl.key;
+        r.klen = (uint8_t)sl.klen;
+        r.flags = sl.flags;
+        r.exptime = (int32_t)sl.exptime;
+        r.val = val;
+        r.vlen = sl.vlen;
+        conn_request(c, &r);
+        off += total;
+    }
+    return off;
+}
+
+/* The front of the input: gets and plain stores, in whatever order they
+ * come, until a line neither takes (or back-pressure). */
+static size_t serve_front(struct conn *c, const char *data, size_t len, bool *busy)
+{
+    size_t off = serve_gets(c, data, len, busy);
+    while (!*busy && off < len) {
+        size_t n = serve_stores(c, data + off, len - off, busy);
+        if (n == 0)
+            break;
+        off += n;
+        if (*busy || off == len)
+            break;
+        off += serve_gets(c, data + off, len - off, busy);
+    }
+    return off;
+}
+
 /* Run the parser over the input (rbuf, or what io_uring received in place):
  * the only place requests are parsed. */
 static void conn_parse(struct conn *c)
@@ -660,7 +716,7 @@ static void conn_parse(struct conn *c)
     bool busy = false;
     conn_iteration(c);   /* the -R share sink_busy() counts */
     if (c->pops == &proto_text && !c->pstate && log_level_now() < 2)
-        off = serve_gets(c, data, len, &busy);
+        off = serve_front(c, data, len, &busy);
     ssize_t used = (ssize_t)off;
     if (!busy && off < len) {
         ssize_t more = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data + off,

@@ -1,8 +1,8 @@
 /*
  * text_line.h — the text protocol's one-pass line scanning, shared by the
- * parser (text_parse.c) and the connection's single-key get path
- * (net/conn.c), so both take exactly the same lines. Pure functions, no
- * state.
+ * parser (text_parse.c) and the connection's single-key get and plain
+ * storage paths (net/conn.c), so both take exactly the same lines. Pure
+ * functions, no state.
  */
 #ifndef PERCORE_TEXT_LINE_H
 #define PERCORE_TEXT_LINE_H
@@ -105,6 +105,77 @@ static inline size_t text_get_line(const char *data, size_t len, uint8_t *op,
     *key = data + k;
     *klen = n;
     return k + n + eol;
+}
+
+/* 1 to 9 decimal digits at q (anything longer or signed goes the general
+ * way): the value, and where they end; NULL if none. Nine digits fit the
+ * int32 and uint32 fields with no range check. */
+static inline const char *line_num(const char *q, const char *end, uint32_t *v)
+{
+    const char *d = q;
+    uint32_t x = 0;
+    while (q < end && (unsigned char)(*q - '0') < 10 && q - d < 10)
+        x = x * 10 + (uint32_t)(*q++ - '0');
+    *v = x;
+    return (q == d || q - d > 9) ? NULL : q;
+}
+
+/* A plain storage command line, as text_store_line() read it. */
+struct store_line {
+    uint8_t     op;        /* OP_SET, OP_ADD, OP_REPLACE, OP_APPEND, OP_PREPEND */
+    bool        noreply;
+    const char *key;
+    size_t      klen;
+    uint32_t    flags, exptime, vlen;
+    size_t      text;      /* the line's bytes without its terminator (-vv trace) */
+};
+
+/* Does data[0..len) start with a whole `set|add|replace|append|prepend
+ * <key> <flags> <exptime> <bytes>[ noreply]` line (one space between
+ * words, 1 to 9 plain digits each, CRLF or LF) that text_parse() would
+ * take as exactly that? Then returns the line's bytes with its terminator
+ * and fills *sl; the data block (not looked at here) follows. 0 otherwise
+ * (cas, signs, other blanks, a sixth word that is not noreply, an
+ * over-long key, not all here yet): text_parse() judges it. */
+static inline size_t text_store_line(const char *data, size_t len, struct store_line *sl)
+{
+    size_t k;
+    if (len < 12)   /* "set k 0 0 0\n" */
+        return 0;
+    if (memcmp(data, "set ", 4) == 0) {
+        sl->op = OP_SET, k = 4;
+    } else if (memcmp(data, "add ", 4) == 0) {
+        sl->op = OP_ADD, k = 4;
+    } else if (memcmp(data, "replace ", 8) == 0) {
+        sl->op = OP_REPLACE, k = 8;
+    } else if (memcmp(data, "append ", 7) == 0) {
+        sl->op = OP_APPEND, k = 7;
+    } else if (memcmp(data, "prepend ", 8) == 0) {
+        sl->op = OP_PREPEND, k = 8;
+    } else {
+        return 0;
+    }
+    const char *end = data + len, *key = data + k;
+    size_t lim = len - k < KEY_MAX_LENGTH + 1 ? len - k : KEY_MAX_LENGTH + 1;
+    size_t klen = word_end(key, lim);
+    if (klen == 0 || klen == lim)
+        return 0;   /* empty, over KEY_MAX_LENGTH, or the line is not all here */
+    const char *q = key + klen;
+    if (*q != ' ' || !(q = line_num(q + 1, end, &sl->flags)) || q == end || *q != ' ' ||
+        !(q = line_num(q + 1, end, &sl->exptime)) || q == end || *q != ' ' ||
+        !(q = line_num(q + 1, end, &sl->vlen)))
+        return 0;
+    /* memcached's set_noreply_maybe: a sixth word "noreply". */
+    sl->noreply = end - q >= 8 && memcmp(q, " noreply", 8) == 0;
+    if (sl->noreply)
+        q += 8;
+    size_t eol = eol_at(q, end);
+    if (!eol)
+        return 0;
+    sl->key = key;
+    sl->klen = klen;
+    sl->text = (size_t)(q - data);
+    return sl->text + eol;
 }
 
 #endif

@@ -4,8 +4,8 @@
  * and hands keyed requests to the sink. State: struct text_parser, owned by
  * the connection's worker. Meta commands (mg/ms/...) go to meta_parse.c.
  *
- * Two paths: fast_line() takes the common get/gets and plain set lines in
- * one pass; every other line, and any of those it is unsure of,
+ * Two paths: fast_line() takes the common get/gets and plain storage
+ * lines in one pass; every other line, and any of those it is unsure of,
  * is tokenized and judged by dispatch(), which is the reference for what
  * memcached replies.
  */
@@ -581,19 +581,6 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
     return 0;
 }
 
-/* 1 to 9 decimal digits at q (anything longer or signed goes the general
- * way): the value, and where they end; NULL if none. Nine digits fit the
- * int32 and uint32 fields with no range check. */
-static inline const char *fast_num(const char *q, const char *end, uint32_t *v)
-{
-    const char *d = q;
-    uint32_t x = 0;
-    while (q < end && (unsigned char)(*q - '0') < 10 && q - d < 10)
-        x = x * 10 + (uint32_t)(*q++ - '0');
-    *v = x;
-    return (q == d || q - d > 9) ? NULL : q;
-}
-
 /* The keys after a get line's first, each after one space, all checked
  * before any is sent, as do_get() does. Returns the end of the last key,
  * NULL to leave the line to the general path. The cap bounds the bytes
@@ -644,14 +631,15 @@ get_send_more(const struct proto_sink *sk, void *s, enum req_op op, const char *
 }
 
 /* The lines nearly every request is: `get <key>...` and `gets <key>...`
- * (up to FAST_GET_KEYS keys) and `set <key> <flags> <exptime> <bytes>`,
- * one space between words, plain digits, CRLF or LF. They are recognised
- * in one pass that ends at the line's end, with no newline search, token
- * array or dispatch ladder. Anything else (noreply, signs, other blanks,
- * no newline yet, an over-long key, too many keys) returns 0 having done
- * nothing, and the general path judges it as before, so replies cannot
- * differ. Otherwise returns the line's bytes with its terminator; *used
- * and *wait as dispatch() sets them. */
+ * (up to FAST_GET_KEYS keys) and the plain storage lines text_store_line()
+ * takes (set/add/replace/append/prepend, optional noreply), one space
+ * between words, plain digits, CRLF or LF. They are recognised in one
+ * pass that ends at the line's end, with no newline search, token array or
+ * dispatch ladder. Anything else (signs, other blanks, no newline yet, an
+ * over-long key, too many keys) returns 0 having done nothing, and the
+ * general path judges it as before, so replies cannot differ. Otherwise
+ * returns the line's bytes with its terminator; *used and *wait as
+ * dispatch() sets them. */
 static inline __attribute__((always_inline)) size_t
 fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto_sink *sk,
           void *s, const char *start, size_t avail, size_t *used, bool *wait)
@@ -662,12 +650,19 @@ fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto
         return 0;
     if (memcmp(start, "get ", 4) == 0) {
         op = OP_GET, k = 4;
-    } else if (memcmp(start, "set ", 4) == 0) {
-        op = OP_SET, k = 4;
     } else if (memcmp(start, "gets ", 5) == 0) {
         op = OP_GETS, k = 5;
     } else {
-        return 0;
+        struct store_line sl;
+        size_t line = text_store_line(start, avail, &sl);
+        if (!line)
+            return 0;
+        if (sk->trace && log_level_now() >= 2)
+            sk->trace(s, start, sl.text);
+        *used = store_block(p, cf, sk, s, sl.op, sl.key, sl.klen, sl.flags,
+                            (int32_t)sl.exptime, (int32_t)sl.vlen, 0, sl.noreply,
+                            start + line, avail - line, wait);
+        return line;
     }
     const char *end = start + avail, *key = start + k;
     size_t lim = avail - k < KEY_MAX_LENGTH + 1 ? avail - k : KEY_MAX_LENGTH + 1;
@@ -675,26 +670,14 @@ fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto
     if (klen == 0 || klen == lim)
         return 0;   /* empty, over KEY_MAX_LENGTH, or the line is not all here */
     const char *q = key + klen;
-    uint32_t flags = 0, exptime = 0, vlen = 0;
-    if (op == OP_SET) {
-        if (*q != ' ' || !(q = fast_num(q + 1, end, &flags)) || q == end || *q != ' ' ||
-            !(q = fast_num(q + 1, end, &exptime)) || q == end || *q != ' ' ||
-            !(q = fast_num(q + 1, end, &vlen)))
-            return 0;
-    } else if (*q == ' ' && !(q = get_more_keys(cf, q, end))) {
+    if (*q == ' ' && !(q = get_more_keys(cf, q, end)))
         return 0;
-    }
     size_t eol = eol_at(q, end);
     if (!eol)
         return 0;
     size_t line = (size_t)(q - start) + eol;
     if (sk->trace && log_level_now() >= 2)
         sk->trace(s, start, (size_t)(q - start));
-    if (op == OP_SET) {
-        *used = store_block(p, cf, sk, s, OP_SET, key, klen, flags, (int32_t)exptime,
-                            (int32_t)vlen, 0, false, start + line, avail - line, wait);
-        return line;
-    }
     get_send(sk, s, op, key, klen);
     if (key + klen != q)
         get_send_more(sk, s, op, key + klen + 1, q);
