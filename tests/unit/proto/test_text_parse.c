@@ -2,7 +2,8 @@
  * test_text_parse.c — the text protocol parser against a recording sink:
  * framing (partial lines, partial data blocks, values containing CRLF),
  * memcached's error replies and what is swallowed after them, noreply;
- * the get/set fast path replying exactly as the general path.
+ * the get and storage fast path replying exactly as the general path, and
+ * text_store_line(), the storage line rule the connection shares.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "proto/proto.h"
+#include "proto/text_line.h"
 
 struct rec {
     struct buf out;           /* replies + a line per request */
@@ -126,6 +128,13 @@ static void test_fast_path_same(void **state)
         "set k 4294967296 0 1\r\na\r\n", "set k 0x1 0 1\r\na\r\n", "set  k 0 0 1\r\na\r\n",
         "get a b c\r\n", "gets a bb\n", "get a  b\r\n", "get a b \r\n", "get a b\t\r\n",
         "get a b\r\r\n", "get a b",
+        "add k 0 0 1\r\na\r\n", "replace k 1 2 3 noreply\r\nabc\r\n", "append k 0 0 1\na\r\n",
+        "prepend k 7 0 2 noreply\nab\r\n", "set k 0 0 1 noreply\na\r\n",
+        "set k 0 0 1 noreplyx\r\na\r\n", "set k 0 0 1 noreply \r\na\r\n",
+        "set k 0 0 1  noreply\r\na\r\n", "set k 0 0 1 noreply extra\r\na\r\n",
+        "set k 0 0 1 norepl\r\na\r\n", "add k 0 0 2000 noreply\r\n", "append k 0 0 1\r\nab\r\n",
+        "prepend k 0 0 1 noreply\r\nab\r\n", "cas k 0 0 1 5\r\na\r\n", "adds k 0 0 1\r\na\r\n",
+        "replac k 0 0 1\r\na\r\n", "append\tk 0 0 1\r\na\r\n", "set k 0 0 1 noreply\r\r\na\r\n",
     };
     char key250[251], key251[252];
     memset(key250, 'k', 250);
@@ -162,6 +171,45 @@ static void test_fast_path_same(void **state)
             if (strcmp(got, want) != 0)
                 fail_msg("line %zu step %zu: fast '%s' general '%s'", i, step, got, want);
         }
+    }
+}
+
+/* text_store_line(), which the connection's storage fast path reads
+ * lines with: what it reads, and that it reads nothing until the line is
+ * all there. */
+static void test_store_line(void **state)
+{
+    static const struct { const char *in; uint8_t op; bool nr; uint32_t f, e, v; size_t text; }
+    ok[] = {
+        { "set k 1 2 3\r\nabc\r\n", OP_SET, false, 1, 2, 3, 11 },
+        { "add kk 0 0 0\n\r\n", OP_ADD, false, 0, 0, 0, 12 },
+        { "replace k 999999999 5 10 noreply\r\n", OP_REPLACE, true, 999999999, 5, 10, 32 },
+        { "append k 0 0 1 noreply\n", OP_APPEND, true, 0, 0, 1, 22 },
+        { "prepend k 4 0 1\r\n", OP_PREPEND, false, 4, 0, 1, 15 },
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        struct store_line sl;
+        size_t len = strlen(ok[i].in);
+        size_t want = ok[i].text + (ok[i].in[ok[i].text] == '\r' ? 2 : 1);
+        assert_int_equal(text_store_line(ok[i].in, len, &sl), want);
+        assert_int_equal(sl.op, ok[i].op);
+        assert_int_equal(sl.noreply, ok[i].nr);
+        assert_int_equal(sl.flags, ok[i].f);
+        assert_int_equal(sl.exptime, ok[i].e);
+        assert_int_equal(sl.vlen, ok[i].v);
+        assert_int_equal(sl.text, ok[i].text);
+        assert_int_equal(sl.klen, (size_t)(strchr(sl.key, ' ') - sl.key));
+        for (size_t n = 0; n < want; n++)
+            assert_int_equal(text_store_line(ok[i].in, n, &sl), 0);
+    }
+    static const char *no[] = {
+        "set k 0 0 1 noreplyx\r\n", "set k 0 0 1 x\r\n", "set k 0 0 1 \r\n", "cas k 0 0 1 1\r\n",
+        "set k 0 -1 1\r\n", "set k 0 0 1000000000\r\n", "set k\t0 0 1\r\n", "set  k 0 0 1\r\n",
+        "get k\r\n", "set k 0 0 1\r\r\n", "sets k 0 0 1\r\n", "set k 0 0\r\n",
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        struct store_line sl;
+        assert_int_equal(text_store_line(no[i], strlen(no[i]), &sl), 0);
     }
 }
 
@@ -366,6 +414,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_any_split),
         cmocka_unit_test(test_fast_path_same),
+        cmocka_unit_test(test_store_line),
         cmocka_unit_test(test_swallow_state),
         cmocka_unit_test(test_multiget),
         cmocka_unit_test(test_long_key),
