@@ -611,7 +611,8 @@ static __attribute__((noinline)) bool rin_keep(struct conn *c, size_t from)
  * that loop was a fifth of a get. Stops at the first other line, which the
  * parser then takes; *busy when back-pressure or -R stopped it, as the
  * parser would have stopped. Returns the bytes consumed. */
-static size_t serve_gets(struct conn *c, const char *data, size_t len, bool *busy)
+static inline __attribute__((always_inline)) size_t
+serve_gets(struct conn *c, const char *data, size_t len, bool *busy)
 {
     size_t off = 0, line, klen;
     const char *key;
@@ -672,12 +673,14 @@ static inline size_t serve_stores(struct conn *c, const char *data, size_t len, 
     return off;
 }
 
-/* The front of the input: gets and plain stores, in whatever order they
- * come, until a line neither takes (or back-pressure). */
-static size_t serve_front(struct conn *c, const char *data, size_t len, bool *busy)
+/* After the gets at the front of the input, a storage line: stores and
+ * gets in whatever order they come, until a line neither takes (or
+ * back-pressure). Out of line, so the get path (serve_gets inline in
+ * conn_parse) does not pay for it. Returns where it stopped. */
+static __attribute__((noinline)) size_t
+serve_mixed(struct conn *c, const char *data, size_t len, size_t off, bool *busy)
 {
-    size_t off = serve_gets(c, data, len, busy);
-    while (!*busy && off < len) {
+    for (;;) {
         size_t n = serve_stores(c, data + off, len - off, busy);
         if (n == 0)
             break;
@@ -685,6 +688,8 @@ static size_t serve_front(struct conn *c, const char *data, size_t len, bool *bu
         if (*busy || off == len)
             break;
         off += serve_gets(c, data + off, len - off, busy);
+        if (*busy || off == len)
+            break;
     }
     return off;
 }
@@ -715,8 +720,14 @@ static void conn_parse(struct conn *c)
     size_t need = 0, off = 0;
     bool busy = false;
     conn_iteration(c);   /* the -R share sink_busy() counts */
-    if (c->pops == &proto_text && !c->pstate && log_level_now() < 2)
-        off = serve_front(c, data, len, &busy);
+    if (c->pops == &proto_text && !c->pstate && log_level_now() < 2) {
+        off = serve_gets(c, data, len, &busy);
+        if (!busy && off < len) {
+            bool more_busy = false;   /* busy itself stays a register */
+            off = serve_mixed(c, data, len, off, &more_busy);
+            busy = more_busy;
+        }
+    }
     ssize_t used = (ssize_t)off;
     if (!busy && off < len) {
         ssize_t more = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data + off,
