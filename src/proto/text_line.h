@@ -112,10 +112,14 @@ static inline size_t text_get_line(const char *data, size_t len, uint8_t *op,
  * int32 and uint32 fields with no range check. */
 static inline const char *line_num(const char *q, const char *end, uint32_t *v)
 {
-    const char *d = q;
+    const char *d = q, *lim = end - q > 10 ? q + 10 : end;
     uint32_t x = 0;
-    while (q < end && (unsigned char)(*q - '0') < 10 && q - d < 10)
-        x = x * 10 + (uint32_t)(*q++ - '0');
+    unsigned c;
+    /* One bound for the digits and the buffer's end: ten bytes at most. */
+    while (q < lim && (c = (unsigned char)*q - '0') < 10) {
+        x = x * 10 + c;
+        q++;
+    }
     *v = x;
     return (q == d || q - d > 9) ? NULL : q;
 }
