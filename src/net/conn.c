@@ -611,8 +611,7 @@ static __attribute__((noinline)) bool rin_keep(struct conn *c, size_t from)
  * that loop was a fifth of a get. Stops at the first other line, which the
  * parser then takes; *busy when back-pressure or -R stopped it, as the
  * parser would have stopped. Returns the bytes consumed. */
-static inline __attribute__((always_inline)) size_t
-serve_gets(struct conn *c, const char *data, size_t len, bool *busy)
+static size_t serve_gets(struct conn *c, const char *data, size_t len, bool *busy)
 {
     size_t off = 0, line, klen;
     const char *key;
@@ -641,9 +640,14 @@ serve_gets(struct conn *c, const char *data, size_t len, bool *busy)
  * copies it once, into its segment; a forwarded one is copied into its
  * message as the parser's would be). A value over -I, a bad data chunk or
  * one not all here stops it before the busy check, and the parser judges
- * that line (its reply, the swallow, the wait for more). *busy as
- * serve_gets. Returns the bytes consumed. */
-static inline size_t serve_stores(struct conn *c, const char *data, size_t len, bool *busy)
+ * that line (its reply, the swallow, the wait for more); the parser also
+ * takes whatever follows the stores (its own fast_line reads gets and
+ * stores in one pass). Out of line, and the request through the sink's
+ * own out-of-line copy: another inlined copy of the get executor made
+ * conn_serve's get path dearer. *busy as serve_gets. Returns the bytes
+ * consumed. */
+static __attribute__((noinline)) size_t
+serve_stores(struct conn *c, const char *data, size_t len, bool *busy)
 {
     size_t off = 0, line;
     struct store_line sl;
@@ -667,29 +671,8 @@ static inline size_t serve_stores(struct conn *c, const char *data, size_t len, 
         r.exptime = (int32_t)sl.exptime;
         r.val = val;
         r.vlen = sl.vlen;
-        conn_request(c, &r);
+        sink_request(c, &r);
         off += total;
-    }
-    return off;
-}
-
-/* After the gets at the front of the input, a storage line: stores and
- * gets in whatever order they come, until a line neither takes (or
- * back-pressure). Out of line, so the get path (serve_gets inline in
- * conn_parse) does not pay for it. Returns where it stopped. */
-static __attribute__((noinline)) size_t
-serve_mixed(struct conn *c, const char *data, size_t len, size_t off, bool *busy)
-{
-    for (;;) {
-        size_t n = serve_stores(c, data + off, len - off, busy);
-        if (n == 0)
-            break;
-        off += n;
-        if (*busy || off == len)
-            break;
-        off += serve_gets(c, data + off, len - off, busy);
-        if (*busy || off == len)
-            break;
     }
     return off;
 }
@@ -724,7 +707,7 @@ static void conn_parse(struct conn *c)
         off = serve_gets(c, data, len, &busy);
         if (!busy && off < len) {
             bool more_busy = false;   /* busy itself stays a register */
-            off = serve_mixed(c, data, len, off, &more_busy);
+            off += serve_stores(c, data + off, len - off, &more_busy);
             busy = more_busy;
         }
     }
