@@ -677,6 +677,23 @@ serve_stores(struct conn *c, const char *data, size_t len, bool *busy)
     return off;
 }
 
+/* What the gets at the front left: plain stores, then the parser. Out of
+ * line, so conn_parse's get path keeps its registers. Returns the bytes
+ * consumed in all, or -1 (close). */
+static __attribute__((noinline)) ssize_t
+parse_rest(struct conn *c, const char *data, size_t len, size_t off, bool fast, size_t *need)
+{
+    if (fast) {
+        bool busy = false;
+        off += serve_stores(c, data + off, len - off, &busy);
+        if (busy || off == len)
+            return (ssize_t)off;
+    }
+    ssize_t more = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data + off,
+                                  len - off, need);
+    return more < 0 ? -1 : (ssize_t)off + more;
+}
+
 /* Run the parser over the input (rbuf, or what io_uring received in place):
  * the only place requests are parsed. */
 static void conn_parse(struct conn *c)
@@ -703,20 +720,12 @@ static void conn_parse(struct conn *c)
     size_t need = 0, off = 0;
     bool busy = false;
     conn_iteration(c);   /* the -R share sink_busy() counts */
-    if (c->pops == &proto_text && !c->pstate && log_level_now() < 2) {
+    bool fast = c->pops == &proto_text && !c->pstate && log_level_now() < 2;
+    if (fast)
         off = serve_gets(c, data, len, &busy);
-        if (!busy && off < len) {
-            bool more_busy = false;   /* busy itself stays a register */
-            off += serve_stores(c, data + off, len - off, &more_busy);
-            busy = more_busy;
-        }
-    }
     ssize_t used = (ssize_t)off;
-    if (!busy && off < len) {
-        ssize_t more = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data + off,
-                                      len - off, &need);
-        used = more < 0 ? -1 : (ssize_t)off + more;
-    }
+    if (!busy && off < len)
+        used = parse_rest(c, data, len, off, fast, &need);
     if (used < 0) {
         conn_close(c);
         return;
