@@ -642,12 +642,11 @@ static size_t serve_gets(struct conn *c, const char *data, size_t len, bool *bus
  * one not all here stops it before the busy check, and the parser judges
  * that line (its reply, the swallow, the wait for more); the parser also
  * takes whatever follows the stores (its own fast_line reads gets and
- * stores in one pass). Out of line, and the request through the sink's
- * own out-of-line copy: another inlined copy of the get executor made
- * conn_serve's get path dearer. *busy as serve_gets. Returns the bytes
- * consumed. */
-static __attribute__((noinline)) size_t
-serve_stores(struct conn *c, const char *data, size_t len, bool *busy)
+ * stores in one pass). Inline in parse_rest, out of conn_parse's get
+ * path, and the request through the sink's own out-of-line copy: another
+ * inlined copy of the get executor made conn_serve's get path dearer.
+ * *busy as serve_gets. Returns the bytes consumed. */
+static inline size_t serve_stores(struct conn *c, const char *data, size_t len, bool *busy)
 {
     size_t off = 0, line;
     struct store_line sl;
