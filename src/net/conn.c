@@ -676,18 +676,17 @@ static inline size_t serve_stores(struct conn *c, const char *data, size_t len, 
     return off;
 }
 
-/* What the gets at the front left: plain stores, then the parser. Out of
- * line, so conn_parse's get path keeps its registers. Returns the bytes
- * consumed in all, or -1 (close). */
+/* What the gets at the front left, when it may start with a storage
+ * line: the plain stores, then the parser. Out of line, so conn_parse's
+ * get path keeps its registers. Returns the bytes consumed in all, or -1
+ * (close). */
 static __attribute__((noinline)) ssize_t
-parse_rest(struct conn *c, const char *data, size_t len, size_t off, bool fast, size_t *need)
+parse_rest(struct conn *c, const char *data, size_t len, size_t off, size_t *need)
 {
-    if (fast) {
-        bool busy = false;
-        off += serve_stores(c, data + off, len - off, &busy);
-        if (busy || off == len)
-            return (ssize_t)off;
-    }
+    bool busy = false;
+    off += serve_stores(c, data + off, len - off, &busy);
+    if (busy || off == len)
+        return (ssize_t)off;
     ssize_t more = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data + off,
                                   len - off, need);
     return more < 0 ? -1 : (ssize_t)off + more;
@@ -723,8 +722,15 @@ static void conn_parse(struct conn *c)
     if (fast)
         off = serve_gets(c, data, len, &busy);
     ssize_t used = (ssize_t)off;
-    if (!busy && off < len)
-        used = parse_rest(c, data, len, off, fast, &need);
+    if (!busy && off < len) {
+        if (fast && text_store_first(data[off])) {
+            used = parse_rest(c, data, len, off, &need);
+        } else {
+            ssize_t more = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data + off,
+                                          len - off, &need);
+            used = more < 0 ? -1 : (ssize_t)off + more;
+        }
+    }
     if (used < 0) {
         conn_close(c);
         return;

@@ -134,6 +134,13 @@ struct store_line {
     size_t      text;      /* the line's bytes without its terminator (-vv trace) */
 };
 
+/* Can a line starting with byte b be one text_store_line() takes? A test
+ * to skip it cheaply for every other line (meta commands, gets). */
+static inline bool text_store_first(char b)
+{
+    return b == 's' || b == 'a' || b == 'r' || b == 'p';
+}
+
 /* Does data[0..len) start with a whole `set|add|replace|append|prepend
  * <key> <flags> <exptime> <bytes>[ noreply]` line (one space between
  * words, 1 to 9 plain digits each, CRLF or LF) that text_parse() would

@@ -654,8 +654,8 @@ fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto
         op = OP_GETS, k = 5;
     } else {
         struct store_line sl;
-        size_t line = text_store_line(start, avail, &sl);
-        if (!line)
+        size_t line;
+        if (!text_store_first(*start) || !(line = text_store_line(start, avail, &sl)))
             return 0;
         if (sk->trace && log_level_now() >= 2)
             sk->trace(s, start, sl.text);
