@@ -314,23 +314,29 @@ static unsigned window_from(const struct store *s, uint32_t id, uint32_t *w)
     return n;
 }
 
+/* Bytes a segment's live items may take once moved: a relocated item may
+ * gain a CAS field, counted for every item (an upper bound; evict_merge
+ * makes the same count). */
+static size_t moved_bytes(const struct store *s, uint32_t id)
+{
+    return s->segs[id].live_bytes + (s->cfg.use_cas ? 8u * s->segs[id].live_items : 0);
+}
+
 /* A window around a mostly-dead segment: it and as many sealed neighbours
- * as still fit, live bytes together, in one segment (so the merge only
- * compacts, evicting nothing). */
+ * as still fit, live bytes together (CAS fields they gain included), in
+ * one segment (so the merge only compacts, evicting nothing). */
 static unsigned dirty_window(const struct store *s, uint32_t id, uint32_t *w)
 {
     uint32_t first = id, last = id;
-    size_t live = s->segs[id].live_bytes;
+    size_t live = moved_bytes(s, id);
     unsigned n = 1;
     while (n < N_MERGE) {
         uint32_t nx = s->segs[last].next, pv = s->segs[first].prev;
-        if (nx != NONE32 && mergeable(s, nx) &&
-            live + s->segs[nx].live_bytes <= s->seg_size) {
-            live += s->segs[nx].live_bytes;
+        if (nx != NONE32 && mergeable(s, nx) && live + moved_bytes(s, nx) <= s->seg_size) {
+            live += moved_bytes(s, nx);
             last = nx;
-        } else if (pv != NONE32 && mergeable(s, pv) &&
-                   live + s->segs[pv].live_bytes <= s->seg_size) {
-            live += s->segs[pv].live_bytes;
+        } else if (pv != NONE32 && mergeable(s, pv) && live + moved_bytes(s, pv) <= s->seg_size) {
+            live += moved_bytes(s, pv);
             first = pv;
         } else {
             break;
@@ -347,8 +353,32 @@ static bool merge_keeps_all(const struct store *s, const uint32_t *w, unsigned n
 {
     size_t live = 0;
     for (unsigned i = 0; i < n; i++)
-        live += s->segs[w[i]].live_bytes + (s->cfg.use_cas ? 8u * s->segs[w[i]].live_items : 0);
+        live += moved_bytes(s, w[i]);
     return n >= 2 && live <= s->seg_size;
+}
+
+/* A dirty segment whose neighbours hold too much to join it (half-dead
+ * segments next to fuller ones, as overwrite churn leaves them) waits as
+ * the lone one; the next such segment of its TTL bucket is compacted with
+ * it when both fit in one segment, wherever they stand in the chain. */
+static bool pair_lone(struct store *s, uint32_t id)
+{
+    uint32_t l = s->dirty_lone;
+    bool valid = s->dirty_lone_serial && l != id && s->segs[l].serial == s->dirty_lone_serial &&
+                 mergeable(s, l) && s->segs[l].bucket == s->segs[id].bucket;
+    if (valid) {
+        uint32_t w[2] = { l, id };
+        if (merge_keeps_all(s, w, 2)) {
+            s->dirty_lone_serial = 0;
+            evict_merge(s, w, 2, MERGE_EVICT);
+            return true;
+        }
+    }
+    if (!valid || s->segs[id].live_bytes < s->segs[l].live_bytes) {
+        s->dirty_lone = id;
+        s->dirty_lone_serial = s->segs[id].serial;
+    }
+    return false;
 }
 
 /* With -M (cfg.no_evict) only what drops no live item runs: reclaiming
@@ -385,6 +415,8 @@ bool evict_one(struct store *s)
             evict_merge(s, w, n, MERGE_EVICT);
             return true;
         }
+        if (pair_lone(s, id))
+            return true;
     }
 
     /* new items wait in probation until it outgrows its share */

@@ -113,7 +113,7 @@ static uint32_t promo_target(struct store *s, unsigned b, size_t size)
  * have (a probation segment whose items were nearly all read: copies grow
  * by their CAS field): the segment itself joins the main log where it is,
  * its unread items dropped in place, nothing copied. */
-static bool promote_in_place(struct store *s, uint32_t id)
+static bool promote_in_place(struct store *s, uint32_t id, bool keep_unread)
 {
     uint64_t kept = 0;
     struct seg_walk w;
@@ -122,7 +122,7 @@ static bool promote_in_place(struct store *s, uint32_t id)
         if (!w.slot)
             continue;
         bool expired = item_expired(s, w.it.exptime);
-        if (!expired && slot_freq(w.slot) > 0) {
+        if (!expired && (slot_freq(w.slot) > 0 || keep_unread)) {
             slot_set_freq(w.slot, slot_freq(w.slot) >> 1);
             kept++;
             continue;
@@ -160,17 +160,21 @@ bool prob_evict_one(struct store *s)
     struct seg *g = &s->segs[id];
     unsigned b = g->bucket;
     struct seg_walk w;
+    /* Memory full of dead bytes (overwrite churn on a working set smaller
+     * than -m): unread items are not the cache's excess, keep them too;
+     * the main log's merges then compact the dead bytes away. */
+    bool keep_unread = store_mostly_dead(s);
 
     /* pass 1: how many bytes the survivors need where they go */
     size_t need = 0;
     for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);)
-        if (w.slot && slot_freq(w.slot) > 0 && !item_expired(s, w.it.exptime))
+        if (w.slot && (slot_freq(w.slot) > 0 || keep_unread) && !item_expired(s, w.it.exptime))
             need += w.it.size + (s->cfg.use_cas && !(w.it.bits & IB_CAS) ? 8 : 0);
     uint32_t po = s->ttl[b].popen;
     size_t room = (po != NONE32 ? s->seg_size - s->segs[po].wpos : 0)
                   + (s->spare != NONE32 ? s->seg_size : 0);
     if (need > room)
-        return promote_in_place(s, id);
+        return promote_in_place(s, id, keep_unread);
 
     uint64_t kept = 0;
     for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);) {
@@ -185,7 +189,7 @@ bool prob_evict_one(struct store *s)
         uint32_t t = NONE32;
         bool add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);
         size_t nsize = it.size + (add_cas ? 8 : 0);
-        if (!expired && e_freq(e) > 0)
+        if (!expired && (e_freq(e) > 0 || keep_unread))
             t = promo_target(s, b, nsize);
         if (t == NONE32) {
             if (!expired && e_freq(e) == 0)

@@ -151,14 +151,17 @@ void seg_trim_resident(struct store *s)
 
 /* An item in segment sid stopped being live (overwritten, deleted, expired
  * lazily): its bytes become dead; a mostly-dead segment is queued so that
- * eviction reclaims it early. */
+ * eviction reclaims it early: 3/4 dead, or half dead while the store as a
+ * whole is (store_mostly_dead: two such segments compact into one, so
+ * room is made without evicting). */
 void seg_item_died(struct store *s, uint32_t sid, uint32_t size)
 {
     struct seg *g = &s->segs[sid];
     g->live_bytes -= size;
     g->live_items--;
     if (g->state == SEG_SEALED && !g->dirty_queued &&
-        (size_t)(g->wpos - g->live_bytes) * 4 >= s->seg_size * 3)
+        ((size_t)(g->wpos - g->live_bytes) * 4 >= s->seg_size * 3 ||
+         ((size_t)(g->wpos - g->live_bytes) * 2 >= s->seg_size && store_mostly_dead(s))))
         evict_note_dirty(s, sid);
 }
 

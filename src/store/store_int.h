@@ -232,6 +232,8 @@ struct store {
 
     uint32_t *dirty;         /* ring of (seg id) whose bytes are mostly dead */
     uint32_t  dirty_head, dirty_n;
+    uint32_t  dirty_lone;    /* a dirty segment no neighbour could join (evict.c) */
+    uint64_t  dirty_lone_serial;   /* its opening; 0 = none */
 
     struct probq_ent { uint32_t id; uint32_t pad; uint64_t serial; } *probq;
     uint32_t  probq_cap, probq_head, probq_n;   /* sealed probation segments, oldest first */
@@ -278,6 +280,19 @@ static inline bool store_room(const struct store *s, size_t bytes)
     return store_mem_used(s) + bytes <= s->cfg.mem_limit;
 }
 bool store_make_room(struct store *s, size_t bytes);
+/* The store is not logically full: at most LIVE_FULL_PCT percent of the
+ * segment memory in use holds live items (the rest is dead: overwritten or
+ * deleted, or room not yet written). Making room must then reclaim the
+ * dead bytes and drop no live item (probation.c keeps unread items,
+ * seg.c queues half-dead segments for compaction). Large items' bytes
+ * count as live too (conservative: they are not in segments). Under a
+ * cache's usual load (fill on miss, nothing overwritten) segments are
+ * ~98% live, far from this. */
+#define LIVE_FULL_PCT 60
+static inline bool store_mostly_dead(const struct store *s)
+{
+    return s->c.bytes * 100 <= (uint64_t)s->segs_used * s->seg_size * LIVE_FULL_PCT;
+}
 uint64_t store_hash(const void *key, size_t len);
 /* Key equality without a call: index look-ups compare one key per request,
  * and for the common 10-64 byte keys glibc's memcmp spent more on its call
