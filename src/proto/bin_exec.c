@@ -99,7 +99,7 @@ static void exec_get(struct exec_ctx *x, const struct req *r, const struct bin_a
     uint16_t kl = with_key ? r->klen : 0;
     uint32_t vl = with_val ? iv.vlen : 0;
     buf_reserve(o, BIN_HDR_LEN + 4 + kl + (vl < PROTO_REF_MIN ? vl : 0));
-    bin_header(o, a->opcode, BS_OK, 4, kl, 4 + kl + vl, a->opaque, iv.cas);
+    bin_header(o, a->opcode, BS_OK, 4, kl, 4 + kl + vl, a->opaque, store_view_cas(x->store, &iv));
     unsigned char fl[4];
     put32(fl, iv.flags);
     buf_add(o, fl, 4);

@@ -99,10 +99,10 @@ static int meta_cas(struct exec_ctx *x, const struct cmd_put *p, uint32_t exp, u
     int rc, cmp;
     if (store_peek(x->store, p->key, p->klen, &iv) != ST_OK) {
         rc = cmp = ST_NOT_FOUND;
-    } else if (p->cas != 0 && p->cas == iv.cas) {
+    } else if (p->cas != 0 && p->cas == store_view_cas(x->store, &iv)) {
         rc = store_put(x->store, SM_SET, p->key, p->klen, p->val, p->vlen, p->flags, exp, 0, cas);
         cmp = ST_OK;
-    } else if (p->cas != 0 && (p->opts & CMD_STALE) && p->cas < iv.cas) {
+    } else if (p->cas != 0 && (p->opts & CMD_STALE) && p->cas < store_view_cas(x->store, &iv)) {
         uint8_t bits = (uint8_t)(ITEM_STALE | (iv.mbits & ITEM_WIN_SENT));
         rc = restore_stale(x, p->key, p->klen, p->val, p->vlen, p->flags, iv.exptime, bits, cas);
         cmp = ST_OK;
@@ -121,18 +121,22 @@ int cmd_store(struct exec_ctx *x, const struct cmd_put *p, uint64_t *cas_out)
     int rc;
     STAT_INC(st, cmd_set);
     detail(x, p->key, p->klen, PFX_SET, false);
+    /* the new item's CAS only when the reply carries it: a CAS handed out
+     * costs the item an 8-byte field when it moves (store_view_cas) */
+    uint64_t *want = cas_out ? &cas : NULL;
     if (p->mode == SM_CAS && (p->opts & CMD_META_CAS)) {
-        rc = meta_cas(x, p, exp, &cas);
+        rc = meta_cas(x, p, exp, want);
     } else {
         rc = ST_OK;
         struct item_view iv;
         /* append/prepend only refuse a mismatching CAS (memcached). */
         if (p->cas && (p->mode == SM_APPEND || p->mode == SM_PREPEND) &&
-            store_peek(x->store, p->key, p->klen, &iv) == ST_OK && iv.cas != p->cas)
+            store_peek(x->store, p->key, p->klen, &iv) == ST_OK &&
+            store_view_cas(x->store, &iv) != p->cas)
             rc = ST_EXISTS;
         if (rc == ST_OK)
             rc = store_put(x->store, p->mode, p->key, p->klen, p->val, p->vlen, p->flags, exp,
-                           p->cas, &cas);
+                           p->cas, want);
         if (p->mode == SM_CAS)
             count_cas(st, rc);
     }
@@ -154,7 +158,7 @@ static int meta_delete(struct exec_ctx *x, const struct cmd_del *d)
         STAT_INC(st, delete_misses);
         return ST_MISS;
     }
-    if (d->has_cas && iv.cas != d->cas) {
+    if (d->has_cas && store_view_cas(x->store, &iv) != d->cas) {
         STAT_INC(st, delete_misses);
         return ST_EXISTS;
     }
@@ -200,7 +204,7 @@ int cmd_arith(struct exec_ctx *x, const struct cmd_arith *a, struct cmd_arith_re
         if (rc == ST_OK) {
             res->found = true;
             res->exptime = iv.exptime;
-            if (a->cas && iv.cas != a->cas)
+            if (a->cas && store_view_cas(x->store, &iv) != a->cas)
                 return ST_EXISTS;
         }
     }

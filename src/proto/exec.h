@@ -30,7 +30,7 @@ text_encode_value(struct exec_ctx *x, struct buf *o, const struct item_view *iv,
     p += buf_dec(p, iv->vlen);
     if (with_cas) {
         *p++ = ' ';
-        p += buf_dec(p, iv->cas);
+        p += buf_dec(p, store_view_cas(x->store, iv));
     }
     *p++ = '\r';
     *p++ = '\n';

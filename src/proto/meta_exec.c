@@ -155,7 +155,7 @@ static void exec_mg(struct exec_ctx *x, const struct mctx *m, struct buf *o)
             break;
         case 'c':
             add_char(o, 'c');
-            buf_add_u64(o, iv.cas);
+            buf_add_u64(o, store_view_cas(x->store, &iv));
             break;
         case 'f':
             add_char(o, 'f');
@@ -218,8 +218,15 @@ static void exec_ms(struct exec_ctx *x, const struct mctx *m, struct buf *o)
         .flags = m->h.client_flags, .exptime = (m->h.bits & MF_NEWTTL) ? m->h.ttl : 0,
         .cas = has_cas ? m->h.cas : 0,
     };
+    /* the new CAS only when the reply carries it (c): one handed out
+     * costs the item an 8-byte field when the store moves it */
+    bool want_cas = false;
+    const char *p;
+    size_t n;
+    for (struct fiter it = fiter(m); fnext(&it, &p, &n);)
+        want_cas |= *p == 'c';
     uint64_t cas = 0;
-    int rc = cmd_store(x, &put, &cas);
+    int rc = cmd_store(x, &put, want_cas ? &cas : NULL);
 
     const char *code;
     switch (rc) {
@@ -239,8 +246,6 @@ static void exec_ms(struct exec_ctx *x, const struct mctx *m, struct buf *o)
         return;
     }
     buf_add(o, code, 2);
-    const char *p;
-    size_t n;
     for (struct fiter it = fiter(m); fnext(&it, &p, &n);) {
         if (!echo_flag(o, m, p, n) && *p == 'c') {
             add_char(o, 'c');
@@ -382,7 +387,8 @@ static void exec_me(struct exec_ctx *x, const struct mctx *m, struct buf *o)
     }
     /* memcached's item header is 48 bytes, plus CAS, key + NUL, flags
      * when non-zero, and the value's CRLF. */
-    size_t total = 48 + (iv.cas ? 8 : 0) + iv.klen + 1 + (iv.flags ? 4 : 0) + iv.vlen + 2;
+    uint64_t cas = store_view_cas(x->store, &iv);
+    size_t total = 48 + (cas ? 8 : 0) + iv.klen + 1 + (iv.flags ? 4 : 0) + iv.vlen + 2;
     char line[160];
     buf_add(o, "ME ", 3);
     if (m->h.bits & MF_BINKEY) {
@@ -395,7 +401,7 @@ static void exec_me(struct exec_ctx *x, const struct mctx *m, struct buf *o)
     int n = snprintf(line, sizeof line, " exp=%d la=%llu cas=%llu fetch=%s cls=%u size=%zu\r\n",
                      iv.exptime == 0 ? -1 : (int)(x->now - iv.exptime),
                      (unsigned long long)(uint32_t)(x->now - iv.atime),
-                     (unsigned long long)iv.cas,
+                     (unsigned long long)cas,
                      (iv.mbits & ITEM_FETCHED) ? "yes" : "no", slab_class(total), total);
     buf_add(o, line, (size_t)n);
 }

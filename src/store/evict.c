@@ -206,7 +206,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
             if (!expired) {
                 if (mode == MERGE_EVICT) {
                     /* a kept item keeps its CAS, wherever it moves */
-                    add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);
+                    add_cas = item_move_needs_cas(s, it.bits);
                     if (f >= cut)
                         keep = kept_here + it.size <= per_src;
                     else if (f + 1 == cut && it.size <= partial) {
@@ -217,7 +217,7 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
                 }
                 else if (mode == MERGE_EXPIRE) {
                     keep = true;
-                    add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);
+                    add_cas = item_move_needs_cas(s, it.bits);
                 }
             }
             size_t nsize = it.size + (add_cas ? 8 : 0);

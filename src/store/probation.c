@@ -169,7 +169,7 @@ bool prob_evict_one(struct store *s)
     size_t need = 0;
     for (seg_walk_start(&w, s, id, true); seg_walk_next(&w);)
         if (w.slot && (slot_freq(w.slot) > 0 || keep_unread) && !item_expired(s, w.it.exptime))
-            need += w.it.size + (s->cfg.use_cas && !(w.it.bits & IB_CAS) ? 8 : 0);
+            need += w.it.size + (item_move_needs_cas(s, w.it.bits) ? 8 : 0);
     uint32_t po = s->ttl[b].popen;
     size_t room = (po != NONE32 ? s->seg_size - s->segs[po].wpos : 0)
                   + (s->spare != NONE32 ? s->seg_size : 0);
@@ -187,7 +187,7 @@ bool prob_evict_one(struct store *s)
         uint64_t e = slot_get(slot);
         bool expired = item_expired(s, it.exptime);
         uint32_t t = NONE32;
-        bool add_cas = s->cfg.use_cas && !(it.bits & IB_CAS);
+        bool add_cas = item_move_needs_cas(s, it.bits);
         size_t nsize = it.size + (add_cas ? 8 : 0);
         if (!expired && (e_freq(e) > 0 || keep_unread))
             t = promo_target(s, b, nsize);

@@ -272,9 +272,19 @@ static inline void fill_view_at(const struct store *s, uint32_t sid, uint32_t of
     iv->flags = it->flags;
     iv->exptime = it->exptime;
     iv->atime = seg_loc_atime(s, sid);
-    iv->cas = item_cas_at(s, sid, off, it);
     iv->mbits = it->bits & IB_MBITS;
     iv->loc = sid;
+    iv->off = off;
+}
+
+uint64_t store_view_cas(struct store *s, const struct item_view *iv)
+{
+    if (!s->cfg.use_cas)
+        return 0;
+    struct item it;
+    seg_item_decode(seg_loc_ptr(s, iv->loc, iv->off), &it);
+    it.p[1] |= IB_CASSEEN;
+    return item_cas_at(s, iv->loc, iv->off, &it);
 }
 
 static inline void fill_view(const struct store *s, uint64_t e, const struct item *it,
@@ -357,6 +367,8 @@ static int item_write(struct store *s, uint64_t h, const char *key, size_t klen,
         struct item it;
         seg_item_decode(p, &it);
         *cas_out = item_cas(s, e, &it);
+        if (s->cfg.use_cas)
+            p[1] |= IB_CASSEEN;
     }
     return ST_OK;
 }
@@ -610,6 +622,8 @@ static bool walk_one(struct store *s, uint32_t sid, uint32_t off, const struct i
     uint16_t *slot = index_find_loc(s, store_hash(it->key, it->klen), sid, off);
     if (!slot)
         return true;
+    if (s->cfg.use_cas)
+        it->p[1] |= IB_CASSEEN;   /* metadump shows it */
     struct store_walk_item w = {
         .key = it->key, .klen = it->klen, .vlen = it->vlen, .size = it->size,
         .flags = it->flags, .exptime = it->exptime, .atime = seg_loc_atime(s, sid),

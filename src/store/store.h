@@ -56,9 +56,9 @@ struct item_view {
     uint32_t    flags;    /* the 32-bit client flags */
     uint32_t    exptime;  /* relative seconds, 0 = never */
     uint32_t    atime;    /* relative second of the last access before this one */
-    uint64_t    cas;
     uint8_t     mbits;    /* ITEM_* bits as they were before this access */
     uint32_t    loc;      /* where it lives, for store_pin() */
+    uint32_t    off;      /* and its offset there (store_view_cas) */
 };
 
 struct store_stats {
@@ -101,6 +101,11 @@ void store_clock(struct store *s, uint32_t now);
 /* Lookup. ST_OK fills *iv and marks the item fetched / updates atime;
  * ST_MISS otherwise. */
 int store_get(struct store *s, const char *key, size_t klen, struct item_view *iv);
+/* The CAS of the item a view shows; call it while the view is valid (no
+ * store write since). Marks the CAS as seen, so that the store keeps it
+ * wherever it moves the item: every CAS a client gets must come from here
+ * or a write's cas_out (pass NULL there when it is not sent). 0 with -C. */
+uint64_t store_view_cas(struct store *s, const struct item_view *iv);
 /* Lookup without side effects (no fetched bit, no atime update). */
 int store_peek(struct store *s, const char *key, size_t klen, struct item_view *iv);
 /* Get-and-touch: like store_get, then sets exptime. */

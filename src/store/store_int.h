@@ -62,6 +62,12 @@
 #define IB_EXP     0x10u
 #define IB_CAS     0x20u
 #define IB_DEAD    0x40u
+/* The item's CAS was handed out (store_view_cas, a write's cas_out, a
+ * walk): a relocation must keep it, in an explicit CAS field. An item whose
+ * CAS nobody has seen takes the CAS of wherever it moves to, which no
+ * client can tell apart (CAS values stay unique: serials are never reused),
+ * and saves the field's 8 bytes. */
+#define IB_CASSEEN 0x80u
 
 /* index entry fields (see the layout above) */
 #define E_FREQ_SHIFT 44
@@ -289,6 +295,11 @@ bool store_make_room(struct store *s, size_t bytes);
  * cache's usual load (fill on miss, nothing overwritten) segments are
  * ~98% live, far from this. */
 #define LIVE_FULL_PCT 60
+/* Whether moving this item needs an explicit CAS field to keep its CAS. */
+static inline bool item_move_needs_cas(const struct store *s, uint8_t bits)
+{
+    return s->cfg.use_cas && (bits & (IB_CAS | IB_CASSEEN)) == IB_CASSEEN;
+}
 static inline bool store_mostly_dead(const struct store *s)
 {
     return s->c.bytes * 100 <= (uint64_t)s->segs_used * s->seg_size * LIVE_FULL_PCT;

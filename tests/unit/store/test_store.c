@@ -64,7 +64,7 @@ static void test_basic(void **state)
     assert_int_equal(store_get(s, "a", 1, &iv), ST_OK);
     assert_int_equal(iv.flags, 7);
     assert_int_equal(iv.exptime, 0);
-    assert_int_equal(iv.cas, c1);
+    assert_int_equal(store_view_cas(s, &iv), c1);
     assert_true(c1 != 0);
     assert_int_equal(c1 >> 56, 3);   /* shard id */
     assert_int_equal(iv.mbits, 0);   /* before this access */
@@ -136,7 +136,7 @@ static void test_modes(void **state)
     assert_int_equal(store_set_mbits(s, "m", 1, 0, ITEM_WIN_SENT), ST_OK);
     assert_int_equal(store_peek(s, "m", 1, &iv), ST_OK);
     assert_int_equal(iv.mbits, ITEM_STALE);
-    assert_int_equal(iv.cas, c3);
+    assert_int_equal(store_view_cas(s, &iv), c3);
     assert_int_equal(store_set_mbits(s, "zz", 2, 1, 0), ST_MISS);
     check_consistency(s);
     store_destroy(s);
@@ -150,7 +150,7 @@ static void test_no_cas(void **state)
     assert_int_equal(put(s, SM_SET, "a", "b", 0, 0, 0, &c), ST_OK);
     assert_int_equal(c, 0);
     assert_int_equal(store_get(s, "a", 1, &iv), ST_OK);
-    assert_int_equal(iv.cas, 0);
+    assert_int_equal(store_view_cas(s, &iv), 0);
     store_destroy(s);
 }
 
@@ -218,14 +218,14 @@ static void test_expiry_touch(void **state)
     assert_int_equal(put(s, SM_SET, "u", "val", 3, 0, 0, &c), ST_OK);
     assert_int_equal(store_touch(s, "u", 1, 1100), ST_OK);
     assert_int_equal(store_peek(s, "u", 1, &iv), ST_OK);
-    assert_int_equal(iv.cas, c);
+    assert_int_equal(store_view_cas(s, &iv), c);
     assert_int_equal(iv.exptime, 1100);
     assert_int_equal(iv.flags, 3);
     /* touch in place keeps the CAS too */
     assert_int_equal(store_touch(s, "u", 1, 1200), ST_OK);
     assert_int_equal(store_touch(s, "u", 1, 0), ST_OK);
     assert_int_equal(store_peek(s, "u", 1, &iv), ST_OK);
-    assert_int_equal(iv.cas, c);
+    assert_int_equal(store_view_cas(s, &iv), c);
     assert_int_equal(iv.exptime, 0);
     assert_int_equal(put(s, SM_CAS, "u", "v2", 0, 0, c, NULL), ST_OK);
     assert_int_equal(store_touch(s, "nope", 4, 0), ST_MISS);
@@ -234,7 +234,7 @@ static void test_expiry_touch(void **state)
     assert_int_equal(store_gat(s, "g", 1, 1050, &iv), ST_OK);
     assert_int_equal(iv.exptime, 1050);
     assert_int_equal(iv.mbits, 0);
-    assert_int_equal(iv.cas, c);
+    assert_int_equal(store_view_cas(s, &iv), c);
     assert_int_equal(iv.vlen, 2);
     assert_memory_equal(iv.val, "gv", 2);
     assert_int_equal(store_gat(s, "g", 1, 1060, &iv), ST_OK);
@@ -267,7 +267,7 @@ static void test_ttl_reclaim(void **state)
     uint64_t ctouch;
     struct item_view iv;
     assert_int_equal(store_peek(s, "ttl:7", 5, &iv), ST_OK);
-    ctouch = iv.cas;
+    ctouch = store_view_cas(s, &iv);
     assert_int_equal(store_touch(s, "ttl:7", 5, 5000), ST_OK);
     store_get_stats(s, &st1);
     assert_true(st1.segs_used >= st0.segs_used + 6);
@@ -288,7 +288,7 @@ static void test_ttl_reclaim(void **state)
     assert_int_equal(st2.curr_items, 201);
     assert_int_equal(st2.evictions, 0);
     assert_int_equal(store_get(s, "ttl:7", 5, &iv), ST_OK);
-    assert_int_equal(iv.cas, ctouch);
+    assert_int_equal(store_view_cas(s, &iv), ctouch);
     assert_int_equal(iv.exptime, 5000);
     assert_int_equal(store_get(s, "keep:199", 8, &iv), ST_OK);
     assert_int_equal(iv.vlen, 150);
@@ -425,12 +425,12 @@ static void test_large(void **state)
     assert_int_equal(store_get(s, "big", 3, &iv), ST_OK);
     assert_int_equal(iv.vlen, n);
     assert_memory_equal(iv.val, big, n);
-    assert_int_equal(iv.cas, c);
+    assert_int_equal(store_view_cas(s, &iv), c);
     assert_int_equal(iv.flags, 5);
     /* touch of a large item is in place: same CAS */
     assert_int_equal(store_touch(s, "big", 3, 5000), ST_OK);
     assert_int_equal(store_peek(s, "big", 3, &iv), ST_OK);
-    assert_int_equal(iv.cas, c);
+    assert_int_equal(store_view_cas(s, &iv), c);
     /* append to a large item */
     assert_int_equal(store_put(s, SM_APPEND, "big", 3, "tail", 4, 0, 0, 0, NULL), ST_OK);
     assert_int_equal(store_get(s, "big", 3, &iv), ST_OK);

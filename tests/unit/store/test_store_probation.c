@@ -113,9 +113,69 @@ static void test_promotion_keeps_item(void **state)
         assert_int_equal(iv.val[99], 'a' + i % 26);
         assert_int_equal(iv.flags, 1000u + (unsigned)i);
         assert_int_equal(iv.exptime, i % 2 ? 5000 : 0);
-        assert_int_equal(iv.cas, cas[i]);
+        assert_int_equal(store_view_cas(s, &iv), cas[i]);
         /* and a cas with it still works */
         assert_int_equal(store_put(s, SM_CAS, key, strlen(key), "x", 1, 0, 0, cas[i], NULL), ST_OK);
+    }
+    check_consistency(s);
+    check_prob(s);
+    store_destroy(s);
+}
+
+/* The header of key's item, for its bits. */
+static uint8_t item_bits(struct store *s, const char *key)
+{
+    struct item_view iv;
+    assert_int_equal(store_peek(s, key, strlen(key), &iv), ST_OK);
+    return seg_loc_ptr(s, iv.loc, iv.off)[1];
+}
+
+/* A CAS nobody was handed needs no field when the item moves: it may
+ * change, unseen. One handed out, by a write's cas_out or by
+ * store_view_cas (gets, mg c, binary get), is kept in an 8-byte field. */
+static void test_promotion_cas_field_only_when_seen(void **state)
+{
+    struct store *s = mk_evict_store(2 * MB, 64 * KB);
+    char key[32], val[100];
+    memset(val, 'c', sizeof(val));
+    struct item_view iv;
+    uint64_t cas[300];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "c:%d", i);
+        /* a third written with the CAS returned, a third viewed, a third unseen */
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 0, 0, 0,
+                                   i % 3 == 0 ? &cas[i] : NULL), ST_OK);
+        assert_int_equal(store_get(s, key, strlen(key), &iv), ST_OK);
+        if (i % 3 == 1)
+            cas[i] = store_view_cas(s, &iv);
+        assert_int_equal(item_bits(s, key) & IB_CAS, 0);
+    }
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof(key), "fill:%d", i);
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 0, 0, 0, NULL), ST_OK);
+    }
+    /* all 300 were read, so promoted out of probation, not dropped */
+    assert_true(s->c.merged_items >= 300);
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "c:%d", i);
+        uint8_t bits = item_bits(s, key);
+        if (i % 3 == 2) {
+            /* moved without a field, its CAS now that of its new place */
+            assert_int_equal(bits & (IB_CAS | IB_CASSEEN), 0);
+            continue;
+        }
+        assert_int_equal(bits & IB_CAS, IB_CAS);
+        assert_int_equal(store_peek(s, key, strlen(key), &iv), ST_OK);
+        assert_int_equal(store_view_cas(s, &iv), cas[i]);
+    }
+    /* every CAS still unique */
+    uint64_t seen[300];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "c:%d", i);
+        assert_int_equal(store_peek(s, key, strlen(key), &iv), ST_OK);
+        seen[i] = store_view_cas(s, &iv);
+        for (int j = 0; j < i; j++)
+            assert_true(seen[j] != seen[i]);
     }
     check_consistency(s);
     check_prob(s);
@@ -147,6 +207,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_hit_wonders_stay_in_probation),
         cmocka_unit_test(test_promotion_keeps_item),
+        cmocka_unit_test(test_promotion_cas_field_only_when_seen),
         cmocka_unit_test(test_flush_resets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -214,7 +214,7 @@ static void test_random_ops(void **state)
             }
             check_view(k, &iv);
             bool good = rnd() % 3 != 0;
-            cas = good ? iv.cas : iv.cas + 1;
+            cas = good ? store_view_cas(s, &iv) : store_view_cas(s, &iv) + 1;
             n = rnd() % 300;
             memset(buf, 'c', n);
             ex = rand_exp();
@@ -262,13 +262,13 @@ static void test_random_ops(void **state)
             ex = rand_exp();
             uint64_t before = 0;
             if (store_peek(s, key, kl, &iv) == ST_OK)
-                before = iv.cas;
+                before = store_view_cas(s, &iv);
             rc = store_touch(s, key, kl, ex);
             if (rc == ST_OK) {
                 assert_true(ref_live(k));
                 ref[k].exptime = ex;
                 assert_int_equal(store_peek(s, key, kl, &iv), ST_OK);
-                assert_int_equal(iv.cas, before);   /* touch keeps the CAS */
+                assert_int_equal(store_view_cas(s, &iv), before);   /* touch keeps the CAS */
             } else {
                 ref_drop(k);
             }
