@@ -319,11 +319,11 @@ static void test_ttl_reclaim(void **state)
 /* Segments are committed as they are used; mem_used counts them exactly. */
 static void test_segments(void **state)
 {
-    struct store *s = mk(16 * MB, 0, true);
+    struct store *s = mk(128 * MB, 0, true);
     struct store_stats st;
     store_get_stats(s, &st);
-    assert_int_equal(st.seg_size, 256 * KB);       /* 16 MiB / 64 */
-    assert_true(st.segs_total >= 60 && st.segs_total <= 64);
+    assert_int_equal(st.seg_size, 256 * KB);       /* 128 MiB / 512 */
+    assert_true(st.segs_total >= 500 && st.segs_total <= 512);
     assert_int_equal(st.segs_used, 1);            /* the spare */
     assert_int_equal(s->seg_fresh, 1);
     size_t base = st.mem_used;
@@ -339,6 +339,15 @@ static void test_segments(void **state)
     assert_int_equal(s->seg_fresh, st.segs_used);
     assert_int_equal(st.mem_used, base + (st.segs_used - 1) * st.seg_size
                                       + st.index_bytes - 64 * 64);
+    /* smaller stores: 512 segments, at least 64 KiB each */
+    struct store *s1 = mk(64 * MB, 0, true);
+    store_get_stats(s1, &st);
+    assert_int_equal(st.seg_size, 128 * KB);
+    store_destroy(s1);
+    s1 = mk(16 * MB, 0, true);
+    store_get_stats(s1, &st);
+    assert_int_equal(st.seg_size, 64 * KB);
+    store_destroy(s1);
     /* configured segment size is honoured */
     struct store *s2 = mk(16 * MB, 128 * KB, true);
     store_get_stats(s2, &st);
