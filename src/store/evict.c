@@ -252,6 +252,13 @@ void evict_merge(struct store *s, const uint32_t *src, unsigned n, enum merge_mo
     /* splice: the merged segment takes the sources' place in the chain */
     uint32_t bucket = s->segs[src[0]].bucket;
     uint32_t after = s->segs[src[n - 1]].next;
+    /* sources need not be adjacent nor in chain order (pair_lone): the
+     * cursor must not be left on one of them */
+    for (unsigned i = 0; i < n && after != NONE32; i++)
+        if (after == src[i]) {
+            after = s->segs[after].next;
+            i = (unsigned)-1;
+        }
     if (dg->wpos > 0) {
         dg->state = SEG_SEALED;
         dg->atime = atime;
