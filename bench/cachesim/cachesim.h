@@ -69,7 +69,7 @@ struct cs_policy {
 };
 
 extern const struct cs_policy cs_lru, cs_lru_mc, cs_fifo, cs_s3fifo, cs_sieve, cs_opt,
-    cs_percore;
+    cs_percore, cs_topk;
 
 /* memcached 1.6's cost of an object: the 48-byte item header + CAS, the key
  * with its NUL, the value with "\r\n", rounded up to its slab class

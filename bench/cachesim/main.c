@@ -13,7 +13,7 @@
 #include "cachesim.h"
 
 static const struct cs_policy *const all[] = {
-    &cs_percore, &cs_lru_mc, &cs_lru, &cs_fifo, &cs_s3fifo, &cs_sieve, &cs_opt,
+    &cs_percore, &cs_lru_mc, &cs_lru, &cs_fifo, &cs_s3fifo, &cs_sieve, &cs_opt, &cs_topk,
 };
 #define NPOL (sizeof(all) / sizeof(all[0]))
 #define MAXSIZES 16
@@ -44,7 +44,7 @@ static void usage(FILE *f)
 "  --sizes LIST        cache sizes: bytes with K/M/G suffix (64M), or a\n"
 "                      fraction of the trace's footprint (0.1); default\n"
 "                      0.01,0.03,0.1,0.3\n"
-"  --policies LIST     of percore,lru-mc,lru,fifo,s3fifo,sieve,opt (default all)\n"
+"  --policies LIST     of percore,lru-mc,lru,fifo,s3fifo,sieve,opt,topk (default all)\n"
 "  --warmup N          requests not counted (default 0)\n"
 "  --count-below N     count only requests for object ids below N (generated\n"
 "                      scan: N = --keys counts the Zipf stream alone)\n"

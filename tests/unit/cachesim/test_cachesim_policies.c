@@ -2,7 +2,7 @@
  * test_cachesim_policies.c — the simulator's policies on small traces whose
  * outcome was worked out by hand (LRU, FIFO, SIEVE, S3-FIFO, OPT), OPT
  * against an exhaustive search of every admit/evict choice on random short
- * traces, TTL expiry, memcached's charge, the oracleGeneral reader, the
+ * traces, the static top-K (A0) policy, TTL expiry, memcached's charge, the oracleGeneral reader, the
  * generators, and the real store behind "percore". Single-threaded.
  */
 #include <setjmp.h>
@@ -65,6 +65,18 @@ static void test_hand_checked(void **st)
     /* an object larger than the cache is never admitted */
     expect(&cs_lru, "AA", 5, "mm");
     expect(&cs_opt, "AA", 5, "mm");
+}
+
+/* topk keeps the most requested objects that fit, known from the whole
+ * trace: A (3 requests) and B (2); C and D (one each) are never admitted.
+ * Equal counts go to the lower id; an object asked for once is not kept
+ * even with room to spare. */
+static void test_topk(void **st)
+{
+    (void)st;
+    expect(&cs_topk, "ABCADAB", 30, "mmmhmhh");
+    expect(&cs_topk, "AABBCC", 20, "mhmhmm");
+    expect(&cs_topk, "ABCA", 100, "mmmh");
 }
 
 /* S3-FIFO: A read while in the small queue moves to the main queue and
@@ -296,6 +308,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_checked),
         cmocka_unit_test(test_s3fifo_one_hit_wonders),
+        cmocka_unit_test(test_topk),
         cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_opt_is_optimal),
         cmocka_unit_test(test_memcached_charge),
