@@ -253,6 +253,9 @@ static const struct subopt {
     { "no_modern",            SV_NONE, 0, 0, NULL, WHY_DEFS },
     { "drop_privileges",      SV_NONE, 0, 0, NULL, WHY_PRIV },
     { "no_drop_privileges",   SV_NONE, 0, 0, NULL, WHY_PRIV },
+    /* Only memcached-debug has it, but its test suite (t/lib/MemcachedTest.pm)
+     * adds it to every command line it starts. */
+    { "relaxed_privileges",   SV_NONE, 0, 0, NULL, WHY_PRIV },
     { "resp_obj_mem_limit",   SV_INT, 0, 1e9, NULL, WHY_BUFS },
     { "read_buf_mem_limit",   SV_INT, 0, 1e9, NULL, WHY_BUFS },
     { "sock_cookie_id",       SV_INT, 0, 4294967295.0, NULL, WHY_COOK },
