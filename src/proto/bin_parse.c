@@ -307,7 +307,7 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
             break;
         }
         size_t vlen = bl - kl - el;
-        if (vlen > cf->item_max) {
+        if (proto_too_large(cf, kl, concat ? 0 : get32(h.ext), vlen)) {
             bin_error(sk->output(s), h.opcode, h.opaque, BS_E2BIG);
             if (cmd == BIN_SET) {
                 /* a refused set drops the old value, as memcached does */

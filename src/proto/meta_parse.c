@@ -327,7 +327,7 @@ static size_t do_ms(struct text_parser *p, const struct proto_conf *cf,
         else if (!compact(t, 3, nt, &m))
             err = "CLIENT_ERROR opaque token too long";
     }
-    if (!err && (size_t)vlen > cf->item_max) {
+    if (!err && proto_too_large(cf, t[1].n, m.h.client_flags, (size_t)vlen)) {
         err = "SERVER_ERROR object too large for cache";
         /* memcached drops the old value when it cannot store the new one. */
         struct req r = {0};

@@ -36,6 +36,16 @@ struct proto_conf {
     bool   auth_sasl;      /* -S: binary sessions authenticate by SASL first */
 };
 
+/* Whether memcached would refuse an item as too large for -I: it counts
+ * its whole item, not the value alone (a 48-byte header, the CAS when on,
+ * key + NUL, the flags when non-zero, value + CRLF), so the largest value
+ * it stores under -I 1m with a 1-byte key is 1,048,516 bytes. */
+static inline bool proto_too_large(const struct proto_conf *cf, size_t klen, uint32_t flags,
+                                   size_t vlen)
+{
+    return 48 + (cf->use_cas ? 8u : 0u) + klen + 1 + (flags ? 4u : 0u) + vlen + 2 > cf->item_max;
+}
+
 /* What a `watch` asks for (memcached's names). */
 enum watch_flag {
     WATCH_FETCHERS = 1, WATCH_MUTATIONS = 2, WATCH_EVICTIONS = 4, WATCH_CONNEVENTS = 8,

@@ -134,7 +134,7 @@ static size_t store_block(struct text_parser *p, const struct proto_conf *cf,
                           size_t avail, bool *wait)
 {
     size_t total = (size_t)vlen + 2;
-    if ((size_t)vlen > cf->item_max) {
+    if (proto_too_large(cf, klen, flags, (size_t)vlen)) {
         /* Refuse without buffering it: swallow the block as it streams in.
          * A failed set also removes the old value, as memcached does. */
         out(sk, s, noreply, "SERVER_ERROR object too large for cache");

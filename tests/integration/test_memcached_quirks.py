@@ -181,3 +181,39 @@ def test_flush_all_without_cas_flushes_the_rest_of_the_second(server_factory):
     time.sleep(1.1)
     with srv.conn() as c:
         c.call(b"set d 0 0 1\r\n1\r\nget d\r\n", b"STORED\r\nVALUE d 0 1\r\n1\r\nEND\r\n")
+
+
+def item_size_edge(server, cas_on):
+    """Replies to values one byte either side of memcached's -I 1m limit,
+    which counts the whole item (48-byte header, CAS when on, key + NUL,
+    flags when non-zero, value + CRLF), in text, meta and binary."""
+    import struct
+    out = []
+    # a connection speaks the protocol of its first byte: binary on its own
+    with server.conn(timeout=5.0) as c, server.conn(timeout=5.0) as b:
+        for key, flags in ((b"k", 0), (b"k" * 100, 0), (b"kf", 7)):
+            edge = (1 << 20) - (48 + (8 if cas_on else 0) + len(key) + 1 + (4 if flags else 0) + 2)
+            for n in (edge, edge + 1):
+                c.send(b"set %s %d 0 %d\r\n%s\r\n" % (key, flags, n, b"v" * n))
+                out.append(c.read_until(b"\r\n"))
+                c.send(b"ms %s %d F%d\r\n%s\r\n" % (key, n, flags, b"v" * n))
+                out.append(c.read_until(b"\r\n"))
+                body = struct.pack(">II", flags, 0) + key + b"v" * n
+                b.send(struct.pack(">BBHBBHIIQ", 0x80, 0x01, len(key), 8, 0, 0, len(body), 0, 0)
+                       + body)
+                hdr = b.read_exact(24)
+                blen = struct.unpack(">I", hdr[8:12])[0]
+                out.append(hdr[6:8] + b.read_exact(blen))
+    return out
+
+
+@pytest.mark.parametrize("cas_on", [True, False], ids=["cas", "no-cas"])
+def test_item_size_limit_counts_the_whole_item(server_factory, cas_on):
+    if not os.path.exists(MEMCACHED):
+        pytest.skip("memcached not installed")
+    extra = [] if cas_on else ["-C"]
+    ref = server_factory(binary=MEMCACHED, threads=2, extra=extra)
+    srv = server_factory(threads=2, extra=extra)
+    want = item_size_edge(ref, cas_on)
+    assert want[0] == b"STORED\r\n" and want[3] == b"SERVER_ERROR object too large for cache\r\n"
+    assert item_size_edge(srv, cas_on) == want
