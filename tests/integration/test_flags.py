@@ -67,6 +67,23 @@ def test_no_effect_suboptions_say_why_once_at_v():
         assert "no effect" not in srv.stderr()
 
 
+@pytest.mark.skipif(PERCORE is None, reason="percore not under test")
+def test_memcached_test_suite_command_lines_start(tmp_path):
+    """memcached's Perl suite (t/lib/MemcachedTest.pm) starts its server as
+    `ARGS [-u root] -o relaxed_privileges` plus `-p P -U U` when ARGS has -l,
+    else `-s SOCKET`; relaxed_privileges exists only in memcached-debug, so
+    Debian's memcached refuses it and there is nothing to compare with."""
+    port, udp = free_port(), free_port()
+    with Proc(PERCORE, ["-o", "idle_timeout=3", "-l", "127.0.0.1", "-u", "root", "-o",
+                        "relaxed_privileges", "-p", str(port), "-U", str(udp)],
+              tcp=("127.0.0.1", port)) as srv:
+        assert srv.request(b"set k 0 0 1\r\nv\r\n") == b"STORED\r\n"
+    sock = str(tmp_path / "memcachetest.0")
+    with Proc(PERCORE, ["-m", "128", "-u", "root", "-o", "relaxed_privileges", "-s", sock],
+              unix=sock) as srv:
+        assert srv.request(b"version\r\n").startswith(b"VERSION ")
+
+
 @pytest.mark.parametrize("flags", [
     ["-B", "auto"], ["-B", "ascii"], ["-R", "5"], ["-X"], ["-W"], ["-k"], ["-D", "#"],
     ["-L"], ["-f", "1.5"], ["-n", "64"], ["-r"], ["-C"], ["-F"], ["-A"], ["-b", "256"],
