@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include "util/clock.h"
 #include "net/conn.h"
 #include "net/tls.h"
 
-/* memcached's "tcp:1.2.3.4:11211" / "tcp6:[::1]:11211". */
+/* memcached's "tcp:1.2.3.4:11211" / "tcp6:[::1]:11211" / "unix:/path". A
+ * UNIX socket's client has no address of its own, and memcached prints the
+ * empty one it keeps for it as "?:<AF 0>". */
 static void addr_text(const struct sockaddr_storage *ss, const char *proto, char *out,
                       size_t n)
 {
@@ -30,6 +33,12 @@ static void addr_text(const struct sockaddr_storage *ss, const char *proto, char
         inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
         port = ntohs(a->sin6_port);
         snprintf(out, n, "%s6:[%s]:%u", proto, ip, port);
+    } else if (ss->ss_family == AF_UNIX) {
+        const struct sockaddr_un *a = (const void *)ss;
+        if (a->sun_path[0])
+            snprintf(out, n, "unix:%.*s", (int)sizeof a->sun_path, a->sun_path);
+        else
+            snprintf(out, n, "?:<AF 0>");
     } else {
         snprintf(out, n, "%s:?", proto);
     }

@@ -42,6 +42,31 @@ def test_unix_socket_serves_clients_and_turns_tcp_off(binary, tmp_path):
         assert srv.stats("settings")["domain_socket"] == path
 
 
+def test_stats_conns_names_unix_sockets_like_memcached(binary, tmp_path):
+    """memcached prints a UNIX listener as unix:PATH and its clients, which
+    have no address, as ?:<AF 0> with listen_addr unix:PATH. (memcached
+    keeps only 26 bytes of its listener's path, so the path here is short:
+    percore prints the whole path.)"""
+    import re
+    import shutil
+    import tempfile
+    short = tempfile.mkdtemp(prefix="u", dir="/tmp")
+    path = os.path.join(short, "s")
+    try:
+        with Proc(binary, ["-s", path, "-t", "2"], unix=path) as srv:
+            raw = srv.request(b"stats conns\r\n", b"END\r\n").decode()
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    blocks = {}
+    for fd, k, v in re.findall(r"STAT (\d+):(\S+) ([^\r\n]*)", raw):
+        blocks.setdefault(fd, {})[k] = v
+    listeners = [b for b in blocks.values() if b["state"] == "conn_listening"]
+    mine = [b for b in blocks.values() if b["state"] == "conn_parse_cmd"]
+    assert listeners and all(b["addr"] == "unix:" + path for b in listeners), raw
+    assert mine == [{"addr": "?:<AF 0>", "listen_addr": "unix:" + path,
+                     "state": "conn_parse_cmd", "secs_since_last_cmd": "0"}], raw
+
+
 @pytest.mark.parametrize("mask,mode", [(None, 0o700), ("770", 0o770), ("666", 0o666)])
 def test_unix_mask_sets_file_permissions(binary, tmp_path, mask, mode):
     path = str(tmp_path / "mc.sock")
