@@ -247,7 +247,7 @@ static inline bool out_full(struct conn *c)
 static bool out_full_slow(struct conn *c, size_t out)
 {
     size_t cap = settings.conn_out_max;
-    if (c->closing || c->inflight >= MAX_INFLIGHT)
+    if (c->closing || c->inflight >= MAX_INFLIGHT || (c->settling && c->inflight))
         return true;
     if (out > cap || c->wbuf.nrefs + c->tx_refs >= MAX_OUT_REFS) {
         STAT_INC(c->l->stats, conn_output_throttled);
@@ -306,6 +306,15 @@ static bool sink_busy(void *s)
     return conn_busy(s);
 }
 
+/* Not settled: input stops (out_full) until the last reply is home, and
+ * conn_reply_arrived's wake-up parses the held line again. */
+static bool sink_settled(void *s)
+{
+    struct conn *c = s;
+    c->settling = c->inflight > 0;
+    return !c->settling;
+}
+
 static struct wstats *sink_counters(void *s)
 {
     return ((struct conn *)s)->l->stats;
@@ -339,7 +348,7 @@ static void sink_refresh_certs(void *s, bool noreply)
 const struct proto_sink conn_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
-    .dump = sink_dump, .busy = sink_busy, .trace = conn_trace_in, .watch = sink_watch,
+    .dump = sink_dump, .busy = sink_busy, .settled = sink_settled, .trace = conn_trace_in, .watch = sink_watch,
     .counters = sink_counters, .yield = sink_yield,
     .refresh_certs = sink_refresh_certs,
 };

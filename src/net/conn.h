@@ -41,6 +41,7 @@ struct conn {
     unsigned       nreq;         /* commands run in that iteration */
     size_t         sent_iter;    /* bytes sent in that iteration (epoll) */
     bool           yielded;      /* stopped parsing: its share of the iteration is used */
+    bool           settling;     /* holding a `stats` until inflight is 0 (sink_settled) */
     bool           in_resume;    /* on l->resume: parse again next iteration */
     struct conn   *resume_next;
     size_t         reply_est;    /* largest keyed reply seen here (0 = none yet) */

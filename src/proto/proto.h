@@ -101,6 +101,11 @@ struct proto_sink {
     /* memcached's refresh_certs: reload the TLS certificate and key; the
      * session writes "OK" or the reason it failed (NULL: ERROR). */
     void (*refresh_certs)(void *s, bool noreply);
+    /* True when no request of the session is still out at another worker;
+     * false: the session holds its input until they are all back (NULL:
+     * always true). `stats` asks, so that its counters include the
+     * requests before it on the connection, as memcached's do. */
+    bool (*settled)(void *s);
 };
 
 struct pfx_table;

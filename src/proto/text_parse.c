@@ -526,6 +526,8 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
                 if (tok_is(&t[1], walks[i].name))
                     d.op = walks[i].op;
             sk->dump(s, &d);
+        } else if (sk->settled && !sk->settled(s)) {
+            *wait = true;   /* parsed again once the earlier requests are counted */
         } else {
             struct stats_out so;
             stats_out_text(&so, sk->output(s));
