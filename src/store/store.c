@@ -740,8 +740,10 @@ int store_arith(struct store *s, const char *key, size_t klen, bool incr,
         src = padded;
     }
     struct wsrc w = {src, NULL, n, 0};
+    /* A result longer than the old value is a new item in memcached, and
+     * counts in total_items. */
     int rc = item_write(s, h, key, klen, &w, it.flags, it.exptime, 0,
-                        it.bits & IB_MBITS, freq_bump(s, slot_freq(slot)), false, cas_out);
+                        it.bits & IB_MBITS, freq_bump(s, slot_freq(slot)), n > it.vlen, cas_out);
     if (rc != ST_OK) {
         delete_key(s, key, klen, h);
         return rc;

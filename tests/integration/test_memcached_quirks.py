@@ -217,3 +217,32 @@ def test_item_size_limit_counts_the_whole_item(server_factory, cas_on):
     want = item_size_edge(ref, cas_on)
     assert want[0] == b"STORED\r\n" and want[3] == b"SERVER_ERROR object too large for cache\r\n"
     assert item_size_edge(srv, cas_on) == want
+
+
+PIPELINE_COUNTERS = ("cmd_get", "cmd_set", "cmd_touch", "get_hits", "get_misses", "touch_hits",
+                     "incr_hits", "incr_misses", "delete_hits", "delete_misses", "curr_items",
+                     "total_items")
+
+
+def pipelined_stats(server):
+    """Commands and a `stats` in one write: memcached's counters include
+    every command before the stats line."""
+    reqs = b"".join(b"set p%d 0 0 1\r\n%d\r\n" % (i, i % 10) for i in range(60))
+    reqs += b"get " + b" ".join(b"p%d" % i for i in range(0, 90, 3)) + b"\r\n"
+    reqs += b"".join(b"incr p%d 1\r\ntouch p%d 100\r\ndelete p%d\r\n" % (i, i + 1, i + 2)
+                     for i in range(0, 80, 7))
+    with server.conn() as c:
+        c.send(reqs + b"stats\r\nversion\r\n")
+        got = c.read_until(b"VERSION ")
+    st = dict(l.split(" ", 2)[1:] for l in got.decode().split("\r\n") if l.startswith("STAT "))
+    return {k: st[k] for k in PIPELINE_COUNTERS}
+
+
+def test_stats_after_pipelined_commands_counts_them(server_factory):
+    if not os.path.exists(MEMCACHED):
+        pytest.skip("memcached not installed")
+    ref = server_factory(binary=MEMCACHED, threads=2)
+    srv = server_factory(threads=4)
+    want = pipelined_stats(ref)
+    assert want["cmd_set"] == "60"
+    assert pipelined_stats(srv) == want
