@@ -412,13 +412,17 @@ void meta_exec(struct exec_ctx *x, const struct req *r, struct buf *o)
     memcpy(&m.h, r->aux, sizeof m.h);
     m.text = r->aux + sizeof m.h;
     m.r = r;
-    STAT_INC(x->stats, cmd_meta);
     switch (m.h.cmd) {
     case 'g': exec_mg(x, &m, o); break;
     case 's': exec_ms(x, &m, o); break;
     case 'd': exec_md(x, &m, o); break;
     case 'a': exec_ma(x, &m, o); break;
-    case 'e': exec_me(x, &m, o); break;
+    case 'e':
+        /* memcached 1.6.18 counts cmd_meta for `me` only (its old "meta"
+         * debug command), not for mg/ms/md/ma */
+        STAT_INC(x->stats, cmd_meta);
+        exec_me(x, &m, o);
+        break;
     default:  buf_adds(o, "SERVER_ERROR unhandled request\r\n"); break;
     }
 }
