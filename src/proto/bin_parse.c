@@ -309,16 +309,8 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
         size_t vlen = bl - kl - el;
         if (proto_too_large(cf, kl, concat ? 0 : get32(h.ext), vlen)) {
             bin_error(sk->output(s), h.opcode, h.opaque, BS_E2BIG);
-            if (cmd == BIN_SET) {
-                /* a refused set drops the old value, as memcached does */
-                struct req r = {0};
-                r.op = OP_DELETE;
-                r.proto = PROTO_TEXT;
-                r.noreply = true;
-                r.key = (const char *)h.key;
-                r.klen = (uint8_t)kl;
-                sk->request(s, &r);
-            }
+            /* a refused set drops the old value, as memcached does */
+            proto_refuse_large(sk, s, (const char *)h.key, kl, cmd == BIN_SET);
             st->swallow = vlen;
             break;
         }

@@ -330,14 +330,8 @@ static size_t do_ms(struct text_parser *p, const struct proto_conf *cf,
     if (!err && proto_too_large(cf, t[1].n, m.h.client_flags, (size_t)vlen)) {
         err = "SERVER_ERROR object too large for cache";
         /* memcached drops the old value when it cannot store the new one. */
-        struct req r = {0};
-        r.op = OP_DELETE;
-        r.proto = PROTO_TEXT;
-        r.noreply = true;
-        r.key = m.kp;
-        r.klen = (uint8_t)m.klen;
         text_reply(sk, s, err);
-        sk->request(s, &r);
+        proto_refuse_large(sk, s, m.kp, m.klen, true);
         p->swallow = total;
         return 0;
     }

@@ -108,6 +108,26 @@ struct proto_sink {
     bool (*settled)(void *s);
 };
 
+/* After a store refused by proto_too_large(): count it in store_too_large
+ * (the parser's worker; memcached counts every refused storage command) and,
+ * for a set, drop the key's old value as memcached does, without counting
+ * a delete. */
+static inline void proto_refuse_large(const struct proto_sink *sk, void *s, const char *key,
+                                      size_t klen, bool drop)
+{
+    if (sk->counters)
+        STAT_INC(sk->counters(s), store_too_large);
+    if (drop) {
+        struct req r = {0};
+        r.op = OP_DROP;
+        r.proto = PROTO_TEXT;
+        r.noreply = true;
+        r.key = key;
+        r.klen = (uint8_t)klen;
+        sk->request(s, &r);
+    }
+}
+
 struct pfx_table;
 
 struct exec_ctx {

@@ -15,6 +15,8 @@ enum req_op {
     OP_DELETE, OP_INCR, OP_DECR, OP_TOUCH,
     OP_META,        /* mg/ms/md/ma: details in aux (meta protocol) */
     OP_BINARY,      /* binary protocol: header in aux */
+    OP_DROP,        /* a refused store drops the key's old value: no reply, no
+                     * delete counters (proto_refuse_large) */
 };
 
 enum req_proto { PROTO_TEXT = 0, PROTO_META = 1, PROTO_BINARY = 2, PROTO_COUNT };

@@ -82,6 +82,9 @@ void text_exec(struct exec_ctx *x, const struct req *r, struct buf *o)
             line(o, rc == ST_OK ? "DELETED" : "NOT_FOUND");
         break;
     }
+    case OP_DROP:
+        store_delete(x->store, r->key, r->klen, 0);
+        break;
     case OP_INCR:
     case OP_DECR:
         exec_arith(x, r, o);

@@ -138,15 +138,7 @@ static size_t store_block(struct text_parser *p, const struct proto_conf *cf,
         /* Refuse without buffering it: swallow the block as it streams in.
          * A failed set also removes the old value, as memcached does. */
         out(sk, s, noreply, "SERVER_ERROR object too large for cache");
-        if (op == OP_SET) {
-            struct req r = {0};
-            r.op = OP_DELETE;
-            r.proto = PROTO_TEXT;
-            r.noreply = true;
-            r.key = key;
-            r.klen = (uint8_t)klen;
-            sk->request(s, &r);
-        }
+        proto_refuse_large(sk, s, key, klen, op == OP_SET);
         p->swallow = total;
         return 0;
     }

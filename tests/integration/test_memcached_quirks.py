@@ -246,3 +246,40 @@ def test_stats_after_pipelined_commands_counts_them(server_factory):
     want = pipelined_stats(ref)
     assert want["cmd_set"] == "60"
     assert pipelined_stats(srv) == want
+
+
+COUNTER_SESSIONS = {
+    # memcached 1.6.18 counts cmd_meta for `me` only
+    "meta": [b"mg a v\r\n", b"ms a 1\r\nx\r\n", b"mg a v\r\n", b"md a\r\n", b"ma a\r\n",
+             b"mn\r\n", b"me a\r\n"],
+    # a refused store counts store_too_large; the old value it drops is
+    # not a delete (hit or miss)
+    "too-large": [b"set big 0 0 1\r\nx\r\n", b"set big 0 0 2000000\r\n" + b"x" * 2000000 + b"\r\n",
+                  b"set nobig 0 0 2000000\r\n" + b"x" * 2000000 + b"\r\n",
+                  b"add big 0 0 2000000\r\n" + b"x" * 2000000 + b"\r\n",
+                  b"ms big 2000000\r\n" + b"x" * 2000000 + b"\r\n", b"get big\r\n"],
+}
+SESSION_COUNTERS = ("cmd_meta", "cmd_get", "cmd_set", "get_hits", "get_misses", "delete_hits",
+                    "delete_misses", "store_too_large")
+
+
+def counters_after(server, steps):
+    with server.conn(timeout=5.0) as c:
+        for step in steps:
+            c.send(step + b"version\r\n")
+            c.read_until(b"VERSION ")
+            c.read_until(b"\r\n")
+        c.send(b"stats\r\n")
+        got = c.read_until(b"\r\nEND\r\n")
+    st = dict(l.split(" ", 2)[1:] for l in got.decode().split("\r\n") if l.startswith("STAT "))
+    return {k: st[k] for k in SESSION_COUNTERS}
+
+
+@pytest.mark.parametrize("session", sorted(COUNTER_SESSIONS))
+def test_counters_like_memcached(pair, session):
+    ref, srv = pair
+    for s in (ref, srv):
+        with s.conn() as c:
+            c.call(b"flush_all\r\nstats reset\r\n", b"OK\r\nRESET\r\n")
+    assert counters_after(srv, COUNTER_SESSIONS[session]) == \
+        counters_after(ref, COUNTER_SESSIONS[session])

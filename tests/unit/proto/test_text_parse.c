@@ -236,7 +236,7 @@ static void test_swallow_state(void **state)
     assert_null(st);
     buf_add(&rc.out, "", 1);
     assert_string_equal(rc.out.data, "SERVER_ERROR object too large for cache\r\n"
-                                     "<op=10 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=1>"
+                                     "<op=16 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=1>"
                                      "<op=0 key=k vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>END\r\n");
     proto_text.state_free(&st);
     buf_free(&rc.out);
@@ -286,10 +286,11 @@ static void test_too_large_swallowed(void **state)
     n += snprintf(in + n, sizeof in - (size_t)n, "\r\nget big\r\n");
     for (size_t step = 7; step < 3000; step += 997) {
         char *o = run(&rc, in, (size_t)n, step);
-        /* The old value is removed (a delete with noreply), the block is
-         * swallowed and the next command parses normally. */
+        /* The old value is removed (OP_DROP: no reply, no delete
+         * counters), the block is swallowed and the next command parses
+         * normally. */
         assert_string_equal(o, "SERVER_ERROR object too large for cache\r\n"
-                               "<op=10 key=big vlen=0 flags=0 exp=0 cas=0 d=0 nr=1>"
+                               "<op=16 key=big vlen=0 flags=0 exp=0 cas=0 d=0 nr=1>"
                                "<op=0 key=big vlen=0 flags=0 exp=0 cas=0 d=0 nr=0>END\r\n");
     }
 }
