@@ -110,7 +110,8 @@ static void exec_mg(struct exec_ctx *x, const struct mctx *m, struct buf *o)
     int rc = cmd_lookup(x, r->key, r->klen, !(m->h.bits & MF_NOBUMP),
                         (m->h.bits & MF_VIVIFY) != 0, &iv, &created);
     if (rc != ST_OK) {
-        cmd_count_fetch(x, (m->h.bits & MF_NEWTTL) != 0, false);
+        /* memcached counts a miss as a get miss even with T (no touch) */
+        cmd_count_fetch(x, false, false);
         if (r->noreply)
             return;
         buf_add(o, "EN", 2);

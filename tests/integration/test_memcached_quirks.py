@@ -252,6 +252,9 @@ COUNTER_SESSIONS = {
     # memcached 1.6.18 counts cmd_meta for `me` only
     "meta": [b"mg a v\r\n", b"ms a 1\r\nx\r\n", b"mg a v\r\n", b"md a\r\n", b"ma a\r\n",
              b"mn\r\n", b"me a\r\n"],
+    # mg with T: a hit counts a touch, a miss only a get miss
+    "mg-ttl": [b"mg zz v T30\r\n", b"set a 0 0 1\r\n1\r\n", b"mg a v T30\r\n", b"mg a T30\r\n",
+               b"flush_all\r\n", b"mg a v T30\r\n", b"gat 10 a zz\r\n"],
     # a refused store counts store_too_large; the old value it drops is
     # not a delete (hit or miss)
     "too-large": [b"set big 0 0 1\r\nx\r\n", b"set big 0 0 2000000\r\n" + b"x" * 2000000 + b"\r\n",
@@ -259,7 +262,8 @@ COUNTER_SESSIONS = {
                   b"add big 0 0 2000000\r\n" + b"x" * 2000000 + b"\r\n",
                   b"ms big 2000000\r\n" + b"x" * 2000000 + b"\r\n", b"get big\r\n"],
 }
-SESSION_COUNTERS = ("cmd_meta", "cmd_get", "cmd_set", "get_hits", "get_misses", "delete_hits",
+SESSION_COUNTERS = ("cmd_meta", "cmd_get", "cmd_set", "get_hits", "get_misses", "cmd_touch",
+                    "touch_hits", "touch_misses", "delete_hits",
                     "delete_misses", "store_too_large")
 
 
