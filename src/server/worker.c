@@ -467,6 +467,12 @@ static void *worker_main(void *arg)
     current_worker = w;
     uint32_t last_tick = 0;
     bool more_maint = false;
+    /* Idle-time room-making: after writes took the last free segment the
+     * loop polls and evicts while idle, so the next segment a write needs
+     * is ready (a write that has to evict walks a whole segment first).
+     * Stuck (nothing evictable, e.g. all pinned): retried at the next tick. */
+    bool maint_stuck = false;
+    uint64_t room_gen = 0;
 
     if (l->cpu >= 0) {
         cpu_set_t set;
@@ -521,10 +527,15 @@ static void *worker_main(void *arg)
             conn_idle_sweep(l);
             publish_classes(w);
             more_maint = store_maintain(w->store, 64);
+            maint_stuck = !more_maint && store_wants_room(w->store);
             w->store_events++;
         } else if (more_maint && n == 0) {
             more_maint = store_maintain(w->store, 64);
+            maint_stuck = !more_maint && store_wants_room(w->store);
             w->store_events++;
+        } else if (!more_maint && !maint_stuck && store_stats_gen(w->store) != room_gen) {
+            room_gen = store_stats_gen(w->store);   /* a write happened */
+            more_maint = store_wants_room(w->store);
         }
         publish_stats(w);   /* once per iteration */
         /* The work of one iteration, waiting excluded (the kernel's share of

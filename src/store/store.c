@@ -803,8 +803,7 @@ bool store_maintain(struct store *s, unsigned budget)
     /* Keep a free segment ready while the worker is idle, so that a write
      * rarely has to run an eviction merge itself (that merge is the store's
      * only multi-millisecond step; done here it costs no request latency). */
-    bool can_take = store_room(s, s->seg_size) && (s->nfree > 0 || s->seg_fresh < s->nsegs);
-    if (used < budget && s->segs_used > 0 && !can_take && evict_one(s)) {
+    if (used < budget && store_wants_room(s) && evict_one(s)) {
         used += budget / 2 + 1;
         more = true;
     }
@@ -813,6 +812,12 @@ bool store_maintain(struct store *s, unsigned budget)
     if (used >= budget && index_grow_due(s))
         more = true;
     return more;
+}
+
+bool store_wants_room(const struct store *s)
+{
+    return s->segs_used > 0 &&
+           !(store_room(s, s->seg_size) && (s->nfree > 0 || s->seg_fresh < s->nsegs));
 }
 
 /* Pins are counted per segment (or large item), not per item: an item can

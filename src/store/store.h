@@ -152,6 +152,9 @@ void store_flush_hold(struct store *s, uint32_t until);
  * reclaims expired segments/items and advances an incremental index resize.
  * Does at most `budget` units of work; returns true if more is pending. */
 bool store_maintain(struct store *s, unsigned budget);
+/* Whether the next write that needs a segment would have to evict for it:
+ * then store_maintain() in idle time makes one ready first. */
+bool store_wants_room(const struct store *s);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
 /* A count that moves whenever any store_get_stats() field may have: every
