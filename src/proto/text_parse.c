@@ -9,6 +9,7 @@
  * is tokenized and judged by dispatch(), which is the reference for what
  * memcached replies.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "util/log.h"
@@ -323,12 +324,70 @@ static void class_set(struct dump_req *d, uint32_t id)
     d->classes[id / 8] |= (uint8_t)(1u << (id % 8));
 }
 
+/* memcached's `lru_crawler enable|disable` state, process-wide as there
+ * (any worker reads and writes it). percore has no crawler thread: its
+ * store reclaims expired items by TTL bucket on its own (docs/storage.md),
+ * so crawl, sleep and tocrawl are answered as memcached answers them and
+ * change nothing else; scripts written for memcached keep working. */
+static atomic_bool crawler_on = true;
+
+/* `lru_crawler crawl <ids>`: memcached's slab class ids, 1 to 63, a comma
+ * list (an empty piece after a comma is allowed, as there). */
+static bool crawl_ids_ok(const struct tok *t)
+{
+    const char *p = t->v, *end = t->v + t->n;
+    while (p < end) {
+        const char *q = memchr(p, ',', (size_t)(end - p));
+        if (!q)
+            q = end;
+        uint32_t id;
+        if (!parse_u32_trunc(p, (size_t)(q - p), &id) || id == 0 || id > 63)
+            return false;
+        p = q + 1;
+    }
+    return true;
+}
+
 /* lru_crawler metadump all|hash|<id>[,<id>...] (memcached 1.6.18; the ids
- * are percore's classes, docs/introspection.md). Other lru_crawler
- * subcommands tune memcached's crawler thread, which percore does not have. */
+ * are percore's classes, docs/introspection.md); the crawler's own
+ * subcommands as above. */
 static void do_lru_crawler(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
                            const struct tok *t, size_t nt)
 {
+    uint32_t v;
+    if (nt == 2 && tok_is(&t[1], "enable")) {
+        bool was = atomic_exchange(&crawler_on, true);
+        text_reply(sk, s, was ? "ERROR failed to start lru crawler thread" : "OK");
+        return;
+    }
+    if (nt == 2 && tok_is(&t[1], "disable")) {
+        atomic_store(&crawler_on, false);
+        text_reply(sk, s, "OK");
+        return;
+    }
+    if (nt == 3 && tok_is(&t[1], "crawl")) {
+        if (!atomic_load(&crawler_on))
+            text_reply(sk, s, "CLIENT_ERROR lru crawler disabled");
+        else if (tok_is(&t[2], "all"))
+            text_reply(sk, s, "OK");
+        else if (tok_is(&t[2], "hash"))
+            text_reply(sk, s, "ERROR an unknown error happened");
+        else
+            text_reply(sk, s, crawl_ids_ok(&t[2]) ? "OK" : "BADCLASS invalid class id");
+        return;
+    }
+    if (nt == 3 && tok_is(&t[1], "sleep")) {
+        if (!parse_u32_trunc(t[2].v, t[2].n, &v))
+            text_reply(sk, s, "CLIENT_ERROR bad command line format");
+        else
+            text_reply(sk, s, v > 1000000 ? "CLIENT_ERROR sleep must be one second or less" : "OK");
+        return;
+    }
+    if (nt == 3 && tok_is(&t[1], "tocrawl")) {
+        text_reply(sk, s, parse_u32_trunc(t[2].v, t[2].n, &v) ? "OK"
+                                                             : "CLIENT_ERROR bad command line format");
+        return;
+    }
     if (nt != 3 || !tok_is(&t[1], "metadump") || !sk->dump) {
         text_reply(sk, s, "ERROR");
         return;
@@ -566,6 +625,14 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
         do_lru_crawler(cf, sk, s, t, nt);
     } else if (tok_is(c, "slabs")) {
         do_slabs(sk, s, t, nt);
+    } else if (tok_is(c, "lru")) {
+        /* memcached's segmented-LRU tuning: percore has no LRU to tune
+         * (segments, docs/storage.md); accepted as memcached accepts it. */
+        int32_t ttl;
+        bool ok = nt == 3 && ((tok_is(&t[1], "mode") &&
+                               (tok_is(&t[2], "flat") || tok_is(&t[2], "segmented"))) ||
+                              (tok_is(&t[1], "temp_ttl") && parse_i32(t[2].v, t[2].n, &ttl)));
+        text_reply(sk, s, ok ? "OK" : "ERROR");
     } else if (looks_like_http(t, nt, more)) {
         sk->quit(s);
         *close = true;

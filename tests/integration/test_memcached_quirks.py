@@ -100,6 +100,17 @@ ARG_LINES = [
     b"slabs automove 1 noreply\r\n", b"slabs automove 1 2 3\r\n", b"slabs automove\r\n",
     b"slabs automove ratio 0.5\r\n", b"slabs automove ratio x\r\n",
     b"slabs automove ratio\r\n", b"slabs\r\n", b"slabs x\r\n",
+    # memcached's crawler and LRU tuning (percore has neither: answered alike)
+    b"lru_crawler crawl all\r\n", b"lru_crawler crawl 1,2\r\n", b"lru_crawler crawl 63\r\n",
+    b"lru_crawler crawl 1,\r\n", b"lru_crawler crawl 0\r\n", b"lru_crawler crawl 64\r\n",
+    b"lru_crawler crawl 1,abc\r\n", b"lru_crawler crawl hash\r\n", b"lru_crawler crawl\r\n",
+    b"lru_crawler crawl all extra\r\n", b"lru_crawler sleep 0\r\n",
+    b"lru_crawler sleep 1000000\r\n", b"lru_crawler sleep 1000001\r\n",
+    b"lru_crawler sleep -1\r\n", b"lru_crawler sleep x\r\n", b"lru_crawler sleep\r\n",
+    b"lru_crawler tocrawl 50\r\n", b"lru_crawler tocrawl -5\r\n", b"lru_crawler foo\r\n",
+    b"lru_crawler\r\n", b"lru mode flat\r\n", b"lru mode segmented\r\n", b"lru mode foo\r\n",
+    b"lru temp_ttl 10\r\n", b"lru temp_ttl -1\r\n", b"lru temp_ttl x\r\n", b"lru mode\r\n",
+    b"lru foo\r\n", b"lru\r\n",
 ]
 
 
@@ -107,6 +118,22 @@ ARG_LINES = [
 def test_command_arguments_like_memcached(pair, line):
     ref, srv = pair
     assert exchange(srv, line) == exchange(ref, line)
+
+
+def test_lru_crawler_enable_disable_like_memcached(pair):
+    """The crawler's on/off state is the server's, as in memcached (ends on).
+    One command at a time: memcached stops and starts its crawler thread
+    behind the reply, and a pipelined crawl can race it."""
+    ref, srv = pair
+    lines = [b"lru_crawler disable", b"lru_crawler disable", b"lru_crawler crawl all",
+             b"lru_crawler enable", b"lru_crawler crawl 1", b"lru_crawler enable"]
+    got, want = [], []
+    for line in lines:
+        got.append(exchange(srv, line + b"\r\n"))
+        want.append(exchange(ref, line + b"\r\n"))
+        time.sleep(0.2)
+    assert got == want
+    assert got[2][0] == b"CLIENT_ERROR lru crawler disabled\r\n"
 
 
 def flush_script(server):
