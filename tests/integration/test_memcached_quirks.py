@@ -311,6 +311,10 @@ def test_counters_like_memcached(pair, session):
     ref, srv = pair
     for s in (ref, srv):
         with s.conn() as c:
-            c.call(b"flush_all\r\nstats reset\r\n", b"OK\r\nRESET\r\n")
+            # percore's `stats reset` answers before the other workers have
+            # zeroed theirs (a broadcast); the flush after it answers only
+            # when every worker has applied it, so the resets are done too
+            # before the session runs on another connection.
+            c.call(b"stats reset\r\nflush_all\r\n", b"RESET\r\nOK\r\n")
     assert counters_after(srv, COUNTER_SESSIONS[session]) == \
         counters_after(ref, COUNTER_SESSIONS[session])

@@ -384,7 +384,7 @@ static void test_dump_commands(void **state)
                         "<dump op=0 limit=0 c1=1 c62=1 c63=0>");
     assert_string_equal(RUN("lru_crawler metadump 64\r\nlru_crawler metadump 1,\r\n", 1000),
                         "BADCLASS invalid class id\r\nBADCLASS invalid class id\r\n");
-    assert_string_equal(RUN("lru_crawler metadump\r\nlru_crawler crawl all\r\n", 1000),
+    assert_string_equal(RUN("lru_crawler metadump\r\nlru_crawler crawl\r\n", 1000),
                         "ERROR\r\nERROR\r\n");
     assert_string_equal(RUN("stats cachedump 62 5\r\n", 1000),
                         "<dump op=1 limit=5 c1=0 c62=1 c63=0>");
