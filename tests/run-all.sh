@@ -56,7 +56,7 @@ step "unit tests"
 bash tests/run-unit.sh build || fail "unit tests"
 
 step "integration tests (release build, default I/O backend: io_uring)"
-PERCORE_SOAK_SECONDS=${PERCORE_SOAK_SECONDS:-20} PERCORE_PROBE_SECONDS=${PERCORE_PROBE_SECONDS:-5} \
+PERCORE_SOAK_SECONDS=${PERCORE_SOAK_SECONDS:-15} PERCORE_PROBE_SECONDS=${PERCORE_PROBE_SECONDS:-5} \
     bash tests/run-integration.sh build -m "not slow" || fail "integration tests"
 
 # Every backend runs the server-facing suites (issue: the whole data path is
@@ -93,8 +93,8 @@ if [ -z "${SKIP_SAN:-}" ]; then
 fi
 
 if [ -z "${SKIP_FUZZ:-}" ] && [ -f mk/fuzz.mk ]; then
-    step "fuzzing (${FUZZ_SECONDS:-8}s per target)"
-    make fuzz-run FUZZ_SECONDS="${FUZZ_SECONDS:-8}" || fail "fuzzing"
+    step "fuzzing (${FUZZ_SECONDS:-6}s per target)"
+    make fuzz-run FUZZ_SECONDS="${FUZZ_SECONDS:-6}" || fail "fuzzing"
 fi
 
 echo
