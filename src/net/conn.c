@@ -685,6 +685,16 @@ static inline size_t serve_stores(struct conn *c, const char *data, size_t len, 
     return off;
 }
 
+/* The protocol's own parser from off on: the bytes consumed in all, or -1
+ * (close). */
+static inline ssize_t parse_general(struct conn *c, const char *data, size_t len, size_t off,
+                                    size_t *need)
+{
+    ssize_t more = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data + off,
+                                  len - off, need);
+    return more < 0 ? -1 : (ssize_t)off + more;
+}
+
 /* What the gets at the front left, when it may start with a storage
  * line: the plain stores, then the parser. Out of line, so conn_parse's
  * get path keeps its registers. Returns the bytes consumed in all, or -1
@@ -696,9 +706,7 @@ parse_rest(struct conn *c, const char *data, size_t len, size_t off, size_t *nee
     off += serve_stores(c, data + off, len - off, &busy);
     if (busy || off == len)
         return (ssize_t)off;
-    ssize_t more = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data + off,
-                                  len - off, need);
-    return more < 0 ? -1 : (ssize_t)off + more;
+    return parse_general(c, data, len, off, need);
 }
 
 /* Run the parser over the input (rbuf, or what io_uring received in place):
@@ -732,13 +740,8 @@ static void conn_parse(struct conn *c)
         off = serve_gets(c, data, len, &busy);
     ssize_t used = (ssize_t)off;
     if (!busy && off < len) {
-        if (fast && text_store_first(data[off])) {
-            used = parse_rest(c, data, len, off, &need);
-        } else {
-            ssize_t more = c->pops->parse(&c->pstate, c->l->conf, &conn_sink, c, data + off,
-                                          len - off, &need);
-            used = more < 0 ? -1 : (ssize_t)off + more;
-        }
+        used = fast && text_store_first(data[off]) ? parse_rest(c, data, len, off, &need)
+                                                   : parse_general(c, data, len, off, &need);
     }
     if (used < 0) {
         conn_close(c);

@@ -65,6 +65,17 @@ static inline size_t word_end(const char *p, size_t n)
     return n;
 }
 
+/* The length of the key at p (avail bytes from p to the end of the
+ * input): the fast paths' key rule, one word of 1 to KEY_MAX_LENGTH bytes
+ * ended by a blank or the line's end. 0 when it is empty, too long, or
+ * runs to the end of what has arrived (the line is not all here). */
+static inline size_t fast_key(const char *p, size_t avail)
+{
+    size_t lim = avail < KEY_MAX_LENGTH + 1 ? avail : KEY_MAX_LENGTH + 1;
+    size_t n = word_end(p, lim);
+    return n == lim ? 0 : n;
+}
+
 /* Bytes of the line terminator at q (CRLF or LF), 0 if q does not end the
  * line. The general path's rule: the line ends at the first LF, less a CR
  * just before it. */
@@ -95,9 +106,8 @@ static inline size_t text_get_line(const char *data, size_t len, uint8_t *op,
         return 0;
     }
     /* fast_line()'s rules for the key and the line's end. */
-    size_t lim = len - k < KEY_MAX_LENGTH + 1 ? len - k : KEY_MAX_LENGTH + 1;
-    size_t n = word_end(data + k, lim);
-    if (n == 0 || n == lim)
+    size_t n = fast_key(data + k, len - k);
+    if (n == 0)
         return 0;
     size_t eol = eol_at(data + k + n, data + len);
     if (!eol)
@@ -167,9 +177,8 @@ static inline size_t text_store_line(const char *data, size_t len, struct store_
         return 0;
     }
     const char *end = data + len, *key = data + k;
-    size_t lim = len - k < KEY_MAX_LENGTH + 1 ? len - k : KEY_MAX_LENGTH + 1;
-    size_t klen = word_end(key, lim);
-    if (klen == 0 || klen == lim)
+    size_t klen = fast_key(key, len - k);
+    if (klen == 0)
         return 0;   /* empty, over KEY_MAX_LENGTH, or the line is not all here */
     const char *q = key + klen;
     if (*q != ' ' || !(q = line_num(q + 1, end, &sl->flags)) || q == end || *q != ' ' ||

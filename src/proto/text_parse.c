@@ -331,18 +331,21 @@ static void class_set(struct dump_req *d, uint32_t id)
  * change nothing else; scripts written for memcached keep working. */
 static atomic_bool crawler_on = true;
 
-/* `lru_crawler crawl <ids>`: memcached's slab class ids, 1 to 63, a comma
- * list (an empty piece after a comma is allowed, as there). */
-static bool crawl_ids_ok(const struct tok *t)
+/* A comma list of class ids, each 1..max, marked in d (when not NULL).
+ * memcached's crawl takes a trailing empty piece ("1,"), its metadump
+ * refuses it: tail_ok says which. */
+static bool class_list(const struct tok *t, uint32_t max, bool tail_ok, struct dump_req *d)
 {
     const char *p = t->v, *end = t->v + t->n;
-    while (p < end) {
+    while (tail_ok ? p < end : p <= end) {
         const char *q = memchr(p, ',', (size_t)(end - p));
         if (!q)
             q = end;
         uint32_t id;
-        if (!parse_u32_trunc(p, (size_t)(q - p), &id) || id == 0 || id > 63)
+        if (!parse_u32_trunc(p, (size_t)(q - p), &id) || id == 0 || id > max)
             return false;
+        if (d)
+            class_set(d, id);
         p = q + 1;
     }
     return true;
@@ -372,8 +375,9 @@ static void do_lru_crawler(const struct proto_conf *cf, const struct proto_sink 
             text_reply(sk, s, "OK");
         else if (tok_is(&t[2], "hash"))
             text_reply(sk, s, "ERROR an unknown error happened");
-        else
-            text_reply(sk, s, crawl_ids_ok(&t[2]) ? "OK" : "BADCLASS invalid class id");
+        else   /* memcached's slab class ids, 1 to 63 */
+            text_reply(sk, s, class_list(&t[2], 63, true, NULL) ? "OK"
+                                                                : "BADCLASS invalid class id");
         return;
     }
     if (nt == 3 && tok_is(&t[1], "sleep")) {
@@ -399,20 +403,9 @@ static void do_lru_crawler(const struct proto_conf *cf, const struct proto_sink 
     struct dump_req d = { .op = DUMP_METADUMP };
     if (tok_is(&t[2], "all") || tok_is(&t[2], "hash")) {
         memset(d.classes, 0xff, sizeof d.classes);
-    } else {
-        const char *p = t[2].v, *end = t[2].v + t[2].n;
-        while (p <= end) {
-            const char *q = memchr(p, ',', (size_t)(end - p));
-            if (!q)
-                q = end;
-            uint32_t id;
-            if (!parse_u32_trunc(p, (size_t)(q - p), &id) || id == 0 || id > STORE_CLASSES_MAX) {
-                text_reply(sk, s, "BADCLASS invalid class id");
-                return;
-            }
-            class_set(&d, id);
-            p = q + 1;
-        }
+    } else if (!class_list(&t[2], STORE_CLASSES_MAX, false, &d)) {
+        text_reply(sk, s, "BADCLASS invalid class id");
+        return;
     }
     sk->dump(s, &d);
 }
@@ -653,10 +646,8 @@ get_more_keys(const struct proto_conf *cf, const char *q, const char *end)
     unsigned nkeys = 1;
     while (q < end && *q == ' ') {
         const char *k = q + 1;
-        size_t lim = (size_t)(end - k) < KEY_MAX_LENGTH + 1 ? (size_t)(end - k)
-                                                           : KEY_MAX_LENGTH + 1;
-        size_t klen = word_end(k, lim);
-        if (klen == 0 || klen == lim || ++nkeys > FAST_GET_KEYS)
+        size_t klen = fast_key(k, (size_t)(end - k));
+        if (klen == 0 || ++nkeys > FAST_GET_KEYS)
             return NULL;
         q = k + klen;
     }
@@ -726,9 +717,8 @@ fast_line(struct text_parser *p, const struct proto_conf *cf, const struct proto
         return line;
     }
     const char *end = start + avail, *key = start + k;
-    size_t lim = avail - k < KEY_MAX_LENGTH + 1 ? avail - k : KEY_MAX_LENGTH + 1;
-    size_t klen = word_end(key, lim);
-    if (klen == 0 || klen == lim)
+    size_t klen = fast_key(key, avail - k);
+    if (klen == 0)
         return 0;   /* empty, over KEY_MAX_LENGTH, or the line is not all here */
     const char *q = key + klen;
     if (*q == ' ' && !(q = get_more_keys(cf, q, end)))
