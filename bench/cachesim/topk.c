@@ -29,24 +29,23 @@ static int by_count_desc(const void *a, const void *b)
     return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
 }
 
+static void topk_destroy(void *pp);
+
 static void *topk_create(uint64_t cap, const struct cs_trace *tr)
 {
+    size_t n = tr->nobj ? tr->nobj : 1;
     struct topk *p = calloc(1, sizeof(*p));
-    uint32_t *count = calloc(tr->nobj ? tr->nobj : 1, sizeof(*count));
-    uint32_t *size = calloc(tr->nobj ? tr->nobj : 1, sizeof(*size));
-    uint32_t *ids = malloc((tr->nobj ? tr->nobj : 1) * sizeof(*ids));
+    uint32_t *count = calloc(n, sizeof(*count));
+    uint32_t *size = calloc(n, sizeof(*size));
+    uint32_t *ids = malloc(n * sizeof(*ids));
     if (p) {
-        p->keep = calloc(tr->nobj ? tr->nobj : 1, 1);
-        p->in = calloc(tr->nobj ? tr->nobj : 1, 1);
-        p->exp = calloc(tr->nobj ? tr->nobj : 1, sizeof(*p->exp));
+        p->keep = calloc(n, 1);
+        p->in = calloc(n, 1);
+        p->exp = calloc(n, sizeof(*p->exp));
     }
     if (!p || !count || !size || !ids || !p->keep || !p->in || !p->exp) {
-        if (p) {
-            free(p->keep);
-            free(p->in);
-            free(p->exp);
-        }
-        free(p);
+        if (p)
+            topk_destroy(p);
         free(count);
         free(size);
         free(ids);

@@ -522,14 +522,13 @@ static void *worker_main(void *arg)
         flush_overflow(w);
         ring_bells(w);
 
-        if (w->now != last_tick) {
+        bool tick = w->now != last_tick;
+        if (tick) {
             last_tick = w->now;
             conn_idle_sweep(l);
             publish_classes(w);
-            more_maint = store_maintain(w->store, 64);
-            maint_stuck = !more_maint && store_wants_room(w->store);
-            w->store_events++;
-        } else if (more_maint && n == 0) {
+        }
+        if (tick || (more_maint && n == 0)) {
             more_maint = store_maintain(w->store, 64);
             maint_stuck = !more_maint && store_wants_room(w->store);
             w->store_events++;
