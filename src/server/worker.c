@@ -86,7 +86,7 @@ static inline void publish_stats(struct worker *w)
 {
     /* Nothing reached the store in a way that can change its figures (get
      * hits do not) and the second is the same: nothing to publish. */
-    uint64_t gen = store_stats_gen(w->store) + w->store_events;
+    uint64_t gen = *w->store_gen + w->store_events;
     if (gen != w->pub_gen || w->now != w->pub_now)
         publish_stats_now(w, gen);
 }
@@ -484,6 +484,7 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "percore-w%u", w->id);
     pthread_setname_np(pthread_self(), name);
+    w->store_gen = store_stats_gen_at(w->store);
     publish_stats(w);   /* a store restored at start-up (-e) is not empty */
 
     while (!atomic_load_explicit(&server_stopping, memory_order_relaxed)) {
@@ -532,8 +533,8 @@ static void *worker_main(void *arg)
             more_maint = store_maintain(w->store, 64);
             maint_stuck = !more_maint && store_wants_room(w->store);
             w->store_events++;
-        } else if (!more_maint && !maint_stuck && store_stats_gen(w->store) != room_gen) {
-            room_gen = store_stats_gen(w->store);   /* a write happened */
+        } else if (!more_maint && !maint_stuck && *w->store_gen != room_gen) {
+            room_gen = *w->store_gen;   /* a write happened */
             more_maint = store_wants_room(w->store);
         }
         publish_stats(w);   /* once per iteration */

@@ -853,6 +853,11 @@ uint64_t store_stats_gen(const struct store *s)
     return s->gen;
 }
 
+const uint64_t *store_stats_gen_at(const struct store *s)
+{
+    return &s->gen;
+}
+
 void store_get_stats(const struct store *s, struct store_stats *o)
 {
     memset(o, 0, sizeof(*o));

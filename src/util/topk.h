@@ -32,6 +32,9 @@ struct topk {
     pthread_mutex_t lock;
     uint64_t sampled;      /* samples taken (under lock) */
     unsigned n;
+    uint32_t hash[TOPK_SLOTS];   /* e[i].hash, packed: a sample scans these, not 64 entries */
+    uint64_t min_count;          /* no slot holds less (a lower bound: least() checks) */
+    unsigned min_at;             /* where least() looks first */
     struct topk_entry e[TOPK_SLOTS];
 };
 
