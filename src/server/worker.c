@@ -370,11 +370,7 @@ static __attribute__((noinline)) void publish_stats_now(struct worker *w, uint64
 {
     w->pub_gen = gen;
     w->pub_now = w->now;
-    struct store_stats ss;
-    store_get_stats(w->store, &ss);
-    const uint64_t *v = (const uint64_t *)&ss;
-    for (size_t i = 0; i < STORE_STATS_WORDS; i++)
-        atomic_store_explicit(&w->store_pub[i], v[i], memory_order_relaxed);
+    store_publish_stats(w->store, w->store_pub);
 }
 
 static void publish_classes(struct worker *w)

@@ -858,31 +858,52 @@ const uint64_t *store_stats_gen_at(const struct store *s)
     return &s->gen;
 }
 
+/* Every field of struct store_stats and where it comes from: one list for
+ * the copy and the publication, and the assertion below that it names them
+ * all. */
+#define STORE_STATS_FIELDS(X)                                       \
+    X(curr_items, s->c.curr_items)                                  \
+    X(total_items, s->c.total_items)                                \
+    X(bytes, s->c.bytes)                                            \
+    X(mem_limit, s->cfg.mem_limit)                                  \
+    X(mem_used, store_mem_used(s))                                  \
+    X(index_bytes, index_bytes(s))                                  \
+    X(seg_size, s->seg_size)                                        \
+    X(segs_total, s->nsegs)                                         \
+    X(segs_used, s->segs_used)                                      \
+    X(evictions, s->c.evictions)                                    \
+    X(evicted_segments, s->c.evicted_segments)                      \
+    X(expired_reclaimed, s->c.expired_reclaimed)                    \
+    X(expired_unfetched, s->c.expired_unfetched)                    \
+    X(evicted_unfetched, s->c.evicted_unfetched)                    \
+    X(reclaim_segments, s->c.reclaim_segments)                      \
+    X(merged_items, s->c.merged_items)                              \
+    X(large_items, s->nlarge)                                       \
+    X(flushes, s->c.flushes)                                        \
+    X(hash_power, s->idx.level)                                     \
+    X(hash_expanding, s->idx.nb != ((size_t)1 << s->idx.level))     \
+    X(pins, s->pins)                                                \
+    X(held_bytes, s->held_bytes)
+
+#define STATS_COUNT(f, v) + 1
+_Static_assert((0 STORE_STATS_FIELDS(STATS_COUNT)) * sizeof(uint64_t) == sizeof(struct store_stats),
+               "STORE_STATS_FIELDS names every field of struct store_stats");
+#undef STATS_COUNT
+
 void store_get_stats(const struct store *s, struct store_stats *o)
 {
-    memset(o, 0, sizeof(*o));
-    o->curr_items = s->c.curr_items;
-    o->total_items = s->c.total_items;
-    o->bytes = s->c.bytes;
-    o->mem_limit = s->cfg.mem_limit;
-    o->mem_used = store_mem_used(s);
-    o->index_bytes = index_bytes(s);
-    o->pins = s->pins;
-    o->held_bytes = s->held_bytes;
-    o->seg_size = s->seg_size;
-    o->segs_total = s->nsegs;
-    o->segs_used = s->segs_used;
-    o->evictions = s->c.evictions;
-    o->evicted_segments = s->c.evicted_segments;
-    o->expired_reclaimed = s->c.expired_reclaimed;
-    o->expired_unfetched = s->c.expired_unfetched;
-    o->evicted_unfetched = s->c.evicted_unfetched;
-    o->reclaim_segments = s->c.reclaim_segments;
-    o->merged_items = s->c.merged_items;
-    o->large_items = s->nlarge;
-    o->flushes = s->c.flushes;
-    o->hash_power = s->idx.level;
-    o->hash_expanding = s->idx.nb != ((size_t)1 << s->idx.level);
+#define STATS_GET(f, v) o->f = (uint64_t)(v);
+    STORE_STATS_FIELDS(STATS_GET)
+#undef STATS_GET
+}
+
+void store_publish_stats(const struct store *s, _Atomic uint64_t *out)
+{
+#define STATS_PUB(f, v) \
+    atomic_store_explicit(&out[offsetof(struct store_stats, f) / sizeof(uint64_t)], (uint64_t)(v), \
+                          memory_order_relaxed);
+    STORE_STATS_FIELDS(STATS_PUB)
+#undef STATS_PUB
 }
 
 /* Warm restart onto another worker count (snapshot.h): an item moved in

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include "util/hash.h"
 
@@ -157,6 +158,10 @@ bool store_maintain(struct store *s, unsigned budget);
 bool store_wants_room(const struct store *s);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
+/* The same figures written where other threads read them: word i of out is
+ * word i of struct store_stats (relaxed stores; the owner publishes once
+ * per loop iteration that changed them, so no copy is made first). */
+void store_publish_stats(const struct store *s, _Atomic uint64_t *out);
 /* A count that moves whenever any store_get_stats() field may have: every
  * call that can change the store bumps it (a get only when it removes an
  * expired item), so a loop of get hits leaves it alone and the worker, which
