@@ -122,6 +122,12 @@ static inline size_t text_get_line(const char *data, size_t len, uint8_t *op,
  * int32 and uint32 fields with no range check. */
 static inline const char *line_num(const char *q, const char *end, uint32_t *v)
 {
+    /* One digit (flags and exptime are nearly always 0): no loop. */
+    if (end - q >= 2 && (unsigned)((unsigned char)q[0] - '0') < 10 &&
+        (unsigned)((unsigned char)q[1] - '0') >= 10) {
+        *v = (uint32_t)(q[0] - '0');
+        return q + 1;
+    }
     const char *d = q, *lim = end - q > 10 ? q + 10 : end;
     uint32_t x = 0;
     unsigned c;
