@@ -436,6 +436,7 @@ bool index_prepare(struct store *s, uint64_t h)
 {
     struct index *x = &s->idx;
     if ((x->nitems + 1) * 4 > (uint64_t)LOAD_X4 * x->nb && x->nb < x->nb_max) {
+        s->moves++;   /* a split moves entries */
         if (x->nb < x->nb_commit || store_make_room(s, PAGE_SZ))
             split_one(s);
     }

@@ -206,6 +206,7 @@ void store_clock(struct store *s, uint32_t now)
 bool store_make_room(struct store *s, size_t bytes)
 {
     s->gen++;   /* may change what store_get_stats() reports */
+    s->moves++;
     while (!store_room(s, bytes))
         if (!evict_one(s))
             return false;
@@ -326,10 +327,18 @@ struct wsrc {
  * (relocation that must keep it). May evict; never touches a value pointer
  * into this store after evicting, so callers copy such values first.
  */
+/* What a write's caller found for its key just before (slot NULL: absent),
+ * and s->moves then. */
+struct found {
+    uint16_t *slot;
+    const struct item *it;
+    uint64_t moves;
+};
+
 static int item_write(struct store *s, uint64_t h, const char *key, size_t klen,
                       const struct wsrc *v, uint32_t flags, uint32_t exptime,
                       uint64_t keep_cas, uint8_t mbits, unsigned freq, bool fresh,
-                      uint64_t *cas_out)
+                      uint64_t *cas_out, const struct found *f)
 {
     size_t vlen = v->alen + v->blen;
     bool large = false;
@@ -357,8 +366,18 @@ static int item_write(struct store *s, uint64_t h, const char *key, size_t klen,
     if (fresh)
         s->c.total_items++;
 
+    /* Found again unless nothing moved since the caller looked (the usual
+     * set: room in the open segment, no split), which saves a second
+     * lookup per set. */
     struct item old;
-    uint16_t *slot = index_find(s, key, klen, h, &old);
+    uint16_t *slot;
+    if (f && !large && f->moves == s->moves) {
+        slot = f->slot;
+        if (slot)
+            old = *f->it;
+    } else {
+        slot = index_find(s, key, klen, h, &old);
+    }
     uint64_t e = e_make(s, hash_tag(s, h), freq, sid, off);
     if (slot) {
         item_kill(s, slot_get(slot), &old);
@@ -460,7 +479,7 @@ static uint16_t *set_exptime(struct store *s, const char *key, size_t klen, uint
     uint32_t flags = it->flags;
     uint8_t mbits = it->bits & IB_MBITS;
     unsigned freq = slot_freq(slot);
-    int rc = item_write(s, h, tmp, klen, &v, flags, exptime, cas, mbits, freq, false, NULL);
+    int rc = item_write(s, h, tmp, klen, &v, flags, exptime, cas, mbits, freq, false, NULL, NULL);
     free(tmp);
     if (rc != ST_OK) {
         delete_key(s, key, klen, h);
@@ -515,6 +534,7 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
     uint64_t h = store_hash(key, klen);
     struct item it;
     uint16_t *slot = lookup(s, key, klen, h, &it, true);
+    uint64_t moves = s->moves;
 
     switch (mode) {
     case SM_ADD:
@@ -581,7 +601,8 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
                                                        : ttl_bucket_of(s, exptime)].cmd_set++;
     if (mode == SM_CAS)
         s->cls[entry_class(s, slot_get(slot))].cas_hits++;
-    int rc = item_write(s, h, key, klen, &v, flags, exptime, 0, 0, freq, true, cas_out);
+    const struct found f = {slot, &it, moves};
+    int rc = item_write(s, h, key, klen, &v, flags, exptime, 0, 0, freq, true, cas_out, &f);
     free(tmp);
     if (rc != ST_OK && mode == SM_SET)
         delete_key(s, key, klen, h);
@@ -743,7 +764,8 @@ int store_arith(struct store *s, const char *key, size_t klen, bool incr,
     /* A result longer than the old value is a new item in memcached, and
      * counts in total_items. */
     int rc = item_write(s, h, key, klen, &w, it.flags, it.exptime, 0,
-                        it.bits & IB_MBITS, freq_bump(s, slot_freq(slot)), n > it.vlen, cas_out);
+                        it.bits & IB_MBITS, freq_bump(s, slot_freq(slot)), n > it.vlen, cas_out,
+                        NULL);
     if (rc != ST_OK) {
         delete_key(s, key, klen, h);
         return rc;
@@ -916,5 +938,5 @@ int store_restore_put(struct store *s, const struct store_copy *c)
         return ST_TOO_LARGE;
     struct wsrc v = {c->val, NULL, c->vlen, 0};
     return item_write(s, store_hash(c->key, c->klen), c->key, c->klen, &v, c->flags, c->exptime,
-                      c->cas, c->mbits, (c->mbits & ITEM_FETCHED) ? 1 : 0, false, NULL);
+                      c->cas, c->mbits, (c->mbits & ITEM_FETCHED) ? 1 : 0, false, NULL, NULL);
 }

@@ -104,6 +104,7 @@ uint8_t *ttl_append(struct store *s, size_t size, uint32_t exptime, uint32_t *si
     struct ttl_bucket *tb = &s->ttl[b];
     uint32_t id = tb->open;
     if (id == NONE32 || s->segs[id].wpos + size > s->seg_size) {
+        s->moves++;   /* sealing and opening may promote, merge or evict */
         if (id != NONE32) {
             s->segs[id].state = SEG_SEALED;
             tb->open = NONE32;
