@@ -138,7 +138,7 @@ static void sink_request(void *s, struct req *r)
 static void sink_stats(void *s, const char *arg, size_t len, struct stats_out *so)
 {
     struct conn *c = s;
-    c->l->host->stats(c->l, arg, len, so);
+    c->l->host->stats(c->l, c, arg, len, so);
 }
 
 /* A store walk touring the workers (server/introspect.c): queued like a
@@ -161,6 +161,19 @@ static void sink_watch(void *s, unsigned flags)
     c->l->host->watch_start(c->l, c, flags);
 }
 
+struct msg *conn_barrier(struct conn *c)
+{
+    struct msg *b = calloc(1, sizeof *b);
+    if (!b)
+        abort();
+    b->kind = MSG_BARRIER;
+    b->from = (uint8_t)c->l->id;
+    b->conn = c;
+    queue_append(c, b);
+    c->inflight++;
+    return b;
+}
+
 /* The "OK" takes its place in the reply order once every worker has applied
  * the flush, so no client can read a flushed item after it. */
 static void sink_flush_all(void *s, int64_t delay, bool noreply)
@@ -168,14 +181,8 @@ static void sink_flush_all(void *s, int64_t delay, bool noreply)
     struct conn *c = s;
     struct msg *barrier = NULL;
     if (!noreply) {
-        barrier = calloc(1, sizeof *barrier);
-        if (!barrier)
-            abort();
-        barrier->kind = MSG_BARRIER;
-        barrier->from = (uint8_t)c->l->id;
-        barrier->conn = c;
-        queue_append(c, barrier);
-        c->inflight++;
+        barrier = conn_barrier(c);
+        buf_add(&barrier->reply, "OK\r\n", 4);
     }
     c->l->host->flush_all(c->l, delay, barrier);
 }

@@ -78,6 +78,10 @@ void conn_peer_closed(struct conn *c);                     /* end of stream or e
 void conn_serve(struct conn *c);
 /* A reply for this connection came back from another worker. */
 void conn_reply_arrived(struct msg *m);
+/* A slot in c's reply order that the runtime releases through
+ * conn_reply_arrived once every worker has done its part; its reply (written
+ * by the caller before that) is flush_all's OK or stats reset's RESET. */
+struct msg *conn_barrier(struct conn *c);
 void conn_close(struct conn *c);
 void conn_idle_sweep(struct loop *l);
 /* Connections held back by the worker's ring overflow may continue. */

@@ -34,8 +34,10 @@ struct topk;
 struct loop_host {
     /* A request message for worker `owner` (or a reply home). */
     void (*route)(struct loop *l, unsigned owner, struct msg *m);
-    /* `stats [arg]` into out. */
-    void (*stats)(struct loop *l, const char *arg, size_t len, struct stats_out *so);
+    /* `stats [arg]` into out, for connection c (NULL: a datagram, whose
+     * reply cannot wait; stats reset then answers at once). */
+    void (*stats)(struct loop *l, struct conn *c, const char *arg, size_t len,
+                  struct stats_out *so);
     /* A store walk for d: a message to queue in the connection's reply order
      * (then started with dump_start). */
     struct msg *(*dump_new)(struct loop *l, const struct dump_req *d);
@@ -45,8 +47,8 @@ struct loop_host {
     void (*watch_stop)(struct loop *l, struct conn *c);
     /* A connection opened or closed (watch connevents); NULL = none wanted. */
     void (*conn_event)(struct loop *l, int fd, bool is_new);
-    /* flush_all: the runtime broadcasts it; `barrier` (or NULL with
-     * noreply) is the connection's reply slot, completed with "OK" once
+    /* flush_all: the runtime broadcasts it; `barrier` (conn_barrier(), or
+     * NULL with noreply) is the connection's reply slot, released once
      * every worker applied it. */
     void (*flush_all)(struct loop *l, int64_t delay, struct msg *barrier);
 };

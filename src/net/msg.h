@@ -18,8 +18,9 @@ enum msg_kind {
     MSG_REQ,          /* keyed request; comes back with its reply */
     MSG_LOCAL,        /* origin-only: a chunk of local replies in a conn's queue */
     MSG_FLUSH,        /* flush_all broadcast; comes home when it has a barrier */
-    MSG_BARRIER,      /* origin-only: a reply slot completed by the runtime (flush_all's OK) */
-    MSG_STATS_RESET,  /* stats reset broadcast */
+    MSG_BARRIER,      /* origin-only: a reply slot completed by the runtime once every
+                       * worker has done its part (flush_all's OK, stats reset's RESET) */
+    MSG_STATS_RESET,  /* stats reset broadcast; comes home when it has a barrier */
     MSG_UDP,          /* request from a UDP datagram; the reply is sent by its origin */
     MSG_UNPIN,        /* a reply sent by reference is done: the owner's pin */
     MSG_WATCH,        /* watch registration or lines (server/watch.c) */
@@ -43,11 +44,11 @@ struct msg {
         uint32_t        pin;      /* MSG_UNPIN */
         struct udp_req *udp;      /* MSG_UDP: the origin's datagram session */
         unsigned        waiting;  /* MSG_BARRIER: workers yet to answer */
-        struct {
+        struct {                  /* MSG_FLUSH, MSG_STATS_RESET */
+            struct msg *barrier;  /* the origin's reply slot, or NULL */
             uint32_t    at;       /* MSG_FLUSH: oldest_live (0 = cancel) */
             bool        now;      /* ... and the origin found it reached */
-            struct msg *barrier;  /* ... the origin's reply slot, or NULL */
-        } flush;
+        } bcast;
     } u;
     uint64_t     lat_t0;    /* origin: lat_ticks() when parsed, 0 = not timed */
     struct req   req;       /* key/val/aux point into data[] */

@@ -222,7 +222,7 @@ static void sink_request(void *s, struct req *r)
 static void sink_stats(void *s, const char *arg, size_t len, struct stats_out *so)
 {
     struct udp_req *q = s;
-    q->l->host->stats(q->l, arg, len, so);
+    q->l->host->stats(q->l, NULL, arg, len, so);
 }
 
 static void sink_flush_all(void *s, int64_t delay, bool noreply)

@@ -230,6 +230,11 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
         }
         break;
     case BIN_STAT:
+        if (el == 0 && sk->settled && !sk->settled(s)) {
+            /* parsed again once the earlier requests are counted (as text) */
+            *need = head;
+            return V_WAIT;
+        }
         if ((valid = el == 0)) {
             /* memcached answers a usage error of a bare "detail" with only
              * the terminator, of anything longer with "not found". */

@@ -60,6 +60,12 @@ void stats_out_text(struct stats_out *so, struct buf *o)
     *so = (struct stats_out){ .pair = text_pair, .blob = text_blob, .end = text_end, .o = o };
 }
 
+void stats_out_retarget(struct stats_out *so, struct buf *o)
+{
+    so->o = o;
+    so->start = o->len;
+}
+
 /* ---- binary: one packet per pair, then an empty one (memcached 1.6) ----- */
 
 static void bin_pair(struct stats_out *so, const char *name, size_t nlen, const char *val,

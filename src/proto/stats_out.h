@@ -37,6 +37,8 @@ struct stats_out {
 };
 
 void stats_out_text(struct stats_out *so, struct buf *o);
+/* The rest of the reply goes to o instead (a reply slot that waits). */
+void stats_out_retarget(struct stats_out *so, struct buf *o);
 void stats_out_binary(struct stats_out *so, struct buf *o, uint8_t opcode, uint32_t opaque,
                       bool bare_detail);
 

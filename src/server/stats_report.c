@@ -420,7 +420,8 @@ static bool sub_arg(const char *arg, size_t len, const char *word, size_t *rest)
     return true;
 }
 
-void stats_report(struct worker *w, const char *arg, size_t len, struct stats_out *so)
+void stats_report(struct worker *w, struct conn *c, const char *arg, size_t len,
+                  struct stats_out *so)
 {
     size_t rest;
     while (len && arg[len - 1] == ' ')
@@ -429,10 +430,15 @@ void stats_report(struct worker *w, const char *arg, size_t len, struct stats_ou
     if (len == 0)
         general(w, so);
     else if (IS("reset")) {
-        worker_stats_reset(w);
+        /* RESET goes into a slot of the connection's reply order that is
+         * released once every worker has zeroed (a datagram answers at once). */
+        struct msg *barrier = c ? conn_barrier(c) : NULL;
+        if (barrier)
+            stats_out_retarget(so, &barrier->reply);
         latency_reset();
         hotkeys_reset();
         so->end(so, STATS_RESET);
+        worker_stats_reset(w, barrier);
         return;
     } else if (IS("settings"))
         settings_report(so);

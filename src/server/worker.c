@@ -220,33 +220,47 @@ static uint32_t flush_target(int64_t delay, uint32_t now)
     return proto_conf.use_cas ? at - 1 : at;
 }
 
-/* The barrier (a connection's reply slot) is answered "OK" when the last
- * worker has applied the flush: until then some worker could still serve
- * an item the client believes flushed. */
+/* A barrier (a connection's reply slot, its reply already written) is
+ * released when the last worker has done its part: until then some worker
+ * could still serve an item the client believes flushed, or count a
+ * request that its reset then wipes. */
 static void barrier_done(struct msg *b)
 {
     if (--b->u.waiting > 0)
         return;
-    buf_add(&b->reply, "OK\r\n", 4);
     conn_reply_arrived(b);
+}
+
+/* `proto` (MSG_FLUSH or MSG_STATS_RESET) to every other worker, each copy
+ * coming home to release `barrier` (NULL: none come home); then `own`, this
+ * worker's part, and its share of the barrier. */
+static void broadcast_barrier(struct worker *w, struct msg *proto, struct msg *barrier,
+                              void (*own)(struct worker *w, const struct msg *proto))
+{
+    proto->u.bcast.barrier = barrier;
+    if (barrier)
+        barrier->u.waiting = 1;   /* this worker's own, below */
+    unsigned sent = broadcast(w, proto);
+    if (barrier)
+        barrier->u.waiting += sent;
+    own(w, proto);
+    if (barrier)
+        barrier_done(barrier);
+}
+
+static void flush_own(struct worker *w, const struct msg *proto)
+{
+    apply_flush(w, proto->u.bcast.at, false);
 }
 
 static void flush_all(struct worker *w, int64_t delay, struct msg *barrier)
 {
     uint32_t at = flush_target(delay, w->now);
     STAT_INC(&w->stats, cmd_flush);
-    if (barrier)
-        barrier->u.waiting = 1;   /* this worker's own, below */
     struct msg proto = { .kind = MSG_FLUSH };
-    proto.u.flush.at = at;
-    proto.u.flush.now = at != 0 && at <= w->now;
-    proto.u.flush.barrier = barrier;
-    unsigned sent = broadcast(w, &proto);
-    if (barrier)
-        barrier->u.waiting += sent;
-    apply_flush(w, at, false);
-    if (barrier)
-        barrier_done(barrier);
+    proto.u.bcast.at = at;
+    proto.u.bcast.now = at != 0 && at <= w->now;
+    broadcast_barrier(w, &proto, barrier, flush_own);
 }
 
 static void reset_own_stats(struct worker *w)
@@ -264,14 +278,19 @@ static void reset_own_stats(struct worker *w)
     publish_classes(w);
 }
 
-void worker_stats_reset(struct worker *w)
+static void reset_own(struct worker *w, const struct msg *proto)
+{
+    (void)proto;
+    reset_own_stats(w);
+}
+
+void worker_stats_reset(struct worker *w, struct msg *barrier)
 {
     /* The prefix tables are locked (prefix_stats.h): clear them all here, so
      * a `stats detail dump` right after the reset sees none of the old. */
     for (unsigned p = 0; p < nworkers; p++)
         pfx_clear(workers[p].pfx);
-    broadcast(w, &(struct msg){ .kind = MSG_STATS_RESET });
-    reset_own_stats(w);
+    broadcast_barrier(w, &(struct msg){ .kind = MSG_STATS_RESET }, barrier, reset_own);
 }
 
 static void handle_msg(struct worker *w, unsigned from, struct msg *m)
@@ -304,21 +323,21 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
         watch_arrived(w, m);
         return;
     case MSG_FLUSH:
-        if (m->from == w->id) {   /* a peer applied it */
-            struct msg *b = m->u.flush.barrier;
+    case MSG_STATS_RESET:
+        if (m->from == w->id) {   /* a peer has done its part */
+            struct msg *b = m->u.bcast.barrier;
             free(m);
             barrier_done(b);
             return;
         }
-        apply_flush(w, m->u.flush.at, m->u.flush.now);
-        if (m->u.flush.barrier)
+        if (m->kind == MSG_FLUSH)
+            apply_flush(w, m->u.bcast.at, m->u.bcast.now);
+        else
+            reset_own_stats(w);
+        if (m->u.bcast.barrier)
             worker_send(w, from, m);
         else
             free(m);
-        return;
-    case MSG_STATS_RESET:
-        reset_own_stats(w);
-        free(m);
         return;
     case MSG_UNPIN:
         store_unpin(w->store, m->u.pin);
@@ -564,9 +583,10 @@ static void host_route(struct loop *l, unsigned owner, struct msg *m)
     worker_send(of(l), owner, m);
 }
 
-static void host_stats(struct loop *l, const char *arg, size_t len, struct stats_out *so)
+static void host_stats(struct loop *l, struct conn *c, const char *arg, size_t len,
+                       struct stats_out *so)
 {
-    stats_report(of(l), arg, len, so);
+    stats_report(of(l), c, arg, len, so);
 }
 
 static struct msg *host_dump_new(struct loop *l, const struct dump_req *d)
@@ -810,8 +830,8 @@ void workers_stop(void)
 /* After all workers stopped: free messages still in rings or queues. */
 static void free_stranded(struct msg *m)
 {
-    if (m->kind == MSG_FLUSH && m->u.flush.barrier) {
-        struct msg *b = m->u.flush.barrier;
+    if ((m->kind == MSG_FLUSH || m->kind == MSG_STATS_RESET) && m->u.bcast.barrier) {
+        struct msg *b = m->u.bcast.barrier;
         if (--b->u.waiting == 0)
             free_stranded(b);
     } else if (m->kind == MSG_REQ || m->kind == MSG_INTRO || m->kind == MSG_BARRIER) {

@@ -95,7 +95,9 @@ void worker_store_stats(struct worker *w, struct store_stats *out);
 /* Worker w's store classes (see store_get_class_stats) as of at most about
  * a second ago, or exact when w is the calling worker; up to max. */
 unsigned worker_class_stats(struct worker *w, struct store_class_stats *out, unsigned max);
-/* stats reset from a client of worker w. */
-void worker_stats_reset(struct worker *w);
+/* stats reset from a client of worker w: every worker zeroes its counters,
+ * then `barrier` (the client's reply slot, RESET written in it; NULL: none)
+ * is released, so no request after the reply is counted and then wiped. */
+void worker_stats_reset(struct worker *w, struct msg *barrier);
 
 #endif

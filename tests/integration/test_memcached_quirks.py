@@ -313,10 +313,95 @@ def test_counters_like_memcached(pair, session):
     ref, srv = pair
     for s in (ref, srv):
         with s.conn() as c:
-            # percore's `stats reset` answers before the other workers have
-            # zeroed theirs (a broadcast); the flush after it answers only
-            # when every worker has applied it, so the resets are done too
-            # before the session runs on another connection.
-            c.call(b"stats reset\r\nflush_all\r\n", b"RESET\r\nOK\r\n")
+            # RESET answers once every worker has zeroed its counters, so
+            # the session on another connection right after is all counted.
+            c.call(b"flush_all\r\nstats reset\r\n", b"OK\r\nRESET\r\n")
     assert counters_after(srv, COUNTER_SESSIONS[session]) == \
         counters_after(ref, COUNTER_SESSIONS[session])
+
+
+def stat_dict(text):
+    return dict(l.split(" ", 2)[1:] for l in text.decode().split("\r\n") if l.startswith("STAT "))
+
+
+def reset_races(server, rounds=300, others=3):
+    """One connection resets the counters; as soon as it reads RESET, other
+    connections (likely on other workers) store and read a key each; the
+    first then asks for stats. memcached zeroes every thread's counters
+    before it answers RESET, so every round counts exactly those commands.
+    Returns the rounds that did not."""
+    bad = []
+    a = server.conn()
+    bs = [server.conn() for _ in range(others)]
+    try:
+        for i in range(rounds):
+            a.send(b"stats reset\r\n")
+            a.read_until(b"RESET\r\n")
+            for k, b in enumerate(bs):
+                b.send(b"set r%d_%d 0 0 1\r\nx\r\nget r%d_%d\r\n" % (i, k, i, k))
+            for b in bs:
+                b.read_until(b"END\r\n")
+            a.send(b"stats\r\n")
+            st = stat_dict(a.read_until(b"\r\nEND\r\n"))
+            got = tuple(int(st[k]) for k in ("cmd_set", "cmd_get", "get_hits"))
+            if got != (others, others, others):
+                bad.append((i, got))
+    finally:
+        for c in [a] + bs:
+            c.close()
+    return bad
+
+
+@pytest.mark.time_limit(120)
+def test_stats_reset_then_other_connections_all_counted(server_factory):
+    if not os.path.exists(MEMCACHED):
+        pytest.skip("memcached not installed")
+    ref = server_factory(binary=MEMCACHED, threads=2)
+    srv = server_factory(threads=4)
+    assert reset_races(ref) == []
+    assert reset_races(srv) == []
+
+
+def bin_pkt(op, key=b"", ext=b"", val=b"", opaque=0):
+    import struct
+    return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), len(ext), 0, 0,
+                       len(key) + len(ext) + len(val), opaque, 0) + ext + key + val
+
+
+def bin_stats_after_pipelined(server):
+    """Binary commands and a STAT in one write, quiet ones mostly (they run
+    on other workers while the parser reaches the STAT): memcached's
+    counters include all of them."""
+    import struct
+    SETQ, GETKQ, INCRQ, DELETEQ, TOUCH, STAT, NOOP = 0x11, 0x0D, 0x15, 0x14, 0x1C, 0x10, 0x0A
+    reqs = b"".join(bin_pkt(SETQ, b"b%d" % i, struct.pack(">II", 0, 0), b"%d" % (i % 10))
+                    for i in range(60))
+    reqs += b"".join(bin_pkt(GETKQ, b"b%d" % i) for i in range(0, 90, 3))
+    reqs += b"".join(bin_pkt(INCRQ, b"b%d" % i, struct.pack(">QQI", 1, 0, 0xFFFFFFFF)) +
+                     bin_pkt(TOUCH, b"b%d" % (i + 1), struct.pack(">I", 100)) +
+                     bin_pkt(DELETEQ, b"b%d" % (i + 2)) for i in range(0, 80, 7))
+    reqs += bin_pkt(STAT, opaque=0x5747) + bin_pkt(NOOP, opaque=0xE0D)
+    with server.conn() as c:
+        c.send(reqs)
+        data = b""
+        while not data.endswith(struct.pack(">I", 0xE0D) + bytes(8)):
+            c._fill()
+            data = bytes(c.buf)
+    st, i = {}, 0
+    while i + 24 <= len(data):
+        op, kl, el, bl, opq = struct.unpack(">xBHBxxxII", data[i:i + 16])
+        body = data[i + 24:i + 24 + bl]
+        if op == STAT and opq == 0x5747 and kl:
+            st[body[el:el + kl].decode()] = body[el + kl:].decode()
+        i += 24 + bl
+    return {k: st[k] for k in PIPELINE_COUNTERS}
+
+
+def test_binary_stat_after_pipelined_commands_counts_them(server_factory):
+    if not os.path.exists(MEMCACHED):
+        pytest.skip("memcached not installed")
+    ref = server_factory(binary=MEMCACHED, threads=2)
+    srv = server_factory(threads=4)
+    want = bin_stats_after_pipelined(ref)
+    assert want["cmd_set"] == "60"
+    assert bin_stats_after_pipelined(srv) == want
