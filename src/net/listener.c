@@ -80,6 +80,20 @@ int listener_open(const char *addr, int port, int backlog, bool udp, int cpu)
     return fd;
 }
 
+int listener_port(int fd, int *family)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    *family = ss.ss_family;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -1;
+}
+
 /* Only a socket that refuses connections is stale: a live server behind it
  * keeps it, and a path that is not a socket is never deleted. */
 static int unix_clear_stale(const struct sockaddr_un *sa)

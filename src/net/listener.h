@@ -12,6 +12,9 @@
 int listener_check_free(const char *addr, int port, bool udp);
 /* Returns a bound, non-blocking socket (listening, for TCP), or -1. */
 int listener_open(const char *addr, int port, int backlog, bool udp, int cpu);
+/* The port a socket is bound to (the kernel's choice after port 0), and
+ * its address family in *family; -1 if it cannot be read. */
+int listener_port(int fd, int *family);
 
 /* The UNIX socket of -s, created with permissions `mask` (octal, as -a).
  * A socket file left by a dead server is replaced; one that a live server

@@ -95,6 +95,7 @@ struct udp_worker {
  * touches only its own. */
 static struct udp_worker *uws;
 static int steer_level = STEER_LEVEL_HASH;   /* written once at set-up */
+static int bound_port;                       /* written once at set-up */
 
 /* ---- request contexts --------------------------------------------------- */
 
@@ -534,9 +535,10 @@ int udp_setup(struct loop *const *loops, unsigned nworkers)
     uws = calloc(nworkers, sizeof *uws);
     if (!uws)
         return -1;
-    for (int a = 0; a < settings.nlisten; a++)
-        if (listener_check_free(settings.listen[a], settings.udp_port, true) < 0)
-            return -1;
+    bound_port = settings.udp_port;
+    for (int a = 0; bound_port > 0 && a < settings.nlisten; a++)
+        if (listener_check_free(settings.listen[a], bound_port, true) < 0)
+            return UDP_SETUP_SOCKETS;
     for (unsigned i = 0; i < nworkers; i++) {
         struct udp_worker *u = &uws[i];
         u->rxbuf = malloc((size_t)UDP_RX_BATCH * UDP_RX_SIZE);
@@ -558,9 +560,13 @@ int udp_setup(struct loop *const *loops, unsigned nworkers)
         int fds[MAX_WORKERS];
         for (unsigned i = 0; i < nworkers; i++) {
             struct loop *l = loops[i];
-            int fd = listener_open(settings.listen[a], settings.udp_port, 0, true, l->cpu);
+            int fd = listener_open(settings.listen[a], bound_port < 0 ? 0 : bound_port, 0, true,
+                                   l->cpu);
             if (fd < 0)
-                return -1;
+                return UDP_SETUP_SOCKETS;
+            int family;
+            if (bound_port < 0 && (bound_port = listener_port(fd, &family)) < 0)
+                return UDP_SETUP_SOCKETS;
             l->udp[a].type = SRC_UDP;
             l->udp[a].fd = fd;
             l->nudp++;
@@ -583,7 +589,7 @@ int udp_setup(struct loop *const *loops, unsigned nworkers)
         int cpu[MAX_WORKERS];
         for (unsigned i = 0; i < nworkers; i++)
             cpu[i] = loops[i]->cpu;
-        if (xdp_steer_setup(group_fds, (unsigned)settings.nlisten, (uint16_t)settings.udp_port,
+        if (xdp_steer_setup(group_fds, (unsigned)settings.nlisten, (uint16_t)bound_port,
                             nworkers, cpu, settings.steering) < 0)
             return -1;
     }
@@ -591,6 +597,11 @@ int udp_setup(struct loop *const *loops, unsigned nworkers)
         log_warn("UDP steering: %s (eBPF not available); requests for other workers' keys "
                  "are forwarded between workers", steer_level_name(level));
     return 0;
+}
+
+int udp_port(void)
+{
+    return bound_port;
 }
 
 const char *udp_steering_name(void)

@@ -21,8 +21,10 @@
 #include "util/options.h"
 #include "server/auth_setup.h"
 #include "server/metrics.h"
+#include "server/port_file.h"
 #include "server/warm.h"
 #include "server/worker.h"
+#include "net/listener.h"
 #include "net/tls.h"
 #include "net/udp.h"
 
@@ -170,11 +172,14 @@ int main(int argc, char **argv)
     }
     if (warm_setup() < 0)
         return EXIT_RUNTIME;
-    if (workers_setup() < 0 || metrics_setup() < 0) {
+    int rc = workers_setup();
+    if (rc < 0 || metrics_setup() < 0) {
         metrics_stop();
         workers_teardown();
-        return EXIT_RUNTIME;
+        /* memcached: EX_OSERR when a listener cannot be opened */
+        return rc == SETUP_SOCKETS ? EXIT_OSERR : EXIT_RUNTIME;
     }
+    port_file_write();
     warm_restore();
     if (settings.user && drop_privileges(settings.user) < 0) {
         workers_teardown();
@@ -197,10 +202,10 @@ int main(int argc, char **argv)
                  settings.nworkers, settings.maxbytes >> 20, settings.item_max, settings.maxconns);
     else
         log_info("listening on %s port %d, %d workers, %zu MiB, item max %zu bytes, max %d connections",
-                 settings.listen[0], settings.listen_port[0] ? settings.listen_port[0] : settings.port,
+                 settings.listen[0], listener_port(workers[0].loop.listen[0].fd, &(int){0}),
                  settings.nworkers, settings.maxbytes >> 20, settings.item_max, settings.maxconns);
     if (settings.udp_port)
-        log_info("UDP port %d, steering: %s", settings.udp_port, udp_steering_name());
+        log_info("UDP port %d, steering: %s", udp_port(), udp_steering_name());
 
     if (workers_start() < 0 || metrics_start() < 0)
         return EXIT_RUNTIME;

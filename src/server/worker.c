@@ -632,10 +632,22 @@ static const struct loop_host worker_host = {
 /* The socket file of -s is ours to remove at exit once we created it. */
 static bool unix_listening;
 
-/* -l addr:port names its own port; a bare address uses -p. */
+/* -l addr:port names its own port; a bare address uses -p. -1: any free
+ * port (-p -1, -l addr:0), chosen by the kernel for worker 0's socket. */
 static int listen_port(int a)
 {
     return settings.listen_port[a] ? settings.listen_port[a] : settings.port;
+}
+
+/* Worker w's listener for address a (its a-th TCP socket); the other
+ * workers join the port worker 0's got, so one port serves them all. */
+static int open_tcp(struct worker *w, int a)
+{
+    int port = listen_port(a), family;
+    if (port < 0 && w->id > 0)   /* no -s with TCP: worker 0's TCP sockets come first */
+        port = listener_port(workers[0].loop.listen[a].fd, &family);
+    return listener_open(settings.listen[a], port < 0 ? 0 : port, settings.backlog, false,
+                         w->loop.cpu);
 }
 
 int workers_setup(void)
@@ -683,8 +695,8 @@ int workers_setup(void)
         }
 
     for (int a = 0; settings.port && a < settings.nlisten; a++)
-        if (listener_check_free(settings.listen[a], listen_port(a), false) < 0)
-            return -1;
+        if (listen_port(a) > 0 && listener_check_free(settings.listen[a], listen_port(a), false) < 0)
+            return SETUP_SOCKETS;
     /* AF_UNIX has no SO_REUSEPORT: one listening socket, and every worker
      * watches its own dup() of it (each reactor then owns a distinct fd,
      * closed independently). Whichever worker's accept runs first takes a
@@ -697,7 +709,7 @@ int workers_setup(void)
     if (settings.unix_path) {
         unix_fd = listener_open_unix(settings.unix_path, settings.unix_mask, settings.backlog);
         if (unix_fd < 0)
-            return -1;
+            return SETUP_SOCKETS;
         unix_listening = true;
     }
 
@@ -784,9 +796,9 @@ int workers_setup(void)
             w->loop.nlisten++;
         }
         for (int a = 0; settings.port && a < settings.nlisten; a++) {
-            int fd = listener_open(settings.listen[a], listen_port(a), settings.backlog, false, w->loop.cpu);
+            int fd = open_tcp(w, a);
             if (fd < 0)
-                return -1;
+                return SETUP_SOCKETS;
             w->loop.listen[w->loop.nlisten].type = SRC_LISTEN;
             w->loop.listen[w->loop.nlisten].fd = fd;
             if (reactor_add(&w->loop.reactor, fd, EV_READ, &w->loop.listen[w->loop.nlisten]) < 0)
@@ -794,12 +806,13 @@ int workers_setup(void)
             w->loop.nlisten++;
         }
     }
-    if (settings.udp_port > 0) {
+    if (settings.udp_port != 0) {
         struct loop *loops[MAX_WORKERS];
         for (unsigned i = 0; i < nworkers; i++)
             loops[i] = &workers[i].loop;
-        if (udp_setup(loops, nworkers) < 0)
-            return -1;
+        int rc = udp_setup(loops, nworkers);
+        if (rc < 0)
+            return rc == UDP_SETUP_SOCKETS ? SETUP_SOCKETS : -1;
     }
     return 0;
 }

@@ -83,6 +83,10 @@ extern size_t rings_bytes;   /* memory of all rings, for stats */
 extern struct proto_conf proto_conf;
 extern _Atomic int server_stopping;
 
+/* Main thread: workers, stores and sockets. 0, or -1 on a failure, or
+ * SETUP_SOCKETS when a socket could not be opened (memcached then exits
+ * EX_OSERR). */
+#define SETUP_SOCKETS (-2)
 int  workers_setup(void);
 int  workers_start(void);
 void workers_stop(void);

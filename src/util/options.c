@@ -24,8 +24,8 @@ struct settings settings;
 /* name, has_arg, short, metavar, help. memcached's flags keep memcached's
  * letters and long names; percore's own options are long only. */
 #define OPTIONS(X) \
-    X("port",            1, 'p', "<num>",  "TCP port to listen on (default: 11211; 0 = TCP off)") \
-    X("udp-port",        1, 'U', "<num>",  "UDP port to listen on (default: 0, off)") \
+    X("port",            1, 'p', "<num>",  "TCP port to listen on (default: 11211; 0 = TCP off, -1 = any free port)") \
+    X("udp-port",        1, 'U', "<num>",  "UDP port to listen on (default: 0, off; -1 = any free port)") \
     X("unix-socket",     1, 's', "<file>", "UNIX socket to listen on (turns TCP and UDP off)") \
     X("unix-mask",       1, 'a', "<mask>", "permissions of the UNIX socket, in octal (default: 700)") \
     X("enable-shutdown", 0, 'A', "",       "allow the shutdown command") \
@@ -361,8 +361,8 @@ static void parse_listen(const char *arg)
             die_usage("invalid listen address '%s' (-l)", arg);
         if (settings.nlisten == MAX_LISTEN)
             die_usage("too many listen addresses (max %s)", "8");
-        settings.listen_port[settings.nlisten] =
-            port ? (int)parse_int(port, 1, 65535, "port in listen address (-l)") : 0;
+        int p = port ? (int)parse_int(port, 0, 65535, "port in listen address (-l)") : 0;
+        settings.listen_port[settings.nlisten] = port && p == 0 ? -1 : p;   /* :0 = any free */
         settings.listen[settings.nlisten++] = strdup(host);
     }
     free(copy);
@@ -446,8 +446,8 @@ int options_parse(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":p:U:s:a:Al:dru:m:Mc:kvhiVP:f:n:LD:t:R:Cb:B:I:SFXWY:e:Zo:N:",
                             longopts, NULL)) != -1) {
         switch (c) {
-        case 'p': settings.port = (int)parse_int(optarg, 0, 65535, "port (-p)"); break;
-        case 'U': settings.udp_port = (int)parse_int(optarg, 0, 65535, "UDP port (-U)"); break;
+        case 'p': settings.port = (int)parse_int(optarg, -1, 65535, "port (-p)"); break;
+        case 'U': settings.udp_port = (int)parse_int(optarg, -1, 65535, "UDP port (-U)"); break;
         case 's': settings.unix_path = optarg; break;
         case 'a': {
             char *end;

@@ -14,10 +14,11 @@
 /* Exit codes: usage errors versus failures at run time. */
 #define EXIT_USAGE 64
 #define EXIT_RUNTIME 1
+#define EXIT_OSERR 71   /* a listener could not be opened (memcached's EX_OSERR) */
 
 struct settings {
-    int      port;             /* -p */
-    int      udp_port;         /* -U (0 = off) */
+    int      port;             /* -p (0 = off, -1 = any free port) */
+    int      udp_port;         /* -U (0 = off, -1 = any free port) */
     char    *listen[MAX_LISTEN];
     int      nlisten;          /* -l (comma-separated list) */
     size_t   maxbytes;         /* -m, bytes */
@@ -43,7 +44,7 @@ struct settings {
     size_t   seg_size;         /* --segment-size, 0 = store picks */
 
     /* memcached flags added for drop-in use (issue 12). */
-    int      listen_port[MAX_LISTEN]; /* -l host:port; 0 = the -p port */
+    int      listen_port[MAX_LISTEN]; /* -l host:port; 0 = the -p port, -1 = any free */
     char    *unix_path;        /* -s: UNIX socket; turns TCP and UDP off */
     int      unix_mask;        /* -a: permissions of the socket file (octal) */
     bool     no_evict;         /* -M: SERVER_ERROR out of memory, never evict */

@@ -60,11 +60,12 @@ def test_daemon_writes_pidfile_serves_and_cleans_up(tmp_path):
 
 def test_daemon_reports_startup_failure(tmp_path):
     """The foreground process waits for the daemon to start: a port in use
-    makes `percore -d` exit 1, not 0, and leaves no pid file."""
+    makes `percore -d` exit 71 (memcached's EX_OSERR), not 0, and leaves no
+    pid file."""
     pidfile = tmp_path / "percore.pid"
     with Percore() as first:
         r = run("-d", "-P", str(pidfile), "-p", str(first.port), "-l", "127.0.0.1", "-t", "1")
-        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert r.returncode == 71, (r.returncode, r.stderr)
         assert "Address already in use" in r.stderr
         assert not pidfile.exists()
         assert first.proc.poll() is None
@@ -157,10 +158,10 @@ def test_help_and_version_exit_0():
 @pytest.mark.parametrize("threads", ["1", "4"])
 def test_port_in_use_is_a_runtime_failure(threads):
     # With several workers, the half-built set-up must be torn down cleanly
-    # (this once crashed with SIGSEGV).
+    # (this once crashed with SIGSEGV). 71: memcached's EX_OSERR.
     with Percore() as first:
         r = run("-p", str(first.port), "-l", "127.0.0.1", "-t", threads)
-        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert r.returncode == 71, (r.returncode, r.stderr)
         assert re.search(r"^<3>percore: error: ", r.stderr, re.M), r.stderr
 
 
