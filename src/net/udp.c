@@ -68,6 +68,8 @@ struct udp_req {
     bool            quit;
     bool            binary;        /* the datagram holds binary-protocol packets */
     bool            discard;       /* dropped: free when home, send nothing */
+    bool            held;          /* a stats waits for the requests before it ... */
+    struct buf      rest;          /* ... with the datagram's bytes from it on */
     unsigned        inflight;
     unsigned        nparts, cap;
     struct udp_part *parts;
@@ -111,7 +113,7 @@ static struct udp_req *req_new(struct loop *l)
             abort();
     }
     q->l = l;
-    q->cmd_open = q->quit = q->discard = false;
+    q->cmd_open = q->quit = q->discard = q->held = false;
     q->inflight = 0;
     q->nparts = 0;
     q->parts = q->inline_parts;
@@ -136,6 +138,7 @@ static void req_free(struct udp_req *q)
     q->parts = q->inline_parts;
     if (q->out.cap > UDP_RX_SIZE)
         buf_free(&q->out);
+    buf_free(&q->rest);
     q->next = u->free;
     u->free = q;
 }
@@ -252,6 +255,15 @@ static void sink_shutdown(void *s, bool graceful)
     kill(getpid(), graceful ? SIGUSR1 : SIGINT);
 }
 
+/* A stats answers what the requests before it in the datagram did: until
+ * they are home the rest of the datagram waits (udp_reply_arrived). */
+static bool sink_settled(void *s)
+{
+    struct udp_req *q = s;
+    q->held = q->inflight > 0;
+    return !q->held;
+}
+
 /* One command per text_parse() call, so each command's output can be told
  * apart from the next one's (memcached's response objects). */
 static bool sink_busy(void *s)
@@ -263,7 +275,7 @@ static bool sink_busy(void *s)
 static const struct proto_sink udp_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
-    .busy = sink_busy,
+    .busy = sink_busy, .settled = sink_settled,
 };
 
 /* ---- sending ------------------------------------------------------------ */
@@ -404,13 +416,15 @@ static uint32_t be32(const char *p)
  * memcached still sends a header-only datagram, later empty ones vanish.
  * Parsing stops at a byte that is not a request magic (memcached closes
  * the UDP "connection" there, after answering what came before). Returns
- * false when the last packet is incomplete: the datagram is dropped. */
-static bool binary_datagram(struct udp_req *q, const char *body, size_t n)
+ * false when the last packet is incomplete: the datagram is dropped.
+ * `first`: body starts the datagram; *stop: where a held stat stopped. */
+static bool binary_datagram(struct udp_req *q, const char *body, size_t n, bool first,
+                            size_t *stop)
 {
     void *state = NULL;
     bool complete = true;
     size_t off = 0;
-    for (unsigned k = 0; off < n && !q->quit; k++) {
+    for (unsigned k = first ? 0 : 1; off < n && !q->quit; k++) {
         if (!proto_binary.detect(body + off, n - off))
             break;
         if (n - off < 24 || n - off < 24 + (size_t)be32(body + off + 8)) {
@@ -428,6 +442,8 @@ static bool binary_datagram(struct udp_req *q, const char *body, size_t n)
                 break;
             pos += (size_t)used;
         }
+        if (q->held)
+            break;   /* a stat, parsed again from here */
         if (k == 0) {
             if (q->nparts == first_part)
                 part_add(q, true, true);
@@ -437,6 +453,49 @@ static bool binary_datagram(struct udp_req *q, const char *body, size_t n)
         off += plen;
     }
     proto_binary.state_free(&state);
+    *stop = off;
+    return complete;
+}
+
+/* Text commands, one text_parse() call each; as binary_datagram. */
+static bool text_datagram(struct udp_req *q, const char *body, size_t n, size_t *stop)
+{
+    struct text_parser tp = {0};
+    bool complete = true;
+    size_t off = 0;
+    while (off < n && !q->quit) {
+        size_t need = 0;
+        q->cmd_open = false;
+        ssize_t used = text_parse(&tp, q->l->conf, &udp_sink, q, body + off, n - off, &need);
+        if (used > 0)
+            off += (size_t)used;
+        if (q->held)
+            break;
+        if (used <= 0) {
+            complete = false;   /* a command cut short by the datagram's end */
+            break;
+        }
+    }
+    if (tp.swallow)
+        complete = false;       /* a refused value larger than the datagram */
+    *stop = off;
+    return complete;
+}
+
+/* The commands of body[0..n) into q's parts (`first`: body starts the
+ * datagram). A stats that waits (q->held) leaves the rest in q->rest.
+ * Returns false when the datagram must be dropped. */
+static bool parse_body(struct udp_req *q, const char *body, size_t n, bool first)
+{
+    size_t stop = 0;
+    bool complete = q->binary ? binary_datagram(q, body, n, first, &stop)
+                              : text_datagram(q, body, n, &stop);
+    if (q->held)
+        buf_add(&q->rest, body + stop, n - stop);
+    if (!complete) {
+        STAT_INC(q->l->stats, udp_dropped);
+        q->discard = true;
+    }
     return complete;
 }
 
@@ -457,29 +516,9 @@ static void datagram(struct loop *l, int fd, const char *d, size_t len,
     memcpy(&q->addr, from, alen);
 
     const char *body = d + UDP_HDR;
-    size_t n = len - UDP_HDR, off = 0;
-    struct text_parser tp = {0};
-    bool complete = true;
-    if (proto_detect(body, n) == &proto_binary) {
-        q->binary = true;
-        complete = binary_datagram(q, body, n);
-    }
-    while (!q->binary && off < n && !q->quit) {
-        size_t need = 0;
-        q->cmd_open = false;
-        ssize_t used = text_parse(&tp, q->l->conf, &udp_sink, q, body + off, n - off, &need);
-        if (used <= 0) {
-            complete = false;   /* a command cut short by the datagram's end */
-            break;
-        }
-        off += (size_t)used;
-    }
-    if (tp.swallow)
-        complete = false;       /* a refused value larger than the datagram */
-    if (!complete) {
-        STAT_INC(l->stats, udp_dropped);
-        q->discard = true;
-    }
+    size_t n = len - UDP_HDR;
+    q->binary = proto_detect(body, n) == &proto_binary;
+    parse_body(q, body, n, true);
     if (q->inflight) {
         pending_add(q);
         return;
@@ -522,6 +561,17 @@ void udp_reply_arrived(struct loop *l, struct msg *m)
     (void)l;
     if (--q->inflight)
         return;
+    if (q->held) {
+        /* The held stats (and what follows it) now sees every request
+         * before it executed; it may forward more and wait again. */
+        struct buf in = q->rest;
+        q->rest = (struct buf){0};
+        q->held = false;
+        parse_body(q, in.data, in.len, false);
+        buf_free(&in);
+        if (q->inflight)
+            return;
+    }
     pending_del(q);
     if (!q->discard)
         req_send(q);

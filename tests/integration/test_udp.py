@@ -658,3 +658,78 @@ def test_binary_over_udp_stat_and_version():
         u.close()
     finally:
         p.stop()
+
+
+UDP_COUNTERS = ("cmd_set", "cmd_get", "get_hits", "get_misses", "cmd_touch", "touch_hits",
+                "delete_hits", "delete_misses", "total_items", "curr_items")
+
+
+def stats_in_one_datagram(port, binary):
+    """Commands for keys of every worker and a stats in one datagram: the
+    stats counts all of them (memcached runs a datagram's commands in order
+    on one thread). Returns the counters the datagram's stats reported."""
+    if binary:
+        def pkt(op, key=b"", ext=b"", val=b""):
+            return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), len(ext), 0, 0,
+                               len(key) + len(ext) + len(val), 0x55, 0) + ext + key + val
+        body = b"".join(pkt(0x11, b"u%d" % i, struct.pack(">II", 0, 0), b"v") for i in range(40))
+        body += b"".join(pkt(0x0D, b"u%d" % i) for i in range(0, 60, 3))         # getkq
+        body += b"".join(pkt(0x14, b"u%d" % i) for i in range(0, 50, 4))         # deleteq
+        body += pkt(0x10)
+    else:
+        body = b"".join(b"set u%d 0 0 1 noreply\r\nv\r\n" % i for i in range(40))
+        body += b"get " + b" ".join(b"u%d" % i for i in range(0, 60, 3)) + b"\r\n"
+        body += b"touch u1 100\r\ntouch nope 100\r\n"
+        body += b"".join(b"delete u%d noreply\r\n" % i for i in range(0, 50, 4))
+        body += b"stats\r\n"
+    c = Udp(port)
+    try:
+        grams = c.raw(frame(9, body), quiet=0.3, first=5.0)
+    finally:
+        c.close()
+    data = b"".join(g[8:] for g in grams)
+    st = {}
+    if binary:
+        i = 0
+        while i + 24 <= len(data):
+            op, kl, el, bl = struct.unpack(">xBHBxxxI", data[i:i + 12])
+            if op == 0x10 and kl:
+                b = data[i + 24:i + 24 + bl]
+                st[b[el:el + kl].decode()] = b[el + kl:].decode()
+            i += 24 + bl
+    else:
+        for line in data.decode(errors="replace").split("\r\n"):
+            if line.startswith("STAT "):
+                _, k, v = line.split(" ", 2)
+                st[k] = v
+    return {k: st.get(k) for k in UDP_COUNTERS}
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_stats_in_a_datagram_counts_the_commands_before_it(binary):
+    m = memcached()
+    try:
+        want = stats_in_one_datagram(m.udp, binary)
+    finally:
+        m.stop()
+    assert want["cmd_set"] == "40"
+    p = percore(threads=4, steering="off")
+    try:
+        got = stats_in_one_datagram(p.udp, binary)
+    finally:
+        p.stop()
+    assert got == want
+
+
+def test_text_datagram_after_a_binary_one():
+    """A worker reuses a datagram's context: one that carried binary packets
+    must not make the next text datagram look binary (it went unanswered)."""
+    noop = struct.pack(">BBHBBHIIQ", 0x80, 0x0A, 0, 0, 0, 0, 0, 7, 0)
+    for srv in (memcached(), percore(threads=1)):
+        c = Udp(srv.udp)
+        try:
+            assert c.raw(frame(1, noop), first=5.0)[0][8:9] == b"\x81"
+            assert c.raw(frame(2, b"version\r\n"), first=5.0)[0][8:16] == b"VERSION "
+        finally:
+            c.close()
+            srv.stop()
