@@ -62,13 +62,13 @@ static void fz_stats(void *s, const char *arg, size_t len, struct stats_out *so)
     so->end(so, STATS_END);
 }
 
-static void fz_flush_all(void *s, int64_t delay, bool noreply)
+static void fz_flush_all(void *s, int64_t delay, const char *ok, size_t n)
 {
     struct session *ss = s;
     if (delay <= 0)
         store_flush(ss->store);
-    if (!noreply)
-        buf_adds(&ss->out, "OK\r\n");
+    if (n)
+        buf_add(&ss->out, ok, n);
 }
 
 static void fz_quit(void *s)

@@ -176,13 +176,13 @@ struct msg *conn_barrier(struct conn *c)
 
 /* The "OK" takes its place in the reply order once every worker has applied
  * the flush, so no client can read a flushed item after it. */
-static void sink_flush_all(void *s, int64_t delay, bool noreply)
+static void sink_flush_all(void *s, int64_t delay, const char *ok, size_t n)
 {
     struct conn *c = s;
     struct msg *barrier = NULL;
-    if (!noreply) {
+    if (n) {
         barrier = conn_barrier(c);
-        buf_add(&barrier->reply, "OK\r\n", 4);
+        buf_add(&barrier->reply, ok, n);
     }
     c->l->host->flush_all(c->l, delay, barrier);
 }

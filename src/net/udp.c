@@ -229,14 +229,14 @@ static void sink_stats(void *s, const char *arg, size_t len, struct stats_out *s
     q->l->host->stats(q->l, NULL, arg, len, so);
 }
 
-static void sink_flush_all(void *s, int64_t delay, bool noreply)
+static void sink_flush_all(void *s, int64_t delay, const char *ok, size_t n)
 {
     struct udp_req *q = s;
-    /* A datagram's reply cannot wait for the other workers: "OK" at once. */
+    /* A datagram's reply does not wait for the other workers: "OK" at once. */
     q->l->host->flush_all(q->l, delay, NULL);
     struct buf *o = sink_output(q);
-    if (!noreply)
-        buf_add(o, "OK\r\n", 4);
+    if (n)
+        buf_add(o, ok, n);
 }
 
 static void sink_quit(void *s)

@@ -224,9 +224,11 @@ static enum verdict one(struct bin_state *st, const struct proto_conf *cf,
                 bin_error(sk->output(s), h.opcode, h.opaque, BS_AUTH_ERROR);
                 break;
             }
-            sk->flush_all(s, el == 4 ? (int64_t)get32(h.ext) : 0, true);
+            struct buf ok = {0};
             if (!quiet)
-                bin_header(sk->output(s), h.opcode, BS_OK, 0, 0, 0, h.opaque, 0);
+                bin_header(&ok, h.opcode, BS_OK, 0, 0, 0, h.opaque, 0);
+            sk->flush_all(s, el == 4 ? (int64_t)get32(h.ext) : 0, ok.data, ok.len);
+            buf_free(&ok);
         }
         break;
     case BIN_STAT:

@@ -76,7 +76,9 @@ struct proto_sink {
     struct buf *(*output)(void *s);
     /* `stats <arg>`: the session runs it, the parser's encoder writes it. */
     void (*stats)(void *s, const char *arg, size_t len, struct stats_out *so);
-    void (*flush_all)(void *s, int64_t delay, bool noreply);
+    /* flush_all: `ok` (the protocol's reply, n bytes; n == 0: noreply)
+     * takes the next position, sent once every worker has applied it. */
+    void (*flush_all)(void *s, int64_t delay, const char *ok, size_t n);
     void (*quit)(void *s);
     void (*shutdown)(void *s, bool graceful);
     /* True when the session wants no more requests for now (back-pressure). */

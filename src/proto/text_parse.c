@@ -285,7 +285,7 @@ static void do_flush(const struct proto_conf *cf, const struct proto_sink *sk, v
             return;
         }
     }
-    sk->flush_all(s, delay, noreply);
+    sk->flush_all(s, delay, "OK\r\n", noreply ? 0 : 4);
 }
 
 /* slabs automove <0|1|2> | ratio <float> [noreply]: percore has no slab

@@ -405,3 +405,44 @@ def test_binary_stat_after_pipelined_commands_counts_them(server_factory):
     want = bin_stats_after_pipelined(ref)
     assert want["cmd_set"] == "60"
     assert bin_stats_after_pipelined(srv) == want
+
+
+def bin_flush_races(server, rounds=200, others=3):
+    """Keys are stored; one connection sends a binary FLUSH and, as soon as
+    its reply is in, other connections read the keys. memcached has flushed
+    every thread's items before it answers, so every read misses. Returns
+    the rounds where one hit."""
+    import struct
+    flush = bin_pkt(0x08, opaque=0xF1)
+    bad = []
+    a = server.conn()
+    bs = [server.conn() for _ in range(others)]
+    try:
+        for i in range(rounds):
+            keys = [b"f%d_%d" % (i, k) for k in range(8)]
+            bs[0].send(b"".join(b"set %s 0 0 1\r\nx\r\n" % k for k in keys))
+            for _ in keys:
+                bs[0].read_until(b"STORED\r\n")
+            a.send(flush)
+            reply = a.read_exact(24)
+            assert reply[:2] == b"\x81\x08" and reply[6:8] == b"\0\0", reply
+            for b in bs:
+                b.send(b"get " + b" ".join(keys) + b"\r\n")
+            for b in bs:
+                got = b.read_until(b"END\r\n")
+                if got != b"END\r\n":
+                    bad.append((i, got[:60]))
+    finally:
+        for c in [a] + bs:
+            c.close()
+    return bad
+
+
+@pytest.mark.time_limit(120)
+def test_binary_flush_then_other_connections_all_miss(server_factory):
+    if not os.path.exists(MEMCACHED):
+        pytest.skip("memcached not installed")
+    ref = server_factory(binary=MEMCACHED, threads=2)
+    srv = server_factory(threads=4)
+    assert bin_flush_races(ref) == []
+    assert bin_flush_races(srv) == []

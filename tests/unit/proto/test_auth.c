@@ -33,7 +33,7 @@ static void s_request(void *s, struct req *r)
 }
 static struct buf *s_output(void *s) { return &((struct rec *)s)->out; }
 static void s_stats(void *s, const char *a, size_t n, struct stats_out *so) { }
-static void s_flush(void *s, int64_t d, bool nr) { buf_adds(s_output(s), "<flush>"); }
+static void s_flush(void *s, int64_t d, const char *ok, size_t n) { buf_adds(s_output(s), "<flush>"); }
 static void s_quit(void *s) { ((struct rec *)s)->quit = true; }
 static void s_shutdown(void *s, bool g) { }
 static bool s_busy(void *s) { return ((struct rec *)s)->quit; }

@@ -17,7 +17,6 @@
 static int setup(void **state)
 {
     harness_setup(state);
-    ((struct harness *)*state)->flush_reply = "OK\r\n";
     return 0;
 }
 

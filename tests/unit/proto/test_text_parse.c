@@ -41,10 +41,10 @@ static void s_stats(void *s, const char *a, size_t n, struct stats_out *so)
 {
     buf_adds(so->o, "<stats>");
 }
-static void s_flush(void *s, int64_t d, bool nr)
+static void s_flush(void *s, int64_t d, const char *ok, size_t n)
 {
     char t[64];
-    snprintf(t, sizeof t, "<flush %lld %d>", (long long)d, nr);
+    snprintf(t, sizeof t, "<flush %lld %d>", (long long)d, n == 0);
     buf_adds(s_output(s), t);
 }
 static void s_quit(void *s) { ((struct rec *)s)->quit = true; }
