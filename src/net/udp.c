@@ -138,7 +138,8 @@ static void req_free(struct udp_req *q)
     q->parts = q->inline_parts;
     if (q->out.cap > UDP_RX_SIZE)
         buf_free(&q->out);
-    buf_free(&q->rest);
+    if (q->rest.cap)   /* only while held: udp_reply_arrived takes it */
+        buf_free(&q->rest);
     q->next = u->free;
     u->free = q;
 }
