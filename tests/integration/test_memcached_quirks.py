@@ -5,10 +5,14 @@ replies (and whether the connection was closed) must be the same.
 - a request line that looks like HTTP closes the connection;
 - `slabs automove` and `verbosity` judge their arguments as memcached does;
 - `flush_all` with a delay, a cancelled delay, an absolute time, and with
-  -C (CAS disabled: writes later in the same second are flushed too).
+  -C (CAS disabled: writes later in the same second are flushed too);
+- counters: `stats` (text or binary) after pipelined commands counts them,
+  and after `stats reset` / a binary FLUSH has answered, commands on other
+  connections are counted / miss (the answer waits for every worker).
 """
 import concurrent.futures
 import os
+import struct
 import time
 
 import pytest
@@ -216,7 +220,6 @@ def item_size_edge(server, cas_on):
     """Replies to values one byte either side of memcached's -I 1m limit,
     which counts the whole item (48-byte header, CAS when on, key + NUL,
     flags when non-zero, value + CRLF), in text, meta and binary."""
-    import struct
     out = []
     # a connection speaks the protocol of its first byte: binary on its own
     with server.conn(timeout=5.0) as c, server.conn(timeout=5.0) as b:
@@ -363,7 +366,6 @@ def test_stats_reset_then_other_connections_all_counted(server_factory):
 
 
 def bin_pkt(op, key=b"", ext=b"", val=b"", opaque=0):
-    import struct
     return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), len(ext), 0, 0,
                        len(key) + len(ext) + len(val), opaque, 0) + ext + key + val
 
@@ -372,7 +374,6 @@ def bin_stats_after_pipelined(server):
     """Binary commands and a STAT in one write, quiet ones mostly (they run
     on other workers while the parser reaches the STAT): memcached's
     counters include all of them."""
-    import struct
     SETQ, GETKQ, INCRQ, DELETEQ, TOUCH, STAT, NOOP = 0x11, 0x0D, 0x15, 0x14, 0x1C, 0x10, 0x0A
     reqs = b"".join(bin_pkt(SETQ, b"b%d" % i, struct.pack(">II", 0, 0), b"%d" % (i % 10))
                     for i in range(60))
@@ -412,7 +413,6 @@ def bin_flush_races(server, rounds=200, others=3):
     its reply is in, other connections read the keys. memcached has flushed
     every thread's items before it answers, so every read misses. Returns
     the rounds where one hit."""
-    import struct
     flush = bin_pkt(0x08, opaque=0xF1)
     bad = []
     a = server.conn()
