@@ -393,13 +393,13 @@ def test_large_values_split_and_reassemble():
             got = c.pipeline([b"get " + key + b"\r\n"], window=1)[0]
             assert got == want, key
         # Datagram-level check of one split reply.
-        grams = c.raw(frame(77, b"get big:4\r\n"))
+        grams = c.raw(frame(77, b"get big:4\r\n"), first=5.0)
         total = len(b"VALUE big:4 7 5000\r\n") + 5000 + len(b"\r\nEND\r\n")
         n = (total + PAYLOAD - 1) // PAYLOAD
         assert [struct.unpack(">HHHH", g[:8]) for g in grams] == [(77, s, n, 0) for s in range(n)]
         assert [len(g) for g in grams] == [1400] * (n - 1) + [8 + total - PAYLOAD * (n - 1)]
         # A multi-key get: one response per key, each split on its own.
-        grams = c.raw(frame(78, b"get big:4 big:1 big:4\r\n"))
+        grams = c.raw(frame(78, b"get big:4 big:1 big:4\r\n"), first=5.0)
         hdrs = [struct.unpack(">HHHH", g[:8])[1:3] for g in grams]
         m = (len(b"VALUE big:4 7 5000\r\n") + 5002 + PAYLOAD - 1) // PAYLOAD
         assert hdrs == [(s, m) for s in range(m)] + [(0, 1)] + [(s, n) for s in range(n)]
