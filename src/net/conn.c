@@ -44,16 +44,6 @@ static inline bool conn_quiet(const struct conn *c);
 
 /* ---- the reply queue ---------------------------------------------------- */
 
-static struct msg *msg_local_new(void)
-{
-    struct msg *m = calloc(1, sizeof *m);
-    if (!m)
-        abort();
-    m->kind = MSG_LOCAL;
-    m->done = true;
-    return m;
-}
-
 static void queue_append(struct conn *c, struct msg *m)
 {
     m->next = NULL;
@@ -62,12 +52,6 @@ static void queue_append(struct conn *c, struct msg *m)
     else
         c->q_head = m;
     c->q_tail = m;
-}
-
-static void msg_free(struct msg *m)
-{
-    buf_free(&m->reply);
-    free(m);
 }
 
 static void mark_dirty(struct conn *c)
@@ -84,7 +68,7 @@ static void mark_dirty(struct conn *c)
 static __attribute__((noinline)) struct buf *queued_output(struct conn *c)
 {
     if (c->q_tail->kind != MSG_LOCAL)
-        queue_append(c, msg_local_new());
+        queue_append(c, msg_new_local());
     return &c->q_tail->reply;
 }
 
@@ -447,7 +431,7 @@ static void queue_drop(struct conn *c)
     for (struct msg *m = c->q_head, *n; m; m = n) {
         n = m->next;
         if (m->kind == MSG_LOCAL || m->done)
-            msg_free(m);
+            msg_release(m);
     }
     c->q_head = c->q_tail = NULL;
 }
@@ -1010,11 +994,11 @@ void conn_serve(struct conn *c)
             c->wbuf = m->reply;
             m->reply = (struct buf){0};
         } else if (!buf_append(&c->wbuf, &m->reply)) {
-            msg_free(m);
+            msg_release(m);
             conn_close(c);
             return;
         }
-        msg_free(m);
+        msg_release(m);
     }
     if (c->trace_off < c->wbuf.len && log_level_now() >= 2)
         conn_trace_out(c);   /* -vv (conn_trace.c) */
@@ -1123,7 +1107,7 @@ void conn_reply_arrived(struct msg *m)
     struct conn *c = m->conn;
     c->inflight--;
     if (c->closed) {
-        msg_free(m);
+        msg_release(m);
         if (c->inflight == 0 && !c->in_dirty && !c->in_resume)
             free(c);
         return;

@@ -38,6 +38,7 @@ struct msg {
     uint8_t      from;      /* origin worker */
     bool         done;      /* origin: reply has arrived */
     uint8_t      lat_class; /* origin: latency class (proto/req_class.h) */
+    bool         pooled;    /* from the allocating worker's spares (msg_release) */
     struct conn *conn;      /* origin's connection; never dereferenced elsewhere */
     union {                 /* what the kind carries besides the request */
         size_t          qbytes;   /* origin: reply bytes counted in the conn's queue */
@@ -71,5 +72,15 @@ static inline void msgq_push(struct msg **head, struct msg **tail, struct msg *m
 /* A request message carrying a copy of r's key, value and aux bytes (the
  * only copy made on the way to the owner). Aborts on allocation failure. */
 struct msg *msg_new_req(const struct req *r, enum msg_kind kind, unsigned from);
+/* An origin-only MSG_LOCAL message (done; replies written into it). */
+struct msg *msg_new_local(void);
+/* A request or local message its holder is done with: its reply's
+ * references are let go, and a small one goes back to this thread's
+ * spares with its reply buffer (a forwarded get allocated and freed a
+ * message and a reply buffer, and usually a local message too: at one
+ * request per wake-up malloc and free were a third of its cost). */
+void msg_release(struct msg *m);
+/* Thread exit: free the spares. */
+void msg_pool_drain(void);
 
 #endif

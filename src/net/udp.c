@@ -128,10 +128,8 @@ static void req_free(struct udp_req *q)
     struct udp_worker *u = &uws[q->l->id];
     for (unsigned i = 0; i < q->nparts; i++) {
         struct msg *m = q->parts[i].remote;
-        if (m) {
-            buf_free(&m->reply);
-            free(m);
-        }
+        if (m)
+            msg_release(m);
     }
     if (q->parts != q->inline_parts)
         free(q->parts);

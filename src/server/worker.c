@@ -568,6 +568,7 @@ static void *worker_main(void *arg)
     conn_close_all(l);
     loop_serve(l);
     reactor_quiesce(&l->reactor);
+    msg_pool_drain();
     return NULL;
 }
 
