@@ -11,6 +11,7 @@
 #include "net/accept_limit.h"
 #include "net/conn.h"
 #include "net/loop.h"
+#include "util/sys.h"
 #include "net/udp.h"
 
 void loop_dispatch(struct loop *l, const struct revent *ev, int n)
@@ -42,7 +43,7 @@ void loop_dispatch(struct loop *l, const struct revent *ev, int n)
             break;
         case SRC_DOORBELL: {
             uint64_t v;
-            ssize_t r = read(src->fd, &v, sizeof v);
+            ssize_t r = sys_read(src->fd, &v, sizeof v);
             (void)r;
             break;
         }

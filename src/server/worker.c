@@ -34,6 +34,7 @@
 #include "server/stats_report.h"
 #include "server/warm.h"
 #include "server/worker.h"
+#include "util/sys.h"
 #include "net/accept_limit.h"
 #include "net/conn.h"
 #include "net/listener.h"
@@ -152,7 +153,7 @@ static void ring_bells(struct worker *w)
             continue;
         if (atomic_load_explicit(&workers[p].sleeping, memory_order_relaxed)) {
             uint64_t one = 1;
-            ssize_t n = write(workers[p].loop.doorbell.fd, &one, sizeof one);
+            ssize_t n = sys_write(workers[p].loop.doorbell.fd, &one, sizeof one);
             (void)n;
             STAT_INC(&w->stats, doorbells);
         }

@@ -56,6 +56,18 @@ static inline ssize_t sys_sendmsg(int fd, const struct msghdr *mh, int flags)
     return sys_call6(SYS_sendmsg, fd, (long)mh, flags, 0, 0, 0);
 }
 
+/* A doorbell's eventfd: read and write without libc's cancellation-point
+ * wrapper (~40 instructions a call; a forwarded request rings two). */
+static inline ssize_t sys_read(int fd, void *buf, size_t len)
+{
+    return sys_call6(SYS_read, fd, (long)buf, (long)len, 0, 0, 0);
+}
+
+static inline ssize_t sys_write(int fd, const void *buf, size_t len)
+{
+    return sys_call6(SYS_write, fd, (long)buf, (long)len, 0, 0, 0);
+}
+
 static inline int sys_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms)
 {
     /* epoll_pwait with no mask is epoll_wait on every architecture. */
