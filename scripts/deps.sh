@@ -12,8 +12,9 @@ set -e
 RUN_PKGS="build-essential pkg-config liburing-dev libssl-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 libsasl2-dev libsasl2-modules libsasl2-modules-db"
 # Unit tests (cmocka), the reference server and clients the integration
-# tests drive, and the tools the benchmarks and soak use.
-TEST_PKGS="libcmocka-dev memcached python3 python3-pytest python3-pymemcache python3-pylibmc python3-cryptography openssl
+# tests drive, pytest-xdist (integration tests in parallel processes), and
+# the tools the benchmarks and soak use.
+TEST_PKGS="libcmocka-dev memcached python3 python3-pytest python3-pytest-xdist python3-pymemcache python3-pylibmc python3-cryptography openssl
 libmemcached-tools gnuplot-nox valgrind iproute2 ethtool nutcracker ruby ruby-dalli sasl2-bin
 python3-prometheus-client curl"
 case "${1:-test}" in

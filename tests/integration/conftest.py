@@ -67,13 +67,33 @@ def pytest_configure(config):
         "markers", "time_limit(seconds): per-test wall-clock limit")
     config.addinivalue_line(
         "markers", "slow: long-running test (soak and similar)")
+    config.addinivalue_line(
+        "markers", "serial: asserts latency or throughput, or loads the whole "
+        "machine's TCP memory; never beside another test (run-integration.sh "
+        "runs these alone after the parallel part)")
 
 
 def pytest_report_header(config):
     return f"server under test: {SERVER_BIN} (memcached={IS_MEMCACHED})"
 
 
+def _split_serial(config, items):
+    """PERCORE_SERIAL=skip leaves out the `serial` tests (the parallel pass of
+    tests/run-integration.sh), =only keeps just them (its pass alone)."""
+    want = os.environ.get("PERCORE_SERIAL", "")
+    if want not in ("skip", "only"):
+        return
+    keep, drop = [], []
+    for item in items:
+        is_serial = item.get_closest_marker("serial") is not None
+        (keep if is_serial == (want == "only") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_collection_modifyitems(config, items):
+    _split_serial(config, items)
     if not IS_MEMCACHED:
         # Under a sanitized percore build, a case whose server under test is
         # memcached itself (a "memcached" parameter) checks nothing new:

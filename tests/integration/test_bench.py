@@ -105,6 +105,7 @@ def clean(r):
     assert r["sent"] == r["completed"], r
 
 
+@pytest.mark.serial
 def test_floor_open_loop(floor):
     r = bench("-s", "floor=" + floor.addr, "--rate", 5000, "--duration", 1)
     assert r["mode"] == "open" and r["server"] == "floor"
@@ -169,6 +170,7 @@ def test_memcached_miss_set(memcached):
     assert r2["hit_ratio"] == 1.0  # the fills stayed
 
 
+@pytest.mark.serial
 def test_delay_server_stalls_seen_open_loop():
     """Every 100th request stalls the whole server for D. At 2000 req/s that is a
     stall every 50 ms, so ~10% of requests arrive during one and wait up to D: an
@@ -191,6 +193,7 @@ def test_delay_server_stalls_seen_open_loop():
     assert D <= lat["max"] <= 1_000_000, lat
 
 
+@pytest.mark.serial
 def test_delay_server_closed_loop_counts_only_stalled_requests():
     """Closed loop with one connection: exactly 1 request in 100 is slow, so the
     stall shows at p99.9 but p90 stays small (the coordinated-omission picture)."""
@@ -276,6 +279,7 @@ def server_counts(addr):
     return int(st["cmd_get"]), int(st["cmd_set"])
 
 
+@pytest.mark.serial
 def test_throughput_agrees_with_memcaslap(memcached):
     """Closed-loop throughput against memcached, same shape as memcaslap's default
     (1 thread, 8 connections, 1 outstanding each, 90% gets, 100-byte values).

@@ -32,6 +32,7 @@ def test_version():
         assert p.returncode == 0 and p.stdout.startswith("percore-bench "), p
 
 
+@pytest.mark.serial
 def test_hgrm_shows_known_stall(tmp_path):
     """Every 100th request stalls the server 5 ms: the .hgrm's p99 and max
     read about 5 ms, p50 far less, and it agrees with the JSON report."""

@@ -120,6 +120,7 @@ def clean(r):
     assert r["gets"] + r["sets"] == r["completed"], r
 
 
+@pytest.mark.serial
 def test_open_loop_udp_warmup(udp_server):
     """UDP sets warm every key, then open-loop gets and sets over UDP all hit."""
     r = bench("-s", "127.0.0.1:%d" % udp_server.udp, "--proto", "udp", "--warmup", "--keys", 2000,

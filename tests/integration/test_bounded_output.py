@@ -97,6 +97,7 @@ def read_exact(s, n):
     return bytes(buf[:got])
 
 
+@pytest.mark.serial
 @pytest.mark.percore_only
 @pytest.mark.time_limit(240)
 @pytest.mark.parametrize("owner", [0, 1])

@@ -267,6 +267,7 @@ def test_idle_timeout_closes_idle_keeps_active():
         active.close()
 
 
+@pytest.mark.serial
 @percore_only
 def test_slow_loris_holds_only_its_buffer():
     """Clients trickling one byte per 100 ms do not slow anyone else down."""

@@ -44,6 +44,7 @@ def get_one(conn, key):
 STALL_US = 20000   # the forwarded path's known delay (PERCORE_TEST_STALL_US)
 
 
+@pytest.mark.serial
 def test_known_delay_lands_in_forwarded_bucket(monkeypatch):
     """With the test hook, a worker that served other workers' requests
     busy-waits 20 ms before replying: forwarded gets must read 20 ms (within
