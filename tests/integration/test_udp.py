@@ -128,9 +128,9 @@ def percore(threads=4, steering="auto", prefix=(), extra=()):
     return Srv(argv, tcp, udp)
 
 
-def memcached():
+def memcached(threads=2):
     tcp, udp = free_ports()
-    argv = [MEMCACHED, "-p", str(tcp), "-U", str(udp), "-l", HOST, "-t", "2", "-m", "64"]
+    argv = [MEMCACHED, "-p", str(tcp), "-U", str(udp), "-l", HOST, "-t", str(threads), "-m", "64"]
     if os.geteuid() == 0:
         argv += ["-u", "root"]
     return Srv(argv, tcp, udp)
@@ -184,6 +184,23 @@ class Udp:
             try:
                 d, _ = self.s.recvfrom(70000)
             except socket.timeout:
+                return out
+            out.append(d)
+
+    def fenced(self, data, fence, want_fence):
+        """The reference's replies to one datagram, without waiting out a
+        quiet period: `fence` (another request id) goes right behind it, and
+        a server with one worker thread (memcached -t 1) reads and answers
+        datagrams in order, so every reply to `data` comes before the
+        fence's. The fence's own reply must be `want_fence`."""
+        self.s.sendto(data, self.addr)
+        self.s.sendto(fence, self.addr)
+        self.s.settimeout(5.0)
+        out = []
+        while True:
+            d, _ = self.s.recvfrom(70000)
+            if d[:2] == fence[:2]:
+                assert d == want_fence, (data, d)
                 return out
             out.append(d)
 
@@ -324,19 +341,28 @@ COMPAT = [
 ]
 
 
+# Behind each datagram to the reference: a request id no case uses.
+FENCE_ID = 0xFFFE
+
+
 def run_compat(port, expect=None):
-    """Each COMPAT datagram's replies; with `expect` (memcached's replies),
-    a datagram memcached answered waits up to 5 s for its first reply."""
+    """Each COMPAT datagram's replies. Without `expect`, from the reference
+    (memcached -t 1), each datagram fenced (Udp.fenced). With `expect`
+    (memcached's replies), a datagram memcached answered waits up to 5 s for
+    its first reply, and one it did not answer a quiet 0.15 s."""
     c = Udp(port)
-    out = [c.raw(d, quiet=0.15, first=5.0 if expect and expect[i] else None,
-                 expect=len(expect[i]) if expect else None)
-           for i, d in enumerate(COMPAT)]
+    if expect is None:
+        out = [c.fenced(d, frame(FENCE_ID, b"mn\r\n"), frame(FENCE_ID, b"MN\r\n"))
+               for d in COMPAT]
+    else:
+        out = [c.raw(d, quiet=0.15, first=5.0 if expect[i] else None, expect=len(expect[i]))
+               for i, d in enumerate(COMPAT)]
     c.close()
     return out
 
 
 def test_replies_match_memcached():
-    m = memcached()
+    m = memcached(threads=1)
     try:
         want = run_compat(m.udp)
     finally:
@@ -620,20 +646,27 @@ BIN_UDP_CASES = [
 def test_binary_over_udp_matches_memcached():
     """Each case in one datagram, to both servers: the same datagrams come
     back (CAS masked), framed the same way (one response per packet, an
-    empty first response as a header-only datagram)."""
-    ref = memcached()
+    empty first response as a header-only datagram). memcached runs with one
+    worker thread, so its replies are fenced (Udp.fenced) by a noop."""
+    ref = memcached(threads=1)
     p = percore(threads=4)
+    fence = frame(FENCE_ID, binpkt(0x0a, opaque=FENCE_ID))
+    fence_reply = frame(FENCE_ID, struct.pack(">BBHBBHIIQ", 0x81, 0x0a, 0, 0, 0, 0, 0, FENCE_ID, 0))
     try:
         for name, body in BIN_UDP_CASES:
             got = []
-            for srv in (ref, p):
-                u = Udp(srv.udp)
-                try:
-                    want = len(got[0]) if got else None
-                    got.append(mask_bin_cas(u.raw(frame(7, body), quiet=0.3, first=5.0 if want else None,
-                                                  expect=want)))
-                finally:
-                    u.close()
+            u = Udp(ref.udp)
+            try:
+                got.append(mask_bin_cas(u.fenced(frame(7, body), fence, fence_reply)))
+            finally:
+                u.close()
+            u = Udp(p.udp)
+            try:
+                want = len(got[0])
+                got.append(mask_bin_cas(u.raw(frame(7, body), quiet=0.3, first=5.0 if want else None,
+                                              expect=want)))
+            finally:
+                u.close()
             assert got[1] == got[0], f"{name}: memcached {got[0]!r}\n percore {got[1]!r}"
     finally:
         ref.stop()
