@@ -279,7 +279,6 @@ def server_counts(addr):
     return int(st["cmd_get"]), int(st["cmd_set"])
 
 
-@pytest.mark.serial
 def test_throughput_agrees_with_memcaslap(memcached):
     """Closed-loop throughput against memcached, same shape as memcaslap's default
     (1 thread, 8 connections, 1 outstanding each, 90% gets, 100-byte values).

@@ -272,7 +272,8 @@ def test_idle_timeout_closes_idle_keeps_active():
 def test_slow_loris_holds_only_its_buffer():
     """Clients trickling one byte per 100 ms do not slow anyone else down."""
     with Server(["-t", "2"]) as s:
-        msg = b"set loris%d 0 0 10\r\n0123456789\r\nget loris%d\r\n"
+        # 28 bytes, 2.8 s each: a command line, a data block, a get
+        msg = b"set l%d 0 0 4\r\n0123\r\nget l%d\r\n"
         lorises = [raw(s.port) for _ in range(8)]
         stop = threading.Event()
 
@@ -300,10 +301,11 @@ def test_slow_loris_holds_only_its_buffer():
             c = Client.__new__(Client)
             c.sock, c.buf = sk, b""
             assert c.readline() == b"STORED"
-            assert c.readline() == b"VALUE loris%d 0 10" % i
+            assert c.readline() == b"VALUE l%d 0 4" % i
+            assert c.readline() == b"0123"
             c.close()
         # A server that waited on a loris would stall most requests by a
-        # byte's 100 ms (or a whole line's 2 s); the machine's own hiccups
+        # byte's 100 ms (or a whole line's 1.4 s); the machine's own hiccups
         # (load from elsewhere) touch only a few.
         took.sort()
         assert took[len(took) // 2] < 0.05, "median request %.3fs next to slow clients" % took[len(took) // 2]
