@@ -12,8 +12,9 @@ set -u
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
 # Integration tests run in this many pytest processes (pytest-xdist; the
-# tests marked serial run alone afterwards, see tests/run-integration.sh).
-export PERCORE_JOBS=${PERCORE_JOBS:-$JOBS}
+# tests marked serial run alone afterwards, see tests/run-integration.sh):
+# one per CPU, at most 4 (each process starts servers of several threads).
+export PERCORE_JOBS=${PERCORE_JOBS:-$(( JOBS > 4 ? 4 : JOBS ))}
 status=0
 T0=$(date +%s)
 step() { echo; echo "==== [$(( $(date +%s) - T0 )) s] $*"; }
