@@ -9,10 +9,13 @@
  * is tokenized and judged by dispatch(), which is the reference for what
  * memcached replies.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "util/log.h"
+#include "util/options.h"
+#include "proto/tunables.h"
 #include "proto/meta.h"
 #include "proto/text_internal.h"
 #include "proto/text_line.h"
@@ -288,12 +291,71 @@ static void do_flush(const struct proto_conf *cf, const struct proto_sink *sk, v
     sk->flush_all(s, delay, "OK\r\n", noreply ? 0 : 4);
 }
 
+/* memcached's count of slab classes for -f/-n (its slabs_init() with the
+ * default 512 KiB chunk maximum): `slabs reassign` judges class ids by it. */
+static int mc_power_largest(void)
+{
+    double factor = settings.growth_factor;
+    unsigned size = 48 + (unsigned)settings.slab_min_size;
+    int i = 0;
+    while (++i < 63) {
+        if (size >= 524288 / factor)
+            break;
+        if (size % 8)
+            size += 8 - size % 8;
+        size = (unsigned)(size * factor);
+    }
+    return i;
+}
+
+/* slabs reassign <src> <dst>: percore has no slab pages to move, so every
+ * valid request gets the answer a memcached whose source class holds no
+ * spare page gives (NOSPARE); the argument checks and their replies are
+ * memcached 1.6.18's. */
+/* memcached's safe_strtol() on a 64-bit build: a long, then cut to 32 bits
+ * without a range check (so 4294967297 reads as 1). */
+static bool parse_long_cut(const struct tok *t, int32_t *out)
+{
+    char num[32];
+    if (t->n == 0 || t->n >= sizeof num)
+        return false;
+    memcpy(num, t->v, t->n);
+    num[t->n] = '\0';
+    char *end;
+    errno = 0;
+    long long l = strtoll(num, &end, 10);
+    if (errno == ERANGE || end == num || *end != '\0')
+        return false;
+    *out = (int32_t)(uint32_t)(unsigned long long)l;
+    return true;
+}
+
+static void slabs_reassign(const struct proto_sink *sk, void *s, const struct tok *t)
+{
+    int32_t src, dst;
+    if (!parse_long_cut(&t[2], &src) || !parse_long_cut(&t[3], &dst)) {
+        text_reply(sk, s, "CLIENT_ERROR bad command line format");
+        return;
+    }
+    int top = mc_power_largest();
+    if (src == dst)
+        text_reply(sk, s, "SAME src and dst class are identical");
+    else if (src < 0 || src > top || dst < 0 || dst > top)   /* -1 (any) finds none */
+        text_reply(sk, s, "BADCLASS invalid src or dst class id");
+    else
+        text_reply(sk, s, "NOSPARE source class has no spare pages");
+}
+
 /* slabs automove <0|1|2> | ratio <float> [noreply]: percore has no slab
- * classes to rebalance, so the setting has no effect, but the command is
- * judged and answered exactly as memcached 1.6.18 does (scripts that tune
- * it must keep working). Other `slabs` subcommands answer ERROR. */
+ * classes to rebalance, so the setting only shows in `stats settings`
+ * (proto/tunables.h), but the command is judged and answered exactly as
+ * memcached 1.6.18 does (scripts that tune it must keep working). */
 static void do_slabs(const struct proto_sink *sk, void *s, const struct tok *t, size_t nt)
 {
+    if (nt == 4 && tok_is(&t[1], "reassign")) {
+        slabs_reassign(sk, s, t);
+        return;
+    }
     if (nt < 3 || !tok_is(&t[1], "automove")) {
         text_reply(sk, s, "ERROR");
         return;
@@ -308,28 +370,27 @@ static void do_slabs(const struct proto_sink *sk, void *s, const struct tok *t, 
         }
         memcpy(num, t[3].v, t[3].n);
         num[t[3].n] = '\0';
-        (void)strtod(num, &end);
+        double ratio = strtod(num, &end);
+        if (*end == '\0')
+            TUNE_SET(slab_automove_ratio, ratio);
         out(sk, s, noreply, *end == '\0' ? "OK" : "ERROR");
         return;
     }
     uint32_t level;
-    if (!parse_u32_trunc(t[2].v, t[2].n, &level))
+    if (!parse_u32_trunc(t[2].v, t[2].n, &level)) {
         out(sk, s, noreply, "CLIENT_ERROR bad command line format");
-    else
-        out(sk, s, noreply, level <= 2 ? "OK" : "ERROR");
+    } else if (level <= 2) {
+        TUNE_SET(slab_automove, (int)level);
+        out(sk, s, noreply, "OK");
+    } else {
+        out(sk, s, noreply, "ERROR");
+    }
 }
 
 static void class_set(struct dump_req *d, uint32_t id)
 {
     d->classes[id / 8] |= (uint8_t)(1u << (id % 8));
 }
-
-/* memcached's `lru_crawler enable|disable` state, process-wide as there
- * (any worker reads and writes it). percore has no crawler thread: its
- * store reclaims expired items by TTL bucket on its own (docs/storage.md),
- * so crawl, sleep and tocrawl are answered as memcached answers them and
- * change nothing else; scripts written for memcached keep working. */
-static atomic_bool crawler_on = true;
 
 /* A comma list of class ids, each 1..max, marked in d (when not NULL).
  * memcached's crawl takes a trailing empty piece ("1,"), its metadump
@@ -359,17 +420,17 @@ static void do_lru_crawler(const struct proto_conf *cf, const struct proto_sink 
 {
     uint32_t v;
     if (nt == 2 && tok_is(&t[1], "enable")) {
-        bool was = atomic_exchange(&crawler_on, true);
+        bool was = atomic_exchange(&mc_tunables.lru_crawler, true);
         text_reply(sk, s, was ? "ERROR failed to start lru crawler thread" : "OK");
         return;
     }
     if (nt == 2 && tok_is(&t[1], "disable")) {
-        atomic_store(&crawler_on, false);
+        TUNE_SET(lru_crawler, false);
         text_reply(sk, s, "OK");
         return;
     }
     if (nt == 3 && tok_is(&t[1], "crawl")) {
-        if (!atomic_load(&crawler_on))
+        if (!TUNE_GET(lru_crawler))
             text_reply(sk, s, "CLIENT_ERROR lru crawler disabled");
         else if (tok_is(&t[2], "all"))
             text_reply(sk, s, "OK");
@@ -381,15 +442,21 @@ static void do_lru_crawler(const struct proto_conf *cf, const struct proto_sink 
         return;
     }
     if (nt == 3 && tok_is(&t[1], "sleep")) {
-        if (!parse_u32_trunc(t[2].v, t[2].n, &v))
+        if (!parse_u32_trunc(t[2].v, t[2].n, &v)) {
             text_reply(sk, s, "CLIENT_ERROR bad command line format");
-        else
-            text_reply(sk, s, v > 1000000 ? "CLIENT_ERROR sleep must be one second or less" : "OK");
+        } else if (v > 1000000) {
+            text_reply(sk, s, "CLIENT_ERROR sleep must be one second or less");
+        } else {
+            TUNE_SET(lru_crawler_sleep, v);
+            text_reply(sk, s, "OK");
+        }
         return;
     }
     if (nt == 3 && tok_is(&t[1], "tocrawl")) {
-        text_reply(sk, s, parse_u32_trunc(t[2].v, t[2].n, &v) ? "OK"
-                                                             : "CLIENT_ERROR bad command line format");
+        bool ok = parse_u32_trunc(t[2].v, t[2].n, &v);
+        if (ok)
+            TUNE_SET(lru_crawler_tocrawl, v);
+        text_reply(sk, s, ok ? "OK" : "CLIENT_ERROR bad command line format");
         return;
     }
     if (nt != 3 || !tok_is(&t[1], "metadump") || !sk->dump) {
@@ -620,11 +687,19 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
         do_slabs(sk, s, t, nt);
     } else if (tok_is(c, "lru")) {
         /* memcached's segmented-LRU tuning: percore has no LRU to tune
-         * (segments, docs/storage.md); accepted as memcached accepts it. */
+         * (segments, docs/storage.md); accepted as memcached accepts it and
+         * shown in `stats settings` (proto/tunables.h). */
         int32_t ttl;
         bool ok = nt == 3 && ((tok_is(&t[1], "mode") &&
                                (tok_is(&t[2], "flat") || tok_is(&t[2], "segmented"))) ||
                               (tok_is(&t[1], "temp_ttl") && parse_i32(t[2].v, t[2].n, &ttl)));
+        if (ok && tok_is(&t[1], "mode")) {
+            TUNE_SET(lru_segmented, tok_is(&t[2], "segmented"));
+        } else if (ok) {
+            TUNE_SET(temp_lru, ttl >= 0);
+            if (ttl >= 0)
+                TUNE_SET(temporary_ttl, ttl);
+        }
         text_reply(sk, s, ok ? "OK" : "ERROR");
     } else if (looks_like_http(t, nt, more)) {
         sk->quit(s);

@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/options.h"
 #include "proto/prefix_stats.h"
+#include "proto/tunables.h"
 #include "server/hotkeys_report.h"
 #include "server/latency_report.h"
 #include "server/stats_report.h"
@@ -177,14 +178,15 @@ static void general(struct worker *w, struct stats_out *so)
     }
 }
 
-/* memcached's ssl_* lines of `stats settings` (its spelling: NULL for an
- * unset file, ssl_wbuf_size in bytes). */
+/* memcached's ssl_* lines of `stats settings` (its spelling: "(null)" for
+ * an unset certificate or key, NULL for unset ciphers or CA, ssl_wbuf_size
+ * in bytes). */
 static void tls_settings_report(struct stats_out *so)
 {
     const struct tls_settings *ts = &tls_settings;
     stats_emitf(so, "ssl_enabled", "%s", ts->enabled ? "yes" : "no");
-    stats_emitf(so, "ssl_chain_cert", "%s", ts->chain_cert ? ts->chain_cert : "NULL");
-    stats_emitf(so, "ssl_key", "%s", ts->key ? ts->key : "NULL");
+    stats_emitf(so, "ssl_chain_cert", "%s", ts->chain_cert ? ts->chain_cert : "(null)");
+    stats_emitf(so, "ssl_key", "%s", ts->key ? ts->key : "(null)");
     stats_emitf(so, "ssl_verify_mode", "%d", ts->verify_mode);
     stats_emitf(so, "ssl_keyformat", "%d", ts->keyformat);
     stats_emitf(so, "ssl_ciphers", "%s", ts->ciphers ? ts->ciphers : "NULL");
@@ -195,6 +197,49 @@ static void tls_settings_report(struct stats_out *so)
     stats_emitf(so, "ssl_min_version", "%s", tls_version_name(ts->min_version));
 }
 
+/* Keys of memcached's slab mover, LRU maintainer and crawler: nominal here
+ * (docs/protocols.md), memcached's defaults or what its run-time commands
+ * set (proto/tunables.h), in memcached's order. */
+static void lru_settings_report(struct stats_out *so)
+{
+    stats_emitf(so, "hashpower_init", "0");
+    stats_emitf(so, "slab_reassign", "yes");
+    stats_emitf(so, "slab_automove", "%d", TUNE_GET(slab_automove));
+    stats_emitf(so, "slab_automove_ratio", "%.2f", TUNE_GET(slab_automove_ratio));
+    stats_emitf(so, "slab_automove_window", "30");
+    stats_emitf(so, "slab_chunk_max", "524288");
+    stats_emitf(so, "lru_crawler", "%s", TUNE_GET(lru_crawler) ? "yes" : "no");
+    stats_emitf(so, "lru_crawler_sleep", "%u", TUNE_GET(lru_crawler_sleep));
+    stats_emitf(so, "lru_crawler_tocrawl", "%u", TUNE_GET(lru_crawler_tocrawl));
+    stats_emitf(so, "tail_repair_time", "0");
+    stats_emitf(so, "flush_enabled", "%s", settings.flush_ok ? "yes" : "no");
+    stats_emitf(so, "dump_enabled", "%s", proto_conf.dump_ok ? "yes" : "no");
+    stats_emitf(so, "hash_algorithm", "murmur3");
+    stats_emitf(so, "lru_maintainer_thread", "yes");
+    stats_emitf(so, "lru_segmented", "%s", TUNE_GET(lru_segmented) ? "yes" : "no");
+    stats_emitf(so, "hot_lru_pct", "20");
+    stats_emitf(so, "warm_lru_pct", "40");
+    stats_emitf(so, "hot_max_factor", "0.20");
+    stats_emitf(so, "warm_max_factor", "2.00");
+    stats_emitf(so, "temp_lru", "%s", TUNE_GET(temp_lru) ? "yes" : "no");
+    stats_emitf(so, "temporary_ttl", "%d", TUNE_GET(temporary_ttl));
+}
+
+/* memcached's extstore keys (its Debian build has extstore): defaults. */
+static void ext_settings_report(struct stats_out *so)
+{
+    static const char *const ext[][2] = {
+        { "ext_item_size", "512" }, { "ext_item_age", "4294967295" }, { "ext_low_ttl", "0" },
+        { "ext_recache_rate", "2000" }, { "ext_wbuf_size", "4194304" },
+        { "ext_compact_under", "0" }, { "ext_drop_under", "0" }, { "ext_max_sleep", "1000000" },
+        { "ext_max_frag", "0.80" }, { "slab_automove_freeratio", "0.010" },
+        { "ext_drop_unread", "no" },
+    };
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        stats_emitf(so, ext[i][0], "%s", ext[i][1]);
+}
+
+/* Every key memcached 1.6.18 emits, in its order, then percore's own. */
 static void settings_report(struct stats_out *so)
 {
     stats_emitf(so, "maxbytes", "%zu", settings.maxbytes);
@@ -208,8 +253,8 @@ static void settings_report(struct stats_out *so)
     stats_emitf(so, "domain_socket", "%s", settings.unix_path ? settings.unix_path : "NULL");
     stats_emitf(so, "umask", "%o", settings.unix_mask);
     stats_emitf(so, "shutdown_command", "%s", settings.shutdown_ok ? "yes" : "no");
-    stats_emitf(so, "growth_factor", "1.00");
-    stats_emitf(so, "chunk_size", "0");
+    stats_emitf(so, "growth_factor", "%.2f", settings.growth_factor);
+    stats_emitf(so, "chunk_size", "%d", settings.slab_min_size);
     stats_emitf(so, "num_threads", "%d", settings.nworkers);
     stats_emitf(so, "num_threads_per_udp", "%d", settings.nworkers);
     stats_emitf(so, "stat_key_prefix", "%c", settings.stat_delim);
@@ -223,16 +268,17 @@ static void settings_report(struct stats_out *so)
     stats_emitf(so, "auth_enabled_ascii", "%s", settings.auth_file ? settings.auth_file : "no");
     stats_emitf(so, "item_size_max", "%zu", settings.item_max);
     stats_emitf(so, "maxconns_fast", "%s", settings.maxconns_fast ? "yes" : "no");
-    tls_settings_report(so);
-    stats_emitf(so, "hashpower_init", "0");
-    stats_emitf(so, "slab_reassign", "no");
-    stats_emitf(so, "slab_automove", "0");
-    stats_emitf(so, "lru_crawler", "no");
-    stats_emitf(so, "lru_maintainer_thread", "no");
-    stats_emitf(so, "flush_enabled", "%s", settings.flush_ok ? "yes" : "no");
-    stats_emitf(so, "dump_enabled", "%s", proto_conf.dump_ok ? "yes" : "no");
-    stats_emitf(so, "watcher_logbuf_size", "262144");   /* per watcher per worker turn, server/watch.c */
+    lru_settings_report(so);
     stats_emitf(so, "idle_timeout", "%d", settings.idle_timeout);
+    stats_emitf(so, "watcher_logbuf_size", "262144");   /* per watcher per worker turn, server/watch.c */
+    stats_emitf(so, "worker_logbuf_size", "65536");
+    stats_emitf(so, "read_buf_mem_limit", "0");
+    stats_emitf(so, "track_sizes", "no");
+    stats_emitf(so, "inline_ascii_response", "no");
+    ext_settings_report(so);
+    tls_settings_report(so);
+    stats_emitf(so, "num_napi_ids", "(null)");
+    stats_emitf(so, "memory_file", "%s", settings.memory_file ? settings.memory_file : "(null)");
     stats_emitf(so, "io_backend", "%s", io_name());
     stats_emitf(so, "max_conn_output", "%zu", settings.conn_out_max);
     stats_emitf(so, "zc_send_min", "%zu", settings.zc_send_min);

@@ -1,0 +1,150 @@
+"""memcached 1.6.18's administrative commands, side by side: the same bytes
+go to /usr/bin/memcached and to the server under test, the replies must be
+the same.
+
+- `stats settings`: every key memcached emits, in its order, with equal
+  values where the setting means the same in both (for the same flags), and
+  the nominal tunables (`slabs automove`, `lru ...`, `lru_crawler ...`)
+  changed by the same commands;
+- `cache_memlimit`: replies, and what `stats` / `stats settings` show after;
+- `slabs reassign`: percore has no slab pages; it answers as a memcached
+  whose classes have no spare page.
+"""
+import os
+
+import pytest
+
+from conftest import MEMCACHED, Server
+
+# percore's own keys, after memcached's.
+PERCORE_SETTINGS = ["io_backend", "max_conn_output", "zc_send_min", "max_get_keys"]
+# Same key, but the value is per-process or per-build, not a setting.
+VOLATILE = {"tcpport"}
+
+
+def need_memcached():
+    if not os.path.exists(MEMCACHED):
+        pytest.skip("memcached not installed")
+
+
+def recv_until(c, ends):
+    while not any(c.buf.endswith(e) for e in ends):
+        if not c._fill(2.0):
+            break
+    out, c.buf = c.buf, b""
+    return out
+
+
+def settings_of(srv):
+    with srv.conn() as c:
+        c.send(b"stats settings\r\n")
+        raw = recv_until(c, [b"END\r\n"])
+    pairs = []
+    for line in raw.split(b"\r\n"):
+        if line.startswith(b"STAT "):
+            _, k, v = line.decode().split(" ", 2)
+            pairs.append((k, v))
+    return pairs
+
+
+def side_by_side_settings(extra, threads=2, memory_mb=64, maxconns=1024, item_size="1m"):
+    need_memcached()
+    ref = Server(binary=MEMCACHED, threads=threads, memory_mb=memory_mb, maxconns=maxconns,
+                 item_size=item_size, extra=extra)
+    srv = Server(threads=threads, memory_mb=memory_mb, maxconns=maxconns, item_size=item_size,
+                 extra=extra)
+    try:
+        return ref, srv, settings_of(ref), settings_of(srv)
+    except BaseException:
+        ref.stop()
+        srv.stop()
+        raise
+
+
+def compare_settings(want, got):
+    keys_want = [k for k, _ in want]
+    keys_got = [k for k, _ in got if k not in PERCORE_SETTINGS or k in keys_want]
+    assert keys_got == keys_want
+    w, g = dict(want), dict(got)
+    diff = {k: (w[k], g[k]) for k in keys_want if k not in VOLATILE and w[k] != g[k]}
+    assert diff == {}
+
+
+FLAG_SETS = [
+    [],
+    ["-R", "7", "-B", "ascii", "-C", "-M"],
+    ["-D", "/", "-b", "100", "-A", "-F", "-X", "-o", "idle_timeout=30"],
+    ["-f", "1.5", "-n", "64", "-o", "no_maxconns_fast"],
+]
+
+
+@pytest.mark.parametrize("flags", FLAG_SETS, ids=range(len(FLAG_SETS)))
+def test_stats_settings_keys_order_and_values(flags):
+    ref, srv, want, got = side_by_side_settings(flags, threads=3, memory_mb=48, maxconns=200,
+                                                item_size="2m")
+    try:
+        compare_settings(want, got)
+    finally:
+        ref.stop_and_check()
+        srv.stop_and_check()
+
+
+TUNING = [
+    b"slabs automove 2\r\n", b"slabs automove ratio 0.5\r\n", b"lru_crawler sleep 250\r\n",
+    b"lru_crawler tocrawl 77\r\n", b"lru mode flat\r\n", b"lru temp_ttl 30\r\n",
+    b"lru_crawler disable\r\n", b"verbosity 1\r\n", b"slabs automove 0 noreply\r\n",
+    b"lru temp_ttl -1\r\n", b"slabs automove 9\r\n", b"lru_crawler sleep 2000000\r\n",
+]
+
+
+def test_stats_settings_follow_tuning_commands():
+    ref, srv, _, _ = side_by_side_settings([])
+    try:
+        replies = []
+        for s in (ref, srv):
+            with s.conn() as c:
+                one = []
+                for cmd in TUNING:
+                    c.send(cmd + b"mn\r\n")
+                    one.append(recv_until(c, [b"MN\r\n"]))
+                replies.append(one)
+        assert replies[1] == replies[0]
+        compare_settings(settings_of(ref), settings_of(srv))
+    finally:
+        ref.stop_and_check()
+        srv.stop_and_check()
+
+
+def exchange_lines(srv, lines):
+    out = []
+    with srv.conn() as c:
+        for line in lines:
+            c.send(line + b"mn\r\n")
+            out.append(recv_until(c, [b"MN\r\n"]))
+    return out
+
+
+REASSIGN = [
+    b"slabs reassign 1 2\r\n", b"slabs reassign\r\n", b"slabs reassign 1\r\n",
+    b"slabs reassign -1 2\r\n", b"slabs reassign 1 1\r\n", b"slabs reassign -1 -1\r\n",
+    b"slabs reassign 99 2\r\n", b"slabs reassign 2 99\r\n", b"slabs reassign x y\r\n",
+    b"slabs reassign 1 x\r\n", b"slabs reassign 1 2 noreply\r\n", b"slabs reassign 0 1\r\n",
+    b"slabs reassign 1 0\r\n", b"slabs reassign 1 2 3 4\r\n", b"slabs reassign 39 1\r\n",
+    b"slabs reassign 40 1\r\n", b"slabs reassign 1 40\r\n", b"slabs reassign 29 1\r\n",
+    b"slabs reassign 30 1\r\n", b"slabs reassign 4294967297 1\r\n", b"slabs reassign +3 1\r\n",
+    b"slabs reassign 3abc 1\r\n", b"slabs foo 1 2\r\n",
+]
+
+
+@pytest.mark.parametrize("flags", [[], ["-f", "1.5", "-n", "64"], ["-f", "1.05", "-n", "10"]],
+                         ids=range(3))
+def test_slabs_reassign_like_memcached(flags):
+    """Class ids are judged against memcached's class count for -f/-n."""
+    need_memcached()
+    ref = Server(binary=MEMCACHED, extra=flags)
+    srv = Server(extra=flags)
+    try:
+        assert exchange_lines(srv, REASSIGN) == exchange_lines(ref, REASSIGN)
+    finally:
+        ref.stop_and_check()
+        srv.stop_and_check()
