@@ -171,6 +171,12 @@ static void sink_flush_all(void *s, int64_t delay, const char *ok, size_t n)
     c->l->host->flush_all(c->l, delay, barrier);
 }
 
+static void sink_memlimit(void *s, uint64_t bytes)
+{
+    struct conn *c = s;
+    c->l->host->memlimit(c->l, bytes);
+}
+
 static void sink_quit(void *s)
 {
     struct conn *c = s;
@@ -343,6 +349,7 @@ const struct proto_sink conn_sink = {
     .dump = sink_dump, .busy = sink_busy, .settled = sink_settled, .trace = conn_trace_in, .watch = sink_watch,
     .counters = sink_counters, .yield = sink_yield,
     .refresh_certs = sink_refresh_certs,
+    .memlimit = sink_memlimit,
 };
 
 /* ---- accept ------------------------------------------------------------- */

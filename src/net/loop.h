@@ -51,6 +51,8 @@ struct loop_host {
      * NULL with noreply) is the connection's reply slot, released once
      * every worker applied it. */
     void (*flush_all)(struct loop *l, int64_t delay, struct msg *barrier);
+    /* cache_memlimit: the runtime sends every worker its share. */
+    void (*memlimit)(struct loop *l, uint64_t bytes);
 };
 
 struct loop {

@@ -26,6 +26,7 @@ enum msg_kind {
     MSG_WATCH,        /* watch registration or lines (server/watch.c) */
     MSG_INTRO,        /* store walk touring the workers (server/introspect.h); comes
                        * home with its reply like MSG_REQ */
+    MSG_MEMLIMIT,     /* cache_memlimit broadcast: the new per-worker limit */
 };
 
 struct conn;
@@ -45,6 +46,7 @@ struct msg {
         uint32_t        pin;      /* MSG_UNPIN */
         struct udp_req *udp;      /* MSG_UDP: the origin's datagram session */
         unsigned        waiting;  /* MSG_BARRIER: workers yet to answer */
+        uint64_t        limit;    /* MSG_MEMLIMIT: bytes for each worker's store */
         struct {                  /* MSG_FLUSH, MSG_STATS_RESET */
             struct msg *barrier;  /* the origin's reply slot, or NULL */
             uint32_t    at;       /* MSG_FLUSH: oldest_live (0 = cancel) */

@@ -238,6 +238,12 @@ static void sink_flush_all(void *s, int64_t delay, const char *ok, size_t n)
         buf_add(o, ok, n);
 }
 
+static void sink_memlimit(void *s, uint64_t bytes)
+{
+    struct udp_req *q = s;
+    q->l->host->memlimit(q->l, bytes);
+}
+
 static void sink_quit(void *s)
 {
     struct udp_req *q = s;
@@ -275,6 +281,7 @@ static const struct proto_sink udp_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
     .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
     .busy = sink_busy, .settled = sink_settled,
+    .memlimit = sink_memlimit,
 };
 
 /* ---- sending ------------------------------------------------------------ */

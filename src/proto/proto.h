@@ -34,6 +34,8 @@ struct proto_conf {
     bool   watch_ok;       /* watch allowed (memcached's -W clears it) */
     bool   auth_ascii;     /* -Y: text sessions authenticate first (proto/auth.h) */
     bool   auth_sasl;      /* -S: binary sessions authenticate by SASL first */
+    size_t mem_cap;        /* cache_memlimit's ceiling: -m at start-up, what the
+                            * workers' stores were sized for */
 };
 
 /* Whether memcached would refuse an item as too large for -I: it counts
@@ -108,6 +110,9 @@ struct proto_sink {
      * always true). `stats` asks, so that its counters include the
      * requests before it on the connection, as memcached's do. */
     bool (*settled)(void *s);
+    /* cache_memlimit: every worker's store gets its share of `bytes`
+     * (NULL: the session cannot; MEMLIMIT_ADJUST_FAILED). */
+    void (*memlimit)(void *s, uint64_t bytes);
 };
 
 /* After a store refused by proto_too_large(): count it in store_too_large

@@ -387,6 +387,34 @@ static void do_slabs(const struct proto_sink *sk, void *s, const struct tok *t, 
     }
 }
 
+/* cache_memlimit <MB> [noreply]: memcached 1.6.18's checks and replies. The
+ * stores were sized for -m at start-up (arena, index, tables), so a limit
+ * above it is refused the way memcached refuses one it cannot adjust to
+ * (with -L's preallocation). */
+static void do_memlimit(const struct proto_conf *cf, const struct proto_sink *sk, void *s,
+                        const struct tok *t, size_t nt)
+{
+    if (nt != 2 && nt != 3) {
+        text_reply(sk, s, "ERROR");
+        return;
+    }
+    bool noreply = noreply_last(t, nt);
+    uint32_t mb;
+    if (!parse_u32_trunc(t[1].v, t[1].n, &mb))
+        out(sk, s, noreply, "ERROR");
+    else if (mb < 8)
+        out(sk, s, noreply, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m");
+    else if (mb > 1000000000)
+        out(sk, s, noreply, "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes");
+    else if (!sk->memlimit || ((uint64_t)mb << 20) > cf->mem_cap)
+        out(sk, s, noreply, "MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust");
+    else {
+        sk->memlimit(s, (uint64_t)mb << 20);
+        log_info("maxbytes adjusted to %um", mb);
+        out(sk, s, noreply, "OK");
+    }
+}
+
 static void class_set(struct dump_req *d, uint32_t id)
 {
     d->classes[id / 8] |= (uint8_t)(1u << (id % 8));
@@ -685,6 +713,8 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
         do_lru_crawler(cf, sk, s, t, nt);
     } else if (tok_is(c, "slabs")) {
         do_slabs(sk, s, t, nt);
+    } else if (tok_is(c, "cache_memlimit")) {
+        do_memlimit(cf, sk, s, t, nt);
     } else if (tok_is(c, "lru")) {
         /* memcached's segmented-LRU tuning: percore has no LRU to tune
          * (segments, docs/storage.md); accepted as memcached accepts it and

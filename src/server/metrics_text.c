@@ -101,7 +101,7 @@ static void global(struct mb *b)
     family(b, "memcached_max_connections", "gauge", "Most clients allowed (-c).");
     mb_printf(b, "memcached_max_connections %d\n", settings.maxconns);
     family(b, "memcached_limit_bytes", "gauge", "Bytes the server may use for items (-m).");
-    mb_printf(b, "memcached_limit_bytes %zu\n", settings.maxbytes);
+    mb_printf(b, "memcached_limit_bytes %zu\n", (size_t)mem_limit_total);
     family(b, "memcached_accepting_connections", "gauge", "Whether the server accepts connections.");
     mb_printf(b, "memcached_accepting_connections 1\n");
     family(b, "memcached_connections_listener_disabled_total", "counter", "Times the listener was disabled (never here).");

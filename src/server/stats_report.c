@@ -92,7 +92,7 @@ static void general(struct worker *w, struct stats_out *so)
         stats_emitf(so, #f, "%llu", (unsigned long long)stat_get(&sum.f));
     WORKER_COUNTERS(PRINT)
 #undef PRINT
-    stats_emitf(so, "limit_maxbytes", "%zu", settings.maxbytes);
+    stats_emitf(so, "limit_maxbytes", "%zu", (size_t)mem_limit_total);
     stats_emitf(so, "accepting_conns", "1");
     stats_emitf(so, "listen_disabled_num", "0");
     stats_emitf(so, "time_in_listen_disabled_us", "0");
@@ -242,7 +242,7 @@ static void ext_settings_report(struct stats_out *so)
 /* Every key memcached 1.6.18 emits, in its order, then percore's own. */
 static void settings_report(struct stats_out *so)
 {
-    stats_emitf(so, "maxbytes", "%zu", settings.maxbytes);
+    stats_emitf(so, "maxbytes", "%zu", (size_t)mem_limit_total);
     stats_emitf(so, "maxconns", "%d", settings.maxconns);
     stats_emitf(so, "tcpport", "%d", settings.port);
     stats_emitf(so, "udpport", "%d", settings.udp_port);

@@ -294,6 +294,14 @@ void worker_stats_reset(struct worker *w, struct msg *barrier)
     broadcast_barrier(w, &(struct msg){ .kind = MSG_STATS_RESET }, barrier, reset_own);
 }
 
+_Atomic size_t mem_limit_total;
+
+static void memlimit_apply(struct worker *w, uint64_t bytes)
+{
+    store_set_limit(w->store, (size_t)bytes);
+    w->store_events++;
+}
+
 static void handle_msg(struct worker *w, unsigned from, struct msg *m)
 {
     switch (m->kind) {
@@ -339,6 +347,10 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
             worker_send(w, from, m);
         else
             free(m);
+        return;
+    case MSG_MEMLIMIT:
+        memlimit_apply(w, m->u.limit);
+        free(m);
         return;
     case MSG_UNPIN:
         store_unpin(w->store, m->u.pin);
@@ -622,11 +634,23 @@ static void host_flush_all(struct loop *l, int64_t delay, struct msg *barrier)
     flush_all(of(l), delay, barrier);
 }
 
+/* cache_memlimit: the total for stats at once, each store's share by
+ * message; a store that shrinks evicts in its maintenance slices. */
+static void host_memlimit(struct loop *l, uint64_t bytes)
+{
+    struct worker *w = of(l);
+    atomic_store_explicit(&mem_limit_total, (size_t)bytes, memory_order_relaxed);
+    struct msg proto = { .kind = MSG_MEMLIMIT };
+    proto.u.limit = bytes / nworkers;
+    broadcast(w, &proto);
+    memlimit_apply(w, proto.u.limit);
+}
+
 static const struct loop_host worker_host = {
     .route = host_route, .stats = host_stats, .dump_new = host_dump_new,
     .dump_start = host_dump_start, .watch_start = host_watch_start,
     .watch_stop = host_watch_stop, .conn_event = host_conn_event,
-    .flush_all = host_flush_all,
+    .flush_all = host_flush_all, .memlimit = host_memlimit,
 };
 
 /* ---- set-up and tear-down (main thread) --------------------------------- */
@@ -677,7 +701,9 @@ int workers_setup(void)
         .watch_ok = !settings.watch_disabled,   /* -W */
         .auth_ascii = settings.auth_file != NULL,   /* -Y (proto/auth.h) */
         .auth_sasl = settings.sasl && !settings.auth_file,   /* -S; -Y wins, as in memcached */
+        .mem_cap = settings.maxbytes,
     };
+    mem_limit_total = settings.maxbytes;
     if (settings.detail_enabled)
         pfx_enable(true);                       /* -D */
     /* About 16k slots into each worker in all (4096 per ring at most, 256

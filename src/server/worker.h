@@ -81,6 +81,8 @@ extern unsigned ring_capacity;
 extern size_t rings_bytes;   /* memory of all rings, for stats */
 #define WORKER_OVF_MAX ring_capacity
 extern struct proto_conf proto_conf;
+/* -m, then what cache_memlimit set last (stats limit_maxbytes). */
+extern _Atomic size_t mem_limit_total;
 extern _Atomic int server_stopping;
 
 /* Main thread: workers, stores and sockets. 0, or -1 on a failure, or

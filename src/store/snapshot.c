@@ -128,7 +128,7 @@ bool store_save(struct store *s, bool (*put)(void *ctx, const void *p, size_t n)
         .magic = SNAP_MAGIC, .version = SNAP_VERSION, .hdr_size = sizeof h,
         .seg_struct = sizeof(struct seg), .ttl_struct = sizeof(struct ttl_bucket),
         .ctr_struct = sizeof(struct store_counters), .nbuckets = TTL_NBUCKETS,
-        .mem_limit = s->cfg.mem_limit, .item_max = s->cfg.item_max, .seg_size = s->seg_size,
+        .mem_limit = s->mem_cap, .item_max = s->cfg.item_max, .seg_size = s->seg_size,
         .nsegs = s->nsegs, .nlarge_cap = s->nlarge_cap, .shard_id = s->cfg.shard_id,
         .use_cas = s->cfg.use_cas, .next_serial = s->next_serial, .seg_fresh = s->seg_fresh,
         .spare = s->spare, .now = s->now, .nlarge = s->nlarge, .c = s->c,
@@ -296,7 +296,7 @@ static void rebuild_probation(struct store *s)
 
 bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, size_t whylen)
 {
-    size_t lim = s->cfg.mem_limit;
+    size_t lim = s->mem_cap;
     struct pending *pd = NULL;
     struct snap_hdr h;
     size_t need = sizeof h + sizeof s->ttl + (size_t)s->nsegs * (sizeof(struct seg) + 8);
@@ -307,7 +307,7 @@ bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, siz
         h.seg_struct != sizeof(struct seg) || h.ttl_struct != sizeof(struct ttl_bucket) ||
         h.ctr_struct != sizeof(struct store_counters) || h.nbuckets != TTL_NBUCKETS)
         FAIL("store layout differs (saved by another percore version)");
-    if (h.mem_limit != s->cfg.mem_limit || h.seg_size != s->seg_size || h.nsegs != s->nsegs ||
+    if (h.mem_limit != s->mem_cap || h.seg_size != s->seg_size || h.nsegs != s->nsegs ||
         h.item_max != s->cfg.item_max || h.nlarge_cap != s->nlarge_cap)
         FAIL("store geometry differs: saved %llu bytes in %u segments of %llu, item max %llu; "
              "now %zu bytes in %u segments of %zu, item max %zu",

@@ -162,6 +162,7 @@ struct store *store_create(const struct store_config *cfg)
         free(s);
         return NULL;
     }
+    s->mem_cap = s->mem_target = mem;
     s->nsegs = (uint32_t)((mem - s->fixed_bytes - index_min) / seg);
     if (s->nsegs > nmax)
         s->nsegs = (uint32_t)nmax;  /* past ~85 GiB: more than an entry can name */
@@ -813,12 +814,53 @@ void store_flush(struct store *s)
     s->c.flushes++;
 }
 
+size_t store_limit_min(const struct store *s)
+{
+    return s->fixed_bytes + 64 * 64 + 2 * s->seg_size;
+}
+
+size_t store_set_limit(struct store *s, size_t bytes)
+{
+    s->gen++;
+    if (bytes < store_limit_min(s))
+        bytes = store_limit_min(s);
+    if (bytes > s->mem_cap)
+        bytes = s->mem_cap;
+    s->mem_target = bytes;
+    /* Shrinking: enforce what is in use now, so that a write evicts no more
+     * than it would have anyway; store_maintain() lowers it a slice at a
+     * time (a drop to the target at once would have the next write evict
+     * the whole difference inside one request). */
+    size_t used = store_mem_used(s);
+    s->cfg.mem_limit = used > bytes ? used : bytes;
+    return bytes;
+}
+
+/* One slice of a shrink: evict one window, then enforce the lower usage. */
+static bool shrink_step(struct store *s)
+{
+    bool evicted = store_mem_used(s) > s->mem_target && evict_one(s);
+    size_t used = store_mem_used(s);
+    size_t lim = used > s->mem_target ? used : s->mem_target;
+    if (lim < s->cfg.mem_limit)
+        s->cfg.mem_limit = lim;
+    seg_trim_resident(s);   /* give the freed segments' pages back */
+    return evicted && s->cfg.mem_limit > s->mem_target;
+}
+
 bool store_maintain(struct store *s, unsigned budget)
 {
     s->gen++;   /* may change what store_get_stats() reports */
     bool more = false;
     if (budget == 0)
         return true;
+    if (s->cfg.mem_limit > s->mem_target) {
+        for (unsigned i = 0; i < 2; i++)
+            if (!(more = shrink_step(s)))
+                break;
+        if (more)
+            return true;   /* the rest of this slice's budget went to evicting */
+    }
     unsigned used = ttl_reclaim_scan(s, budget, &more);
     if (used < budget)
         used += seg_large_reclaim_expired(s, budget - used);

@@ -153,6 +153,14 @@ void store_flush_hold(struct store *s, uint32_t until);
  * reclaims expired segments/items and advances an incremental index resize.
  * Does at most `budget` units of work; returns true if more is pending. */
 bool store_maintain(struct store *s, unsigned budget);
+/* memcached's cache_memlimit: a new limit for this store, clamped to
+ * [store_limit_min(), the limit it was created with] (the arena and tables
+ * are sized at creation); returns the limit set. Raising takes effect at
+ * once. Lowering evicts down to it in store_maintain() slices of one
+ * eviction window each, never inside a write: until there, writes are held
+ * to the memory in use. */
+size_t store_set_limit(struct store *s, size_t bytes);
+size_t store_limit_min(const struct store *s);
 /* Whether the next write that needs a segment would have to evict for it:
  * then store_maintain() in idle time makes one ready first. */
 bool store_wants_room(const struct store *s);

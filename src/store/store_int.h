@@ -255,6 +255,10 @@ struct store {
     struct index idx;
 
     size_t fixed_bytes;
+    size_t mem_cap;          /* the limit at creation: what the arena, index and
+                              * tables are sized for; store_set_limit() stays below */
+    size_t mem_target;       /* store_set_limit()'s limit; cfg.mem_limit (enforced)
+                              * steps down to it in maintenance slices */
     struct store_counters c;
     uint64_t pins;           /* pins held by replies in flight */
     uint64_t held_bytes;     /* memory freed but still pinned (counted as used) */

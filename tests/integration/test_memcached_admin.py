@@ -11,6 +11,7 @@ the same.
   whose classes have no spare page.
 """
 import os
+import time
 
 import pytest
 
@@ -148,3 +149,94 @@ def test_slabs_reassign_like_memcached(flags):
     finally:
         ref.stop_and_check()
         srv.stop_and_check()
+
+
+MEMLIMIT = [
+    b"cache_memlimit\r\n", b"cache_memlimit 7\r\n", b"cache_memlimit 0\r\n",
+    b"cache_memlimit x\r\n", b"cache_memlimit -1\r\n", b"cache_memlimit 12abc\r\n",
+    b"cache_memlimit 1000000001\r\n", b"cache_memlimit 4294967296\r\n",
+    b"cache_memlimit 4294967304\r\n", b"cache_memlimit 99999999999999999999\r\n",
+    b"cache_memlimit 10 20 30\r\n", b"cache_memlimit x noreply\r\n",
+    b"cache_memlimit 7 noreply\r\n", b"cache_memlimit 10 noreply\r\n",
+    b"cache_memlimit 16 20\r\n", b"cache_memlimit 8\r\n", b"cache_memlimit 48\r\n",
+]
+
+
+def limits(srv):
+    st = dict(settings_of(srv))
+    with srv.conn() as c:
+        c.send(b"stats\r\n")
+        raw = recv_until(c, [b"END\r\n"]).decode()
+    general = dict(line.split(" ", 2)[1:] for line in raw.split("\r\n") if line.startswith("STAT "))
+    return general["limit_maxbytes"], st["maxbytes"]
+
+
+def test_cache_memlimit_replies_and_stats_like_memcached():
+    need_memcached()
+    ref = Server(binary=MEMCACHED, memory_mb=48)
+    srv = Server(memory_mb=48, threads=3)
+    try:
+        got, want = [], []
+        for line in MEMLIMIT:
+            want.append(exchange_lines(ref, [line])[0])
+            want.append(limits(ref))
+            got.append(exchange_lines(srv, [line])[0])
+            got.append(limits(srv))
+        assert got == want
+    finally:
+        ref.stop_and_check()
+        srv.stop_and_check()
+
+
+@pytest.mark.percore_only
+def test_cache_memlimit_above_startup_refused(server_factory):
+    """The stores are sized for -m at start-up: more is refused the way
+    memcached refuses a limit it cannot adjust to."""
+    srv = server_factory(memory_mb=32)
+    assert exchange_lines(srv, [b"cache_memlimit 33\r\n", b"cache_memlimit 32\r\n"]) == [
+        b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\nMN\r\n", b"OK\r\nMN\r\n"]
+    assert limits(srv) == ("33554432", "33554432")
+
+
+def store_mem(srv):
+    with srv.conn() as c:
+        c.send(b"stats\r\n")
+        raw = recv_until(c, [b"END\r\n"]).decode()
+    st = dict(line.split(" ", 2)[1:] for line in raw.split("\r\n") if line.startswith("STAT "))
+    return int(st["bytes"]), int(st["curr_items"])
+
+
+@pytest.mark.percore_only
+def test_cache_memlimit_shrink_evicts_in_idle_time_and_grows_back(server_factory):
+    srv = server_factory(memory_mb=64, threads=2)
+    val = b"v" * 2000
+    with srv.conn() as c:
+        for i in range(0, 30000, 500):
+            c.send(b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (j, len(val), val)
+                            for j in range(i, i + 500)))
+        c.send(b"mn\r\n")
+        recv_until(c, [b"MN\r\n"])
+    full, n_full = store_mem(srv)
+    assert full > 40 << 20
+    assert exchange_lines(srv, [b"cache_memlimit 16\r\n"]) == [b"OK\r\nMN\r\n"]
+    deadline = time.monotonic() + 10
+    while store_mem(srv)[0] > 16 << 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    small, n_small = store_mem(srv)
+    assert small <= 16 << 20 and n_small < n_full
+    # writes stay under the new limit
+    with srv.conn() as c:
+        for i in range(30000, 45000, 500):
+            c.send(b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (j, len(val), val)
+                            for j in range(i, i + 500)))
+        c.send(b"get k44999\r\n")
+        assert recv_until(c, [b"END\r\n"]).startswith(b"VALUE k44999 0 2000")
+    assert store_mem(srv)[0] <= 16 << 20
+    assert exchange_lines(srv, [b"cache_memlimit 64\r\n"]) == [b"OK\r\nMN\r\n"]
+    with srv.conn() as c:
+        for i in range(45000, 75000, 500):
+            c.send(b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (j, len(val), val)
+                            for j in range(i, i + 500)))
+        c.send(b"mn\r\n")
+        recv_until(c, [b"MN\r\n"])
+    assert store_mem(srv)[0] > 40 << 20

@@ -551,6 +551,76 @@ static void test_mem_limit(void **state)
     store_destroy(s);
 }
 
+/* cache_memlimit: lowering the limit evicts down to it in maintenance
+ * slices, a write meanwhile evicts no more than one window; raising it
+ * again lets the store fill up to the new limit; the limit is clamped to
+ * [store_limit_min, the creation limit]. */
+static void test_set_limit(void **state)
+{
+    struct store *s = mk(8 * MB, 64 * KB, true);
+    static char val[1500];
+    memset(val, 'v', sizeof val);
+    char key[32];
+    for (int i = 0; i < 8000; i++) {
+        snprintf(key, sizeof key, "s:%d", i);
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, sizeof val, 0, 0, 0, NULL),
+                         ST_OK);
+    }
+    struct store_stats st, st2;
+    store_get_stats(s, &st);
+    assert_true(st.mem_used > 7 * MB);
+    check_consistency(s);
+
+    assert_int_equal(store_set_limit(s, 3 * MB), 3 * MB);
+    /* a write right after: held to the memory in use, evicts one window at most */
+    assert_int_equal(store_put(s, SM_SET, "w", 1, val, sizeof val, 0, 0, 0, NULL), ST_OK);
+    store_get_stats(s, &st2);
+    assert_true(st2.evicted_segments - st.evicted_segments <= 8);
+    assert_true(st2.mem_used > 6 * MB);
+    check_mem(s);
+
+    unsigned slices = 0;
+    while (store_maintain(s, 64)) {
+        slices++;
+        assert_true(slices < 10000);
+        check_mem(s);
+    }
+    assert_true(slices > 4);   /* the shrink ran in slices, not in one call */
+    store_get_stats(s, &st);
+    assert_true(st.mem_used <= 3 * MB);
+    assert_int_equal(st.mem_limit, 3 * MB);
+    assert_true(st.curr_items > 0 && st.curr_items < 3000);
+    check_consistency(s);
+    for (int i = 0; i < 8000; i++) {   /* writes stay within the new limit */
+        snprintf(key, sizeof key, "t:%d", i);
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, sizeof val, 0, 0, 0, NULL),
+                         ST_OK);
+        if (i % 500 == 0)
+            check_mem(s);
+    }
+    store_get_stats(s, &st);
+    assert_true(st.mem_used <= 3 * MB);
+
+    /* raise again: fills past the old limit; clamps */
+    assert_int_equal(store_set_limit(s, 8 * MB), 8 * MB);
+    for (int i = 0; i < 8000; i++) {
+        snprintf(key, sizeof key, "u:%d", i);
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, sizeof val, 0, 0, 0, NULL),
+                         ST_OK);
+    }
+    store_get_stats(s, &st);
+    assert_true(st.mem_used > 6 * MB);
+    check_mem(s);
+    check_consistency(s);
+    assert_int_equal(store_set_limit(s, 100 * MB), 8 * MB);
+    assert_int_equal(store_set_limit(s, 1), store_limit_min(s));
+    while (store_maintain(s, 64))
+        ;
+    check_mem(s);
+    check_consistency(s);
+    store_destroy(s);
+}
+
 /* A small hot set read often survives a long stream of one-off writes. */
 static void test_evict_keeps_hot(void **state)
 {
@@ -812,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_dead_bytes),
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_set_limit),
         cmocka_unit_test(test_flush_hold),
         cmocka_unit_test(test_walk),
     };
