@@ -119,10 +119,15 @@ static void sink_request(void *s, struct req *r)
     conn_request(s, r);
 }
 
+static struct msg *barrier_of(void *s)
+{
+    return conn_barrier(s);
+}
+
 static void sink_stats(void *s, const char *arg, size_t len, struct stats_out *so)
 {
     struct conn *c = s;
-    c->l->host->stats(c->l, c, arg, len, so);
+    c->l->host->stats(c->l, barrier_of, c, arg, len, so);
 }
 
 /* A store walk touring the workers (server/introspect.c): queued like a

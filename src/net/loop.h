@@ -34,10 +34,11 @@ struct topk;
 struct loop_host {
     /* A request message for worker `owner` (or a reply home). */
     void (*route)(struct loop *l, unsigned owner, struct msg *m);
-    /* `stats [arg]` into out, for connection c (NULL: a datagram, whose
-     * reply cannot wait; stats reset then answers at once). */
-    void (*stats)(struct loop *l, struct conn *c, const char *arg, size_t len,
-                  struct stats_out *so);
+    /* `stats [arg]` into out. `barrier(sess)` gives the session's reply slot
+     * that `stats reset` answers in once every worker has zeroed
+     * (conn_barrier, udp_barrier). */
+    void (*stats)(struct loop *l, struct msg *(*barrier)(void *sess), void *sess,
+                  const char *arg, size_t len, struct stats_out *so);
     /* A store walk for d: a message to queue in the connection's reply order
      * (then started with dump_start). */
     struct msg *(*dump_new)(struct loop *l, const struct dump_req *d);

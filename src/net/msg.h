@@ -20,6 +20,7 @@ enum msg_kind {
     MSG_FLUSH,        /* flush_all broadcast; comes home when it has a barrier */
     MSG_BARRIER,      /* origin-only: a reply slot completed by the runtime once every
                        * worker has done its part (flush_all's OK, stats reset's RESET) */
+    MSG_UDP_BARRIER,  /* origin-only: the same for a datagram's reply (net/udp.c) */
     MSG_STATS_RESET,  /* stats reset broadcast; comes home when it has a barrier */
     MSG_UDP,          /* request from a UDP datagram; the reply is sent by its origin */
     MSG_UNPIN,        /* a reply sent by reference is done: the owner's pin */
@@ -45,7 +46,10 @@ struct msg {
         size_t          qbytes;   /* origin: reply bytes counted in the conn's queue */
         uint32_t        pin;      /* MSG_UNPIN */
         struct udp_req *udp;      /* MSG_UDP: the origin's datagram session */
-        unsigned        waiting;  /* MSG_BARRIER: workers yet to answer */
+        struct {                  /* MSG_BARRIER, MSG_UDP_BARRIER */
+            unsigned        waiting;  /* workers yet to answer */
+            struct udp_req *udp;      /* MSG_UDP_BARRIER: the datagram's session */
+        } wait;
         uint64_t        limit;    /* MSG_MEMLIMIT: bytes for each worker's store */
         struct {                  /* MSG_FLUSH, MSG_STATS_RESET */
             struct msg *barrier;  /* the origin's reply slot, or NULL */

@@ -222,20 +222,45 @@ static void sink_request(void *s, struct req *r)
     STAT_INC(l->stats, udp_forwarded);
 }
 
+/* A response of its own whose bytes the runtime writes, sent once every
+ * worker has done its part (flush_all's OK, stats reset's RESET): it comes
+ * home through udp_reply_arrived like a forwarded request. */
+static struct msg *udp_barrier(void *s)
+{
+    struct udp_req *q = s;
+    struct msg *b = calloc(1, sizeof *b);
+    if (!b)
+        abort();
+    b->kind = MSG_UDP_BARRIER;
+    b->from = (uint8_t)q->l->id;
+    b->u.wait.udp = q;
+    part_add(q, true, false)->remote = b;
+    q->inflight++;
+    return b;
+}
+
+/* The runtime may release a barrier before it returns (one worker): the
+ * extra count keeps the datagram from being sent and freed while it is
+ * still being parsed; what is left is sent when the parse ends. */
 static void sink_stats(void *s, const char *arg, size_t len, struct stats_out *so)
 {
     struct udp_req *q = s;
-    q->l->host->stats(q->l, NULL, arg, len, so);
+    q->inflight++;
+    q->l->host->stats(q->l, udp_barrier, q, arg, len, so);
+    q->inflight--;
 }
 
 static void sink_flush_all(void *s, int64_t delay, const char *ok, size_t n)
 {
     struct udp_req *q = s;
-    /* A datagram's reply does not wait for the other workers: "OK" at once. */
-    q->l->host->flush_all(q->l, delay, NULL);
-    struct buf *o = sink_output(q);
-    if (n)
-        buf_add(o, ok, n);
+    struct msg *barrier = NULL;
+    q->inflight++;
+    if (n) {
+        barrier = udp_barrier(q);
+        buf_add(&barrier->reply, ok, n);
+    }
+    q->l->host->flush_all(q->l, delay, barrier);
+    q->inflight--;
 }
 
 static void sink_memlimit(void *s, uint64_t bytes)

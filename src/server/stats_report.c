@@ -466,8 +466,8 @@ static bool sub_arg(const char *arg, size_t len, const char *word, size_t *rest)
     return true;
 }
 
-void stats_report(struct worker *w, struct conn *c, const char *arg, size_t len,
-                  struct stats_out *so)
+void stats_report(struct worker *w, struct msg *(*new_barrier)(void *sess), void *sess,
+                  const char *arg, size_t len, struct stats_out *so)
 {
     size_t rest;
     while (len && arg[len - 1] == ' ')
@@ -476,9 +476,9 @@ void stats_report(struct worker *w, struct conn *c, const char *arg, size_t len,
     if (len == 0)
         general(w, so);
     else if (IS("reset")) {
-        /* RESET goes into a slot of the connection's reply order that is
-         * released once every worker has zeroed (a datagram answers at once). */
-        struct msg *barrier = c ? conn_barrier(c) : NULL;
+        /* RESET goes into a slot of the session's reply order that is
+         * released once every worker has zeroed. */
+        struct msg *barrier = new_barrier ? new_barrier(sess) : NULL;
         if (barrier)
             stats_out_retarget(so, &barrier->reply);
         latency_reset();

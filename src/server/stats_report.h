@@ -11,9 +11,10 @@
 #include "proto/stats_out.h"
 #include "server/worker.h"
 
-/* `stats <arg>` asked on worker w by connection c (NULL: a datagram). */
-void stats_report(struct worker *w, struct conn *c, const char *arg, size_t len,
-                  struct stats_out *so);
+/* `stats <arg>` asked on worker w by a session; new_barrier(sess) is its
+ * reply slot for `stats reset` (loop.h). */
+void stats_report(struct worker *w, struct msg *(*new_barrier)(void *sess), void *sess,
+                  const char *arg, size_t len, struct stats_out *so);
 
 /* Per-class `stats items` / `stats slabs` pieces, shared with the exact
  * walk of server/introspect.c: sum n classes into an array indexed by id - 1

@@ -225,11 +225,16 @@ static uint32_t flush_target(int64_t delay, uint32_t now)
  * released when the last worker has done its part: until then some worker
  * could still serve an item the client believes flushed, or count a
  * request that its reset then wipes. */
-static void barrier_done(struct msg *b)
+static void barrier_done(struct worker *w, struct msg *b)
 {
-    if (--b->u.waiting > 0)
+    if (--b->u.wait.waiting > 0)
         return;
-    conn_reply_arrived(b);
+    if (b->kind == MSG_UDP_BARRIER) {
+        b->u.udp = b->u.wait.udp;
+        udp_reply_arrived(&w->loop, b);
+    } else {
+        conn_reply_arrived(b);
+    }
 }
 
 /* `proto` (MSG_FLUSH or MSG_STATS_RESET) to every other worker, each copy
@@ -240,13 +245,13 @@ static void broadcast_barrier(struct worker *w, struct msg *proto, struct msg *b
 {
     proto->u.bcast.barrier = barrier;
     if (barrier)
-        barrier->u.waiting = 1;   /* this worker's own, below */
+        barrier->u.wait.waiting = 1;   /* this worker's own, below */
     unsigned sent = broadcast(w, proto);
     if (barrier)
-        barrier->u.waiting += sent;
+        barrier->u.wait.waiting += sent;
     own(w, proto);
     if (barrier)
-        barrier_done(barrier);
+        barrier_done(w, barrier);
 }
 
 static void flush_own(struct worker *w, const struct msg *proto)
@@ -336,7 +341,7 @@ static void handle_msg(struct worker *w, unsigned from, struct msg *m)
         if (m->from == w->id) {   /* a peer has done its part */
             struct msg *b = m->u.bcast.barrier;
             free(m);
-            barrier_done(b);
+            barrier_done(w, b);
             return;
         }
         if (m->kind == MSG_FLUSH)
@@ -597,10 +602,10 @@ static void host_route(struct loop *l, unsigned owner, struct msg *m)
     worker_send(of(l), owner, m);
 }
 
-static void host_stats(struct loop *l, struct conn *c, const char *arg, size_t len,
-                       struct stats_out *so)
+static void host_stats(struct loop *l, struct msg *(*barrier)(void *sess), void *sess,
+                       const char *arg, size_t len, struct stats_out *so)
 {
-    stats_report(of(l), c, arg, len, so);
+    stats_report(of(l), barrier, sess, arg, len, so);
 }
 
 static struct msg *host_dump_new(struct loop *l, const struct dump_req *d)
@@ -873,7 +878,7 @@ static void free_stranded(struct msg *m)
 {
     if ((m->kind == MSG_FLUSH || m->kind == MSG_STATS_RESET) && m->u.bcast.barrier) {
         struct msg *b = m->u.bcast.barrier;
-        if (--b->u.waiting == 0)
+        if (--b->u.wait.waiting == 0)
             free_stranded(b);
     } else if (m->kind == MSG_REQ || m->kind == MSG_INTRO || m->kind == MSG_BARRIER) {
         conn_release(m->conn);

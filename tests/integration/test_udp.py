@@ -766,3 +766,89 @@ def test_text_datagram_after_a_binary_one():
         finally:
             c.close()
             srv.stop()
+
+
+# --------------------------------------------------------------------------
+# flush_all and stats reset over UDP answer once every worker applied them
+# --------------------------------------------------------------------------
+
+BARRIER_DATAGRAMS = [
+    frame(60, b"set a 0 0 1\r\nx\r\nflush_all\r\nget a\r\n"),
+    frame(61, b"flush_all noreply\r\nget a\r\n"),
+    frame(62, b"stats reset\r\n"),
+    frame(63, b"stats reset\r\nflush_all\r\nstats reset\r\n"),
+    frame(64, b"flush_all 0\r\nflush_all noreply\r\nversion\r\n"),
+    frame(65, binpkt(0x08, opaque=7) + binpkt(0x0a, opaque=8)),
+    frame(66, binpkt(0x18, opaque=9) + binpkt(0x10, b"reset", opaque=10) + binpkt(0x0a, opaque=11)),
+]
+
+
+def barrier_replies(port, expect=None):
+    c = Udp(port)
+    out = [c.raw(d, quiet=0.15, first=5.0, expect=len(expect[i]) if expect else None)
+           for i, d in enumerate(BARRIER_DATAGRAMS)]
+    c.close()
+    return [[x.replace(b"VERSION " + x.split(b"VERSION ")[1].split(b"\r\n")[0], b"VERSION v")
+             if b"VERSION " in x else x for x in r] for r in out]
+
+
+def test_flush_and_stats_reset_replies_match_memcached():
+    m = memcached()
+    try:
+        want = barrier_replies(m.udp)
+    finally:
+        m.stop()
+    for threads in (1, 4):
+        p = percore(threads=threads)
+        try:
+            got = barrier_replies(p.udp, want)
+        finally:
+            p.stop()
+        assert [mask_bin_cas(g) for g in got] == [mask_bin_cas(w) for w in want]
+
+
+def test_udp_flush_then_tcp_reads_all_miss_and_reset_counts_all():
+    """As soon as the UDP OK / RESET is in, every worker has applied it:
+    keys owned by any worker miss, and commands on TCP connections after it
+    are all counted."""
+    p = percore(threads=4)
+    c = Udp(p.udp)
+    socks = [socket.create_connection((HOST, p.tcp), timeout=5) for _ in range(3)]
+
+    def read_until(s, end):
+        data = b""
+        while not data.endswith(end):
+            chunk = s.recv(65536)
+            assert chunk
+            data += chunk
+        return data
+
+    try:
+        bad = []
+        for i in range(100):
+            keys = [b"uf%d_%d" % (i, k) for k in range(8)]
+            socks[0].sendall(b"".join(b"set %s 0 0 1\r\nx\r\n" % k for k in keys))
+            read_until(socks[0], b"STORED\r\n" * 8)
+            assert c.raw(frame(i, b"flush_all\r\n"), first=5.0) == [frame(i, b"OK\r\n")]
+            for s in socks:
+                s.sendall(b"get " + b" ".join(keys) + b"\r\n")
+            for s in socks:
+                got = read_until(s, b"END\r\n")
+                if got != b"END\r\n":
+                    bad.append(("flush", i, got[:60]))
+        for i in range(50):
+            assert c.raw(frame(i, b"stats reset\r\n"), first=5.0) == [frame(i, b"RESET\r\n")]
+            for k, s in enumerate(socks):
+                s.sendall(b"set r%d_%d 0 0 1\r\nx\r\nget r%d_%d\r\n" % (i, k, i, k))
+            for s in socks:
+                read_until(s, b"END\r\n")
+            st = p.stats()
+            got = tuple(int(st[k]) for k in ("cmd_set", "cmd_get", "get_hits"))
+            if got != (3, 3, 3):
+                bad.append(("reset", i, got))
+        assert bad == []
+    finally:
+        for s in socks:
+            s.close()
+        c.close()
+        p.stop()
