@@ -130,6 +130,15 @@ static void exec_mg(struct exec_ctx *x, const struct mctx *m, struct buf *o)
     uint32_t exp = iv.exptime;
     const char *p;
     size_t n;
+    /* memcached keeps per item whether its key came base64-encoded, and an
+     * item vivified by N gets no such mark: its `k` is the plain key even
+     * when the request carried `b`. (Other items: see docs/protocols.md.) */
+    struct mctx plain;
+    if (created && (m->h.bits & MF_BINKEY)) {
+        plain = *m;
+        plain.h.bits &= ~MF_BINKEY;
+        m = &plain;
+    }
     for (struct fiter it = fiter(m); fnext(&it, &p, &n);) {
         switch (*p) {
         case 'T':

@@ -240,3 +240,28 @@ def test_cache_memlimit_shrink_evicts_in_idle_time_and_grows_back(server_factory
         c.send(b"mn\r\n")
         recv_until(c, [b"MN\r\n"])
     assert store_mem(srv)[0] > 40 << 20
+
+
+# Meta `b` (base64 keys): the replies that depend on the request only, and
+# an item vivified by `mg ... N` (memcached gives it no base64 mark, so its
+# `k` is plain). Replies that depend on memcached's per-item mark (a later
+# `mg` / `me` without `b`) differ: docs/protocols.md.
+B_FLAG = [
+    b"ms Zm9v 1 b k\r\nA\r\n", b"mg Zm9v b k v\r\n", b"mg foo v\r\n", b"md Zm9v b k q\r\n",
+    b"mg Zm9v b k O12\r\n", b"ms bnVt 1 b\r\n5\r\n", b"ma bnVt b k v\r\n", b"ma num k v\r\n",
+    b"mg bmV3 b k N30 v\r\n", b"mg new k v\r\n",
+    b"ma Y250 b N0 J5 k v\r\n", b"ms Zm9v 1 b ME k\r\nJ\r\n", b"ms Zm9v 1 b ME k\r\nJ\r\n",
+    b"md bnVt b k\r\n", b"mg AAEC b k\r\n", b"mg !!! b k\r\n", b"ms AAEC 1 b k\r\nF\r\n",
+    b"mg AAEC b k s v\r\n",
+]
+
+
+def test_meta_base64_keys_like_memcached():
+    need_memcached()
+    ref = Server(binary=MEMCACHED)
+    srv = Server(threads=3)
+    try:
+        assert exchange_lines(srv, B_FLAG) == exchange_lines(ref, B_FLAG)
+    finally:
+        ref.stop_and_check()
+        srv.stop_and_check()
