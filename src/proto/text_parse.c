@@ -295,8 +295,8 @@ static void do_flush(const struct proto_conf *cf, const struct proto_sink *sk, v
  * default 512 KiB chunk maximum): `slabs reassign` judges class ids by it. */
 static int mc_power_largest(void)
 {
-    double factor = settings.growth_factor;
-    unsigned size = 48 + (unsigned)settings.slab_min_size;
+    double factor = settings.growth_factor > 1.0 ? settings.growth_factor : 1.25;
+    unsigned size = 48 + (settings.slab_min_size > 0 ? (unsigned)settings.slab_min_size : 48);
     int i = 0;
     while (++i < 63) {
         if (size >= 524288 / factor)

@@ -372,7 +372,12 @@ static void test_slabs_automove(void **state)
                             "slabs automove 2 noreply\r\nslabs automove ratio 0.8\r\n"
                             "slabs automove ratio\r\nslabs reassign 1 2\r\n", 7),
                         "OK\r\nERROR\r\nCLIENT_ERROR bad command line format\r\n"
-                        "OK\r\nERROR\r\nERROR\r\n");
+                        "OK\r\nERROR\r\nNOSPARE source class has no spare pages\r\n");
+    assert_string_equal(RUN("slabs reassign 1 1\r\nslabs reassign 40 1\r\nslabs reassign 1\r\n"
+                            "cache_memlimit 7\r\ncache_memlimit\r\n", 5),
+                        "SAME src and dst class are identical\r\n"
+                        "BADCLASS invalid src or dst class id\r\nERROR\r\n"
+                        "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\nERROR\r\n");
 }
 
 static void test_dump_commands(void **state)
