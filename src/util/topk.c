@@ -3,8 +3,10 @@
  * the owner's; entries are written by the owner under a try-locked mutex
  * and read or cleared by others under it.
  */
-#include <emmintrin.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include "util/topk.h"
 
 static uint32_t next_interval(struct topk *t)
@@ -32,6 +34,12 @@ void topk_fini(struct topk *t)
 /* The slot whose packed hash is h, from 'from' on (TOPK_SLOTS if none). */
 static unsigned hash_find(const struct topk *t, uint32_t h, unsigned from)
 {
+#if !defined(__SSE2__)
+    for (unsigned i = from; i < t->n; i++)
+        if (t->hash[i] == h)
+            return i;
+    return TOPK_SLOTS;
+#else
     __m128i want = _mm_set1_epi32((int)h);
     for (unsigned i = from & ~3u; i < t->n; i += 4) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)&t->hash[i]);
@@ -43,6 +51,7 @@ static unsigned hash_find(const struct topk *t, uint32_t h, unsigned from)
         }
     }
     return TOPK_SLOTS;
+#endif
 }
 
 /* A slot holding the least count. Counts only grow, so the least count
