@@ -40,7 +40,6 @@
 _Atomic int global_conns;
 
 static void conn_update_events(struct conn *c);
-static inline bool conn_quiet(const struct conn *c);
 
 /* ---- the reply queue ---------------------------------------------------- */
 
@@ -972,6 +971,21 @@ static void tls_sweep(struct loop *l)
 
 /* ---- serving: parse, then write ------------------------------------------ */
 
+/* Everything sent, nothing owed, reading and not held back: what
+ * conn_update_events() and the stall check would conclude, known from one
+ * test of fields that are all zero in the common case (at one request per
+ * wake-up, asking them the long way cost a tenth of a get). */
+static inline bool conn_quiet(const struct conn *c)
+{
+    /* Implied, so not asked: woff and wbuf's references (wbuf is reset
+     * once all of it is sent), tx_own (zero with tx_bytes), qbytes (zero
+     * with q_head). */
+    return (c->wbuf.len | c->wbuf.rlen | c->tx_bytes | c->counted | c->inflight |
+            (uintptr_t)c->q_head | (uintptr_t)c->tls) == 0 &&
+           !(c->stalled | c->closing | c->closed) && c->events == EV_READ &&
+           c->rbuf.len < RBUF_PAUSE && !c->l->route_paused;
+}
+
 void conn_serve(struct conn *c)
 {
     if (c->closed) {
@@ -1076,21 +1090,6 @@ void conn_serve(struct conn *c)
         c->feed_pending = true;
         mark_dirty(c);
     }
-}
-
-/* Everything sent, nothing owed, reading and not held back: what
- * conn_update_events() and the stall check would conclude, known from one
- * test of fields that are all zero in the common case (at one request per
- * wake-up, asking them the long way cost a tenth of a get). */
-static inline bool conn_quiet(const struct conn *c)
-{
-    /* Implied, so not asked: woff and wbuf's references (wbuf is reset
-     * once all of it is sent), tx_own (zero with tx_bytes), qbytes (zero
-     * with q_head). */
-    return (c->wbuf.len | c->wbuf.rlen | c->tx_bytes | c->counted | c->inflight |
-            (uintptr_t)c->q_head | (uintptr_t)c->tls) == 0 &&
-           !(c->stalled | c->closing | c->closed) && c->events == EV_READ &&
-           c->rbuf.len < RBUF_PAUSE && !c->l->route_paused;
 }
 
 static void conn_update_events(struct conn *c)

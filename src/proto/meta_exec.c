@@ -395,10 +395,8 @@ static void exec_me(struct exec_ctx *x, const struct mctx *m, struct buf *o)
         buf_add(o, "EN\r\n", 4);
         return;
     }
-    /* memcached's item header is 48 bytes, plus CAS, key + NUL, flags
-     * when non-zero, and the value's CRLF. */
     uint64_t cas = store_view_cas(x->store, &iv);
-    size_t total = 48 + (cas ? 8 : 0) + iv.klen + 1 + (iv.flags ? 4 : 0) + iv.vlen + 2;
+    size_t total = mc_item_size(cas != 0, iv.klen, iv.flags, iv.vlen);
     char line[160];
     buf_add(o, "ME ", 3);
     if (m->h.bits & MF_BINKEY) {

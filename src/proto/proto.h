@@ -38,14 +38,20 @@ struct proto_conf {
                             * workers' stores were sized for */
 };
 
+/* The size memcached gives an item: a 48-byte header, the CAS when it has
+ * one, key + NUL, the flags when non-zero, value + CRLF. */
+static inline size_t mc_item_size(bool cas, size_t klen, uint32_t flags, size_t vlen)
+{
+    return 48 + (cas ? 8u : 0u) + klen + 1 + (flags ? 4u : 0u) + vlen + 2;
+}
+
 /* Whether memcached would refuse an item as too large for -I: it counts
- * its whole item, not the value alone (a 48-byte header, the CAS when on,
- * key + NUL, the flags when non-zero, value + CRLF), so the largest value
- * it stores under -I 1m with a 1-byte key is 1,048,516 bytes. */
+ * its whole item, not the value alone, so the largest value it stores
+ * under -I 1m with a 1-byte key is 1,048,516 bytes. */
 static inline bool proto_too_large(const struct proto_conf *cf, size_t klen, uint32_t flags,
                                    size_t vlen)
 {
-    return 48 + (cf->use_cas ? 8u : 0u) + klen + 1 + (flags ? 4u : 0u) + vlen + 2 > cf->item_max;
+    return mc_item_size(cf->use_cas, klen, flags, vlen) > cf->item_max;
 }
 
 /* What a `watch` asks for (memcached's names). */

@@ -308,10 +308,6 @@ static int mc_power_largest(void)
     return i;
 }
 
-/* slabs reassign <src> <dst>: percore has no slab pages to move, so every
- * valid request gets the answer a memcached whose source class holds no
- * spare page gives (NOSPARE); the argument checks and their replies are
- * memcached 1.6.18's. */
 /* memcached's safe_strtol() on a 64-bit build: a long, then cut to 32 bits
  * without a range check (so 4294967297 reads as 1). */
 static bool parse_long_cut(const struct tok *t, int32_t *out)
@@ -330,6 +326,10 @@ static bool parse_long_cut(const struct tok *t, int32_t *out)
     return true;
 }
 
+/* slabs reassign <src> <dst>: percore has no slab pages to move, so every
+ * valid request gets the answer a memcached whose source class holds no
+ * spare page gives (NOSPARE); the argument checks and their replies are
+ * memcached 1.6.18's. */
 static void slabs_reassign(const struct proto_sink *sk, void *s, const struct tok *t)
 {
     int32_t src, dst;

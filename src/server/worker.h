@@ -67,7 +67,7 @@ struct worker {
     struct wstats    stats;                /* written by this worker only */
     _Atomic uint64_t store_pub[STORE_STATS_WORDS]; /* published store stats */
     const uint64_t  *store_gen;            /* store_stats_gen_at(store), set as the loop starts */
-    uint64_t         pub_gen;              /* store_stats_gen() + store_events when last published */
+    uint64_t         pub_gen;              /* *store_gen + store_events when last published */
     uint64_t         store_events;         /* unpins, maintenance, flushes (publish_stats) */
     uint32_t         pub_now;              /* ... and the clock then */
 };

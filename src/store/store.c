@@ -912,11 +912,6 @@ void store_unpin(struct store *s, uint32_t loc)
     }
 }
 
-uint64_t store_stats_gen(const struct store *s)
-{
-    return s->gen;
-}
-
 const uint64_t *store_stats_gen_at(const struct store *s)
 {
     return &s->gen;

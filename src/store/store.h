@@ -170,12 +170,11 @@ void store_get_stats(const struct store *s, struct store_stats *out);
  * word i of struct store_stats (relaxed stores; the owner publishes once
  * per loop iteration that changed them, so no copy is made first). */
 void store_publish_stats(const struct store *s, _Atomic uint64_t *out);
-/* A count that moves whenever any store_get_stats() field may have: every
- * call that can change the store bumps it (a get only when it removes an
- * expired item), so a loop of get hits leaves it alone and the worker, which
- * publishes its stats for other workers only when it moved, copies nothing. */
-uint64_t store_stats_gen(const struct store *s);
-/* Where that count lives, for the owner's loop that reads it twice per
+/* Where a count lives that moves whenever any store_get_stats() field may
+ * have: every call that can change the store bumps it (a get only when it
+ * removes an expired item), so a loop of get hits leaves it alone and the
+ * worker, which publishes its stats for other workers only when it moved,
+ * copies nothing. The owner's loop reads it through this pointer twice per
  * iteration (a call each time was a fiftieth of a get). */
 const uint64_t *store_stats_gen_at(const struct store *s);
 

@@ -210,7 +210,7 @@ struct store {
     uint32_t now;
     uint32_t flush_hold;  /* items written while now <= this vanish (flush_all) */
     uint64_t rng;
-    uint64_t gen;         /* store_stats_gen(): bumped by every call that may mutate */
+    uint64_t gen;         /* store_stats_gen_at(): bumped by every call that may mutate */
     uint64_t moves;       /* bumped where index entries may move or die beyond one
                            * write's own (splits, eviction, a new segment): a slot
                            * found before a write stays valid while it is unchanged */
