@@ -67,7 +67,9 @@ endif
 .PHONY: all run test deps deps-test unit integration asan tsan check-layers clean install uninstall
 all: $(ALL)
 
-$(O)/%.o: %.c
+# Objects also depend on the flags they were built with (FLAGS_STAMP, below).
+FLAGS_STAMP := $(O)/.cflags
+$(O)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -130,3 +132,10 @@ test: deps-test
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
+
+# Rebuild everything when the compiler or its flags change: a first build
+# made before `make deps` installed liburing-dev (or libbpf, OpenSSL, SASL)
+# would otherwise keep objects compiled without that backend.
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+$(shell mkdir -p $(O) && (echo '$(CC) $(CFLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CFLAGS)' > $(FLAGS_STAMP)))
+endif
