@@ -83,6 +83,12 @@ bin = (0..255).map(&:chr).join.b * 4
 t("binary value") { c.set("binval", bin, 0, R); c.get("binval", R) == bin }
 t("utf-8 value") { c.set("utf", "héllo wörld ✓", 0, R); c.get("utf", R).force_encoding("UTF-8") }
 t("key with spaces and utf-8") { c.set("key with spaces ✓", "sp", 0, R); c.get("key with spaces ✓", R) }
+# binary keys may hold any byte, those the text protocol cannot carry too
+t("binary keys") {
+  ["a\r\nb", "nul\x00key", "tab\tkey", "del\x7f", "\xff\xfe".b].map do |k|
+    [c.set(k, k, 0, R) ? true : false, c.get(k, R) == k, c.get_multi(k, "x").keys == [k], c.delete(k)]
+  end.uniq
+}
 t("250-byte key") { k = "k" * 250; c.set(k, "long", 0, R); c.get(k, R) }
 t("empty value") { c.set("empty", "", 0, R); c.get("empty", R) }
 big = "x" * 500_000

@@ -59,6 +59,16 @@ async function ops(c) {
   await t("binary value", async () => { await c.set("binval", bin, {}); return (await c.get("binval")).value.equals(bin); });
   await t("utf-8 key", async () => { await c.set("ключ ✓", "значение", {}); return (await c.get("ключ ✓")).value.toString(); });
   await t("empty value", () => c.set("empty", "", {}).then(() => c.get("empty")));
+  await t("32-bit flags", async () => {
+    // memjs's serializer hook may write the flags (extras bytes 0-3)
+    const ser = { serialize(op, value, extras) { extras.writeUInt32BE(0xdeadbeef, 0); return { value, extras }; },
+                  deserialize(op, value, extras) { return { value, extras }; } };
+    const f = memjs.Client.create(`127.0.0.1:${port}`, { timeout: 3, retries: 0, serializer: ser, logger: { log() {} } });
+    await f.set("flagged", "v", {});
+    const r = await f.get("flagged");
+    f.close();
+    return r.flags.toString("hex");
+  });
   const big = Buffer.alloc(500000, "x");
   await t("set 500 KB", () => c.set("big", big, {}));
   await t("get 500 KB", async () => (await c.get("big")).value.equals(big));
