@@ -99,6 +99,7 @@ struct uio {
     bool          zc_sent;    /* the send in flight is zero-copy */
     bool          zc_notif;   /* a zero-copy send's result is in; its notification is not */
     int           zc_res;     /* ... that result */
+    bool          no_zc;      /* the socket refused a zero-copy send: plain ones */
     unsigned      refs;       /* outstanding requests + pending re-arm */
     struct buf    tx;         /* bytes of the send in flight (own and referenced) */
     size_t        txoff;
@@ -337,7 +338,7 @@ static void send_tx(struct uring *u, struct uio *x)
      * buffers, and says when it has let go of them in a second completion
      * (the notification), until which the buffer and its pins stay. */
     size_t left = buf_size(&x->tx) - x->txoff;
-    bool zc = u->zc && settings.zc_send_min && left >= settings.zc_send_min;
+    bool zc = u->zc && !x->no_zc && settings.zc_send_min && left >= settings.zc_send_min;
     /* WAITALL: the kernel retries a short send on a stream socket itself,
      * so a completion means all sent or the connection failed. */
     if (x->tx.nrefs || zc) {
@@ -623,8 +624,16 @@ static void on_doorbell(struct uio *x, int res)
 static bool on_send(struct uring *u, struct uio *x, int res, struct revent *e)
 {
     size_t left = buf_size(&x->tx) - x->txoff;
-    if (res > 0)
+    if (res > 0) {
         x->txdone += (size_t)res;
+    } else if (res == -EOPNOTSUPP && x->zc_sent && x->src) {
+        /* Only TCP and UDP sockets take zero-copy sends: a UNIX socket's
+         * connection refuses it, having sent nothing. Plain sends from now
+         * on, this one first. */
+        x->no_zc = true;
+        send_tx(u, x);
+        return false;
+    }
     if (x->src && res > 0 && (size_t)res < left) {
         /* One slice (or TX_IOV pieces) of a longer buffer, or interrupted
          * part way by a signal: send the rest. */
