@@ -120,3 +120,61 @@ def test_socket_file_removed_at_exit_and_every_worker_accepts(tmp_path, io):
     finally:
         assert srv.stop() == 0
     assert not os.path.exists(path), "socket file left behind"
+
+
+def _large_replies_over_unix_socket(srv):
+    """Replies over the io_uring zero-copy threshold (--zc-send-min, 64 KiB)
+    by text get, binary get (its own connection: the protocol is chosen by
+    a connection's first byte) and a multi-get adding up to one; then the
+    same connections still answer."""
+    import struct
+    text, binary = srv.connect(), srv.connect()
+
+    def until(s, end=None, n=None):
+        buf = b""
+        while not (buf.endswith(end) if n is None else len(buf) >= n):
+            chunk = s.recv(1 << 20)
+            assert chunk, f"connection closed after {len(buf)} bytes"
+            buf += chunk
+        return buf
+    try:
+        for size in (70_000, 100_000, 1_000_000):
+            val = os.urandom(size // 2).hex().encode()
+            text.sendall(b"set big 0 0 %d\r\n%s\r\n" % (size, val))
+            assert until(text, b"\r\n") == b"STORED\r\n"
+            text.sendall(b"get big\r\n")
+            assert until(text, b"END\r\n") == b"VALUE big 0 %d\r\n%s\r\nEND\r\n" % (size, val)
+            binary.sendall(struct.pack(">BBHBBHIIQ", 0x80, 0x00, 3, 0, 0, 0, 3, 7, 0) + b"big")
+            r = until(binary, n=24 + 4 + size)
+            assert r[1] == 0x00 and r[6:8] == b"\0\0" and r[28:] == val
+        text.sendall(b"".join(b"set m%d 0 0 4000\r\n%s\r\n" % (i, b"m" * 4000) for i in range(40)))
+        assert until(text, b"STORED\r\n" * 40) == b"STORED\r\n" * 40
+        text.sendall(b"get " + b" ".join(b"m%d" % i for i in range(40)) + b"\r\n")
+        assert until(text, b"END\r\n").count(b"VALUE ") == 40
+        text.sendall(b"version\r\n")
+        assert until(text, b"\r\n").startswith(b"VERSION ")
+        binary.sendall(struct.pack(">BBHBBHIIQ", 0x80, 0x0A, 0, 0, 0, 0, 0, 9, 0))   # noop
+        assert until(binary, n=24)[:2] == b"\x81\x0a"
+    finally:
+        text.close()
+        binary.close()
+
+
+def test_large_replies_over_unix_socket(binary, tmp_path):
+    """Cache::Memcached::Fast over a UNIX socket lost every value over 64 KiB
+    with percore's io_uring backend: the zero-copy send it uses for large
+    replies is refused on UNIX sockets (EOPNOTSUPP) and the connection was
+    closed. Now such a connection falls back to plain sends."""
+    path = str(tmp_path / "mc.sock")
+    with Proc(binary, ["-s", path, "-t", "2"], unix=path) as srv:
+        _large_replies_over_unix_socket(srv)
+
+
+@pytest.mark.percore_only
+@pytest.mark.skipif(PERCORE is None, reason="percore not under test")
+@pytest.mark.parametrize("io", ["epoll", "uring"])
+def test_large_replies_over_unix_socket_each_backend(tmp_path, io):
+    path = str(tmp_path / "mc.sock")
+    with Proc(PERCORE, ["-s", path, "-t", "2", "--io=" + io, "--zc-send-min", "16k"],
+              unix=path) as srv:
+        _large_replies_over_unix_socket(srv)
