@@ -1,20 +1,22 @@
 # Cache::Memcached::Fast (Perl, XS, text protocol) driven through every
-# command it has, against one server: perl cache_memcached_fast.pl PORT.
+# command it has, against one server: perl cache_memcached_fast.pl PORT
+# (127.0.0.1) or a UNIX socket's PATH.
 # Prints one "label: result" line per step; test_clients_other.py runs it
 # against memcached and the server under test and compares the lines.
 use strict; use warnings;
 use Cache::Memcached::Fast;
 use Data::Dumper; $Data::Dumper::Sortkeys = 1; $Data::Dumper::Indent = 0; $Data::Dumper::Terse = 1; $Data::Dumper::Useqq = 1;
 my $port = shift;
+my $addr = $port =~ m{/} ? $port : "127.0.0.1:$port";
 # max_size above the server's 1 MB item limit: the server, not the client,
 # refuses the large values below. No compression: values go as sent.
 my %o = (connect_timeout => 2, io_timeout => 3, max_size => 4 * 1024 * 1024,
          compress_threshold => -1, max_failures => 0);
-my $c = Cache::Memcached::Fast->new({ servers => ["127.0.0.1:$port"], %o });
+my $c = Cache::Memcached::Fast->new({ servers => [$addr], %o });
 # $q: "noreply" in void context (the server sends nothing); $nw: nowait
 # (replies read later, in bulk)
-my $q = Cache::Memcached::Fast->new({ servers => [{ address => "127.0.0.1:$port", noreply => 1 }], %o });
-my $nw = Cache::Memcached::Fast->new({ servers => ["127.0.0.1:$port"], nowait => 1, %o });
+my $q = Cache::Memcached::Fast->new({ servers => [{ address => $addr, noreply => 1 }], %o });
+my $nw = Cache::Memcached::Fast->new({ servers => [$addr], nowait => 1, %o });
 my @out;
 sub t { my ($l, $v) = @_; push @out, "$l: " . Dumper($v) }
 t("flush_all", [values %{$c->flush_all}]);
@@ -82,7 +84,7 @@ t("set 1 MB + 1", $c->set("huge", "h" x (1024 * 1024 + 1)));
 t("get after too large", $c->get("huge"));
 t("set 2 MB", $c->set("huge2", "h" x (2 * 1024 * 1024)));
 t("server still answers", $c->get("a"));
-t("client-side limit", Cache::Memcached::Fast->new({ servers => ["127.0.0.1:$port"] })->set("huge3", "h" x (1024 * 1024 + 1)));
+t("client-side limit", Cache::Memcached::Fast->new({ servers => [$addr] })->set("huge3", "h" x (1024 * 1024 + 1)));
 # many keys
 my @keys = map { "multi:$_" } 1..2000;
 t("set_multi 2000", scalar(grep { $_ } $c->set_multi(map { [$_, "v-$_"] } @keys)));
