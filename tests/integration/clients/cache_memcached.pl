@@ -53,9 +53,9 @@ my $got = $c->get_multi(@keys, "multi:none");
 t("get_multi 1000", [scalar(keys %$got), scalar(grep { $got->{$_} eq "v-$_" } @keys)]);
 t("get_multi small", $c->get_multi("a", "nokey", "n"));
 # expiry (Cache::Memcached has no touch, gat, cas or noreply)
-t("set ttl 2", $c->set("exp", "soon", 2));
+t("set ttl 3", $c->set("exp", "soon", 3));
 t("get before expiry", $c->get("exp"));
-sleep 3;
+select(undef, undef, undef, 4.1);
 t("get after expiry", $c->get("exp"));
 my $st = $c->stats;
 my $h = $st->{hosts}{$srv};
@@ -65,7 +65,8 @@ t("stats malloc", $h->{malloc});
 my $s2 = $c->stats(["items", "slabs", "settings", "sizes", "conns", "nosuch"]);
 my $h2 = $s2->{hosts}{$srv};
 t("stats other types", { map { $_ => defined $h2->{$_} ? ($h2->{$_} =~ /^(ERROR|CLIENT_ERROR|STAT )/ ? $1 : $h2->{$_} eq "" ? "empty" : "other") : undef } qw(items slabs settings sizes conns nosuch) });
-t("stats_reset", $c->stats_reset);
+# (no stats_reset: Cache::Memcached 1.30 sends "stats reset" without its
+# CRLF and waits out select_timeout, with either server)
 t("flush_all", $c->flush_all);
 t("get after flush", scalar(keys %{$c->get_multi("a", "n", "big")}));
 $c->disconnect_all;

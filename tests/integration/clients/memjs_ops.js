@@ -80,11 +80,11 @@ async function ops(c) {
     Array.from({ length: 500 }, (_, i) => c.set(`m:${i}`, `v${i}`, {})))).every((x) => x === true));
   await t("500 concurrent gets", async () => (await Promise.all(
     Array.from({ length: 500 }, (_, i) => c.get(`m:${i}`)))).every((r, i) => r.value.toString() === `v${i}`));
-  await t("set ttl 2", () => c.set("exp", "soon", { expires: 2 }));
-  await c.set("exp-touched", "later", { expires: 2 });
+  await t("set ttl 3", () => c.set("exp", "soon", { expires: 3 }));
+  await c.set("exp-touched", "later", { expires: 3 });
   await c.touch("exp-touched", 100);
   await t("get before expiry", async () => (await c.get("exp")).value.toString());
-  await sleep(3100);
+  await sleep(4100);
   await t("get after expiry", () => c.get("exp"));
   await t("touched survives", async () => (await c.get("exp-touched")).value.toString());
   await t("stats", () => new Promise((res) => c.stats((err, srv, st) =>
