@@ -654,80 +654,46 @@ static bool on_send(struct uring *u, struct uio *x, int res, struct revent *e)
     return report;
 }
 
-int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
+/* The bytes reported last time have been consumed: their buffers go back
+ * to the kernel, with one tail update for all. uring_bufs_put() for a
+ * batch, with the pool's size and count as the constants they are. */
+static inline void held_return(struct uring *u)
 {
-    struct uring *u = r->uring;
-    if (!u->enabled) {
-        int rc = io_uring_register(u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-        if (rc < 0) {
-            log_err("io_uring: cannot enable ring: %s", strerror(-rc));
-            abort();
-        }
-        u->enabled = true;
-        u->stats = r->stats;
-        /* Registered files, one slot per possible fd (capped): the
-         * worker's thread registers them, as a single-issuer ring asks. */
-        struct rlimit rl;
-        unsigned want = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < URING_FILES_MAX
-                      ? (unsigned)rl.rlim_cur : URING_FILES_MAX;
-        if (io_uring_register_files_sparse(&u->ring, want) == 0)
-            u->nfiles = want;
+    unsigned nh = u->nheld;
+    if (nh == 0)
+        return;
+    struct io_uring_buf_ring *br = u->bufs.br;
+    char *mem = u->bufs.mem;
+    unsigned short tail = br->tail;
+    for (unsigned i = 0; i < nh; i++) {
+        unsigned bid = u->held[i];
+        struct io_uring_buf *e = &br->bufs[(tail + i) & (URING_NBUFS - 1)];
+        e->addr = (uint64_t)(uintptr_t)(mem + (size_t)bid * URING_BUF_SIZE);
+        e->len = URING_BUF_SIZE;
+        e->bid = (unsigned short)bid;
     }
-    /* The bytes reported last time have been consumed. */
-    for (unsigned i = 0; i < u->nheld; i++)
-        uring_bufs_put(&u->bufs, u->held[i]);
+    io_uring_smp_store_release(&br->tail, (unsigned short)(tail + nh));
     u->nheld = 0;
-    /* One io_uring_enter: submits this iteration's sends and re-arms, runs
-     * deferred completions, and sleeps only if there are none. The loop's
-     * usual one-second wait is a timeout request kept outstanding, so the
-     * enter is a plain one; liburing's wait-with-timeout costs about a
-     * hundred more instructions on every sleep. Shorter timeouts (a
-     * listener's back-off) take that path. */
-    if (timeout_ms >= 1000 && io_uring_cq_ready(&u->ring) == 0) {
-        if (!u->timer_armed) {
-            struct io_uring_sqe *s = sqe_get(u);
-            u->timer_ts = (struct __kernel_timespec){ .tv_sec = timeout_ms / 1000 };
-            io_uring_prep_timeout(s, &u->timer_ts, 0, 0);
-            io_uring_sqe_set_data64(s, TIMER_TAG);
-            u->timer_armed = true;
-            u->pending++;
-        }
-        struct io_uring *ring = &u->ring;
-        if (ring->sq.sqe_head == ring->sq.sqe_tail &&
-            io_uring_smp_load_acquire(ring->sq.khead) == *ring->sq.ktail) {
-            /* Nothing to submit (the usual wake-up: receives are multishot,
-             * the reply went out with a plain send): the enter itself,
-             * without liburing's submission bookkeeping (the ring's own fd:
-             * it is not registered). */
-            sys_call6(__NR_io_uring_enter, ring->ring_fd, 0, 1, IORING_ENTER_GETEVENTS, 0, 0);
-        } else {
-            io_uring_submit_and_wait(ring, 1);
-        }
-    } else if (timeout_ms != 0 && io_uring_cq_ready(&u->ring) == 0) {
-        struct __kernel_timespec ts = {
-            .tv_sec = timeout_ms / 1000, .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
-        };
-        struct io_uring_cqe *cqe;
-        io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
-    } else {
-        io_uring_submit_and_get_events(&u->ring);
-    }
+}
 
-    int n = 0;
-    unsigned head, seen = 0;
-    struct io_uring_cqe *cqe;
-    io_uring_for_each_cqe(&u->ring, head, cqe) {
+/* Every completion from `head` on, the general way; then the CQ advanced
+ * and the batch's re-arms issued. The fast path of uring_reactor_wait()
+ * hands over at the first completion it does not take itself. */
+static __attribute__((noinline)) int reap(struct uring *u, struct revent *ev, int n, int max,
+                                          unsigned head)
+{
+    struct io_uring *ring = &u->ring;
+    for (; head != io_uring_smp_load_acquire(ring->cq.ktail); head++) {
         if (n == max)
             break;   /* no room to report more: the rest waits in the CQ */
+        struct io_uring_cqe *cqe = &ring->cq.cqes[head & ring->cq.ring_mask];
         if (cqe->user_data == TIMER_TAG) {
-            seen++;
             u->pending--;
             u->timer_armed = false;
             continue;
         }
         struct uio *x = (struct uio *)(uintptr_t)(cqe->user_data & ~OP_MASK);
         unsigned op = (unsigned)(cqe->user_data & OP_MASK);
-        seen++;
         bool final = !(cqe->flags & IORING_CQE_F_MORE);
         if (final)
             u->pending--;
@@ -783,9 +749,141 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
             uio_put(u, x);   /* the request's own reference */
         }
     }
-    io_uring_cq_advance(&u->ring, seen);
+    io_uring_smp_store_release(ring->cq.khead, head);
     run_rearms(u);
     return n;
+}
+
+/* Everything but the usual wake-up: the ring's first wait (enable it,
+ * register the files), arming the idle timer, a wait with something to
+ * submit or a timeout under a second, a poll, completions already waiting. */
+static __attribute__((noinline)) int wait_slow(struct reactor *r, struct revent *ev, int max,
+                                               int timeout_ms)
+{
+    struct uring *u = r->uring;
+    held_return(u);
+    if (!u->enabled) {
+        int rc = io_uring_register(u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        if (rc < 0) {
+            log_err("io_uring: cannot enable ring: %s", strerror(-rc));
+            abort();
+        }
+        u->enabled = true;
+        u->stats = r->stats;
+        /* Registered files, one slot per possible fd (capped): the
+         * worker's thread registers them, as a single-issuer ring asks. */
+        struct rlimit rl;
+        unsigned want = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < URING_FILES_MAX
+                      ? (unsigned)rl.rlim_cur : URING_FILES_MAX;
+        if (io_uring_register_files_sparse(&u->ring, want) == 0)
+            u->nfiles = want;
+    }
+    /* One io_uring_enter: submits this iteration's sends and re-arms, runs
+     * deferred completions, and sleeps only if there are none. The loop's
+     * usual one-second wait is a timeout request kept outstanding, so the
+     * enter is a plain one; liburing's wait-with-timeout costs about a
+     * hundred more instructions on every sleep. Shorter timeouts (a
+     * listener's back-off) take that path. */
+    if (timeout_ms >= 1000 && io_uring_cq_ready(&u->ring) == 0) {
+        if (!u->timer_armed) {
+            struct io_uring_sqe *s = sqe_get(u);
+            u->timer_ts = (struct __kernel_timespec){ .tv_sec = timeout_ms / 1000 };
+            io_uring_prep_timeout(s, &u->timer_ts, 0, 0);
+            io_uring_sqe_set_data64(s, TIMER_TAG);
+            u->timer_armed = true;
+            u->pending++;
+        }
+        io_uring_submit_and_wait(&u->ring, 1);
+    } else if (timeout_ms != 0 && io_uring_cq_ready(&u->ring) == 0) {
+        struct __kernel_timespec ts = {
+            .tv_sec = timeout_ms / 1000, .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+        };
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+    } else {
+        io_uring_submit_and_get_events(&u->ring);
+    }
+    return reap(u, ev, 0, max, *u->ring.cq.khead);
+}
+
+/* io_uring_enter(fd, 0, 1, GETEVENTS): its result is not needed (the CQ
+ * says what happened; EINTR is a wake-up like any other), so errno is left
+ * alone and nothing is called, unlike sys_call6(). */
+static inline void ring_enter_getevents(int fd)
+{
+#if defined(__x86_64__) && defined(__linux__)
+    long ret;
+    register long r10 __asm__("r10") = IORING_ENTER_GETEVENTS;
+    register long r8 __asm__("r8") = 0;
+    register long r9 __asm__("r9") = 0;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"((long)__NR_io_uring_enter), "D"((long)fd), "S"(0L), "d"(1L),
+                       "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    (void)ret;
+#else
+    sys_call6(__NR_io_uring_enter, fd, 0, 1, IORING_ENTER_GETEVENTS, 0, 0);
+#endif
+}
+
+/* The completions of the usual wake-up: bytes received on a connection
+ * whose multishot receive goes on, taken here as on_recv() would (the
+ * caller reads them in place; the buffer goes back at the start of the next
+ * wait). At the first other one, reap() takes over. Every completion taken
+ * here is one event and one held buffer, so `n` counts both. */
+static inline __attribute__((always_inline)) int reap_fast(struct uring *u, struct revent *ev, int max)
+{
+    struct io_uring *ring = &u->ring;
+    unsigned head = *ring->cq.khead;
+    unsigned ready = io_uring_smp_load_acquire(ring->cq.ktail) - head;
+    int end = ready < (unsigned)max ? (int)ready : max;
+    int n = 0;   /* u->nheld is 0 here */
+    for (; n < end; n++) {
+        /* 16-byte CQEs: the ring is never set up with IORING_SETUP_CQE32. */
+        const struct io_uring_cqe *cqe = &ring->cq.cqes[(head + (unsigned)n) & ring->cq.ring_mask];
+        uint64_t ud = cqe->user_data;
+        struct uio *x = (struct uio *)(uintptr_t)ud;   /* OP_ARM is 0 */
+        uint32_t flags = cqe->flags;
+        int res = cqe->res;
+        if ((ud & OP_MASK) != OP_ARM || x->kind != UK_CONN || res <= 0 || !x->src ||
+            (flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) !=
+                (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) {
+            u->nheld = (unsigned)n;
+            return reap(u, ev, n, max, head + (unsigned)n);
+        }
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        u->held[n] = (uint16_t)bid;
+        ev[n] = (struct revent){ .src = x->src, .kind = REV_DATA,
+                                 .data = u->bufs.mem + (size_t)bid * URING_BUF_SIZE,
+                                 .len = (size_t)res };
+    }
+    u->nheld = (unsigned)n;
+    io_uring_smp_store_release(ring->cq.khead, head + (unsigned)n);
+    return n;
+}
+
+/* The usual wake-up is kept short, as one small function that calls nothing
+ * (both slow paths are tail calls): the buffers back, the enter with nothing
+ * to submit, then completions that are bytes received on a connection
+ * whose multishot receive goes on. Anything else goes to reap(). */
+int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
+{
+    struct uring *u = r->uring;
+    struct io_uring *ring = &u->ring;
+    /* With the idle timer outstanding (so the ring is enabled), a wait of
+     * a second or more, no completion waiting and nothing to submit (the
+     * usual wake-up: receives are multishot, the reply went out with a
+     * plain send), the enter is the system call itself, without liburing's
+     * submission bookkeeping (the ring's own fd: it is not registered). */
+    if (timeout_ms < 1000 || !u->timer_armed ||
+        io_uring_smp_load_acquire(ring->cq.ktail) != *ring->cq.khead ||
+        ring->sq.sqe_head != ring->sq.sqe_tail ||
+        io_uring_smp_load_acquire(ring->sq.khead) != *ring->sq.ktail)
+        return wait_slow(r, ev, max, timeout_ms);
+    held_return(u);
+    ring_enter_getevents(ring->ring_fd);
+    return reap_fast(u, ev, max);
 }
 
 #endif
