@@ -654,9 +654,18 @@ static bool on_send(struct uring *u, struct uio *x, int res, struct revent *e)
     return report;
 }
 
-/* The bytes reported last time have been consumed: their buffers go back
- * to the kernel, with one tail update for all. uring_bufs_put() for a
- * batch, with the pool's size and count as the constants they are. */
+/* Buffers of reported REV_DATA events, consumed since (their bytes are
+ * valid only until the next wait), go back to the kernel: all at once, with
+ * one tail update, at most HELD_BATCH waits late on the usual wake-up (the
+ * loop's set-up is then paid once per batch, and the kernel is short of at
+ * most HELD_BATCH - 1 of the URING_NBUFS buffers), and at every other wait.
+ * uring_bufs_put() for a batch, with the pool's size and count as the
+ * constants they are. A buffer consumed from a slot comes back to the same
+ * slot when buffers return in the order the kernel took them (one
+ * connection, or completions reaped in order): that slot already says so,
+ * and is left as it is. */
+#define HELD_BATCH 16
+
 static inline void held_return(struct uring *u)
 {
     unsigned nh = u->nheld;
@@ -668,6 +677,8 @@ static inline void held_return(struct uring *u)
     for (unsigned i = 0; i < nh; i++) {
         unsigned bid = u->held[i];
         struct io_uring_buf *e = &br->bufs[(tail + i) & (URING_NBUFS - 1)];
+        if (e->bid == bid)
+            continue;   /* addr and len are bid's: the kernel does not write slots */
         e->addr = (uint64_t)(uintptr_t)(mem + (size_t)bid * URING_BUF_SIZE);
         e->len = URING_BUF_SIZE;
         e->bid = (unsigned short)bid;
@@ -831,14 +842,15 @@ static inline void ring_enter_getevents(int fd)
  * whose multishot receive goes on, taken here as on_recv() would (the
  * caller reads them in place; the buffer goes back at the start of the next
  * wait). At the first other one, reap() takes over. Every completion taken
- * here is one event and one held buffer, so `n` counts both. */
+ * here is one event and one more held buffer. */
 static inline __attribute__((always_inline)) int reap_fast(struct uring *u, struct revent *ev, int max)
 {
     struct io_uring *ring = &u->ring;
     unsigned head = *ring->cq.khead;
     unsigned ready = io_uring_smp_load_acquire(ring->cq.ktail) - head;
     int end = ready < (unsigned)max ? (int)ready : max;
-    int n = 0;   /* u->nheld is 0 here */
+    unsigned nh = u->nheld;
+    int n = 0;
     for (; n < end; n++) {
         /* 16-byte CQEs: the ring is never set up with IORING_SETUP_CQE32. */
         const struct io_uring_cqe *cqe = &ring->cq.cqes[(head + (unsigned)n) & ring->cq.ring_mask];
@@ -849,16 +861,16 @@ static inline __attribute__((always_inline)) int reap_fast(struct uring *u, stru
         if ((ud & OP_MASK) != OP_ARM || x->kind != UK_CONN || res <= 0 || !x->src ||
             (flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) !=
                 (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) {
-            u->nheld = (unsigned)n;
+            u->nheld = nh + (unsigned)n;
             return reap(u, ev, n, max, head + (unsigned)n);
         }
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        u->held[n] = (uint16_t)bid;
+        u->held[nh + (unsigned)n] = (uint16_t)bid;
         ev[n] = (struct revent){ .src = x->src, .kind = REV_DATA,
                                  .data = u->bufs.mem + (size_t)bid * URING_BUF_SIZE,
                                  .len = (size_t)res };
     }
-    u->nheld = (unsigned)n;
+    u->nheld = nh + (unsigned)n;
     io_uring_smp_store_release(ring->cq.khead, head + (unsigned)n);
     return n;
 }
@@ -881,7 +893,8 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
         ring->sq.sqe_head != ring->sq.sqe_tail ||
         io_uring_smp_load_acquire(ring->sq.khead) != *ring->sq.ktail)
         return wait_slow(r, ev, max, timeout_ms);
-    held_return(u);
+    if (u->nheld >= HELD_BATCH)
+        held_return(u);
     ring_enter_getevents(ring->ring_fd);
     return reap_fast(u, ev, max);
 }
