@@ -783,7 +783,8 @@ static inline void input_arrived(struct conn *c, size_t n)
     mark_dirty(c);
 }
 
-void conn_feed(struct conn *c, const char *data, size_t n)
+/* conn_feed() for all but the usual case (conn_feed takes that). */
+static __attribute__((noinline)) void feed_slow(struct conn *c, const char *data, size_t n)
 {
     if (c->closed)
         return;
@@ -798,14 +799,7 @@ void conn_feed(struct conn *c, const char *data, size_t n)
         input_arrived(c, n);
         return;
     }
-    if (c->rbuf.len == 0 && !c->rin) {
-        /* Parsed where it lies (the serve pass comes before the buffer
-         * goes back); only what is left over is copied. */
-        c->rin = data;
-        c->rin_len = n;
-        input_arrived(c, n);
-        return;
-    }
+    /* Bytes left over, or still held where they arrived: this follows. */
     if (c->rin && !rin_keep(c, 0))
         return;
     size_t want = n;
@@ -818,6 +812,21 @@ void conn_feed(struct conn *c, const char *data, size_t n)
     memcpy(c->rbuf.data + c->rbuf.len, data, n);
     c->rbuf.len += n;
     input_arrived(c, n);
+}
+
+void conn_feed(struct conn *c, const char *data, size_t n)
+{
+    /* The usual case first, calling nothing (the rest is a tail call): an
+     * open plain connection with nothing left over parses the bytes where
+     * they lie (the serve pass comes before the buffer goes back); only
+     * what is left over is copied. */
+    if ((c->rbuf.len | (uintptr_t)c->rin | (uintptr_t)c->tls | c->closed) == 0) {
+        c->rin = data;
+        c->rin_len = n;
+        input_arrived(c, n);
+        return;
+    }
+    feed_slow(c, data, n);
 }
 
 /* A client may send its last commands and close at once (a noreply set,
