@@ -847,31 +847,26 @@ static inline __attribute__((always_inline)) int reap_fast(struct uring *u, stru
 {
     struct io_uring *ring = &u->ring;
     unsigned head = *ring->cq.khead;
-    unsigned ready = io_uring_smp_load_acquire(ring->cq.ktail) - head;
-    int end = ready < (unsigned)max ? (int)ready : max;
-    unsigned nh = u->nheld;
+    unsigned tail = io_uring_smp_load_acquire(ring->cq.ktail);
     int n = 0;
-    for (; n < end; n++) {
+    for (; head != tail && n < max; head++, n++) {
         /* 16-byte CQEs: the ring is never set up with IORING_SETUP_CQE32. */
-        const struct io_uring_cqe *cqe = &ring->cq.cqes[(head + (unsigned)n) & ring->cq.ring_mask];
+        const struct io_uring_cqe *cqe = &ring->cq.cqes[head & ring->cq.ring_mask];
         uint64_t ud = cqe->user_data;
         struct uio *x = (struct uio *)(uintptr_t)ud;   /* OP_ARM is 0 */
         uint32_t flags = cqe->flags;
         int res = cqe->res;
         if ((ud & OP_MASK) != OP_ARM || x->kind != UK_CONN || res <= 0 || !x->src ||
-            (flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) !=
-                (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) {
-            u->nheld = nh + (unsigned)n;
-            return reap(u, ev, n, max, head + (unsigned)n);
-        }
+            !(flags & IORING_CQE_F_MORE) || !(flags & IORING_CQE_F_BUFFER))
+            return reap(u, ev, n, max, head);
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        u->held[nh + (unsigned)n] = (uint16_t)bid;
+        u->held[u->nheld] = (uint16_t)bid;
+        u->nheld++;
         ev[n] = (struct revent){ .src = x->src, .kind = REV_DATA,
                                  .data = u->bufs.mem + (size_t)bid * URING_BUF_SIZE,
                                  .len = (size_t)res };
     }
-    u->nheld = nh + (unsigned)n;
-    io_uring_smp_store_release(ring->cq.khead, head + (unsigned)n);
+    io_uring_smp_store_release(ring->cq.khead, head);
     return n;
 }
 
