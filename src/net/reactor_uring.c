@@ -879,12 +879,13 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
     struct uring *u = r->uring;
     struct io_uring *ring = &u->ring;
     /* With the idle timer outstanding (so the ring is enabled), a wait of
-     * a second or more, no completion waiting and nothing to submit (the
-     * usual wake-up: receives are multishot, the reply went out with a
-     * plain send), the enter is the system call itself, without liburing's
-     * submission bookkeeping (the ring's own fd: it is not registered). */
+     * a second or more and nothing to submit (the usual wake-up: receives
+     * are multishot, the reply went out with a plain send), the enter is
+     * the system call itself, without liburing's submission bookkeeping
+     * (the ring's own fd: it is not registered). Completions already
+     * waiting (a batch larger than `max`) need no test: the kernel returns
+     * at once when the CQ holds min_complete of them. */
     if (timeout_ms < 1000 || !u->timer_armed ||
-        io_uring_smp_load_acquire(ring->cq.ktail) != *ring->cq.khead ||
         ring->sq.sqe_head != ring->sq.sqe_tail ||
         io_uring_smp_load_acquire(ring->sq.khead) != *ring->sq.ktail)
         return wait_slow(r, ev, max, timeout_ms);
