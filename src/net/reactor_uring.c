@@ -79,8 +79,10 @@ void uring_reactor_quiesce(struct reactor *r) { (void)r; }
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
 
-/* What a CQE completes, in the low bits of user_data (uios are 16-aligned). */
-enum { OP_ARM = 0, OP_SEND = 1, OP_CANCEL = 2 };
+/* What a CQE completes, in the low bits of user_data (uios are 16-aligned):
+ * a connection's receive has a tag of its own, so the usual completion is
+ * known from user_data alone. */
+enum { OP_RECV = 0, OP_SEND = 1, OP_CANCEL = 2, OP_ARM = 3 /* any other kind's */ };
 #define OP_MASK 3ull
 
 enum ukind { UK_CONN, UK_LISTEN, UK_DOORBELL, UK_POLL };
@@ -287,6 +289,11 @@ static void uio_put(struct uring *u, struct uio *x)
     free(x);
 }
 
+static inline unsigned arm_op(const struct uio *x)
+{
+    return x->kind == UK_CONN ? OP_RECV : OP_ARM;
+}
+
 static void arm(struct uring *u, struct uio *x)
 {
     struct io_uring_sqe *s = sqe_get(u);
@@ -312,7 +319,7 @@ static void arm(struct uring *u, struct uio *x)
         io_uring_prep_poll_add(s, x->fd, POLLIN);
         break;
     }
-    io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | OP_ARM);
+    io_uring_sqe_set_data64(s, (uint64_t)(uintptr_t)x | arm_op(x));
     u->pending++;
     x->armed = true;
     x->cancelling = false;
@@ -457,7 +464,7 @@ int uring_reactor_mod(struct reactor *r, int fd, uint32_t events, struct evsrc *
     else if (!x->want && x->armed && !x->cancelling) {
         /* Back-pressure: stop receiving, so the socket buffer and then
          * the TCP window fill up, as with epoll. */
-        cancel(u, x, OP_ARM);
+        cancel(u, x, arm_op(x));
         x->cancelling = true;
     }
     return 0;
@@ -479,7 +486,7 @@ int uring_reactor_del(struct reactor *r, int fd, bool finish_send)
         io_uring_register_files_update(&u->ring, (unsigned)fd, &none, 1);
     }
     if (x->armed && !x->cancelling) {
-        cancel(u, x, OP_ARM);
+        cancel(u, x, arm_op(x));
         x->cancelling = true;
     }
     /* After `quit` the last replies still go out: the send, once issued,
@@ -853,10 +860,10 @@ static inline __attribute__((always_inline)) int reap_fast(struct uring *u, stru
         /* 16-byte CQEs: the ring is never set up with IORING_SETUP_CQE32. */
         const struct io_uring_cqe *cqe = &ring->cq.cqes[head & ring->cq.ring_mask];
         uint64_t ud = cqe->user_data;
-        struct uio *x = (struct uio *)(uintptr_t)ud;   /* OP_ARM is 0 */
+        struct uio *x = (struct uio *)(uintptr_t)ud;   /* OP_RECV is 0 */
         uint32_t flags = cqe->flags;
         int res = cqe->res;
-        if ((ud & OP_MASK) != OP_ARM || x->kind != UK_CONN || res <= 0 || !x->src ||
+        if ((ud & OP_MASK) != OP_RECV || res <= 0 || !x->src ||
             !(flags & IORING_CQE_F_MORE) || !(flags & IORING_CQE_F_BUFFER))
             return reap(u, ev, n, max, head);
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
