@@ -863,8 +863,10 @@ static inline __attribute__((always_inline)) int reap_fast(struct uring *u, stru
         struct uio *x = (struct uio *)(uintptr_t)ud;   /* OP_RECV is 0 */
         uint32_t flags = cqe->flags;
         int res = cqe->res;
-        if ((ud & OP_MASK) != OP_RECV || res <= 0 || !x->src ||
-            !(flags & IORING_CQE_F_MORE) || !(flags & IORING_CQE_F_BUFFER))
+        /* A receive (OP_RECV is 0) with a buffer and more to come: the
+         * three tests in one, the flags being the two low bits. */
+        _Static_assert(OP_MASK == (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE), "flag bits");
+        if (((ud | ~(uint64_t)flags) & OP_MASK) != 0 || res <= 0 || !x->src)
             return reap(u, ev, n, max, head);
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
         u->held[u->nheld] = (uint16_t)bid;
