@@ -10,7 +10,7 @@
  * Every fd the reactor knows has a `struct uio`:
  *   connection  multishot recv into the provided-buffer ring (uring_bufs.h),
  *               reported as REV_DATA pointing into the buffer, which goes
- *               back to the kernel at the start of the next wait; at most
+ *               back to the kernel at a later wait (held_return); at most
  *               one send in flight, from the uio's own buffer (REV_SENT)
  *   listener    multishot accept, each socket reported as REV_ACCEPT
  *   doorbell    read of the eventfd, re-armed after each wake-up (silent)
