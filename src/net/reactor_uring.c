@@ -774,7 +774,7 @@ static __attribute__((noinline)) int reap(struct uring *u, struct revent *ev, in
 
 /* Everything but the usual wake-up: the ring's first wait (enable it,
  * register the files), arming the idle timer, a wait with something to
- * submit or a timeout under a second, a poll, completions already waiting. */
+ * submit or a timeout under a second, a poll. */
 static __attribute__((noinline)) int wait_slow(struct reactor *r, struct revent *ev, int max,
                                                int timeout_ms)
 {
@@ -847,8 +847,8 @@ static inline void ring_enter_getevents(int fd)
 
 /* The completions of the usual wake-up: bytes received on a connection
  * whose multishot receive goes on, taken here as on_recv() would (the
- * caller reads them in place; the buffer goes back at the start of the next
- * wait). At the first other one, reap() takes over. Every completion taken
+ * caller reads them in place; the buffer goes back at a later wait,
+ * held_return). At the first other one, reap() takes over. Every completion taken
  * here is one event and one more held buffer. */
 static inline __attribute__((always_inline)) int reap_fast(struct uring *u, struct revent *ev, int max)
 {
@@ -880,8 +880,8 @@ static inline __attribute__((always_inline)) int reap_fast(struct uring *u, stru
 }
 
 /* The usual wake-up is kept short, as one small function that calls nothing
- * (both slow paths are tail calls): the buffers back, the enter with nothing
- * to submit, then completions that are bytes received on a connection
+ * (both slow paths are tail calls): the held buffers back once HELD_BATCH
+ * have collected, the enter with nothing to submit, then completions that are bytes received on a connection
  * whose multishot receive goes on. Anything else goes to reap(). */
 int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeout_ms)
 {
