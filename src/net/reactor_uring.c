@@ -894,9 +894,11 @@ int uring_reactor_wait(struct reactor *r, struct revent *ev, int max, int timeou
      * (the ring's own fd: it is not registered). Completions already
      * waiting (a batch larger than `max`) need no test: the kernel returns
      * at once when the CQ holds min_complete of them. */
+    /* Nothing to submit: every SQE handed out (sqe_tail) has been consumed
+     * by the kernel (khead <= ktail <= sqe_tail, so one test covers SQEs not
+     * yet flushed and those a short submission left). */
     if (timeout_ms < 1000 || !u->timer_armed ||
-        ring->sq.sqe_head != ring->sq.sqe_tail ||
-        io_uring_smp_load_acquire(ring->sq.khead) != *ring->sq.ktail)
+        io_uring_smp_load_acquire(ring->sq.khead) != ring->sq.sqe_tail)
         return wait_slow(r, ev, max, timeout_ms);
     if (u->nheld >= HELD_BATCH)
         held_return(u);
