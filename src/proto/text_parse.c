@@ -883,6 +883,11 @@ parse(struct text_parser *p, const struct proto_conf *cf, const struct proto_sin
                               (rest >= 5 && memcmp(q, "gets ", 5) == 0);
                 if (q - start > 100 || !is_get || avail > LINE_GET_MAX)
                     return -1;
+                /* A long get line still arriving: ask for one byte more
+                 * than is here, so the connection reads past its usual
+                 * pause (RBUF_PAUSE) instead of waiting for a newline
+                 * it has stopped reading. */
+                *need = avail + 1;
             }
             break;
         }
