@@ -97,8 +97,12 @@ void conn_stats_report(struct loop *l, const void *asking, struct stats_out *so)
         line(so, fd, "addr", a);
         sock_addr(fd, false, "tcp", a, sizeof a);
         line(so, fd, "listen_addr", a);
+        /* memcached's names: conn_nread while a command waits for the
+         * rest of its value (the parser asked for more than is here). */
+        size_t have = c->rin ? c->rin_len : c->rbuf.len;
         const char *state = c == asking ? "conn_parse_cmd"
-                            : c->woff < buf_size(&c->wbuf) ? "conn_mwrite" : "conn_read";
+                            : c->woff < buf_size(&c->wbuf) ? "conn_mwrite"
+                            : c->rneed > have ? "conn_nread" : "conn_read";
         line(so, fd, "state", state);
         secs_line(so, fd, l->now - c->last_active);
         if (c->tls) {
