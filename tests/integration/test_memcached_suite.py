@@ -77,3 +77,56 @@ def test_large_values_over_unix_socket(binary, io, tmp_path):
             s.sendall(b"get big573440 big1000000\r\n")
             got = recv_until(s, b"END\r\n")
             assert got.count(b"VALUE ") == 2
+
+
+def stats(s, sub=b""):
+    s.sendall(b"stats " + sub + b"\r\n" if sub else b"stats\r\n")
+    raw = recv_until(s, b"END\r\n").decode()
+    return dict(l.split(" ", 2)[1:] for l in raw.splitlines() if l.startswith("STAT "))
+
+
+def test_stats_conns_names_a_connection_waiting_for_its_value(binary):
+    """t/stats-conns.t: a client that sent `set` without its data is in
+    conn_nread; the one asking is in conn_parse_cmd."""
+    port = free_port()
+    with Proc(binary, ["-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "1"],
+              tcp=("127.0.0.1", port)) as srv:
+        with srv.connect() as a, srv.connect() as b, srv.connect() as idle:
+            idle.sendall(b"version\r\n")
+            recv_until(idle, b"\r\n")
+            a.sendall(b"set foo 0 0 6\r\n")
+            # the set line reaches the server before the stats request
+            b.sendall(b"version\r\n")
+            recv_until(b, b"\r\n")
+            st = stats(b, b"conns")
+            states = [v for k, v in st.items() if k.endswith(":state")]
+            assert states.count("conn_nread") == 1, st
+            assert states.count("conn_parse_cmd") == 1, st
+            a.sendall(b"fooval\r\n")
+            assert recv_until(a, b"\r\n") == b"STORED\r\n"
+            st = stats(b, b"conns")
+            assert "conn_nread" not in st.values(), st
+
+
+def test_idle_kicks_with_idle_timeout(binary):
+    """t/idle-timeout.t: `stats` has idle_kicks (connections closed for
+    idleness) when -o idle_timeout is set, and not otherwise."""
+    port = free_port()
+    with Proc(binary, ["-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "1"],
+              tcp=("127.0.0.1", port)) as srv:
+        with srv.connect() as s:
+            assert "idle_kicks" not in stats(s)
+    port = free_port()
+    with Proc(binary, ["-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "1",
+                       "-o", "idle_timeout=1"], tcp=("127.0.0.1", port)) as srv:
+        with srv.connect() as s:
+            st = stats(s)
+            assert st["idle_kicks"] == "0"
+            keys = list(st)
+            assert keys.index("idle_kicks") == keys.index("auth_errors") + 1
+        with srv.connect(timeout=10) as idle:
+            idle.sendall(b"version\r\n")
+            recv_until(idle, b"\r\n")
+            assert idle.recv(10) == b""   # closed after 1-3 s
+        with srv.connect() as s:
+            assert int(stats(s)["idle_kicks"]) >= 1
