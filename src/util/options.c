@@ -440,14 +440,20 @@ int options_parse(int argc, char **argv)
         .stat_delim = ':', .maxconns_fast = true, .growth_factor = 1.25,
         .slab_min_size = 48, .hotkeys_interval = TOPK_SAMPLE_DEFAULT,
     };
-    bool cpus_given = false;
+    bool cpus_given = false, tcp_given = false, udp_given = false;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":p:U:s:a:Al:dru:m:Mc:kvhiVP:f:n:LD:t:R:Cb:B:I:SFXWY:e:Zo:N:",
                             longopts, NULL)) != -1) {
         switch (c) {
-        case 'p': settings.port = (int)parse_int(optarg, -1, 65535, "port (-p)"); break;
-        case 'U': settings.udp_port = (int)parse_int(optarg, -1, 65535, "UDP port (-U)"); break;
+        case 'p':
+            settings.port = (int)parse_int(optarg, -1, 65535, "port (-p)");
+            tcp_given = true;
+            break;
+        case 'U':
+            settings.udp_port = (int)parse_int(optarg, -1, 65535, "UDP port (-U)");
+            udp_given = true;
+            break;
         case 's': settings.unix_path = optarg; break;
         case 'a': {
             char *end;
@@ -553,6 +559,10 @@ int options_parse(int argc, char **argv)
     if (optind < argc)
         die_usage("unexpected argument '%s'", argv[optind]);
 
+    /* memcached's rule: a UDP port given without -p is the TCP port too
+     * (`memcached -U 11222` serves TCP on 11222, not 11211). */
+    if (udp_given && settings.udp_port != 0 && !tcp_given)
+        settings.port = settings.udp_port;
     if (settings.nlisten == 0)
         settings.listen[settings.nlisten++] = "127.0.0.1";
     /* As memcached: a UNIX socket replaces the network listeners, and -p 0

@@ -130,3 +130,28 @@ def test_idle_kicks_with_idle_timeout(binary):
             assert idle.recv(10) == b""   # closed after 1-3 s
         with srv.connect() as s:
             assert int(stats(s)["idle_kicks"]) >= 1
+
+
+@pytest.mark.parametrize("args,tcp_same_as_udp", [
+    (["-U", "{u}"], True),              # t/issue_67.t: TCP follows -U
+    (["-U", "{u}", "-p", "{p}"], False),
+    (["-p", "{p}", "-U", "{u}"], False),
+])
+def test_udp_port_without_tcp_port_is_the_tcp_port_too(binary, tmp_path, args, tcp_same_as_udp):
+    import os
+    u, p = free_port(), free_port()
+    argv = [a.format(u=u, p=p) for a in args] + ["-l", "127.0.0.1", "-t", "1"]
+    portfile = str(tmp_path / "ports")
+    os.environ["MEMCACHED_PORT_FILENAME"] = portfile
+    try:
+        tcp = u if tcp_same_as_udp else p
+        with Proc(binary, argv, tcp=("127.0.0.1", tcp)) as srv:
+            with srv.connect() as s:
+                s.sendall(b"version\r\n")
+                assert recv_until(s, b"\r\n").startswith(b"VERSION ")
+            with open(portfile) as f:
+                lines = f.read().splitlines()
+            assert "TCP INET: %d" % tcp in lines
+            assert "UDP INET: %d" % u in lines
+    finally:
+        del os.environ["MEMCACHED_PORT_FILENAME"]
