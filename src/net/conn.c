@@ -187,10 +187,18 @@ static void sink_quit(void *s)
     c->closing = true;
 }
 
+static void sink_quit_error(void *s)
+{
+    struct conn *c = s;
+    c->closing = true;
+    c->close_reason = CLOSE_ERROR;
+}
+
 static void sink_shutdown(void *s, bool graceful)
 {
     struct conn *c = s;
     c->closing = true;
+    c->close_reason = CLOSE_SHUTDOWN;
     kill(getpid(), graceful ? SIGUSR1 : SIGINT);
 }
 
@@ -349,7 +357,7 @@ static void sink_refresh_certs(void *s, bool noreply)
 
 const struct proto_sink conn_sink = {
     .request = sink_request, .output = sink_output, .stats = sink_stats,
-    .flush_all = sink_flush_all, .quit = sink_quit, .shutdown = sink_shutdown,
+    .flush_all = sink_flush_all, .quit = sink_quit, .quit_error = sink_quit_error, .shutdown = sink_shutdown,
     .dump = sink_dump, .busy = sink_busy, .settled = sink_settled, .trace = conn_trace_in, .watch = sink_watch,
     .counters = sink_counters, .yield = sink_yield,
     .refresh_certs = sink_refresh_certs,
@@ -414,7 +422,7 @@ void conn_accept_fd(struct loop *l, int fd)
     if (conn_tracing())
         conn_trace_event(c, "new auto-negotiating client connection");
     if (l->host->conn_event)
-        l->host->conn_event(l, fd, true);
+        l->host->conn_event(l, fd, true, NULL);
 }
 
 void conn_accept(struct loop *l, struct evsrc *ls)
@@ -466,6 +474,15 @@ void conn_release(struct conn *c)
         free(c);
 }
 
+/* memcached's words for why a connection closed (watch connevents). A
+ * protocol error, an idle timeout and the shutdown command are told apart;
+ * every other close (the client's quit or end of stream, a reset, a
+ * failed send) says normal, where memcached says error for the resets. */
+static const char *const close_reasons[] = {
+    [CLOSE_NORMAL] = "normal", [CLOSE_ERROR] = "error",
+    [CLOSE_IDLE] = "idle_timeout", [CLOSE_SHUTDOWN] = "shutdown",
+};
+
 void conn_close(struct conn *c)
 {
     if (c->closed)
@@ -476,7 +493,7 @@ void conn_close(struct conn *c)
     if (c->watching)
         l->host->watch_stop(l, c);
     if (l->host->conn_event)
-        l->host->conn_event(l, c->src.fd, false);
+        l->host->conn_event(l, c->src.fd, false, close_reasons[c->close_reason]);
     reactor_del(&l->reactor, c->src.fd, c->closing);
     close(c->src.fd);
     c->src.fd = -1;
@@ -747,6 +764,7 @@ static void conn_parse(struct conn *c)
                                                    : parse_general(c, data, len, off, &need);
     }
     if (used < 0) {
+        c->close_reason = CLOSE_ERROR;
         conn_close(c);
         return;
     }
@@ -1180,6 +1198,7 @@ void conn_idle_sweep(struct loop *l)
         if (l->now - c->last_active > (uint32_t)settings.idle_timeout && c->inflight == 0 &&
             c->woff == buf_size(&c->wbuf) && c->tx_bytes == 0) {
             STAT_INC(l->stats, conn_idle_closed);
+            c->close_reason = CLOSE_IDLE;
             conn_close(c);
         }
     }

@@ -17,6 +17,8 @@
 
 struct tls_conn;
 
+enum conn_close_reason { CLOSE_NORMAL, CLOSE_ERROR, CLOSE_IDLE, CLOSE_SHUTDOWN };
+
 struct conn {
     struct evsrc   src;          /* type + fd; first member */
     struct loop *l;
@@ -29,6 +31,7 @@ struct conn {
     bool           feed_pending; /* input not yet parsed: parse in this iteration's serve pass */
     bool           eof;          /* the peer closed after that input: close once it is parsed */
     bool           watching;     /* a `watch` stream: input is ignored (server/watch.c) */
+    uint8_t        close_reason; /* enum conn_close_reason, for watch connevents */
     uint32_t       events;       /* current reactor interest */
     uint32_t       last_active;
     unsigned       inflight;     /* requests out at other workers */

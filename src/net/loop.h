@@ -47,7 +47,7 @@ struct loop_host {
     void (*watch_start)(struct loop *l, struct conn *c, unsigned flags);
     void (*watch_stop)(struct loop *l, struct conn *c);
     /* A connection opened or closed (watch connevents); NULL = none wanted. */
-    void (*conn_event)(struct loop *l, int fd, bool is_new);
+    void (*conn_event)(struct loop *l, int fd, bool is_new, const char *reason);
     /* flush_all: the runtime broadcasts it; `barrier` (conn_barrier(), or
      * NULL with noreply) is the connection's reply slot, released once
      * every worker applied it. */

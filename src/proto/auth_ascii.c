@@ -126,7 +126,7 @@ login_parse(void **state, const struct proto_conf *cf, const struct proto_sink *
         if (size > BLOCK_MAX) {
             /* Not a login, and not worth reading: say so and hang up. */
             text_reply(sk, s, "CLIENT_ERROR bad authentication token format");
-            sk->quit(s);
+            (sk->quit_error ? sk->quit_error : sk->quit)(s);
             return (ssize_t)len;
         }
         a->block = size + 2;

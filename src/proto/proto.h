@@ -119,6 +119,10 @@ struct proto_sink {
     /* cache_memlimit: every worker's store gets its share of `bytes`
      * (NULL: the session cannot; MEMLIMIT_ADJUST_FAILED). */
     void (*memlimit)(void *s, uint64_t bytes);
+    /* As quit, for a client that broke the protocol (an HTTP request, a
+     * bad login block): `watch connevents` says reason=error, as memcached.
+     * NULL: quit is called. */
+    void (*quit_error)(void *s);
 };
 
 /* After a store refused by proto_too_large(): count it in store_too_large

@@ -732,7 +732,7 @@ static size_t dispatch(struct text_parser *p, const struct proto_conf *cf,
         }
         text_reply(sk, s, ok ? "OK" : "ERROR");
     } else if (looks_like_http(t, nt, more)) {
-        sk->quit(s);
+        (sk->quit_error ? sk->quit_error : sk->quit)(s);
         *close = true;
     } else {
         text_reply(sk, s, "ERROR");

@@ -63,7 +63,7 @@ uint64_t hotkeys_worker_requests(unsigned i)
 void hotkeys_escape(const struct topk_entry *e, char *out, size_t cap)
 {
     size_t o = 0;
-    for (unsigned i = 0; i < e->klen && o + 4 < cap; i++) {
+    for (unsigned i = 0; i < e->klen && o + 4 <= cap; i++) {
         unsigned char c = (unsigned char)e->key[i];
         if (c > ' ' && c < 0x7f && c != '%')
             out[o++] = (char)c;

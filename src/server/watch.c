@@ -8,7 +8,7 @@
  *   ts=S.US gid=N type=item_store key=K status=stored|... cmd=set|... ttl=T clsid=C cfd=F size=B
  *   ts=S.US gid=N type=eviction key=K fetch=yes|no ttl=T la=A clsid=C
  *   ts=S.US gid=N type=conn_new rip=IP rport=P transport=tcp cfd=F
- *   ts=S.US gid=N type=conn_close rip=IP rport=P transport=tcp reason=normal cfd=F
+ *   ts=S.US gid=N type=conn_close rip=IP rport=P transport=tcp reason=normal|error|idle_timeout|shutdown cfd=F
  * with keys URI-encoded. A watcher that does not keep up loses lines; the
  * next delivery starts with "skipped=N", as memcached writes it.
  */
@@ -165,7 +165,7 @@ static void uri(char *out, size_t cap, const char *k, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
-    for (size_t i = 0; i < n && o + 4 < cap; i++) {
+    for (size_t i = 0; i < n && o + 4 <= cap; i++) {
         unsigned char ch = (unsigned char)k[i];
         if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
             ch == '-' || ch == '.' || ch == '_' || ch == '~') {
@@ -243,7 +243,7 @@ static void on_store_event(void *arg, const struct store_event *ev)
         emit(w, flag, line, (size_t)n);
 }
 
-void watch_conn_event(struct worker *w, int fd, bool is_new)
+void watch_conn_event(struct worker *w, int fd, bool is_new, const char *reason)
 {
     if (!w->watch || !(w->watch->flags & WATCH_CONNEVENTS))
         return;
@@ -270,8 +270,8 @@ void watch_conn_event(struct worker *w, int fd, bool is_new)
                       "type=conn_new rip=%s rport=%u transport=tcp cfd=%d\n", ip, port, fd);
     else
         n += snprintf(line + n, sizeof line - (size_t)n,
-                      "type=conn_close rip=%s rport=%u transport=tcp reason=normal cfd=%d\n",
-                      ip, port, fd);
+                      "type=conn_close rip=%s rport=%u transport=tcp reason=%s cfd=%d\n",
+                      ip, port, reason ? reason : "normal", fd);
     if (n > 0 && (size_t)n < sizeof line)
         emit(w, WATCH_CONNEVENTS, line, (size_t)n);
 }

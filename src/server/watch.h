@@ -20,7 +20,7 @@ void watch_stop(struct worker *w, struct conn *c);
 /* Any watcher anywhere (cheap check before building an event). */
 bool watch_active(void);
 /* Connection events on worker w (conn_new / conn_close). */
-void watch_conn_event(struct worker *w, int fd, bool is_new);
+void watch_conn_event(struct worker *w, int fd, bool is_new, const char *reason);
 /* A MSG_WATCH message arrived on w. */
 void watch_arrived(struct worker *w, struct msg *m);
 /* Once per loop iteration: send what w's events produced; true when some

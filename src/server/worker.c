@@ -628,10 +628,10 @@ static void host_watch_stop(struct loop *l, struct conn *c)
     watch_stop(of(l), c);
 }
 
-static void host_conn_event(struct loop *l, int fd, bool is_new)
+static void host_conn_event(struct loop *l, int fd, bool is_new, const char *reason)
 {
     if (watch_active())
-        watch_conn_event(of(l), fd, is_new);
+        watch_conn_event(of(l), fd, is_new, reason);
 }
 
 static void host_flush_all(struct loop *l, int64_t delay, struct msg *barrier)

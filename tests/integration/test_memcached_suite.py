@@ -155,3 +155,41 @@ def test_udp_port_without_tcp_port_is_the_tcp_port_too(binary, tmp_path, args, t
             assert "UDP INET: %d" % u in lines
     finally:
         del os.environ["MEMCACHED_PORT_FILENAME"]
+
+
+def test_watch_long_key_and_close_reasons(binary):
+    """t/watcher.t: a 250-byte key of characters that all need escaping is
+    logged whole (750 bytes of %XX); a connection closed for an HTTP request
+    line is logged with reason=error, one that sent quit with reason=normal."""
+    port = free_port()
+    with Proc(binary, ["-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2"],
+              tcp=("127.0.0.1", port)) as srv:
+        with srv.connect() as w, srv.connect() as c:
+            w.sendall(b"watch mutations\r\n")
+            assert recv_until(w, b"\r\n") == b"OK\r\n"
+            key = b"#" * 250
+            c.sendall(b"set " + key + b" 0 0 9\r\nmemcached\r\n")
+            assert recv_until(c, b"\r\n") == b"STORED\r\n"
+            line = recv_until(w, b"\n").decode()
+            assert line.split()[3] == "key=" + "%23" * 250
+        with srv.connect() as w:
+            w.sendall(b"watch connevents\r\n")
+            assert recv_until(w, b"\r\n") == b"OK\r\n"
+            ports = []
+            with srv.connect() as c:
+                ports.append(c.getsockname()[1])
+                c.sendall(b"version\r\nquit\r\n")
+                recv_until(c, b"")
+            with srv.connect() as c:
+                ports.append(c.getsockname()[1])
+                c.sendall(b"GET / HTTP/1.1\r\n")
+                assert recv_until(c, b"") == b""
+            reasons = {}
+            got = b""
+            while len(reasons) < 2:
+                got += w.recv(4096)
+                for l in got.decode().splitlines():
+                    f = dict(x.split("=", 1) for x in l.split() if "=" in x)
+                    if f.get("type") == "conn_close" and int(f["rport"]) in ports:
+                        reasons[int(f["rport"])] = f["reason"]
+            assert [reasons[p] for p in ports] == ["normal", "error"]

@@ -68,7 +68,7 @@ static void s_watch(void *s, unsigned flags)
 }
 
 static const struct proto_sink sink = {
-    s_request, s_output, s_stats, s_flush, s_quit, s_shutdown, s_busy, s_dump, NULL, s_watch, NULL, NULL, NULL, NULL, NULL,
+    s_request, s_output, s_stats, s_flush, s_quit, s_shutdown, s_busy, s_dump, NULL, s_watch, NULL, NULL, NULL, NULL, NULL, NULL,
 };
 static const struct proto_conf conf = { .item_max = 1024, .use_cas = true, .flush_ok = true,
                                         .dump_ok = true, .watch_ok = true };
