@@ -298,7 +298,11 @@ static void parse_subopt(char *tok)
     if (!so)
         die_usage("unknown -o sub-option '%s'", tok);
     double n = 0;
-    if (so->val != SV_NONE) {
+    /* memcached takes a bare `-o slab_automove` as slab_automove=1 (the
+     * `-o slab_reassign,slab_automove` of many 1.4-era command lines); it
+     * is the only sub-option whose value may be left out. */
+    bool bare_ok = !val && !strcmp(so->name, "slab_automove");
+    if (so->val != SV_NONE && !bare_ok) {
         if (!val || !*val)
             die_usage("-o %s needs a value", so->name);
         if (so->val != SV_STR) {

@@ -193,3 +193,13 @@ def test_watch_long_key_and_close_reasons(binary):
                     if f.get("type") == "conn_close" and int(f["rport"]) in ports:
                         reasons[int(f["rport"])] = f["reason"]
             assert [reasons[p] for p in ports] == ["normal", "error"]
+
+
+def test_bare_slab_automove_suboption(binary):
+    """t/slabs-reassign2.t starts memcached with `-o slab_reassign,
+    slab_automove,...`: a bare slab_automove is slab_automove=1."""
+    port = free_port()
+    with Proc(binary, ["-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "1", "-o",
+                       "slab_reassign,slab_automove,lru_crawler,lru_maintainer"],
+              tcp=("127.0.0.1", port)) as srv:
+        assert srv.stats("settings")["slab_automove"] == "1"
