@@ -1,0 +1,186 @@
+#!/bin/bash
+# scripts/memcached-suite.sh — run memcached 1.6.18's own test suite (its
+# t/*.t, Perl) against percore. A developer/CI-optional check, not part of
+# `make test`: it needs the network once (deb.debian.org) and perl.
+#
+#   scripts/memcached-suite.sh [options] [TEST...]     (make memcached-suite)
+#     TEST          t/NAME.t files to run, by NAME (default: the ones known
+#                   to pass, KNOWN_PASS below)
+#     --all         every t/*.t except the SKIPPED ones below
+#     --bin PATH    the server to test (default: build/percore)
+#     --timeout S   seconds per test file (default 120)
+#     --keep        keep the scratch tree and logs (default: keep logs only)
+#   Environment: MEMCACHED_SUITE_CACHE (downloads; default
+#   ~/.cache/percore/memcached-suite), MEMCACHED_SUITE_WORK (scratch; default
+#   build/memcached-suite).
+#
+# What it does: fetches Debian's memcached_1.6.18-1.dsc and the orig tarball
+# into the cache if absent, checks both against the sha256 pinned here (and
+# the tarball against the .dsc's Checksums-Sha256), unpacks a fresh copy in
+# the scratch dir, and puts two small scripts where t/lib/MemcachedTest.pm
+# looks for memcached's build: `memcached-debug` (execs the server with the
+# same arguments, its stderr capped) and `timedrun` (execs its command: each
+# test file is bounded here instead). memcached's code and tests stay in
+# the scratch dir; nothing of them enters this repository.
+# Every server a test starts writes its PID to a directory; after each test
+# file those still alive (and still our binary) are stopped by PID.
+# Exit status: 0 when every test run passed, 1 otherwise, 2 on setup errors.
+set -u
+
+DSC_URL=http://deb.debian.org/debian/pool/main/m/memcached/memcached_1.6.18-1.dsc
+TAR_URL=http://deb.debian.org/debian/pool/main/m/memcached/memcached_1.6.18.orig.tar.xz
+DSC_SHA256=0bd1bdc252f699ef4bcf083b39650a18b11e8d4aed8564bd702a7092d392b1f7
+TAR_SHA256=35872bd25f8d29d7cc2072d23e74344530891bfd0aa4f4f64184a8ae7291164b
+
+# Test files that pass against percore (docs/protocols.md "memcached's own
+# test suite" has the table, and why the others fail).
+KNOWN_PASS="00-startup ascii-auth binary binary-get bogus-commands cas chunked-items
+  daemonize evictions flags flush-all getandtouch getset incrdecr issue_104
+  issue_108 issue_14 issue_152 issue_192 issue_3 issue_41 issue_50 issue_61
+  issue_68 issue_70 item_size_max line-lengths malicious-commands maxconns
+  metaget multiversioning noreply quit shutdown stats-conns stats-detail
+  strtol-testing touch udp unixsocket whitespace"
+
+# Never run, even with --all: memcached-internal features percore does not
+# have (extstore, the proxy, restartable cache files), and TLS tests that
+# need memcached's own certificate set-up and SSL_TEST=1.
+SKIPPED="binary-extstore chunked-extstore error-extstore extstore extstore-buckets
+  extstore-jbod proxy restart ssl_cert_refresh ssl_ports ssl_proto_version
+  ssl_session_resumption ssl_settings ssl_verify_modes"
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin="$here/build/percore"
+all=0
+keep=0
+tmo=120
+tests=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --all) all=1 ;;
+        --bin) bin=$2; shift ;;
+        --timeout) tmo=$2; shift ;;
+        --keep) keep=1 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -*) echo "$0: unknown option $1" >&2; exit 2 ;;
+        *) tests+=("${1%.t}") ;;
+    esac
+    shift
+done
+case "$bin" in /*) ;; *) bin="$(pwd)/$bin" ;; esac
+if [ ! -x "$bin" ]; then
+    echo "$0: $bin not found or not executable (make first)" >&2
+    exit 2
+fi
+for tool in perl timeout sha256sum tar xz; do
+    command -v $tool >/dev/null || { echo "$0: needs $tool" >&2; exit 2; }
+done
+perl -MTest::More -e1 2>/dev/null || { echo "$0: needs perl's Test::More" >&2; exit 2; }
+
+cache=${MEMCACHED_SUITE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/percore/memcached-suite}
+work=${MEMCACHED_SUITE_WORK:-$here/build/memcached-suite}
+mkdir -p "$cache" "$work" || exit 2
+
+fetch() {   # URL FILE SHA256
+    local url=$1 f=$2 sum=$3
+    if [ -f "$f" ] && echo "$sum  $f" | sha256sum -c --quiet - 2>/dev/null; then
+        return 0
+    fi
+    echo "fetching $url"
+    rm -f "$f.part"
+    if command -v curl >/dev/null; then
+        curl -fsSL --max-time 300 -o "$f.part" "$url"
+    else
+        wget -q -T 60 -O "$f.part" "$url"
+    fi || { echo "$0: download of $url failed" >&2; rm -f "$f.part"; return 1; }
+    if ! echo "$sum  $f.part" | sha256sum -c --quiet -; then
+        echo "$0: $url: sha256 is not $sum" >&2
+        rm -f "$f.part"
+        return 1
+    fi
+    mv "$f.part" "$f"
+}
+dsc="$cache/memcached_1.6.18-1.dsc"
+tarball="$cache/memcached_1.6.18.orig.tar.xz"
+fetch "$DSC_URL" "$dsc" "$DSC_SHA256" || exit 2
+# The tarball's sum must be the one the .dsc lists, as well as the pinned one.
+grep -q "^ $TAR_SHA256 [0-9]* memcached_1.6.18.orig.tar.xz\$" "$dsc" ||
+    { echo "$0: $dsc does not list the pinned tarball sha256" >&2; exit 2; }
+fetch "$TAR_URL" "$tarball" "$TAR_SHA256" || exit 2
+
+src="$work/memcached-1.6.18"
+logs="$work/logs"
+pids="$work/pids"
+rm -rf "$src" "$logs" "$pids"
+mkdir -p "$logs" "$pids"
+tar -xJf "$tarball" -C "$work" || exit 2
+
+# memcached-debug: the server, the same PID (exec), stderr capped at 1 MiB
+# per server (the rest is read and dropped, so the server never blocks).
+cat > "$src/memcached-debug" <<EOF
+#!/bin/bash
+echo \$\$ > "$pids/\$\$"
+exec "$bin" "\$@" 2> >(head -c 1048576 >> "\${MCSUITE_ERRLOG:-/dev/null}"; cat > /dev/null)
+EOF
+# timedrun SECONDS CMD...: each test file is bounded as a whole instead.
+printf '#!/bin/sh\nshift\nexec "$@"\n' > "$src/timedrun"
+chmod +x "$src/memcached-debug" "$src/timedrun"
+
+stop_servers() {
+    local f pid exe i
+    for f in "$pids"/*; do
+        [ -e "$f" ] || continue
+        pid=${f##*/}
+        rm -f "$f"
+        exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+        [ "$exe" = "$(readlink -f "$bin")" ] || continue
+        kill -TERM "$pid" 2>/dev/null
+        for i in 1 2 3 4 5 6 7 8 9 10; do
+            [ -e "/proc/$pid" ] || break
+            sleep 0.2
+        done
+        kill -KILL "$pid" 2>/dev/null
+    done
+}
+trap 'stop_servers; exit 130' INT TERM
+
+if [ ${#tests[@]} -eq 0 ]; then
+    if [ $all = 1 ]; then
+        for t in "$src"/t/*.t; do
+            n=$(basename "$t" .t)
+            case " $(echo $SKIPPED) " in *" $n "*) continue ;; esac
+            tests+=("$n")
+        done
+    else
+        tests=($KNOWN_PASS)
+    fi
+fi
+
+cd "$src" || exit 2
+npass=0; nfail=0; sub_ok=0; sub_all=0; failed=()
+printf '%-24s %-6s %s\n' TEST RESULT "SUBTESTS (ok/run)"
+for n in "${tests[@]}"; do
+    if [ ! -f "t/$n.t" ]; then
+        echo "$0: no t/$n.t" >&2
+        nfail=$((nfail + 1)); failed+=("$n"); continue
+    fi
+    export MCSUITE_ERRLOG="$logs/$n.server.err"
+    timeout -k 5 "$tmo" perl "t/$n.t" > "$logs/$n.out" 2>&1
+    rc=$?
+    stop_servers
+    ok=$(grep -c '^ok ' "$logs/$n.out")
+    bad=$(grep -c '^not ok ' "$logs/$n.out")
+    sub_ok=$((sub_ok + ok)); sub_all=$((sub_all + ok + bad))
+    if [ $rc = 0 ]; then
+        res=PASS; npass=$((npass + 1))
+        grep -q '^1\.\.0 # SKIP' "$logs/$n.out" && res=SKIP
+    else
+        res=FAIL; nfail=$((nfail + 1)); failed+=("$n")
+        [ $rc = 124 ] && res=TIMEOUT
+    fi
+    printf '%-24s %-6s %d/%d\n' "$n" "$res" "$ok" $((ok + bad))
+done
+cd "$here"
+echo "files: $npass passed (skips included), $nfail failed; subtests: $sub_ok/$sub_all ok"
+[ $nfail -gt 0 ] && echo "failed: ${failed[*]} (logs: $logs)"
+[ $keep = 1 ] || rm -rf "$src"
+[ $nfail = 0 ]
