@@ -200,7 +200,13 @@ static void own(struct mb *b)
     PER_WORKER(b, "percore_cmd_set_total", "counter", "Store commands (cmd_set).", cmd_set);
     PER_WORKER(b, "percore_cmd_touch_total", "counter", "Touch commands (cmd_touch).", cmd_touch);
     PER_WORKER(b, "percore_cmd_meta_total", "counter", "Meta commands (cmd_meta).", cmd_meta);
-    PER_WORKER(b, "percore_get_expired_total", "counter", "Gets that found the item expired (get_expired).", get_expired);
+    family(b, "percore_get_expired_total", "counter", "Lookups that found the item expired (get_expired).");
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct store_stats ss;
+        worker_store_stats(&workers[i], &ss);
+        mb_printf(b, "percore_get_expired_total{worker=\"%u\"} %llu\n", i,
+                  (unsigned long long)ss.get_expired);
+    }
     PER_WORKER(b, "percore_get_flushed_total", "counter", "Gets that found the item flushed (get_flushed).", get_flushed);
     PER_WORKER(b, "percore_auth_cmds_total", "counter", "Authentication commands (auth_cmds).", auth_cmds);
     PER_WORKER(b, "percore_auth_errors_total", "counter", "Failed authentications (auth_errors).", auth_errors);

@@ -88,8 +88,11 @@ static void general(struct worker *w, struct stats_out *so)
     stats_emitf(so, "reserved_fds", "%u", 5 + nworkers * 2);
     /* idle_kicks follows auth_errors, and only with an idle timeout set,
      * where memcached prints it. */
+    /* get_expired is the stores' count (a lookup finding its key expired). */
 #define PRINT(f) \
-    if (strcmp(#f, "curr_connections") && strcmp(#f, "total_connections") && \
+    if (!strcmp(#f, "get_expired")) \
+        stats_emitf(so, #f, "%llu", (unsigned long long)ss.get_expired); \
+    else if (strcmp(#f, "curr_connections") && strcmp(#f, "total_connections") && \
         strcmp(#f, "rejected_connections") && strcmp(#f, "conn_yields")) \
         stats_emitf(so, #f, "%llu", (unsigned long long)stat_get(&sum.f)); \
     if (!strcmp(#f, "auth_errors") && settings.idle_timeout > 0) \

@@ -258,7 +258,10 @@ static inline uint16_t *lookup(struct store *s, const char *key, size_t klen, ui
     uint16_t *slot = index_find(s, key, klen, h, it);
     if (slot && item_expired(s, it->exptime)) {
         if (remove_expired) {
+            /* memcached counts get_expired in every lookup that finds the
+             * key expired (get, touch, delete, incr, a store's check). */
             s->gen++;
+            s->c.get_expired++;
             if (!(it->bits & ITEM_FETCHED))
                 s->c.expired_unfetched++;
             item_remove(s, h, slot, it);
@@ -698,6 +701,8 @@ void store_set_observer(struct store *s, void (*fn)(void *arg, const struct stor
 void store_reset_class_stats(struct store *s)
 {
     memset(s->cls, 0, sizeof s->cls);
+    s->c.get_expired = 0;
+    s->gen++;   /* publish the zero */
 }
 
 void store_flush_hold(struct store *s, uint32_t until)
@@ -942,7 +947,8 @@ const uint64_t *store_stats_gen_at(const struct store *s)
     X(hash_power, s->idx.level)                                     \
     X(hash_expanding, s->idx.nb != ((size_t)1 << s->idx.level))     \
     X(pins, s->pins)                                                \
-    X(held_bytes, s->held_bytes)
+    X(held_bytes, s->held_bytes)                                    \
+    X(get_expired, s->c.get_expired)
 
 #define STATS_COUNT(f, v) + 1
 _Static_assert((0 STORE_STATS_FIELDS(STATS_COUNT)) * sizeof(uint64_t) == sizeof(struct store_stats),

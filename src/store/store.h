@@ -85,6 +85,7 @@ struct store_stats {
     uint64_t hash_expanding;    /* 1 while an incremental resize is running */
     uint64_t pins;              /* replies in flight sending from item memory */
     uint64_t held_bytes;        /* memory freed but pinned by those replies */
+    uint64_t get_expired;       /* lookups that found their key expired; stats reset zeroes it */
 };
 
 struct store;

@@ -194,6 +194,7 @@ struct store_counters {
     uint64_t total_items, evictions, evicted_segments, expired_reclaimed;
     uint64_t expired_unfetched, evicted_unfetched, reclaim_segments;
     uint64_t merged_items, flushes, bytes, curr_items;
+    uint64_t get_expired;   /* lookups that found their key expired (memcached's get_expired) */
 };
 
 /* Per-class counters behind `stats slabs` / `stats items` (a class is a TTL

@@ -203,3 +203,24 @@ def test_bare_slab_automove_suboption(binary):
                        "slab_reassign,slab_automove,lru_crawler,lru_maintainer"],
               tcp=("127.0.0.1", port)) as srv:
         assert srv.stats("settings")["slab_automove"] == "1"
+
+
+def test_get_expired_counts_expired_finds(binary):
+    """t/stats.t: a get of an item stored with an absolute expiry already
+    past (31 days in seconds reads as a unix time in 1970) is a miss
+    counted in get_expired; stats reset zeroes it."""
+    port = free_port()
+    with Proc(binary, ["-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2"],
+              tcp=("127.0.0.1", port)) as srv:
+        with srv.connect() as s:
+            assert stats(s)["get_expired"] == "0"
+            for i in range(5):
+                # in one write: an idle worker may reclaim the item first
+                s.sendall(b"set should_expire%d 0 2678400 6\r\nfooval\r\n"
+                          b"get should_expire%d\r\n" % (i, i))
+                assert recv_until(s, b"END\r\n") == b"STORED\r\nEND\r\n"
+            st = stats(s)
+            assert st["get_expired"] == "5" and st["get_misses"] == "5", st
+            s.sendall(b"stats reset\r\n")
+            assert recv_until(s, b"\r\n") == b"RESET\r\n"
+            assert stats(s)["get_expired"] == "0"
