@@ -452,7 +452,12 @@ def test_metrics_cover_every_stats_counter():
                 "reserved_fds", "evicted_active", "lru_crawler_running", "lru_crawler_starts",
                 "crawler_reclaimed", "crawler_items_checked", "direct_reclaims", "moves_to_cold",
                 "moves_to_warm", "moves_within_lru", "io_backend", "steering", "hash_is_expanding",
-                "store_segment_size", "ring_capacity", "ring_bytes", "time_in_listen_disabled_us"}
+                "store_segment_size", "ring_capacity", "ring_bytes", "time_in_listen_disabled_us",
+                "slab_reassign_rescues", "slab_reassign_chunk_rescues",
+                "slab_reassign_evictions_nomem", "slab_reassign_inline_reclaim",
+                "slab_reassign_busy_items", "slab_reassign_busy_deletes", "slab_reassign_running",
+                "slabs_moved", "slab_global_page_pool", "lru_maintainer_juggles", "malloc_fails",
+                "lrutail_reflocked", "lru_bumps_dropped"}
         missing = []
         for name in general:
             if name in skip or re.match(r"worker_\d+_", name):
