@@ -30,7 +30,14 @@ class Proc:
         self.tcp, self.unix = tcp, unix
         self.probe = probe      # False: a connection is enough (binary-only servers)
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                # not ready (a failing test): stop it by PID, not leak it
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                raise
 
     @property
     def pid(self):
