@@ -30,6 +30,7 @@
 
 struct sasl_session {
     sasl_conn_t *conn;
+    bool         going;   /* the library asked for a step (SASL_CONTINUE) */
 };
 
 static char       *mechs;
@@ -198,6 +199,13 @@ enum sasl_res sasl_exchange(struct sasl_session **ss, bool step, const char *mec
             return SASL_RES_FAIL;
         *ss = s;
     }
+    /* A step outside an exchange in progress (none started, or it ended)
+     * is refused here: Cyrus's sasl_server_step() on a connection whose
+     * start was never called dereferences state it does not have (a
+     * SASL_STEP as the first packet crashed the server). memcached refuses
+     * it too ("SASL_STEP called but sasl_server_start not called"). */
+    if (step && !s->going)
+        return SASL_RES_FAIL;
     /* A new exchange starts on a fresh library connection: nothing of a
      * failed or finished one carries over. */
     if (!step && s->conn)
@@ -215,6 +223,7 @@ enum sasl_res sasl_exchange(struct sasl_session **ss, bool step, const char *mec
         m[mechlen] = '\0';
         rc = sasl_server_start(s->conn, m, inlen ? in : NULL, (unsigned)inlen, out, outlen);
     }
+    s->going = rc == SASL_CONTINUE;
     if (rc == SASL_OK)
         return SASL_RES_OK;
     if (rc == SASL_CONTINUE)

@@ -407,6 +407,28 @@ def test_sasl_unauthenticated_command_is_refused_and_closed(servers, sasl_conf, 
 
 @needs_sasl_tools
 @pytest.mark.parametrize("binary", BOTH, ids=name)
+def test_sasl_step_without_a_start_is_refused(servers, sasl_conf, binary):
+    """memcached's t/binary-sasl.t sasl_step_fails_no_segfault: a SASL_STEP
+    on a connection that never sent SASL_AUTH (or after its exchange
+    ended) answers Auth failure; it crashed percore (Cyrus's step on a
+    connection that was never started)."""
+    srv = servers(binary, "-S")
+    with srv.conn() as c:
+        c.send(pkt(SASL_STEP, "PLAIN", val=f"\0{USER}\0{PASSWORD}"))
+        assert read_pkt(c) == (SASL_STEP, AUTH_ERROR, b"Auth failure.")
+        assert plain_auth(c) == (SASL_AUTH, 0, b"Authenticated")
+        c.send(pkt(SASL_STEP, "PLAIN", val=f"\0{USER}\0{PASSWORD}"))   # after it ended
+        assert read_pkt(c)[1] == AUTH_ERROR
+    with srv.conn() as c:
+        assert plain_auth(c, password="wrong")[1] == AUTH_ERROR
+        c.send(pkt(SASL_STEP, "PLAIN", val="x"))                      # after a failure
+        assert read_pkt(c)[1] == AUTH_ERROR
+    with srv.conn() as c:       # still serving
+        assert plain_auth(c) == (SASL_AUTH, 0, b"Authenticated")
+
+
+@needs_sasl_tools
+@pytest.mark.parametrize("binary", BOTH, ids=name)
 def test_sasl_scram_sha256_by_hand(servers, sasl_conf, binary):
     sasl_conf("scram-sha-256")
     srv = servers(binary, "-S")
