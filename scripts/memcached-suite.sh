@@ -34,12 +34,13 @@ TAR_SHA256=35872bd25f8d29d7cc2072d23e74344530891bfd0aa4f4f64184a8ae7291164b
 
 # Test files that pass against percore (docs/protocols.md "memcached's own
 # test suite" has the table, and why the others fail).
-KNOWN_PASS="00-startup ascii-auth binary binary-get bogus-commands cas chunked-items
-  daemonize evictions flags flush-all getandtouch getset incrdecr issue_104
-  issue_108 issue_14 issue_152 issue_192 issue_3 issue_41 issue_50 issue_61
-  issue_68 issue_70 item_size_max line-lengths malicious-commands maxconns
-  metaget multiversioning noreply quit shutdown stats-conns stats-detail
-  strtol-testing touch udp unixsocket whitespace"
+KNOWN_PASS="00-startup ascii-auth binary binary-get binary-sasl bogus-commands cas
+  chunked-items daemonize evictions flags flush-all getandtouch getset
+  idle-timeout incrdecr issue_104 issue_108 issue_14 issue_140 issue_152
+  issue_192 issue_260 issue_3 issue_41 issue_50 issue_61 issue_67 issue_68
+  issue_70 item_size_max line-lengths malicious-commands maxconns metaget
+  misbehave multiversioning noreply quit refhang shutdown slabhang stats-conns
+  stats-detail strtol-testing touch udp unixsocket whitespace"
 
 # Never run, even with --all: memcached-internal features percore does not
 # have (extstore, the proxy, restartable cache files), and TLS tests that
@@ -153,6 +154,13 @@ if [ ${#tests[@]} -eq 0 ]; then
     else
         tests=($KNOWN_PASS)
     fi
+fi
+
+# t/binary-sasl.t runs only when asked, and needs Authen::SASL and Cyrus's
+# saslpasswd2 (Debian: libauthen-sasl-perl, sasl2-bin); else it skips.
+if perl -MAuthen::SASL -e1 2>/dev/null &&
+   PATH="$PATH:/usr/sbin:/sbin" command -v saslpasswd2 >/dev/null; then
+    export RUN_SASL_TESTS=1 PATH="$PATH:/usr/sbin:/sbin"
 fi
 
 cd "$src" || exit 2
