@@ -636,7 +636,8 @@ static bool on_send(struct uring *u, struct uio *x, int res, struct revent *e)
     } else if (res == -EOPNOTSUPP && x->zc_sent && x->src) {
         /* Only TCP and UDP sockets take zero-copy sends: a UNIX socket's
          * connection refuses it, having sent nothing. Plain sends from now
-         * on, this one first. */
+         * on, this one first; the refused one is no zero-copy send. */
+        STAT_DEC(u->stats, uring_zc_sends);
         x->no_zc = true;
         send_tx(u, x);
         return false;

@@ -178,3 +178,13 @@ def test_large_replies_over_unix_socket_each_backend(tmp_path, io):
     with Proc(PERCORE, ["-s", path, "-t", "2", "--io=" + io, "--zc-send-min", "16k"],
               unix=path) as srv:
         _large_replies_over_unix_socket(srv)
+        # A refused zero-copy send is not counted as one.
+        with srv.connect() as s:
+            s.sendall(b"stats\r\n")
+            got = b""
+            while not got.endswith(b"END\r\n"):
+                chunk = s.recv(65536)
+                assert chunk
+                got += chunk
+        st = dict(l.split(b" ")[1:3] for l in got.split(b"\r\n") if l.startswith(b"STAT "))
+        assert int(st.get(b"uring_zc_sends", b"0")) == 0, st.get(b"uring_zc_sends")
