@@ -19,8 +19,11 @@ FUZZ_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
                 -Wmissing-prototypes -Wno-unused-parameter -D_GNU_SOURCE -Isrc -pthread \
-                $(FUZZ_FLAGS) $(if $(filter 1,$(HAVE_URING)),-DHAVE_LIBURING)
-FUZZ_SRCS    := $(wildcard fuzz/fuzz_*.c)
+                $(FUZZ_FLAGS) $(if $(filter 1,$(HAVE_URING)),-DHAVE_LIBURING) \
+                $(if $(filter 1,$(HAVE_SASL)),-DHAVE_SASL)
+# fuzz_sasl needs Cyrus SASL's headers (libsasl2-dev), as -S does.
+FUZZ_SRCS    := $(filter-out $(if $(filter 1,$(HAVE_SASL)),,fuzz/fuzz_sasl.c), \
+                  $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_SRCS:fuzz/%.c=$(FUZZ_O)/%)
 FUZZ_LIBOBJS := $(SRV_SRCS:%.c=$(FUZZ_O)/obj/%.o)
 
@@ -31,7 +34,16 @@ fuzz: $(FUZZ_BINS)
 # Keep the objects between builds (make would delete them as intermediates).
 .SECONDARY: $(FUZZ_LIBOBJS) $(FUZZ_SRCS:%.c=$(FUZZ_O)/obj/%.o)
 
-$(FUZZ_O)/obj/%.o: %.c
+# As for build/ (Makefile's FLAGS_STAMP): objects made with other flags (a
+# build-fuzz/ from before SASL was compiled in) are rebuilt, not kept.
+FUZZ_STAMP   := $(FUZZ_O)/.cflags
+ifneq ($(filter fuzz%,$(MAKECMDGOALS)),)
+$(shell mkdir -p $(FUZZ_O) && (echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' | cmp -s - $(FUZZ_STAMP) || echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' > $(FUZZ_STAMP)))
+endif
+$(FUZZ_STAMP):
+	@mkdir -p $(FUZZ_O) && echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' > $@
+
+$(FUZZ_O)/obj/%.o: %.c $(FUZZ_STAMP)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
