@@ -31,6 +31,7 @@
 struct sasl_session {
     sasl_conn_t *conn;
     bool         going;   /* the library asked for a step (SASL_CONTINUE) */
+    bool         login_user;   /* LOGIN: the next step carries the username */
 };
 
 static char       *mechs;
@@ -206,6 +207,19 @@ enum sasl_res sasl_exchange(struct sasl_session **ss, bool step, const char *mec
      * it too ("SASL_STEP called but sasl_server_start not called"). */
     if (step && !s->going)
         return SASL_RES_FAIL;
+    /* LOGIN with an empty username (or one that starts with NUL) is refused
+     * at that step, not passed on: Cyrus's LOGIN plugin (2.1.28) fails it
+     * only after the password step and never frees the password it copied
+     * (fuzz_sasl found it), so repeated attempts grew the server without
+     * bound before any login. memcached passes it on and answers "Auth
+     * failure." one step later. */
+    bool login_user = s->login_user;
+    s->login_user = false;
+    if (step && login_user && (inlen == 0 || in[0] == '\0')) {
+        s->going = false;
+        sasl_dispose(&s->conn);
+        return SASL_RES_FAIL;
+    }
     /* A new exchange starts on a fresh library connection: nothing of a
      * failed or finished one carries over. */
     if (!step && s->conn)
@@ -224,6 +238,10 @@ enum sasl_res sasl_exchange(struct sasl_session **ss, bool step, const char *mec
         rc = sasl_server_start(s->conn, m, inlen ? in : NULL, (unsigned)inlen, out, outlen);
     }
     s->going = rc == SASL_CONTINUE;
+    /* The LOGIN prompt: without an initial response the first step is the
+     * username. */
+    s->login_user = s->going && !step && mechlen == 5 && strncasecmp(mech, "LOGIN", 5) == 0 &&
+                    inlen == 0;
     if (rc == SASL_OK)
         return SASL_RES_OK;
     if (rc == SASL_CONTINUE)

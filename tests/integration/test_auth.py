@@ -428,6 +428,37 @@ def test_sasl_step_without_a_start_is_refused(servers, sasl_conf, binary):
 
 
 @needs_sasl_tools
+def test_sasl_login_empty_username_is_refused_at_once(servers, sasl_conf):
+    """LOGIN with an empty username is answered Auth failure at the username
+    step (memcached prompts for the password first and fails then): Cyrus's
+    LOGIN plugin never frees the password sent after an empty username, so
+    repeated attempts grew the server before any login (fuzz_sasl). A good
+    LOGIN exchange still works on the same connection, and a username given
+    as the initial response too."""
+    sasl_conf("login")
+    srv = servers(PERCORE, "-S")
+    with srv.conn() as c:
+        for empty in ("", "\0"):
+            c.send(pkt(SASL_AUTH, "LOGIN"))
+            assert read_pkt(c)[1] == AUTH_CONTINUE          # "Username:"
+            c.send(pkt(SASL_STEP, "LOGIN", val=empty))
+            assert read_pkt(c) == (SASL_STEP, AUTH_ERROR, b"Auth failure.")
+            c.send(pkt(SASL_STEP, "LOGIN", val=PASSWORD))     # the exchange is over
+            assert read_pkt(c)[1] == AUTH_ERROR
+        c.send(pkt(SASL_AUTH, "LOGIN"))
+        assert read_pkt(c)[1] == AUTH_CONTINUE
+        c.send(pkt(SASL_STEP, "LOGIN", val=USER))
+        assert read_pkt(c)[1] == AUTH_CONTINUE              # "Password:"
+        c.send(pkt(SASL_STEP, "LOGIN", val=PASSWORD))
+        assert read_pkt(c) == (SASL_STEP, 0, b"Authenticated")
+    with srv.conn() as c:
+        c.send(pkt(SASL_AUTH, "LOGIN", val=USER))             # username up front
+        assert read_pkt(c)[1] == AUTH_CONTINUE
+        c.send(pkt(SASL_STEP, "LOGIN", val=PASSWORD))
+        assert read_pkt(c) == (SASL_STEP, 0, b"Authenticated")
+
+
+@needs_sasl_tools
 @pytest.mark.parametrize("binary", BOTH, ids=name)
 def test_sasl_scram_sha256_by_hand(servers, sasl_conf, binary):
     sasl_conf("scram-sha-256")
