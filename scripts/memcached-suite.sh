@@ -6,10 +6,21 @@
 #   scripts/memcached-suite.sh [options] [TEST...]     (make memcached-suite)
 #     TEST          t/NAME.t files to run, by NAME (default: the ones known
 #                   to pass, KNOWN_PASS below)
-#     --all         every t/*.t except the SKIPPED ones below
+#     --all         every t/*.t except the SKIPPED ones below (the TLS
+#                   files, ssl_*.t, included)
+#     --tls         the TLS files, ssl_*.t (TLS_FILES below)
+#     --over-tls    every file run with SSL_TEST=1, as memcached's `make
+#                   test_tls`: each server the harness starts over TCP gets
+#                   -Z and the client talks TLS (UNIX-socket files do not)
 #     --bin PATH    the server to test (default: build/percore)
 #     --timeout S   seconds per test file (default 120)
 #     --keep        keep the scratch tree and logs (default: keep logs only)
+#   The ssl_*.t files run with SSL_TEST=1 (memcached's switch: the harness
+#   then starts every server with -Z and memcached's t/*.pem, and talks TLS
+#   through Perl's IO::Socket::SSL); the other files never get it. When an
+#   ssl_*.t file is selected and IO::Socket::SSL is missing, the script
+#   installs Debian's libio-socket-ssl-perl (as root, with apt-get), else
+#   reports those files as SKIP.
 #   Environment: MEMCACHED_SUITE_CACHE (downloads; default
 #   ~/.cache/percore/memcached-suite), MEMCACHED_SUITE_WORK (scratch; default
 #   build/memcached-suite).
@@ -19,9 +30,10 @@
 # the tarball against the .dsc's Checksums-Sha256), unpacks a fresh copy in
 # the scratch dir, and puts two small scripts where t/lib/MemcachedTest.pm
 # looks for memcached's build: `memcached-debug` (execs the server with the
-# same arguments, its stderr capped) and `timedrun` (execs its command: each
-# test file is bounded here instead). memcached's code and tests stay in
-# the scratch dir; nothing of them enters this repository.
+# same arguments, its stderr capped; with -Z, a -U port becomes -U 0, below)
+# and `timedrun` (execs its command: each test file is bounded here
+# instead). memcached's code and tests stay in the scratch dir; nothing of
+# them enters this repository.
 # Every server a test starts writes its PID to a directory; after each test
 # file those still alive (and still our binary) are stopped by PID.
 # Exit status: 0 when every test run passed, 1 otherwise, 2 on setup errors.
@@ -43,25 +55,31 @@ KNOWN_PASS="00-startup ascii-auth binary binary-get binary-sasl bogus-commands c
   stats-detail strtol-testing touch udp unixsocket whitespace"
 
 # Never run, even with --all: memcached-internal features percore does not
-# have (extstore, the proxy, restartable cache files), and TLS tests that
-# need memcached's own certificate set-up and SSL_TEST=1.
+# have (extstore, the proxy, restartable cache files).
 SKIPPED="binary-extstore chunked-extstore error-extstore extstore extstore-buckets
-  extstore-jbod proxy restart ssl_cert_refresh ssl_ports ssl_proto_version
-  ssl_session_resumption ssl_settings ssl_verify_modes"
+  extstore-jbod proxy restart"
+
+# The TLS files: run with SSL_TEST=1 and IO::Socket::SSL (see above).
+TLS_FILES="ssl_cert_refresh ssl_ports ssl_proto_version ssl_session_resumption
+  ssl_settings ssl_verify_modes"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin="$here/build/percore"
 all=0
+tls=0
+over_tls=0
 keep=0
 tmo=120
 tests=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --all) all=1 ;;
+        --tls) tls=1 ;;
+        --over-tls) over_tls=1 ;;
         --bin) bin=$2; shift ;;
         --timeout) tmo=$2; shift ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         -*) echo "$0: unknown option $1" >&2; exit 2 ;;
         *) tests+=("${1%.t}") ;;
     esac
@@ -117,10 +135,20 @@ tar -xJf "$tarball" -C "$work" || exit 2
 
 # memcached-debug: the server, the same PID (exec), stderr capped at 1 MiB
 # per server (the rest is read and dropped, so the server never blocks).
+# With SSL_TEST=1 the harness starts every TCP server with -Z *and* -U
+# <port> (memcached 1.6.18 then serves UDP in clear text next to TLS);
+# percore refuses UDP with TLS at start-up (docs/security.md), so with -Z
+# the wrapper turns the harness's UDP port off. No ssl_*.t uses UDP.
 cat > "$src/memcached-debug" <<EOF
 #!/bin/bash
 echo \$\$ > "$pids/\$\$"
-exec "$bin" "\$@" 2> >(head -c 1048576 >> "\${MCSUITE_ERRLOG:-/dev/null}"; cat > /dev/null)
+args=("\$@")
+case " \$* " in *" -Z "*)
+    for ((i = 0; i + 1 < \${#args[@]}; i++)); do
+        [ "\${args[i]}" = -U ] && args[i+1]=0
+    done ;;
+esac
+exec "$bin" "\${args[@]}" 2> >(head -c 1048576 >> "\${MCSUITE_ERRLOG:-/dev/null}"; cat > /dev/null)
 EOF
 # timedrun SECONDS CMD...: each test file is bounded as a whole instead.
 printf '#!/bin/sh\nshift\nexec "$@"\n' > "$src/timedrun"
@@ -145,7 +173,9 @@ stop_servers() {
 trap 'stop_servers; exit 130' INT TERM
 
 if [ ${#tests[@]} -eq 0 ]; then
-    if [ $all = 1 ]; then
+    if [ $tls = 1 ]; then
+        tests=($TLS_FILES)
+    elif [ $all = 1 ]; then
         for t in "$src"/t/*.t; do
             n=$(basename "$t" .t)
             case " $(echo $SKIPPED) " in *" $n "*) continue ;; esac
@@ -163,6 +193,25 @@ if perl -MAuthen::SASL -e1 2>/dev/null &&
     export RUN_SASL_TESTS=1 PATH="$PATH:/usr/sbin:/sbin"
 fi
 
+# The TLS files need Perl's IO::Socket::SSL: installed here, only when one
+# of them is to run (not by scripts/deps.sh: nothing else needs it).
+is_tls() { case " $(echo $TLS_FILES) " in *" $1 "*) return 0 ;; esac; return 1; }
+have_ssl_perl=1
+for n in "${tests[@]}"; do
+    [ $over_tls = 1 ] || is_tls "$n" || continue
+    if ! perl -MIO::Socket::SSL -e1 2>/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "installing libio-socket-ssl-perl (IO::Socket::SSL, for the ssl_*.t files)"
+            { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                  libio-socket-ssl-perl ||
+              { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+                  --no-install-recommends libio-socket-ssl-perl; }; } > "$logs/apt-get.log" 2>&1
+        fi
+        perl -MIO::Socket::SSL -e1 2>/dev/null || have_ssl_perl=0
+    fi
+    break
+done
+
 cd "$src" || exit 2
 npass=0; nfail=0; sub_ok=0; sub_all=0; failed=()
 printf '%-24s %-6s %s\n' TEST RESULT "SUBTESTS (ok/run)"
@@ -172,7 +221,16 @@ for n in "${tests[@]}"; do
         nfail=$((nfail + 1)); failed+=("$n"); continue
     fi
     export MCSUITE_ERRLOG="$logs/$n.server.err"
-    timeout -k 5 "$tmo" perl "t/$n.t" > "$logs/$n.out" 2>&1
+    ssl_test=
+    if [ $over_tls = 1 ] || is_tls "$n"; then
+        if [ $have_ssl_perl = 0 ]; then
+            npass=$((npass + 1))
+            printf '%-24s %-6s %s\n' "$n" SKIP "no IO::Socket::SSL (libio-socket-ssl-perl)"
+            continue
+        fi
+        ssl_test=1
+    fi
+    SSL_TEST=$ssl_test timeout -k 5 "$tmo" perl "t/$n.t" > "$logs/$n.out" 2>&1
     rc=$?
     stop_servers
     ok=$(grep -c '^ok ' "$logs/$n.out")
