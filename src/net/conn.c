@@ -483,11 +483,16 @@ static const char *const close_reasons[] = {
     [CLOSE_IDLE] = "idle_timeout", [CLOSE_SHUTDOWN] = "shutdown",
 };
 
+/* Defined with the TLS transport below. */
+static void tls_close_notify(struct conn *c);
+
 void conn_close(struct conn *c)
 {
     if (c->closed)
         return;
     struct loop *l = c->l;
+    if (c->tls)
+        tls_close_notify(c);
     if (conn_tracing())
         conn_trace_event(c, "connection closed.");
     if (c->watching)
@@ -938,6 +943,26 @@ static void tls_abort(struct conn *c)
     if (conn_tracing())
         conn_trace_event(c, t->established ? "TLS record error." : "TLS handshake failed.");
     conn_close(c);
+}
+
+/* Every close of an established session ends it with close_notify, as
+ * memcached's conn_close does (SSL_shutdown): an idle timeout, `shutdown`,
+ * a protocol error or the server stopping is then a clean end of stream to
+ * the client, not a truncation (Perl's IO::Socket::SSL died of SIGPIPE on
+ * its next request after an idle close; t/idle-timeout.t over TLS). Only
+ * when nothing else is waiting or in flight on the socket, so the record
+ * cannot overtake earlier ones; best effort, never waiting, as memcached. */
+static void tls_close_notify(struct conn *c)
+{
+    struct tls_conn *t = c->tls;
+    if (t->shut || !t->established || t->failed || c->tx_bytes || tls_conn_unsent(t))
+        return;
+    tls_conn_shutdown(t);
+    if (tls_conn_unsent(t)) {
+        ssize_t n = send(c->src.fd, t->out.data + t->outoff, tls_conn_unsent(t),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+    }
 }
 
 /* Ciphertext received: handshake, then decrypt into rbuf for the parser.

@@ -552,3 +552,26 @@ def test_session_cache_resumes(start, certs, impl):
             assert int(stats(s2)["tls_resumed"]) == 1
     finally:
         s2.close()
+
+
+@by_name(IMPLS)
+def test_idle_close_ends_the_session_with_close_notify(start, certs, impl):
+    """A connection the server closes (here: -o idle_timeout) gets a TLS
+    close_notify first, as memcached sends one on every close: a client
+    that tells a clean end from a truncated stream (Perl's IO::Socket::SSL,
+    OpenSSL 3 without SSL_OP_IGNORE_UNEXPECTED_EOF, which Python sets by
+    default and this test clears) sees a clean end. percore sent it only
+    after `quit` before (memcached's t/idle-timeout.t over TLS: the Perl
+    client died of SIGPIPE)."""
+    srv = start(impl, ["idle_timeout=1"])
+    ctx = client_ctx(certs)
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    raw = socket.create_connection((HOST, srv.port), timeout=5)
+    s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+    try:
+        assert request(s, b"version\r\n").startswith(b"VERSION")
+        s.settimeout(8)
+        # "unexpected eof while reading" (ssl.SSLError) without close_notify
+        assert s.recv(100) == b""
+    finally:
+        s.close()
