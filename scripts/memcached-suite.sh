@@ -52,7 +52,9 @@ KNOWN_PASS="00-startup ascii-auth binary binary-get binary-sasl bogus-commands c
   issue_192 issue_260 issue_3 issue_41 issue_50 issue_61 issue_67 issue_68
   issue_70 item_size_max line-lengths malicious-commands maxconns metaget
   misbehave multiversioning noreply quit refhang shutdown slabhang stats-conns
-  stats-detail strtol-testing touch udp unixsocket whitespace"
+  stats-detail strtol-testing touch udp unixsocket whitespace
+  ssl_cert_refresh ssl_ports ssl_proto_version ssl_session_resumption
+  ssl_settings ssl_verify_modes"
 
 # Never run, even with --all: memcached-internal features percore does not
 # have (extstore, the proxy, restartable cache files).
