@@ -6,6 +6,9 @@
 #   make memcached-suite                      the files known to pass
 #   make memcached-suite SUITE_ARGS=--all     every file but the skipped ones
 #   make memcached-suite SUITE_ARGS="getset cas"   some files
+#   make memcached-suite SUITE_ARGS=--tls     the TLS files, ssl_*.t
+#   make memcached-suite SUITE_ARGS=--over-tls  every file over TLS
+#                                             (memcached's make test_tls)
 
 SUITE_ARGS ?=
 

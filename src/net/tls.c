@@ -247,6 +247,9 @@ int tls_setup(void)
     if (tls_settings.verify_mode > 0 && !tls_settings.ca_cert)
         log_warn("TLS: ssl_verify_mode=%d without ssl_ca_cert: no client certificate can be "
                  "verified", tls_settings.verify_mode);
+    if (settings.unix_path)
+        log_warn("TLS (-Z): the UNIX socket %s is served in clear text, as memcached does "
+                 "(TLS is for TCP listeners; -s turns them off)", settings.unix_path);
     kernel_tls_available = probe_kernel_tls();
     if (tls_settings.kernel_tls)
         log_warn("TLS: ssl_kernel_tls: kernel TLS is %s, and percore does not hand records to "
@@ -327,13 +330,15 @@ static bool same_listener(const struct sockaddr_storage *conn, const struct sock
 
 /* Only with "notls:" listeners does an accept cost these getsockname()s.
  * A worker's TCP listeners are opened in -l order (server/worker.c), so
- * listener i is -l address i; a UNIX socket (-s) turns TCP off. */
+ * listener i is -l address i. A UNIX socket (-s, which turns TCP off) is
+ * clear text, as in memcached, whose TLS is for TCP listeners only: its
+ * clients talk to a -Z -s server without TLS. */
 bool tls_wanted(const struct loop *l, int fd)
 {
     unsigned mask = tls_settings.notls_mask;
-    if (!tls_settings.enabled)
+    if (!tls_settings.enabled || settings.unix_path)
         return false;
-    if (!mask || settings.unix_path)
+    if (!mask)
         return true;
     struct sockaddr_storage me, ls;
     socklen_t n = sizeof me;

@@ -575,3 +575,35 @@ def test_idle_close_ends_the_session_with_close_notify(start, certs, impl):
         assert s.recv(100) == b""
     finally:
         s.close()
+
+
+@by_name(IMPLS)
+def test_unix_socket_stays_clear_text_under_tls(certs, impl):
+    """-Z with -s: memcached serves its UNIX socket in clear text (its TLS
+    is for TCP listeners), so its clients talk to it without TLS. percore
+    wrapped the socket in TLS before and answered them `SERVER_ERROR this
+    port requires TLS`."""
+    name, binary, extra = impl
+    path = "/tmp/percore-tls-%d-%s.sock" % (os.getpid(), name)
+    args = [binary, "-s", path, *extra, *tls_args(certs)]
+    if binary == MEMCACHED and os.geteuid() == 0:
+        args += ["-u", "root"]
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                s.connect(path)
+                break
+            except OSError:
+                assert p.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        assert request(s, b"set u 0 0 1\r\nx\r\nget u\r\n", b"END\r\n") == \
+            b"STORED\r\nVALUE u 0 1\r\nx\r\nEND\r\n"
+    finally:
+        s.close()
+        p.kill()
+        p.wait()
+        if os.path.exists(path):
+            os.unlink(path)
