@@ -341,6 +341,19 @@ class Server:
         return Client(self.addr, **kw)
 
 
+def reference_pair():
+    """memcached (the reference, -t 2) and the server under test (-t 4, so
+    keys land on several workers); each side-by-side module's `pair`
+    fixture yields from it. Any problem either server showed fails the
+    module at the end."""
+    ref = Server(binary=MEMCACHED, threads=2)
+    sut = Server(threads=4)
+    yield ref, sut
+    problems = sut.stop() + ref.stop()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
 def start_server(**kw):
     return Server(**kw)
 

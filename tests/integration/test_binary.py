@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import MEMCACHED, Server
+from conftest import reference_pair
 
 pytestmark = pytest.mark.time_limit(90)
 
@@ -30,12 +30,7 @@ END_OPAQUE = 0xE0D0E0D0
 
 @pytest.fixture(scope="module")
 def pair():
-    ref = Server(binary=MEMCACHED, threads=2)
-    sut = Server(threads=4)
-    yield ref, sut
-    problems = sut.stop() + ref.stop()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from reference_pair()
 
 
 def pkt(op, key=b"", ext=b"", val=b"", opaque=0, cas=0, magic=0x80, bodylen=None):

@@ -26,7 +26,7 @@ import subprocess
 
 import pytest
 
-from conftest import IS_MEMCACHED, MEMCACHED, REPO, SERVER_BIN, Server, env_server_args
+from conftest import IS_MEMCACHED, MEMCACHED, REPO, SERVER_BIN, env_server_args, reference_pair
 from flag_util import Proc
 from test_auth import SASLPASSWD2, AuthServer
 
@@ -39,14 +39,7 @@ USER, PASSWORD = "alice", "s3cret-pw"
 
 @pytest.fixture(scope="module")
 def pair():
-    """memcached (the reference) and the server under test, -t 4 so that
-    keys land on several workers."""
-    ref = Server(binary=MEMCACHED, threads=2)
-    sut = Server(threads=4)
-    yield ref, sut
-    problems = sut.stop() + ref.stop()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from reference_pair()
 
 
 def _probe(argv, env=None):

@@ -12,19 +12,14 @@ import time
 
 import pytest
 
-from conftest import MEMCACHED, Server
+from conftest import reference_pair
 
 pytestmark = pytest.mark.time_limit(60)
 
 
 @pytest.fixture(scope="module")
 def pair():
-    ref = Server(binary=MEMCACHED, threads=2)
-    sut = Server(threads=4)
-    yield ref, sut
-    problems = sut.stop() + ref.stop()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from reference_pair()
 
 
 def session(addr, script, timeout=5.0):
