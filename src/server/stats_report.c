@@ -86,15 +86,16 @@ static void general(struct worker *w, struct stats_out *so)
     stats_emitf(so, "rejected_connections", "%llu", (unsigned long long)stat_get(&sum.rejected_connections));
     stats_emitf(so, "connection_structures", "%llu", (unsigned long long)stat_get(&sum.curr_connections));
     stats_emitf(so, "reserved_fds", "%u", 5 + nworkers * 2);
-    /* idle_kicks follows auth_errors, and only with an idle timeout set,
-     * where memcached prints it. */
-    /* get_expired is the stores' count (a lookup finding its key expired). */
+    /* Two counters that are not the workers' go in at memcached's places:
+     * get_expired after get_misses (the stores' count of lookups that
+     * found their key expired), and idle_kicks after auth_errors, only
+     * with an idle timeout set, where memcached prints it. */
 #define PRINT(f) \
-    if (!strcmp(#f, "get_expired")) \
-        stats_emitf(so, #f, "%llu", (unsigned long long)ss.get_expired); \
-    else if (strcmp(#f, "curr_connections") && strcmp(#f, "total_connections") && \
+    if (strcmp(#f, "curr_connections") && strcmp(#f, "total_connections") && \
         strcmp(#f, "rejected_connections") && strcmp(#f, "conn_yields")) \
         stats_emitf(so, #f, "%llu", (unsigned long long)stat_get(&sum.f)); \
+    if (!strcmp(#f, "get_misses")) \
+        stats_emitf(so, "get_expired", "%llu", (unsigned long long)ss.get_expired); \
     if (!strcmp(#f, "auth_errors") && settings.idle_timeout > 0) \
         stats_emitf(so, "idle_kicks", "%llu", (unsigned long long)stat_get(&sum.conn_idle_closed));
     WORKER_COUNTERS(PRINT)

@@ -11,10 +11,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* Counters printed by `stats`, in memcached's order and spelling. */
+/* Counters printed by `stats`, in memcached's order and spelling
+ * (get_expired, after get_misses, is the store's: stats_report.c). */
 #define WORKER_COUNTERS(X) \
     X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta) \
-    X(get_hits) X(get_misses) X(get_expired) X(get_flushed) \
+    X(get_hits) X(get_misses) X(get_flushed) \
     X(delete_misses) X(delete_hits) X(incr_misses) X(incr_hits) \
     X(decr_misses) X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) \
     X(touch_hits) X(touch_misses) X(store_too_large) X(store_no_memory) \
