@@ -586,7 +586,7 @@ static bool on_recv(struct uring *u, struct uio *x, struct io_uring_cqe *cqe, st
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         if (res > 0 && x->src) {
             /* The caller reads the bytes in place; the buffer goes back at
-             * the start of the next wait. */
+             * a later wait (held_return). */
             u->held[u->nheld++] = (uint16_t)bid;
             *e = (struct revent){ .src = x->src, .kind = REV_DATA,
                                   .data = uring_bufs_addr(&u->bufs, bid), .len = (size_t)res };
@@ -663,35 +663,17 @@ static bool on_send(struct uring *u, struct uio *x, int res, struct revent *e)
 }
 
 /* Buffers of reported REV_DATA events, consumed since (their bytes are
- * valid only until the next wait), go back to the kernel: all at once, with
- * one tail update, at most HELD_BATCH waits late on the usual wake-up (the
- * loop's set-up is then paid once per batch, and the kernel is short of at
- * most HELD_BATCH - 1 of the URING_NBUFS buffers), and at every other wait.
- * uring_bufs_put() for a batch, with the pool's size and count as the
- * constants they are. A buffer consumed from a slot comes back to the same
- * slot when buffers return in the order the kernel took them (one
- * connection, or completions reaped in order): that slot already says so,
- * and is left as it is. */
+ * valid only until the next wait), go back to the kernel all at once, at
+ * most HELD_BATCH waits late on the usual wake-up (the return's set-up is
+ * then paid once per batch, and the kernel is short of at most
+ * HELD_BATCH - 1 of the URING_NBUFS buffers), and at every other wait. */
 #define HELD_BATCH 16
 
 static inline void held_return(struct uring *u)
 {
-    unsigned nh = u->nheld;
-    if (nh == 0)
+    if (u->nheld == 0)
         return;
-    struct io_uring_buf_ring *br = u->bufs.br;
-    char *mem = u->bufs.mem;
-    unsigned short tail = br->tail;
-    for (unsigned i = 0; i < nh; i++) {
-        unsigned bid = u->held[i];
-        struct io_uring_buf *e = &br->bufs[(tail + i) & (URING_NBUFS - 1)];
-        if (e->bid == bid)
-            continue;   /* addr and len are bid's: the kernel does not write slots */
-        e->addr = (uint64_t)(uintptr_t)(mem + (size_t)bid * URING_BUF_SIZE);
-        e->len = URING_BUF_SIZE;
-        e->bid = (unsigned short)bid;
-    }
-    io_uring_smp_store_release(&br->tail, (unsigned short)(tail + nh));
+    uring_bufs_put_many(&u->bufs, u->held, u->nheld);
     u->nheld = 0;
 }
 

@@ -30,12 +30,32 @@ static inline char *uring_bufs_addr(const struct uring_bufs *b, unsigned bid)
     return b->mem + (size_t)bid * b->size;
 }
 
+/* Give buffers bids[0..n) back to the kernel, with one tail update. A
+ * buffer consumed from a slot comes back to the same slot when buffers
+ * return in the order the kernel took them (one connection, or
+ * completions reaped in order): that slot already names it, and is left
+ * as it is (the kernel does not write the slots of a ring like this one:
+ * no incremental consumption, no bundles). */
+static inline void uring_bufs_put_many(struct uring_bufs *b, const uint16_t *bids, unsigned n)
+{
+    struct io_uring_buf_ring *br = b->br;
+    unsigned short tail = br->tail;
+    for (unsigned i = 0; i < n; i++) {
+        struct io_uring_buf *e = &br->bufs[(tail + i) & (b->n - 1)];
+        if (e->bid == bids[i])
+            continue;
+        e->addr = (uint64_t)(uintptr_t)uring_bufs_addr(b, bids[i]);
+        e->len = b->size;
+        e->bid = bids[i];
+    }
+    io_uring_smp_store_release(&br->tail, (unsigned short)(tail + n));
+}
+
 /* Give buffer `bid` back to the kernel. */
 static inline void uring_bufs_put(struct uring_bufs *b, unsigned bid)
 {
-    io_uring_buf_ring_add(b->br, uring_bufs_addr(b, bid), b->size, (unsigned short)bid,
-                          io_uring_buf_ring_mask(b->n), 0);
-    io_uring_buf_ring_advance(b->br, 1);
+    uint16_t id = (uint16_t)bid;
+    uring_bufs_put_many(b, &id, 1);
 }
 
 #endif
