@@ -1038,11 +1038,97 @@ static inline bool conn_quiet(const struct conn *c)
            c->rbuf.len < RBUF_PAUSE && !c->l->route_paused;
 }
 
+/* ---- a lone get: one request per wake-up ------------------------------- */
+
+/* Nothing parsed, queued, unsent, in flight or held back, the input
+ * complete and spoken in plain text: the state nearly every connection is
+ * in when one get arrives at a time. One test of fields that are zero
+ * then; conn_serve's general steps would each conclude "nothing to do". */
+static inline bool conn_fresh(const struct conn *c)
+{
+    return (c->wbuf.len | c->wbuf.rlen | c->tx_bytes | c->inflight | c->rneed |
+            (uintptr_t)c->q_head | (uintptr_t)c->tls | (uintptr_t)c->pstate) == 0 &&
+           c->feed_pending && !(c->eof | c->stalled | c->closing | c->watching) &&
+           c->pops == &proto_text && !c->l->route_paused && log_level_now() < 2;
+}
+
+/* Input that is exactly one single-key get line (text_get_line), run as
+ * serve_gets runs it, the input then consumed as conn_parse would; false,
+ * with nothing done, for anything else. A fresh connection has no output,
+ * so back-pressure cannot stop it; -R can, and then the parser decides. */
+static inline bool serve_lone_get(struct conn *c)
+{
+    const char *data = c->rin ? c->rin : c->rbuf.data;
+    size_t len = c->rin ? c->rin_len : c->rbuf.len, klen;
+    const char *key;
+    uint8_t op;
+    size_t line = text_get_line(data, len, &op, &key, &klen);
+    if (line == 0 || line != len)
+        return false;
+    conn_iteration(c);
+    if (settings.reqs_per_event > 0 && c->nreq >= (unsigned)settings.reqs_per_event)
+        return false;
+    c->nreq++;
+    c->feed_pending = false;
+    struct req r = {0};
+    r.op = op;
+    r.proto = PROTO_TEXT;
+    r.key = key;
+    r.klen = (uint8_t)klen;
+    conn_request(c, &r);
+    buf_add(conn_output(c), "END\r\n", 5);
+    if (c->rin)
+        c->rin = NULL;
+    else
+        c->rbuf.len = 0;
+    if (c->rbuf.cap > BUF_KEEP)
+        buf_free(&c->rbuf);
+    return true;
+}
+
+/* Its reply, when it is all own bytes in wbuf and may go now: one plain
+ * send, as send_direct's usual case. True when everything is sent and the
+ * connection is as conn_quiet() wants it; false leaves whatever is left to
+ * conn_serve's general steps (a forwarded get, a value by reference, a
+ * partial or failed send, io_uring's direct sends spent). */
+static inline bool send_lone_reply(struct conn *c)
+{
+    struct loop *l = c->l;
+    if (c->q_head || c->wbuf.nrefs || (reactor_sends(&l->reactor) && !direct_send_ok(l)))
+        return false;
+    size_t len = c->wbuf.len;
+    send_counts_sync(l);
+    if (c->sent_iter + len > SEND_SLICE || l->sent_iter + len > WORKER_SEND_BUDGET)
+        return false;
+    ssize_t n = sys_send(c->src.fd, c->wbuf.data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n <= 0)
+        return false;
+    c->sent_iter += (size_t)n;
+    l->sent_iter += (size_t)n;
+    STAT_ADD(l->stats, bytes_written, (uint64_t)n);
+    if ((size_t)n < len) {
+        c->woff = (size_t)n;
+        return false;
+    }
+    c->wbuf.len = 0;   /* buf_reset without references */
+    c->trace_off = 0;
+    c->trace_ref = 0;
+    if (c->wbuf.cap > BUF_KEEP)
+        buf_free(&c->wbuf);
+    return c->events == EV_READ && c->counted == 0 && c->rbuf.len == 0;
+}
+
 void conn_serve(struct conn *c)
 {
     if (c->closed) {
         conn_free(c);
         return;
+    }
+    /* The usual request first: a lone get, then its reply. */
+    if (conn_fresh(c) && serve_lone_get(c)) {
+        if (send_lone_reply(c))
+            return;
+        goto output;
     }
     if (c->tls && c->feed_pending && !tls_input(c))
         return;
@@ -1060,6 +1146,7 @@ void conn_serve(struct conn *c)
         conn_close(c);
         return;
     }
+output:
     while (c->q_head && c->q_head->done) {
         struct msg *m = c->q_head;
         c->q_head = m->next;
