@@ -374,6 +374,7 @@ bool store_restore(struct store *s, const uint8_t *p, size_t len, char *why, siz
     s->spare = h.spare;
     if (!check_chains(s, nlive, why, whylen))
         goto fail;
+    ttl_marks_rebuild(s);
     rebuild_probation(s);
 
     /* Rebuild with the limit lifted: an eviction before the index is whole

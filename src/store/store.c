@@ -431,15 +431,29 @@ int store_get(struct store *s, const char *key, size_t klen, struct item_view *i
     struct item it;
     uint16_t *slot = lookup(s, key, klen, h, &it, true);
     if (!slot) {
-        notify_get(s, key, klen, NULL, NULL);
+        if (s->obs)
+            notify_get(s, key, klen, NULL, NULL);
         return ST_MISS;
     }
     uint64_t e = slot_get(slot);
     uint32_t sid = e_seg(s, e);
-    s->cls[sid_class(s, sid)].get_hits++;
-    notify_get(s, key, klen, slot, &it);
+    if (s->obs)
+        notify_get(s, key, klen, slot, &it);
     fill_view_at(s, sid, e_off(s, e), &it, iv);
-    note_hit(s, slot, sid, &it);
+    /* note_hit's and fill_view_at's bookkeeping with the segment found
+     * once (each helper would index it again). */
+    it.p[1] |= ITEM_FETCHED;
+    if (sid < s->nsegs) {
+        struct seg *sg = &s->segs[sid];
+        s->cls[sg->bucket].get_hits++;
+        iv->atime = sg->atime;
+        sg->atime = s->now;
+    } else {
+        s->cls[TTL_NBUCKETS].get_hits++;
+        iv->atime = s->larges[sid - s->nsegs].atime;
+        s->larges[sid - s->nsegs].atime = s->now;
+    }
+    slot_set_freq(slot, freq_bump(s, slot_freq(slot)));
     return ST_OK;
 }
 
@@ -601,8 +615,10 @@ static int put_item(struct store *s, enum store_mode mode, const char *key, size
             v = (struct wsrc){val, tmp, vlen, it.vlen};
     }
     /* memcached counts a set in the class it allocates the item from */
-    s->cls[klen + v.alen + v.blen + 16 > s->large_min ? TTL_NBUCKETS
-                                                       : ttl_bucket_of(s, exptime)].cmd_set++;
+    unsigned set_cls = klen + v.alen + v.blen + 16 > s->large_min ? TTL_NBUCKETS
+                                                                  : ttl_bucket_of(s, exptime);
+    s->cls[set_cls].cmd_set++;
+    cls_mark(s, set_cls);
     if (mode == SM_CAS)
         s->cls[entry_class(s, slot_get(slot))].cas_hits++;
     const struct found f = {slot, &it, moves};

@@ -239,6 +239,12 @@ struct store {
 
     struct ttl_bucket ttl[TTL_NBUCKETS];
     uint32_t          maint_bucket;
+    /* Buckets holding segments (ttl_busy), and buckets whose class counters
+     * may be other than zero (cls_seen: ever held a segment or counted a
+     * set): the once-a-second walks (TTL reclaim, class stats) visit only
+     * these instead of all 978. */
+    uint64_t          ttl_busy[(TTL_NBUCKETS + 63) / 64];
+    uint64_t          cls_seen[(TTL_NBUCKETS + 1 + 63) / 64];
 
     uint32_t *dirty;         /* ring of (seg id) whose bytes are mostly dead */
     uint32_t  dirty_head, dirty_n;
@@ -468,6 +474,15 @@ unsigned store_class_of_bucket(unsigned b);   /* class index (id - 1) */
 void     ttl_link_tail(struct store *s, uint32_t b, uint32_t id);
 void     ttl_link_before(struct store *s, uint32_t b, uint32_t id, uint32_t before);
 void     ttl_unlink(struct store *s, uint32_t id);
+/* The first bucket at or after b, below `end`, that holds segments (ttl_busy),
+ * or `end`. */
+unsigned ttl_next_busy(const struct store *s, unsigned b, unsigned end);
+/* ttl_busy and cls_seen from the chains and counters (after a restore). */
+void     ttl_marks_rebuild(struct store *s);
+static inline void cls_mark(struct store *s, unsigned b)
+{
+    s->cls_seen[b / 64] |= UINT64_C(1) << (b % 64);
+}
 uint8_t *ttl_append(struct store *s, size_t size, uint32_t exptime, uint32_t *sid, uint32_t *off);
 bool     ttl_reclaim_one(struct store *s);
 unsigned ttl_reclaim_scan(struct store *s, unsigned budget, bool *more);

@@ -39,6 +39,42 @@ unsigned ttl_bucket_of(const struct store *s, uint32_t exptime)
     return 976;
 }
 
+static bool class_counted(const struct class_ctr *cc)
+{
+    static const struct class_ctr zero;
+    return memcmp(cc, &zero, sizeof zero) != 0;
+}
+
+static void mark_busy(struct store *s, uint32_t b)
+{
+    s->ttl_busy[b / 64] |= UINT64_C(1) << (b % 64);
+    cls_mark(s, b);
+}
+
+unsigned ttl_next_busy(const struct store *s, unsigned b, unsigned end)
+{
+    while (b < end) {
+        uint64_t w = s->ttl_busy[b / 64] >> (b % 64);
+        if (w) {
+            b += (unsigned)__builtin_ctzll(w);
+            return b < end ? b : end;
+        }
+        b = (b / 64 + 1) * 64;
+    }
+    return end;
+}
+
+void ttl_marks_rebuild(struct store *s)
+{
+    memset(s->ttl_busy, 0, sizeof s->ttl_busy);
+    for (unsigned b = 0; b < TTL_NBUCKETS; b++)
+        if (s->ttl[b].head != NONE32)
+            mark_busy(s, b);
+    for (unsigned b = 0; b <= TTL_NBUCKETS; b++)
+        if (class_counted(&s->cls[b]))
+            cls_mark(s, b);
+}
+
 void ttl_link_tail(struct store *s, uint32_t b, uint32_t id)
 {
     struct ttl_bucket *tb = &s->ttl[b];
@@ -46,10 +82,12 @@ void ttl_link_tail(struct store *s, uint32_t b, uint32_t id)
     g->bucket = (uint16_t)b;
     g->next = NONE32;
     g->prev = tb->tail;
-    if (tb->tail != NONE32)
+    if (tb->tail != NONE32) {
         s->segs[tb->tail].next = id;
-    else
+    } else {
         tb->head = id;
+        mark_busy(s, b);
+    }
     tb->tail = id;
     tb->nseg++;
 }
@@ -85,6 +123,8 @@ void ttl_unlink(struct store *s, uint32_t id)
         s->segs[g->next].prev = g->prev;
     else
         tb->tail = g->prev;
+    if (tb->head == NONE32)
+        s->ttl_busy[g->bucket / 64] &= ~(UINT64_C(1) << (g->bucket % 64));
     if (tb->open == id)
         tb->open = NONE32;
     if (tb->popen == id)
@@ -168,8 +208,9 @@ static bool reclaim_bucket(struct store *s, unsigned b, unsigned max)
  * more than an eviction would make it wait. */
 bool ttl_reclaim_one(struct store *s)
 {
-    for (unsigned b = 0; b < TTL_NEVER; b++)
-        if (s->ttl[b].head != NONE32 && seg_expired(s, s->ttl[b].head))
+    for (unsigned b = ttl_next_busy(s, 0, TTL_NEVER); b < TTL_NEVER;
+         b = ttl_next_busy(s, b + 1, TTL_NEVER))
+        if (seg_expired(s, s->ttl[b].head))
             return reclaim_bucket(s, b, RECLAIM_WRITE);
     return false;
 }
@@ -186,13 +227,25 @@ unsigned ttl_reclaim_scan(struct store *s, unsigned budget, bool *more)
             used++;
             continue;   /* the next head may be expired too */
         }
-        s->maint_bucket = (b + 1) % TTL_NEVER;
-        if (++looked % 64 == 0)
-            used++;
+        /* On to the next bucket holding segments, round the ring; the
+         * empty ones passed count as looked at, as if visited. */
+        unsigned next = ttl_next_busy(s, b + 1, TTL_NEVER), step;
+        if (next < TTL_NEVER) {
+            step = next - b;
+        } else {
+            next = ttl_next_busy(s, 0, TTL_NEVER);
+            step = next < TTL_NEVER ? TTL_NEVER - b + next : TTL_NEVER - looked;
+            if (next == TTL_NEVER)
+                next = (b + 1) % TTL_NEVER;
+        }
+        s->maint_bucket = next;
+        used += (looked + step) / 64 - looked / 64;
+        looked += step;
     }
     if (used >= budget) {
-        for (unsigned b = 0; b < TTL_NEVER; b++)
-            if (s->ttl[b].head != NONE32 && seg_expired(s, s->ttl[b].head)) {
+        for (unsigned b = ttl_next_busy(s, 0, TTL_NEVER); b < TTL_NEVER;
+             b = ttl_next_busy(s, b + 1, TTL_NEVER))
+            if (seg_expired(s, s->ttl[b].head)) {
                 *more = true;
                 break;
             }
@@ -261,12 +314,6 @@ static void class_add_counters(const struct class_ctr *cc, struct store_class_st
 #undef ADD
 }
 
-static bool class_counted(const struct class_ctr *cc)
-{
-    static const struct class_ctr zero;
-    return memcmp(cc, &zero, sizeof zero) != 0;
-}
-
 unsigned store_get_class_stats(const struct store *s, struct store_class_stats *out,
                                unsigned max)
 {
@@ -276,7 +323,11 @@ unsigned store_get_class_stats(const struct store *s, struct store_class_stats *
     memset(acc, 0, sizeof acc);
     for (unsigned k = 0; k < STORE_CLASSES_MAX; k++)
         oldest[k] = s->now;
-    for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
+    for (unsigned w = 0; w < (TTL_NBUCKETS + 63) / 64; w++)
+    for (uint64_t bits = s->cls_seen[w]; bits; bits &= bits - 1) {
+        unsigned b = w * 64 + (unsigned)__builtin_ctzll(bits);
+        if (b >= TTL_NBUCKETS)
+            break;
         const struct ttl_bucket *tb = &s->ttl[b];
         if (tb->head == NONE32 && !class_counted(&s->cls[b]))
             continue;

@@ -245,6 +245,45 @@ static void test_expiry_touch(void **state)
     store_destroy(s);
 }
 
+/* TTLs in every tier of buckets, expiring one tier after another: the
+ * reclaim walk, which visits only buckets holding segments, finds each
+ * (also past the end of the ring of buckets, from where the last walk
+ * stopped), and the class stats still list the emptied buckets' counts. */
+static void test_ttl_reclaim_sparse_buckets(void **state)
+{
+    struct store *s = mk(8 * MB, 64 * KB, true);
+    static const uint32_t ttls[] = {9, 3000, 40000, 600000, 9000000};
+    enum { PER = 300, N = sizeof ttls / sizeof ttls[0] };
+    char key[32], val[150];
+    memset(val, 'v', sizeof(val));
+    for (unsigned t = 0; t < N; t++)
+        for (int i = 0; i < PER; i++) {
+            snprintf(key, sizeof(key), "t%u:%d", t, i);
+            assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 0, ttls[t], 0,
+                                       NULL), ST_OK);
+        }
+    assert_int_equal(store_put(s, SM_SET, "forever", 7, val, 100, 0, 0, 0, NULL), ST_OK);
+    check_consistency(s);
+    struct store_class_stats before[64];
+    unsigned nbefore = store_get_class_stats(s, before, 64);
+    for (unsigned t = 0; t < N; t++) {
+        store_clock(s, ttls[t]);
+        while (store_maintain(s, 100))
+            ;
+        struct store_stats st;
+        store_get_stats(s, &st);
+        assert_int_equal(st.expired_reclaimed, (t + 1) * PER);
+        assert_int_equal(st.curr_items, (N - 1 - t) * PER + 1);
+        check_consistency(s);
+    }
+    struct item_view iv;
+    assert_int_equal(store_get(s, "forever", 7, &iv), ST_OK);
+    struct store_class_stats after[64];
+    unsigned nafter = store_get_class_stats(s, after, 64);
+    assert_int_equal(nafter, nbefore);   /* emptied classes keep their set counts */
+    store_destroy(s);
+}
+
 /* Items of one TTL go to the same segments; once they all expired,
  * store_maintain frees those segments whole; an item touched to live longer
  * is relocated with its CAS. */
@@ -874,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_arith),
         cmocka_unit_test(test_expiry_touch),
         cmocka_unit_test(test_ttl_reclaim),
+        cmocka_unit_test(test_ttl_reclaim_sparse_buckets),
         cmocka_unit_test(test_segments),
         cmocka_unit_test(test_index_growth),
         cmocka_unit_test(test_large),

@@ -72,6 +72,14 @@ static inline void check_consistency(struct store *s)
         live++;
         bytes += it.size;
     }
+    /* the bucket marks the once-a-second walks go by: busy exactly where a
+     * chain is, and every busy bucket seen for its class counters */
+    for (unsigned b = 0; b < TTL_NBUCKETS; b++) {
+        bool busy = (s->ttl_busy[b / 64] >> (b % 64)) & 1;
+        assert_int_equal(busy, s->ttl[b].head != NONE32);
+        if (busy)
+            assert_true((s->cls_seen[b / 64] >> (b % 64)) & 1);
+    }
     /* every index entry points at a live item of a used segment */
     uint64_t entries = 0;
     for (size_t b = 0; b < s->idx.nb; b++) {
