@@ -795,14 +795,117 @@ static void conn_parse(struct conn *c)
         buf_free(&c->rbuf);
 }
 
+/* ---- a lone get: one request per wake-up ------------------------------- */
+
+/* At one request per wake-up nearly every input is one get on a connection
+ * with nothing else going on. It runs where its bytes arrive (conn_read,
+ * conn_feed) and its reply goes out at once, without the serve pass and
+ * conn_serve's general steps, each of which would conclude "nothing to do"
+ * (at that load they were a tenth of a get). Input is still parsed in
+ * order: a connection with anything unparsed, queued or unsent is not
+ * fresh, and its input waits for the serve pass as before. */
+
+/* Nothing parsed, queued, unsent, in flight or held back, the input
+ * complete and spoken in plain text: the state nearly every connection is
+ * in when one get arrives at a time. One test of fields that are zero
+ * then; conn_serve's general steps would each conclude "nothing to do". */
+static inline bool conn_fresh(const struct conn *c)
+{
+    return (c->wbuf.len | c->wbuf.rlen | c->tx_bytes | c->inflight | c->rneed |
+            (uintptr_t)c->q_head | (uintptr_t)c->tls | (uintptr_t)c->pstate) == 0 &&
+           c->feed_pending && !(c->closed | c->eof | c->stalled | c->closing | c->watching) &&
+           c->pops == &proto_text && !c->l->route_paused && log_level_now() < 2;
+}
+
+/* Input that is exactly one single-key get line (text_get_line), run as
+ * serve_gets runs it, the input then consumed as conn_parse would; false,
+ * with nothing done, for anything else. A fresh connection has no output,
+ * so back-pressure cannot stop it; -R can, and then the parser decides. */
+static inline bool serve_lone_get(struct conn *c)
+{
+    const char *data = c->rin ? c->rin : c->rbuf.data;
+    size_t len = c->rin ? c->rin_len : c->rbuf.len, klen;
+    const char *key;
+    uint8_t op;
+    size_t line = text_get_line(data, len, &op, &key, &klen);
+    if (line == 0 || line != len)
+        return false;
+    conn_iteration(c);
+    if (settings.reqs_per_event > 0 && c->nreq >= (unsigned)settings.reqs_per_event)
+        return false;
+    c->nreq++;
+    c->feed_pending = false;
+    struct req r = {0};
+    r.op = op;
+    r.proto = PROTO_TEXT;
+    r.key = key;
+    r.klen = (uint8_t)klen;
+    conn_request(c, &r);
+    buf_add(conn_output(c), "END\r\n", 5);
+    if (c->rin)
+        c->rin = NULL;
+    else
+        c->rbuf.len = 0;
+    if (c->rbuf.cap > BUF_KEEP)
+        buf_free(&c->rbuf);
+    return true;
+}
+
+/* Its reply, when it is all own bytes in wbuf and may go now: one plain
+ * send, as send_direct's usual case. True when everything is sent and the
+ * connection is as conn_quiet() wants it; false leaves whatever is left to
+ * conn_serve's general steps (a forwarded get, a value by reference, a
+ * partial or failed send, io_uring's direct sends spent). */
+static inline bool send_lone_reply(struct conn *c)
+{
+    struct loop *l = c->l;
+    if (c->q_head || c->wbuf.nrefs || (reactor_sends(&l->reactor) && !direct_send_ok(l)))
+        return false;
+    size_t len = c->wbuf.len;
+    send_counts_sync(l);
+    if (c->sent_iter + len > SEND_SLICE || l->sent_iter + len > WORKER_SEND_BUDGET)
+        return false;
+    ssize_t n = sys_send(c->src.fd, c->wbuf.data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n <= 0)
+        return false;
+    c->sent_iter += (size_t)n;
+    l->sent_iter += (size_t)n;
+    STAT_ADD(l->stats, bytes_written, (uint64_t)n);
+    if ((size_t)n < len) {
+        c->woff = (size_t)n;
+        return false;
+    }
+    c->wbuf.len = 0;   /* buf_reset without references */
+    c->trace_off = 0;
+    c->trace_ref = 0;
+    if (c->wbuf.cap > BUF_KEEP)
+        buf_free(&c->wbuf);
+    return c->events == EV_READ && c->counted == 0 && c->rbuf.len == 0;
+}
+
+/* The lone get where its input arrived: true when it ran and its reply
+ * went out, leaving nothing for the serve pass; false (not fresh, not a
+ * lone get, or a reply that could not go at once) leaves it to the serve
+ * pass. One out-of-line copy of the inlined get executor for both
+ * backends. */
+static __attribute__((noinline)) bool serve_quick(struct conn *c)
+{
+    return conn_fresh(c) && serve_lone_get(c) && send_lone_reply(c);
+}
+
 /* New input: parsed once in this iteration's serve pass, after every read
  * and completion of the iteration is in (a line split over several reads or
  * provided buffers is judged whole). */
-static inline void input_arrived(struct conn *c, size_t n)
+static inline void input_noted(struct conn *c, size_t n)
 {
     c->last_active = c->l->now;
     STAT_ADD(c->l->stats, bytes_read, (uint64_t)n);
     c->feed_pending = true;
+}
+
+static inline void input_arrived(struct conn *c, size_t n)
+{
+    input_noted(c, n);
     mark_dirty(c);
 }
 
@@ -846,7 +949,9 @@ void conn_feed(struct conn *c, const char *data, size_t n)
     if ((c->rbuf.len | (uintptr_t)c->rin | (uintptr_t)c->tls | c->closed) == 0) {
         c->rin = data;
         c->rin_len = n;
-        input_arrived(c, n);
+        input_noted(c, n);
+        if (!serve_quick(c))
+            mark_dirty(c);
         return;
     }
     feed_slow(c, data, n);
@@ -869,6 +974,7 @@ void conn_peer_closed(struct conn *c)
 
 static void conn_read(struct conn *c)
 {
+    bool got = false;
     for (int round = 0; round < 4; round++) {
         size_t want = READ_CHUNK;
         if (!c->tls && c->rneed > c->rbuf.len && c->rneed - c->rbuf.len > want)
@@ -893,10 +999,13 @@ static void conn_read(struct conn *c)
             return;
         }
         in->len += (size_t)n;
-        input_arrived(c, (size_t)n);
+        input_noted(c, (size_t)n);
+        got = true;
         if ((size_t)n < room || in->len >= RBUF_PAUSE)
             break;
     }
+    if (got && !serve_quick(c))
+        mark_dirty(c);
 }
 
 void conn_ready(struct conn *c, uint32_t events)
@@ -1038,97 +1147,11 @@ static inline bool conn_quiet(const struct conn *c)
            c->rbuf.len < RBUF_PAUSE && !c->l->route_paused;
 }
 
-/* ---- a lone get: one request per wake-up ------------------------------- */
-
-/* Nothing parsed, queued, unsent, in flight or held back, the input
- * complete and spoken in plain text: the state nearly every connection is
- * in when one get arrives at a time. One test of fields that are zero
- * then; conn_serve's general steps would each conclude "nothing to do". */
-static inline bool conn_fresh(const struct conn *c)
-{
-    return (c->wbuf.len | c->wbuf.rlen | c->tx_bytes | c->inflight | c->rneed |
-            (uintptr_t)c->q_head | (uintptr_t)c->tls | (uintptr_t)c->pstate) == 0 &&
-           c->feed_pending && !(c->eof | c->stalled | c->closing | c->watching) &&
-           c->pops == &proto_text && !c->l->route_paused && log_level_now() < 2;
-}
-
-/* Input that is exactly one single-key get line (text_get_line), run as
- * serve_gets runs it, the input then consumed as conn_parse would; false,
- * with nothing done, for anything else. A fresh connection has no output,
- * so back-pressure cannot stop it; -R can, and then the parser decides. */
-static inline bool serve_lone_get(struct conn *c)
-{
-    const char *data = c->rin ? c->rin : c->rbuf.data;
-    size_t len = c->rin ? c->rin_len : c->rbuf.len, klen;
-    const char *key;
-    uint8_t op;
-    size_t line = text_get_line(data, len, &op, &key, &klen);
-    if (line == 0 || line != len)
-        return false;
-    conn_iteration(c);
-    if (settings.reqs_per_event > 0 && c->nreq >= (unsigned)settings.reqs_per_event)
-        return false;
-    c->nreq++;
-    c->feed_pending = false;
-    struct req r = {0};
-    r.op = op;
-    r.proto = PROTO_TEXT;
-    r.key = key;
-    r.klen = (uint8_t)klen;
-    conn_request(c, &r);
-    buf_add(conn_output(c), "END\r\n", 5);
-    if (c->rin)
-        c->rin = NULL;
-    else
-        c->rbuf.len = 0;
-    if (c->rbuf.cap > BUF_KEEP)
-        buf_free(&c->rbuf);
-    return true;
-}
-
-/* Its reply, when it is all own bytes in wbuf and may go now: one plain
- * send, as send_direct's usual case. True when everything is sent and the
- * connection is as conn_quiet() wants it; false leaves whatever is left to
- * conn_serve's general steps (a forwarded get, a value by reference, a
- * partial or failed send, io_uring's direct sends spent). */
-static inline bool send_lone_reply(struct conn *c)
-{
-    struct loop *l = c->l;
-    if (c->q_head || c->wbuf.nrefs || (reactor_sends(&l->reactor) && !direct_send_ok(l)))
-        return false;
-    size_t len = c->wbuf.len;
-    send_counts_sync(l);
-    if (c->sent_iter + len > SEND_SLICE || l->sent_iter + len > WORKER_SEND_BUDGET)
-        return false;
-    ssize_t n = sys_send(c->src.fd, c->wbuf.data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n <= 0)
-        return false;
-    c->sent_iter += (size_t)n;
-    l->sent_iter += (size_t)n;
-    STAT_ADD(l->stats, bytes_written, (uint64_t)n);
-    if ((size_t)n < len) {
-        c->woff = (size_t)n;
-        return false;
-    }
-    c->wbuf.len = 0;   /* buf_reset without references */
-    c->trace_off = 0;
-    c->trace_ref = 0;
-    if (c->wbuf.cap > BUF_KEEP)
-        buf_free(&c->wbuf);
-    return c->events == EV_READ && c->counted == 0 && c->rbuf.len == 0;
-}
-
 void conn_serve(struct conn *c)
 {
     if (c->closed) {
         conn_free(c);
         return;
-    }
-    /* The usual request first: a lone get, then its reply. */
-    if (conn_fresh(c) && serve_lone_get(c)) {
-        if (send_lone_reply(c))
-            return;
-        goto output;
     }
     if (c->tls && c->feed_pending && !tls_input(c))
         return;
@@ -1146,7 +1169,6 @@ void conn_serve(struct conn *c)
         conn_close(c);
         return;
     }
-output:
     while (c->q_head && c->q_head->done) {
         struct msg *m = c->q_head;
         c->q_head = m->next;
