@@ -855,21 +855,20 @@ static inline bool serve_lone_get(struct conn *c)
  * send, as send_direct's usual case. True when everything is sent and the
  * connection is as conn_quiet() wants it; false leaves whatever is left to
  * conn_serve's general steps (a forwarded get, a value by reference, a
- * partial or failed send, io_uring's direct sends spent). */
+ * partial or failed send, io_uring's direct sends spent). The per-iteration
+ * send budgets (SEND_SLICE, WORKER_SEND_BUDGET) are not asked or charged:
+ * they keep large copies from holding the loop, and a lone reply is small
+ * (values of PROTO_REF_MIN bytes and more go by reference, which is not
+ * this path), at most one per event of the iteration. */
 static inline bool send_lone_reply(struct conn *c)
 {
     struct loop *l = c->l;
     if (c->q_head || c->wbuf.nrefs || (reactor_sends(&l->reactor) && !direct_send_ok(l)))
         return false;
     size_t len = c->wbuf.len;
-    send_counts_sync(l);
-    if (c->sent_iter + len > SEND_SLICE || l->sent_iter + len > WORKER_SEND_BUDGET)
-        return false;
     ssize_t n = sys_send(c->src.fd, c->wbuf.data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n <= 0)
         return false;
-    c->sent_iter += (size_t)n;
-    l->sent_iter += (size_t)n;
     STAT_ADD(l->stats, bytes_written, (uint64_t)n);
     if ((size_t)n < len) {
         c->woff = (size_t)n;
