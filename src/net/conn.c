@@ -949,7 +949,7 @@ void conn_feed(struct conn *c, const char *data, size_t n)
         c->rin = data;
         c->rin_len = n;
         input_noted(c, n);
-        if (!serve_quick(c))
+        if (!(text_get_start(data, n) && serve_quick(c)))
             mark_dirty(c);
         return;
     }
@@ -1003,7 +1003,7 @@ static void conn_read(struct conn *c)
         if ((size_t)n < room || in->len >= RBUF_PAUSE)
             break;
     }
-    if (got && !serve_quick(c))
+    if (got && !(text_get_start(c->rbuf.data, c->rbuf.len) && serve_quick(c)))
         mark_dirty(c);
 }
 
