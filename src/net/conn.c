@@ -639,6 +639,20 @@ static __attribute__((noinline)) bool rin_keep(struct conn *c, size_t from)
     return true;
 }
 
+/* One single-key text get (text_get_line's), as the parser runs it: the
+ * request, then "END". */
+static inline __attribute__((always_inline)) void text_get(struct conn *c, uint8_t op,
+                                                           const char *key, size_t klen)
+{
+    struct req r = {0};
+    r.op = op;
+    r.proto = PROTO_TEXT;
+    r.key = key;
+    r.klen = (uint8_t)klen;
+    conn_request(c, &r);
+    buf_add(conn_output(c), "END\r\n", 5);
+}
+
 /* Single-key text gets at the front of the input, run as the text parser
  * would run them (its busy check, the request, "END"), without its general
  * loop and the sink's calls through pointers: at one request per wake-up
@@ -655,13 +669,7 @@ static size_t serve_gets(struct conn *c, const char *data, size_t len, bool *bus
             *busy = true;
             break;
         }
-        struct req r = {0};
-        r.op = op;
-        r.proto = PROTO_TEXT;
-        r.key = key;
-        r.klen = (uint8_t)klen;
-        conn_request(c, &r);
-        buf_add(conn_output(c), "END\r\n", 5);
+        text_get(c, op, key, klen);
         off += line;
     }
     return off;
@@ -805,10 +813,8 @@ static void conn_parse(struct conn *c)
  * order: a connection with anything unparsed, queued or unsent is not
  * fresh, and its input waits for the serve pass as before. */
 
-/* Nothing parsed, queued, unsent, in flight or held back, the input
- * complete and spoken in plain text: the state nearly every connection is
- * in when one get arrives at a time. One test of fields that are zero
- * then; conn_serve's general steps would each conclude "nothing to do". */
+/* Fresh: nothing parsed, queued, unsent, in flight or held back, and plain
+ * text without tracing. One test of the fields that are zero then. */
 static inline bool conn_fresh(const struct conn *c)
 {
     return (c->wbuf.len | c->wbuf.rlen | c->tx_bytes | c->inflight | c->rneed |
@@ -835,13 +841,7 @@ static inline bool serve_lone_get(struct conn *c)
         return false;
     c->nreq++;
     c->feed_pending = false;
-    struct req r = {0};
-    r.op = op;
-    r.proto = PROTO_TEXT;
-    r.key = key;
-    r.klen = (uint8_t)klen;
-    conn_request(c, &r);
-    buf_add(conn_output(c), "END\r\n", 5);
+    text_get(c, op, key, klen);
     if (c->rin)
         c->rin = NULL;
     else
