@@ -814,12 +814,14 @@ static void conn_parse(struct conn *c)
  * fresh, and its input waits for the serve pass as before. */
 
 /* Fresh: nothing parsed, queued, unsent, in flight or held back, and plain
- * text without tracing. One test of the fields that are zero then. */
+ * text without TLS or tracing (the reply goes straight to the socket). One
+ * test of the fields that are zero then; what both callers have just
+ * established is not asked again (open, input noted). */
 static inline bool conn_fresh(const struct conn *c)
 {
     return (c->wbuf.len | c->wbuf.rlen | c->tx_bytes | c->inflight | c->rneed |
-            (uintptr_t)c->q_head | (uintptr_t)c->tls | (uintptr_t)c->pstate) == 0 &&
-           c->feed_pending && !(c->closed | c->eof | c->stalled | c->closing | c->watching) &&
+            (uintptr_t)c->q_head | (uintptr_t)c->pstate | (uintptr_t)c->tls) == 0 &&
+           !(c->eof | c->stalled | c->closing | c->watching) &&
            c->pops == &proto_text && !c->l->route_paused && log_level_now() < 2;
 }
 
@@ -874,12 +876,11 @@ static inline bool send_lone_reply(struct conn *c)
         c->woff = (size_t)n;
         return false;
     }
-    c->wbuf.len = 0;   /* buf_reset without references */
-    c->trace_off = 0;
-    c->trace_ref = 0;
+    c->wbuf.len = 0;   /* buf_reset without references; woff and the -vv
+                        * trace offsets are still 0 (fresh, not tracing) */
     if (c->wbuf.cap > BUF_KEEP)
         buf_free(&c->wbuf);
-    return c->events == EV_READ && c->counted == 0 && c->rbuf.len == 0;
+    return c->events == EV_READ && c->counted == 0;
 }
 
 /* The lone get where its input arrived: true when it ran and its reply
