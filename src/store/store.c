@@ -271,8 +271,10 @@ static inline uint16_t *lookup(struct store *s, const char *key, size_t klen, ui
     return slot;
 }
 
-static inline void fill_view_at(const struct store *s, uint32_t sid, uint32_t off,
-                         const struct item *it, struct item_view *iv)
+/* The view of an item, but its atime (the caller's: store_get reads it
+ * where it also writes it). */
+static inline void fill_view_item(uint32_t sid, uint32_t off, const struct item *it,
+                                  struct item_view *iv)
 {
     iv->key = it->key;
     iv->val = it->val;
@@ -280,10 +282,16 @@ static inline void fill_view_at(const struct store *s, uint32_t sid, uint32_t of
     iv->vlen = it->vlen;
     iv->flags = it->flags;
     iv->exptime = it->exptime;
-    iv->atime = seg_loc_atime(s, sid);
     iv->mbits = it->bits & IB_MBITS;
     iv->loc = sid;
     iv->off = off;
+}
+
+static inline void fill_view_at(const struct store *s, uint32_t sid, uint32_t off,
+                         const struct item *it, struct item_view *iv)
+{
+    fill_view_item(sid, off, it, iv);
+    iv->atime = seg_loc_atime(s, sid);
 }
 
 uint64_t store_view_cas(struct store *s, const struct item_view *iv)
@@ -439,8 +447,8 @@ int store_get(struct store *s, const char *key, size_t klen, struct item_view *i
     uint32_t sid = e_seg(s, e);
     if (s->obs)
         notify_get(s, key, klen, slot, &it);
-    fill_view_at(s, sid, e_off(s, e), &it, iv);
-    /* note_hit's and fill_view_at's bookkeeping with the segment found
+    fill_view_item(sid, e_off(s, e), &it, iv);
+    /* note_hit's bookkeeping and the view's atime with the segment found
      * once (each helper would index it again). */
     it.p[1] |= ITEM_FETCHED;
     if (sid < s->nsegs) {
