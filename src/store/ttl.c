@@ -238,6 +238,10 @@ unsigned ttl_reclaim_scan(struct store *s, unsigned budget, bool *more)
             if (next == TTL_NEVER)
                 next = (b + 1) % TTL_NEVER;
         }
+        /* A walk that began on an empty bucket comes round past its start:
+         * no more than the one circle is charged. */
+        if (step > TTL_NEVER - looked)
+            step = TTL_NEVER - looked;
         s->maint_bucket = next;
         used += (looked + step) / 64 - looked / 64;
         looked += step;

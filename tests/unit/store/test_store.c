@@ -281,6 +281,21 @@ static void test_ttl_reclaim_sparse_buckets(void **state)
     struct store_class_stats after[64];
     unsigned nafter = store_get_class_stats(s, after, 64);
     assert_int_equal(nafter, nbefore);   /* emptied classes keep their set counts */
+    /* The walk's charge: one unit per 64 buckets looked at, one circle
+     * (977 buckets: 15 units) whether it starts on a bucket holding
+     * segments or on an empty one before them. */
+    static const uint32_t later[] = {40960, 450560};   /* buckets 500 and 700 */
+    for (unsigned t = 0; t < 2; t++) {
+        snprintf(key, sizeof(key), "later%u", t);
+        assert_int_equal(store_put(s, SM_SET, key, strlen(key), val, 100, 0,
+                                   ttls[N - 1] + later[t], 0, NULL), ST_OK);
+    }
+    bool more = false;
+    s->maint_bucket = 10;
+    assert_int_equal(ttl_reclaim_scan(s, 64, &more), 15);
+    assert_false(more);
+    assert_int_equal(ttl_reclaim_scan(s, 64, &more), 15);   /* from a busy bucket now */
+    assert_false(more);
     store_destroy(s);
 }
 
