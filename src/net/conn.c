@@ -1034,6 +1034,19 @@ void conn_sent(struct conn *c, size_t n, bool failed)
 
 /* ---- TLS (net/tls.h): the transport under the parser ------------------- */
 
+/* What the session has sealed and not sent, if the socket takes it at
+ * once: best effort, never waiting (an alert or close_notify before a
+ * close). */
+static void tls_send_now(struct conn *c)
+{
+    struct tls_conn *t = c->tls;
+    if (tls_conn_unsent(t)) {
+        ssize_t n = send(c->src.fd, t->out.data + t->outoff, tls_conn_unsent(t),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+    }
+}
+
 /* A session that failed: its alert (already sealed) goes out if the
  * socket takes it at once, then the connection closes. */
 static void tls_abort(struct conn *c)
@@ -1044,10 +1057,8 @@ static void tls_abort(struct conn *c)
         /* A clear-text client: a line it can read instead of an alert. */
         ssize_t n = send(c->src.fd, need_tls, sizeof need_tls - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)n;
-    } else if (tls_conn_unsent(t) && c->tx_bytes == 0) {
-        ssize_t n = send(c->src.fd, t->out.data + t->outoff, tls_conn_unsent(t),
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)n;
+    } else if (c->tx_bytes == 0) {
+        tls_send_now(c);
     }
     if (conn_tracing())
         conn_trace_event(c, t->established ? "TLS record error." : "TLS handshake failed.");
@@ -1067,11 +1078,7 @@ static void tls_close_notify(struct conn *c)
     if (t->shut || !t->established || t->failed || c->tx_bytes || tls_conn_unsent(t))
         return;
     tls_conn_shutdown(t);
-    if (tls_conn_unsent(t)) {
-        ssize_t n = send(c->src.fd, t->out.data + t->outoff, tls_conn_unsent(t),
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)n;
-    }
+    tls_send_now(c);
 }
 
 /* Ciphertext received: handshake, then decrypt into rbuf for the parser.

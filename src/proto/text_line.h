@@ -86,19 +86,19 @@ static inline size_t eol_at(const char *q, const char *end)
     return q < end && *q == '\n';
 }
 
-/* The line nearly every text request is: does data[0..len) start with a
- * whole single-key `get <key>` or `gets <key>` line (one space, CRLF or LF)
- * that text_parse() would take as exactly that? Then returns the line's
- * bytes with *op and the key set; the caller may run it as the parser
- * would (the request, then "END\r\n") and parse on after it. 0 otherwise
- * (anything else, or not all here yet): text_parse() judges it. */
-/* Could data[0..len) be a text_get_line()? Its first test alone, for
+/* Could data[0..len) be a text_get_line() below? Its first test alone, for
  * callers that would otherwise pay a call to learn "no" (a set, say). */
 static inline bool text_get_start(const char *data, size_t len)
 {
     return len >= 6 && memcmp(data, "get", 3) == 0;
 }
 
+/* The line nearly every text request is: does data[0..len) start with a
+ * whole single-key `get <key>` or `gets <key>` line (one space, CRLF or LF)
+ * that text_parse() would take as exactly that? Then returns the line's
+ * bytes with *op and the key set; the caller may run it as the parser
+ * would (the request, then "END\r\n") and parse on after it. 0 otherwise
+ * (anything else, or not all here yet): text_parse() judges it. */
 static inline size_t text_get_line(const char *data, size_t len, uint8_t *op,
                                    const char **key, size_t *klen)
 {

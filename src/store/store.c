@@ -321,11 +321,17 @@ static inline unsigned freq_bump(struct store *s, unsigned f)
     return f;
 }
 
-static inline void note_hit(struct store *s, uint16_t *slot, uint32_t sid, struct item *it)
+/* A read hit's marks on the item: fetched bit, frequency. */
+static inline void note_fetch(struct store *s, uint16_t *slot, struct item *it)
 {
     it->p[1] |= ITEM_FETCHED;
-    seg_loc_touch_atime(s, sid);
     slot_set_freq(slot, freq_bump(s, slot_freq(slot)));
+}
+
+static inline void note_hit(struct store *s, uint16_t *slot, uint32_t sid, struct item *it)
+{
+    note_fetch(s, slot, it);
+    seg_loc_touch_atime(s, sid);
 }
 
 struct wsrc {
@@ -416,11 +422,10 @@ static void delete_key(struct store *s, const char *key, size_t klen, uint64_t h
         item_remove(s, h, slot, &it);
 }
 
-static void notify_get(const struct store *s, const char *key, size_t klen, const uint16_t *slot,
-                       const struct item *it)
+static __attribute__((noinline)) void
+notify_get_event(const struct store *s, const char *key, size_t klen, const uint16_t *slot,
+                 const struct item *it)
 {
-    if (!s->obs)
-        return;
     struct store_event ev = { .kind = SEV_GET, .status = slot ? ST_OK : ST_MISS, .key = key,
                               .klen = (uint32_t)klen };
     if (slot) {
@@ -431,6 +436,15 @@ static void notify_get(const struct store *s, const char *key, size_t klen, cons
     s->obs(s->obs_arg, &ev);
 }
 
+/* Tell a watcher (if any) about a get: the test inline, the event out of
+ * line, so a store without one pays a load and a branch. */
+static inline void notify_get(const struct store *s, const char *key, size_t klen,
+                              const uint16_t *slot, const struct item *it)
+{
+    if (s->obs)
+        notify_get_event(s, key, klen, slot, it);
+}
+
 /* --- public API ------------------------------------------------------------------ */
 
 int store_get(struct store *s, const char *key, size_t klen, struct item_view *iv)
@@ -439,18 +453,16 @@ int store_get(struct store *s, const char *key, size_t klen, struct item_view *i
     struct item it;
     uint16_t *slot = lookup(s, key, klen, h, &it, true);
     if (!slot) {
-        if (s->obs)
-            notify_get(s, key, klen, NULL, NULL);
+        notify_get(s, key, klen, NULL, NULL);
         return ST_MISS;
     }
     uint64_t e = slot_get(slot);
     uint32_t sid = e_seg(s, e);
-    if (s->obs)
-        notify_get(s, key, klen, slot, &it);
+    notify_get(s, key, klen, slot, &it);
     fill_view_item(sid, e_off(s, e), &it, iv);
-    /* note_hit's bookkeeping and the view's atime with the segment found
-     * once (each helper would index it again). */
-    it.p[1] |= ITEM_FETCHED;
+    /* note_hit with the segment found once for its class counter, the
+     * view's atime and the touch (each helper would index it again). */
+    note_fetch(s, slot, &it);
     if (sid < s->nsegs) {
         struct seg *sg = &s->segs[sid];
         s->cls[sg->bucket].get_hits++;
@@ -461,7 +473,6 @@ int store_get(struct store *s, const char *key, size_t klen, struct item_view *i
         iv->atime = s->larges[sid - s->nsegs].atime;
         s->larges[sid - s->nsegs].atime = s->now;
     }
-    slot_set_freq(slot, freq_bump(s, slot_freq(slot)));
     return ST_OK;
 }
 
